@@ -1,0 +1,25 @@
+//! `chat`: connect, then run one session.
+
+use crate::cli::ChatArgs;
+use crate::error::Error;
+use crate::session::{self, End};
+use crate::signals::Signals;
+use crate::{net, status};
+
+/// Runs `chat` with `args`: one session with the server.
+///
+/// Errors: the connection failed (unknown host, refused after `--retry`),
+/// the session failed, or a terminating signal arrived ([`Error::Signal`]).
+pub fn run(args: &ChatArgs) -> Result<(), Error> {
+    let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    let stream = net::connect(&args.host, args.port, args.retry, &signals)?;
+    let peer = stream
+        .peer_addr()
+        .map_err(|e| Error::io("getpeername", e))?;
+    status!("connected to {peer}");
+    match session::duplex::run(stream, peer, &signals, &[])? {
+        End::PeerClosed => status!("connection closed by peer"),
+        End::StdoutClosed => {}
+    }
+    Ok(())
+}

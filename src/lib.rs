@@ -1,0 +1,42 @@
+//! `chatd` and `chat`: the two-terminal TCP chat of the French networking
+//! worksheet ("fiche"), built the way OpenBSD `nc` is: one function per job,
+//! one-line errors, half-close on end of file.
+//!
+//! - [`net`]: the listening socket (`SO_REUSEADDR` before `bind`) and the
+//!   connecting one (every resolved address in order, `--retry`);
+//! - [`session::duplex`]: after `accept`/`connect`, `fork()`: the parent
+//!   copies stdin to the socket, the child copies the socket to stdout;
+//! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
+//! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
+//! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
+//! - [`server`] and [`client`]: what the `chatd` and `chat` binaries run.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod messages;
+pub mod net;
+pub mod pump;
+pub mod server;
+pub mod session;
+pub mod signals;
+
+pub use error::Error;
+
+use std::process::ExitCode;
+
+/// Maps the result of a run to the process exit status, writing the error
+/// line if there is one: 0 for a normal end, 1 for a runtime failure,
+/// 128+N after signal N. (Usage errors exit 2 inside clap's `parse`.)
+pub fn exit_status(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            match &err {
+                Error::Signal(_) | Error::Reported => {}
+                other => report!("{other}"),
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

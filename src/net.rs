@@ -1,0 +1,258 @@
+//! Opening connections: the listening socket of `chatd` (worksheet question
+//! 1) and the connecting socket of `chat` (question 2).
+
+use std::ffi::{CStr, CString};
+use std::net::{
+    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, connect as sys_connect,
+    getsockopt, listen as sys_listen, setsockopt, socket, sockopt,
+};
+
+use crate::error::Error;
+use crate::signals::Signals;
+
+/// How long `chat --retry` waits between two rounds of connection attempts.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Opens a listening TCP socket on `addr`, built by hand in the order the
+/// worksheet (question 1) asks: `socket(SOCK_CLOEXEC)`, `SO_REUSEADDR` (so a
+/// restarted server does not meet "Address already in use" from connections
+/// in TIME_WAIT; setting it after `bind` would do nothing), `bind`,
+/// `listen(SOMAXCONN)`. Port 0 picks a free port (see `local_addr`).
+/// An IPv6 wildcard `::` also accepts IPv4 clients where the system allows
+/// it (`net.ipv6.bindv6only=0`, the Linux default).
+///
+/// Errors: [`Error::Sys`] naming the call, e.g. `bind 0.0.0.0:8080: Address
+/// already in use`.
+pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let fd = socket(
+        family(&addr),
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("socket", e))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)
+        .map_err(|e| Error::sys("setsockopt SO_REUSEADDR", e))?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
+        .map_err(|e| Error::sys(format!("bind {addr}"), e))?;
+    sys_listen(&fd, Backlog::MAXCONN).map_err(|e| Error::sys(format!("listen {addr}"), e))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Waits for the next client on `listener`, in a `poll` that also watches
+/// the signal pipe, so Ctrl-C stops an idle server at once. Returns the
+/// connected socket and the client's address.
+///
+/// Errors: [`Error::Signal`] when a terminating signal arrives;
+/// [`Error::Sys`] when `accept` fails for a reason other than a client that
+/// gave up before being accepted (`ECONNABORTED`, which is skipped).
+pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, SocketAddr), Error> {
+    loop {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        if fds[1].any() == Some(true) {
+            signals.drain();
+        }
+        if let Some(sig) = signals.terminated() {
+            return Err(Error::Signal(sig));
+        }
+        if fds[0].any() != Some(true) {
+            continue;
+        }
+        match listener.accept() {
+            Ok(pair) => return Ok(pair),
+            Err(e) => match crate::error::errno_of(&e) {
+                Errno::EINTR | Errno::EAGAIN | Errno::ECONNABORTED => continue,
+                errno => return Err(Error::sys("accept", errno)),
+            },
+        }
+    }
+}
+
+/// Resolves `host` with the system resolver (`getaddrinfo(3)`, so
+/// `/etc/hosts`, DNS and numeric addresses of both families work) and returns
+/// every TCP address in the resolver's order, each with `port`.
+///
+/// Errors: `unknown host HOST` when the name does not exist
+/// (`EAI_NONAME`, `EAI_NODATA`); `resolve HOST: REASON` otherwise.
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let unknown = || Error::Msg(format!("unknown host {host}"));
+    let name = CString::new(host).map_err(|_| unknown())?;
+    // SAFETY: addrinfo is a plain C struct for which all-zero is valid.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    hints.ai_protocol = libc::IPPROTO_TCP;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: name is NUL-terminated, hints is initialised and list is a
+    // valid out-pointer; list is freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    match rc {
+        0 => {}
+        libc::EAI_NONAME | libc::EAI_NODATA | libc::EAI_FAIL => return Err(unknown()),
+        libc::EAI_SYSTEM => return Err(Error::sys(format!("resolve {host}"), Errno::last())),
+        _ => {
+            // SAFETY: gai_strerror returns a static NUL-terminated string.
+            let why = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) };
+            return Err(Error::Msg(format!(
+                "resolve {host}: {}",
+                why.to_string_lossy()
+            )));
+        }
+    }
+    let mut addrs = Vec::new();
+    let mut node = list;
+    while !node.is_null() {
+        // SAFETY: node is an element of the list getaddrinfo returned, and
+        // ai_addr points to a sockaddr of the family given in ai_family.
+        unsafe {
+            let ai = &*node;
+            match ai.ai_family {
+                libc::AF_INET => {
+                    let sin = &*(ai.ai_addr as *const libc::sockaddr_in);
+                    let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    addrs.push(SocketAddr::V4(SocketAddrV4::new(ip, port)));
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ai.ai_addr as *const libc::sockaddr_in6);
+                    let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                    addrs.push(SocketAddr::V6(SocketAddrV6::new(
+                        ip,
+                        port,
+                        0,
+                        sin6.sin6_scope_id,
+                    )));
+                }
+                _ => {}
+            }
+            node = ai.ai_next;
+        }
+    }
+    // SAFETY: list came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(unknown());
+    }
+    Ok(addrs)
+}
+
+/// Connects to `host` on `port`, trying every address [`resolve`] returns,
+/// in order, until one accepts (as `nc` does). While every address refuses
+/// (`ECONNREFUSED`) and less than `retry` has passed since the first try,
+/// waits [`RETRY_INTERVAL`] and tries again: this lets a script start
+/// `chatd` and `chat` together.
+///
+/// Each attempt is a non-blocking `connect` finished in a `poll` that also
+/// watches the signal pipe, so Ctrl-C interrupts a connection in progress.
+///
+/// Errors: [`Error::Msg`] for an unknown host; [`Error::Signal`];
+/// [`Error::Sys`] `connect to HOST:PORT: REASON` with the last address's
+/// error.
+pub fn connect(
+    host: &str,
+    port: u16,
+    retry: Duration,
+    signals: &Signals,
+) -> Result<TcpStream, Error> {
+    let addrs = resolve(host, port)?;
+    let start = Instant::now();
+    loop {
+        let mut last = Errno::ECONNREFUSED;
+        let mut all_refused = true;
+        for addr in &addrs {
+            match connect_one(*addr, signals) {
+                Ok(stream) => return Ok(stream),
+                Err(Attempt::Signal(sig)) => return Err(Error::Signal(sig)),
+                Err(Attempt::Failed(errno)) => {
+                    all_refused &= errno == Errno::ECONNREFUSED;
+                    last = errno;
+                }
+            }
+        }
+        if !all_refused || start.elapsed() + RETRY_INTERVAL > retry {
+            return Err(Error::sys(
+                format!("connect to {}:{port}", bracketed(host)),
+                last,
+            ));
+        }
+        signals.sleep(RETRY_INTERVAL).map_err(Error::Signal)?;
+    }
+}
+
+/// `host`, in brackets if it is an IPv6 literal (`[::1]:8080`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+enum Attempt {
+    Signal(i32),
+    Failed(Errno),
+}
+
+fn connect_one(addr: SocketAddr, signals: &Signals) -> Result<TcpStream, Attempt> {
+    let fd: OwnedFd = socket(
+        family(&addr),
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(Attempt::Failed)?;
+    match sys_connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) => {}
+        Err(Errno::EINPROGRESS) => loop {
+            let mut fds = [
+                PollFd::new(fd.as_fd(), PollFlags::POLLOUT),
+                PollFd::new(signals.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Attempt::Failed(e)),
+            }
+            if fds[1].any() == Some(true) {
+                signals.drain();
+            }
+            if let Some(sig) = signals.terminated() {
+                return Err(Attempt::Signal(sig));
+            }
+            if fds[0].any() == Some(true) {
+                match getsockopt(&fd, sockopt::SocketError) {
+                    Ok(0) => break,
+                    Ok(code) => return Err(Attempt::Failed(Errno::from_raw(code))),
+                    Err(e) => return Err(Attempt::Failed(e)),
+                }
+            }
+        },
+        Err(e) => return Err(Attempt::Failed(e)),
+    }
+    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(Attempt::Failed)?;
+    let blocking = OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK;
+    fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(Attempt::Failed)?;
+    Ok(TcpStream::from(fd))
+}
+
+fn family(addr: &SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
+}

@@ -1,0 +1,124 @@
+//! Signals through signal-hook's self-pipe, so that one `poll(2)` waits for
+//! input and signals at once (the pattern of `signal_hook::low_level::pipe`).
+//!
+//! [`Signals::install`] registers, once and before any `fork`:
+//! - `SIGCHLD`, `SIGINT`, `SIGTERM`, `SIGHUP`: each writes a byte to the pipe;
+//! - `SIGINT`, `SIGTERM`, `SIGHUP` also record their number, so the process
+//!   can end with status 128+N (the "Signals" rule);
+//! - `SIGPIPE` is ignored, as in OpenBSD `nc`: a closed peer or stdout shows
+//!   up as `EPIPE` from `write(2)`, handled where it happens.
+//!
+//! The waiting side drains the pipe first, then acts: it checks
+//! [`Signals::terminated`] and reaps children with `waitpid(WNOHANG)` until
+//! none is left to reap.
+//!
+//! signal-hook installs its handlers with `SA_RESTART`, so blocking calls
+//! such as `read(2)` resume after a signal; `poll(2)` never does, which is why
+//! every wait that must notice a signal is a `poll` on [`Signals::fd`].
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGTERM};
+
+/// The signals that end the program (with status 128+N).
+pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+/// The read end of the self-pipe, and the last terminating signal received.
+#[derive(Debug)]
+pub struct Signals {
+    read: UnixStream,
+    terminated: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    /// Installs the handlers described in the module documentation.
+    /// Call once, early in `main`, while the process is single-threaded.
+    /// Errors: creating the socket pair or registering a handler failed.
+    pub fn install() -> io::Result<Signals> {
+        // SAFETY: setting SIGPIPE's disposition to SIG_IGN installs no
+        // handler code, so nothing can run in signal context.
+        unsafe { libc::signal(SIGPIPE, libc::SIG_IGN) };
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let terminated = Arc::new(AtomicUsize::new(0));
+        for sig in TERMINATING {
+            // Registered before the pipe action, so the number is stored by
+            // the time the byte wakes the poll (actions run in order).
+            signal_hook::flag::register_usize(sig, Arc::clone(&terminated), sig as usize)?;
+        }
+        for sig in [SIGCHLD, SIGINT, SIGTERM, SIGHUP] {
+            signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+        }
+        Ok(Signals { read, terminated })
+    }
+
+    /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// Empties the pipe (call before acting on what woke the poll).
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&self.read).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// The terminating signal received (SIGINT, SIGTERM or SIGHUP), if any.
+    pub fn terminated(&self) -> Option<i32> {
+        match self.terminated.load(Ordering::Relaxed) {
+            0 => None,
+            n => i32::try_from(n).ok(),
+        }
+    }
+
+    /// Sleeps for `duration`, returning early with `Err(N)` when terminating
+    /// signal N arrives.
+    pub fn sleep(&self, duration: Duration) -> Result<(), i32> {
+        let deadline = Instant::now() + duration;
+        loop {
+            if let Some(sig) = self.terminated() {
+                return Err(sig);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let mut fds = [PollFd::new(self.fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout(left)) {
+                Ok(_) | Err(Errno::EINTR) => self.drain(),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Restores the default action of the terminating signals and of `SIGCHLD`
+/// in a freshly forked child, which copies with blocking calls and has no
+/// poll loop: SIGINT (Ctrl-C reaches the whole process group), SIGTERM and
+/// SIGHUP then end it at once. `SIGPIPE` stays ignored.
+pub fn reset_in_child() {
+    for sig in TERMINATING.into_iter().chain([SIGCHLD]) {
+        // SAFETY: restoring SIG_DFL installs no handler code; the child is
+        // single-threaded (fork copies only the calling thread).
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// A `poll(2)` timeout for `duration`, rounded up to whole milliseconds and
+/// capped at `i32::MAX` ms.
+pub fn timeout(duration: Duration) -> PollTimeout {
+    let ms = duration.as_micros().div_ceil(1000);
+    PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
+}
