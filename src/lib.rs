@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod display;
 pub mod error;
 pub mod messages;
 pub mod net;

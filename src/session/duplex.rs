@@ -16,6 +16,7 @@
 //! `SIGTERM` should the parent die first (`PR_SET_PDEATHSIG`), so no orphan
 //! keeps printing either.
 
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
@@ -85,6 +86,8 @@ pub fn run(
             stream: &stream,
             peer,
             child,
+            ended: Cell::new(None),
+            reaped: Cell::new(false),
             signals,
         }
         .run(),
@@ -143,6 +146,10 @@ struct Sender<'a> {
     stream: &'a TcpStream,
     peer: SocketAddr,
     child: Pid,
+    /// How the child ended normally, once it is reaped.
+    ended: Cell<Option<End>>,
+    /// Whether the child is reaped (it may have ended in failure).
+    reaped: Cell<bool>,
     signals: &'a Signals,
 }
 
@@ -153,8 +160,13 @@ impl Sender<'_> {
         let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
         let mut buf = vec![0u8; BUF_SIZE];
         let mut stdin_open = true;
-        let mut send_error = None;
         loop {
+            if let Some(end) = self.ended.get() {
+                if end == End::PeerClosed && stdin_open {
+                    self.send_ready_input(stdin, &mut buf)?;
+                }
+                return Ok(end);
+            }
             let mut fds = [
                 PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                 PollFd::new(stdin, PollFlags::POLLIN),
@@ -164,51 +176,71 @@ impl Sender<'_> {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return self.fail(Error::sys("poll", e)),
             }
-            if fds[0].any() == Some(true)
-                && let Some(end) = self.check()?
-            {
-                return match send_error {
-                    Some(err) => Err(err),
-                    None => Ok(end),
-                };
+            if fds[0].any() == Some(true) {
+                self.check()?;
+                continue;
             }
             if !stdin_open || fds[1].any() != Some(true) {
                 continue;
             }
-            let n = match pump::read(stdin, &mut buf) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => continue,
-                Err(Errno::EBADF) => 0,
-                Err(e) => return self.fail(Error::sys("read from stdin", e)),
-            };
-            if n == 0 {
-                stdin_open = false;
-                self.half_close();
-                continue;
-            }
-            match self.send_all(&buf[..n])? {
-                Sent::All => {}
-                Sent::Ended(end) => return Ok(end),
-                Sent::Failed(err) => {
-                    // The connection is gone; what the peer sent before
-                    // is still being printed by the child: let it finish.
-                    stdin_open = false;
-                    send_error = Some(err);
-                }
+            match self.read_and_send(stdin, &mut buf)? {
+                Forwarded::Some => {}
+                Forwarded::Eof => stdin_open = false,
+                Forwarded::Failed(err) => return self.await_child(err),
             }
         }
     }
 
-    /// `shutdown(SHUT_WR)`: the peer reads end of file, and we keep reading.
-    fn half_close(&self) {
-        // ENOTCONN: the peer already reset the connection; the child reports it.
-        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+    /// Reads one chunk of standard input and sends it; at end of file,
+    /// half-closes.
+    fn read_and_send(&self, stdin: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Forwarded, Error> {
+        let n = match pump::read(stdin, buf) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return Ok(Forwarded::Some),
+            Err(Errno::EBADF) => 0,
+            Err(e) => return self.fail(Error::sys("read from stdin", e)),
+        };
+        if n == 0 {
+            // shutdown(SHUT_WR): the peer reads end of file and we keep
+            // reading. ENOTCONN means the peer already reset the
+            // connection, which the child reports.
+            let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+            return Ok(Forwarded::Eof);
+        }
+        self.send_all(&buf[..n])
+    }
+
+    /// The peer closed first: sends what standard input already holds (a
+    /// file is sent to its end, as `nc` does), then half-closes. Stops at
+    /// once when standard input has nothing ready, so an idle terminal or
+    /// pipe does not keep a finished session waiting for a keystroke.
+    fn send_ready_input(&self, stdin: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), Error> {
+        loop {
+            let mut fds = [PollFd::new(stdin, PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll", e)),
+            }
+            if let Some(sig) = self.signals.terminated() {
+                return Err(Error::Signal(sig));
+            }
+            if fds[0].any() != Some(true) {
+                return Ok(());
+            }
+            match self.read_and_send(stdin, buf)? {
+                Forwarded::Some => {}
+                Forwarded::Eof => return Ok(()),
+                Forwarded::Failed(err) => return Err(err),
+            }
+        }
     }
 
     /// Sends all of `buf` without blocking in `send`: `MSG_DONTWAIT` leaves
     /// the shared socket blocking for the child, and when the peer does not
-    /// read (backpressure) we wait in `poll` for room or a signal.
-    fn send_all(&self, mut buf: &[u8]) -> Result<Sent, Error> {
+    /// read (backpressure) we wait in `poll` for room or a signal. A peer
+    /// that half-closed may still read, so its end of file does not stop the
+    /// send; any other end of the child does.
+    fn send_all(&self, mut buf: &[u8]) -> Result<Forwarded, Error> {
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
         while !buf.is_empty() {
             match send(self.stream.as_raw_fd(), buf, flags) {
@@ -223,65 +255,91 @@ impl Sender<'_> {
                         Ok(_) | Err(Errno::EINTR) => {}
                         Err(e) => return self.fail(Error::sys("poll", e)),
                     }
-                    if fds[0].any() == Some(true)
-                        && let Some(end) = self.check()?
-                    {
-                        return Ok(Sent::Ended(end));
+                    if fds[0].any() == Some(true) {
+                        self.check()?;
+                        if matches!(self.ended.get(), Some(end) if end != End::PeerClosed) {
+                            return Ok(Forwarded::Some);
+                        }
                     }
                 }
                 Err(e) => {
-                    return Ok(Sent::Failed(Error::sys(
+                    return Ok(Forwarded::Failed(Error::sys(
                         format!("write to {}", self.peer),
                         e,
                     )));
                 }
             }
         }
-        Ok(Sent::All)
+        Ok(Forwarded::Some)
+    }
+
+    /// Sending failed (the connection is gone): lets the child finish
+    /// printing what the peer sent before, then returns `err`.
+    fn await_child(&self, err: Error) -> Result<End, Error> {
+        while self.ended.get().is_none() {
+            let mut fds = [PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return self.fail(Error::sys("poll", e)),
+            }
+            self.check()?;
+        }
+        Err(err)
     }
 
     /// After the signal pipe woke us: drains it, stops on a terminating
-    /// signal, and reaps the child if it has ended.
-    fn check(&self) -> Result<Option<End>, Error> {
+    /// signal, and reaps the child if it has ended, recording how in
+    /// `ended`. Errors: [`Error::Signal`], or the child's failure.
+    fn check(&self) -> Result<(), Error> {
         self.signals.drain();
         if let Some(sig) = self.signals.terminated() {
-            self.stop_child();
-            return Err(Error::Signal(sig));
+            return self.fail(Error::Signal(sig));
         }
-        match waitpid(self.child, Some(WaitPidFlag::WNOHANG)) {
+        if self.reaped.get() {
+            return Ok(());
+        }
+        let status = waitpid(self.child, Some(WaitPidFlag::WNOHANG));
+        if !matches!(status, Ok(WaitStatus::StillAlive) | Err(Errno::EINTR)) {
+            self.reaped.set(true);
+        }
+        let end = match status {
             Ok(WaitStatus::Exited(_, code)) => match ReceiverExit::from_code(code) {
-                Some(ReceiverExit::PeerClosed) => Ok(Some(End::PeerClosed)),
-                Some(ReceiverExit::StdoutClosed) => Ok(Some(End::StdoutClosed)),
-                Some(ReceiverExit::Failed) => Err(Error::Reported),
+                Some(ReceiverExit::PeerClosed) => End::PeerClosed,
+                Some(ReceiverExit::StdoutClosed) => End::StdoutClosed,
+                Some(ReceiverExit::Failed) => Err(Error::Reported)?,
                 None => Err(Error::Msg(format!(
                     "receiving process exited with status {code}"
-                ))),
+                )))?,
             },
             Ok(WaitStatus::Signaled(_, sig, _)) => Err(Error::Msg(format!(
                 "receiving process killed by signal {} ({})",
                 sig as i32,
                 sig.as_str()
-            ))),
-            Ok(_) => Ok(None),
-            Err(Errno::ECHILD) => Err(Error::Msg("receiving process vanished".into())),
-            Err(e) => Err(Error::sys("waitpid", e)),
-        }
+            )))?,
+            Ok(_) | Err(Errno::EINTR) => return Ok(()),
+            Err(e) => Err(Error::sys("waitpid", e))?,
+        };
+        self.ended.set(Some(end));
+        Ok(())
     }
 
-    /// Ends the session early on our side: stops and reaps the child.
+    /// Ends the session early on our side: stops and reaps the child, if it
+    /// still runs, then returns `err`.
     fn fail<T>(&self, err: Error) -> Result<T, Error> {
-        self.stop_child();
+        if !self.reaped.replace(true) {
+            let _ = kill(self.child, Signal::SIGTERM);
+            while let Err(Errno::EINTR) = waitpid(self.child, None) {}
+        }
         Err(err)
-    }
-
-    fn stop_child(&self) {
-        let _ = kill(self.child, Signal::SIGTERM);
-        while let Err(Errno::EINTR) = waitpid(self.child, None) {}
     }
 }
 
-enum Sent {
-    All,
-    Ended(End),
+/// What one step of copying standard input to the socket did.
+enum Forwarded {
+    /// Bytes were sent (or there was nothing to read yet).
+    Some,
+    /// Standard input reached end of file; the socket is half-closed.
+    Eof,
+    /// Sending failed: the connection is gone.
     Failed(Error),
 }

@@ -1,0 +1,306 @@
+//! Test environment: spawns the real binaries (and `socat`) as child
+//! processes on 127.0.0.1, each test on its own free port, every wait
+//! bounded. Nothing here forks the test process itself: `std::process`
+//! spawns, and reader threads collect each child's stdout and stderr.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take before it fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Path of the `chatd` binary under test.
+pub const CHATD: &str = env!("CARGO_BIN_EXE_chatd");
+/// Path of the `chat` binary under test.
+pub const CHAT: &str = env!("CARGO_BIN_EXE_chat");
+
+/// A port on 127.0.0.1 that nothing listens on. Ports are handed out from
+/// 20000–29999, below Linux's ephemeral range (32768–60999) so that no
+/// client socket of a parallel test can take one between this check and
+/// its use; the start depends on the process id so that two test binaries
+/// run at once do not walk the same sequence.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 500) as u16 * 20;
+    for _ in 0..10000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + (base - 20000 + n) % 10000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-29999");
+}
+
+/// A running child process with its output collected in the background.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    status: Option<ExitStatus>,
+}
+
+/// Spawns `program` with `args`, stdin, stdout and stderr all piped.
+pub fn spawn(program: &str, args: &[&str]) -> Proc {
+    spawn_with(program, args, Stdio::piped())
+}
+
+/// Spawns `program` with `args` and the given stdin (a file, null, piped).
+pub fn spawn_with(program: &str, args: &[&str], stdin: Stdio) -> Proc {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    Proc {
+        name: Path::new(program)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        stdin: child.stdin.take(),
+        child,
+        stdout,
+        stderr,
+        status: None,
+    }
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let store = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&store);
+    thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    store
+}
+
+/// Polls `done` every 10 ms until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes `bytes` to the process's stdin.
+    pub fn send(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).expect("write to stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the process's stdin (it reads end of file).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout()).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until stdout contains `text`; panics with both outputs if not.
+    pub fn expect_stdout(&self, text: &str) {
+        let found = wait_until(TIMEOUT, || self.stdout_text().contains(text));
+        assert!(
+            found,
+            "{}: no {text:?} on stdout\n{}",
+            self.name,
+            self.dump()
+        );
+    }
+
+    /// Waits until stderr contains `text`; panics with both outputs if not.
+    pub fn expect_stderr(&self, text: &str) {
+        let found = wait_until(TIMEOUT, || self.stderr_text().contains(text));
+        assert!(
+            found,
+            "{}: no {text:?} on stderr\n{}",
+            self.name,
+            self.dump()
+        );
+    }
+
+    /// Both outputs, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout_text(),
+            self.stderr_text()
+        )
+    }
+
+    /// The exit status if the process has ended, without waiting.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status
+    }
+
+    /// Waits up to `limit` for the process to end; panics (after killing
+    /// it) if it does not.
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        if wait_until(limit, || self.try_status().is_some()) {
+            // Let the reader threads take the last bytes of the pipes.
+            wait_until(Duration::from_secs(2), || {
+                Arc::strong_count(&self.stdout) == 1 && Arc::strong_count(&self.stderr) == 1
+            });
+            return self.status.unwrap();
+        }
+        let _ = self.child.kill();
+        panic!(
+            "{} still running after {limit:?}\n{}",
+            self.name,
+            self.dump()
+        );
+    }
+
+    /// Waits up to [`TIMEOUT`] for the process to end and returns its code.
+    pub fn wait(&mut self) -> i32 {
+        let status = self.wait_within(TIMEOUT);
+        status
+            .code()
+            .unwrap_or_else(|| panic!("{} killed by a signal: {status:?}", self.name))
+    }
+
+    /// Sends signal `sig` to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
+        assert_eq!(rc, 0, "kill {} {sig}", self.pid());
+    }
+
+    /// The pids of this process's children (from /proc, zombies included).
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The pids whose parent is `pid`, read from /proc/PID/stat.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|f| f.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Starts `chatd` on 127.0.0.1 and a free port with `extra` arguments,
+/// and waits for its "listening" status line. Returns it and the port.
+pub fn chatd(extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
+    args.extend_from_slice(extra);
+    let server = spawn(CHATD, &args);
+    server.expect_stderr(&format!("chatd: listening on 127.0.0.1:{port}"));
+    (server, port)
+}
+
+/// Starts `chat` against 127.0.0.1:`port` with `extra` arguments first.
+pub fn chat(port: u16, extra: &[&str]) -> Proc {
+    let port_text = port.to_string();
+    let mut args = extra.to_vec();
+    args.extend_from_slice(&["127.0.0.1", &port_text]);
+    spawn(CHAT, &args)
+}
+
+/// Starts `socat` with `args` (it must be installed: `scripts/test` does it).
+pub fn socat(args: &[&str]) -> Proc {
+    spawn("socat", args)
+}
+
+/// Starts a socat server on 127.0.0.1:`port` whose other end is `address`
+/// (`-` for its own stdin/stdout), and waits until it accepts connections.
+pub fn socat_server(port: u16, address: &str) -> Proc {
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr");
+    let server = socat(&["-t", "5", &listen, address]);
+    let up = wait_until(TIMEOUT, || listening(port));
+    assert!(up, "socat did not listen on {port}");
+    server
+}
+
+/// Whether something listens on 127.0.0.1:`port` (from /proc/net/tcp, so
+/// that checking does not itself connect).
+pub fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let needle = format!("0100007F:{port:04X} 00000000:0000 0A");
+    table.lines().any(|line| line.contains(&needle))
+}
+
+/// `len` pseudo-random bytes from a fixed seed (xorshift64*), so a failure
+/// can be reproduced.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
