@@ -15,7 +15,11 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// to it and what it sends to standard output, both at once; serves one
 /// client after another.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chatd", version)]
+#[command(
+    name = "chatd",
+    version,
+    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-a] [--speak-first] [--raw] [--crlf]"
+)]
 pub struct ChatdArgs {
     /// TCP port to listen on (0 picks a free port, shown in the status line)
     #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT)]
@@ -33,12 +37,35 @@ pub struct ChatdArgs {
     /// Print no status lines on standard error, only errors
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
+    /// turns, one line each; no fork
+    #[arg(short, long)]
+    pub alternating: bool,
+
+    /// With -a: the server sends the first line (by default it waits for the
+    /// client's)
+    #[arg(long, requires = "alternating")]
+    pub speak_first: bool,
+
+    /// Interpret nothing: no protocol words (bye, arret), no terminal
+    /// cleaning; for exact byte streams
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send line ends as CRLF (\r\n), for peers that need it
+    #[arg(long)]
+    pub crlf: bool,
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies
 /// standard input to it and what it sends to standard output, both at once.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat", version)]
+#[command(
+    name = "chat",
+    version,
+    override_usage = "chat [-q] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [HOST [PORT]]"
+)]
 pub struct ChatArgs {
     /// Print no status lines on standard error, only errors
     #[arg(short, long)]
@@ -48,6 +75,25 @@ pub struct ChatArgs {
     /// allowed)
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0")]
     pub retry: Duration,
+
+    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
+    /// turns, one line each; no fork
+    #[arg(short, long)]
+    pub alternating: bool,
+
+    /// With -a: wait for the server's line first (by default the client
+    /// sends first)
+    #[arg(long, requires = "alternating")]
+    pub listen_first: bool,
+
+    /// Interpret nothing: no protocol words (bye, arret), no terminal
+    /// cleaning; for exact byte streams
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send line ends as CRLF (\r\n), for peers that need it
+    #[arg(long)]
+    pub crlf: bool,
 
     /// Host to connect to: a name or an IPv4/IPv6 address; every address
     /// the resolver returns is tried in order

@@ -2,7 +2,7 @@
 
 use crate::cli::ChatArgs;
 use crate::error::Error;
-use crate::session::{self, End};
+use crate::session::{self, End, Input, Kind, Options, Side, lockstep::First};
 use crate::signals::Signals;
 use crate::{net, status};
 
@@ -17,9 +17,31 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         .peer_addr()
         .map_err(|e| Error::io("getpeername", e))?;
     status!("connected to {peer}");
-    match session::duplex::run(stream, peer, &signals, &[])? {
+    let options = Options::new(args.raw, args.crlf);
+    let kind = if args.alternating {
+        let first = if args.listen_first {
+            First::Listen
+        } else {
+            First::Speak
+        };
+        Kind::Lockstep {
+            first,
+            prompt: session::prompting(),
+        }
+    } else {
+        Kind::Duplex
+    };
+    let mut input = Input::new(options);
+    match session::run(kind, stream, peer, &signals, &mut input, options, &[])? {
         End::PeerClosed => status!("connection closed by peer"),
         End::StdoutClosed => {}
+        End::Word { word, by } => {
+            let who = match by {
+                Side::Local => "you",
+                Side::Peer => "peer",
+            };
+            status!("{who} said {}: session ended", word.as_str());
+        }
     }
     Ok(())
 }

@@ -6,6 +6,9 @@
 //!   connecting one (every resolved address in order, `--retry`);
 //! - [`session::duplex`]: after `accept`/`connect`, `fork()`: the parent
 //!   copies stdin to the socket, the child copies the socket to stdout;
+//! - [`session::lockstep`]: `-a`, turns of one line each, no fork;
+//! - [`words`]: the protocol words `bye` and `arret`, across read boundaries;
+//! - [`display`]: received bytes made safe for a terminal;
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
@@ -21,6 +24,7 @@ pub mod pump;
 pub mod server;
 pub mod session;
 pub mod signals;
+pub mod words;
 
 pub use error::Error;
 

@@ -5,9 +5,11 @@
 //! `std::io::Stdout` and its line buffer: a forked child must not inherit
 //! buffered bytes, and a 128 KiB chunk should cost one system call.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, send};
 
 /// Size of every copy buffer, in bytes (128 KiB): large enough that the
 /// buffer is never the bottleneck on loopback (the issue asks for 64 KiB or
@@ -41,4 +43,51 @@ pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// What [`send_watching`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Every byte was sent.
+    All,
+    /// `wake` became readable first (a signal arrived): the caller acts on
+    /// it, then calls again with what is left.
+    Woken,
+}
+
+/// Sends `buf` on the socket `sock`, advancing `buf` past what was sent,
+/// without ever blocking in `send(2)`: `MSG_DONTWAIT` leaves the socket
+/// blocking for any other process sharing it (the forked child), and while
+/// the peer does not read (backpressure) this waits in `poll(2)` for room
+/// (`POLLOUT`) or for `wake` (the signal self-pipe). `MSG_NOSIGNAL`: a
+/// closed peer gives `EPIPE`, never `SIGPIPE`.
+///
+/// Errors: the `errno` of `send(2)` (`EPIPE`, `ECONNRESET`) or `poll(2)`.
+pub fn send_watching(
+    sock: BorrowedFd<'_>,
+    buf: &mut &[u8],
+    wake: BorrowedFd<'_>,
+) -> Result<Sent, Errno> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    while !buf.is_empty() {
+        match send(sock.as_raw_fd(), buf, flags) {
+            Ok(n) => *buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut fds = [
+                    PollFd::new(wake, PollFlags::POLLIN),
+                    PollFd::new(sock, PollFlags::POLLOUT),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+                if fds[0].any() == Some(true) {
+                    return Ok(Sent::Woken);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Sent::All)
 }

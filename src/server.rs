@@ -1,16 +1,18 @@
 //! `chatd`: listen, then serve one client after another (the worksheets:
 //! "a client must be able to reconnect after the previous one left").
 
-use crate::cli::ChatdArgs;
-use crate::error::Error;
-use crate::session::{self, End};
-use crate::signals::Signals;
-use crate::{net, report, status};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-/// Runs `chatd` with `args` until `--once` has served a session or a
-/// terminating signal arrives.
+use crate::cli::ChatdArgs;
+use crate::error::Error;
+use crate::session::{self, End, Input, Kind, Options, Side, lockstep::First};
+use crate::signals::Signals;
+use crate::words::Word;
+use crate::{net, report, status};
+
+/// Runs `chatd` with `args` until `--once` has served a session, a session
+/// ends with `arret`, or a terminating signal arrives.
 ///
 /// Errors: a failed `bind`/`listen` ([`Error::Sys`]); [`Error::Signal`] for
 /// SIGINT/SIGTERM/SIGHUP; with `--once`, the failure of its session. Without
@@ -22,14 +24,41 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
+    let options = Options::new(args.raw, args.crlf);
+    let kind = if args.alternating {
+        let first = if args.speak_first {
+            First::Speak
+        } else {
+            First::Listen
+        };
+        Kind::Lockstep {
+            first,
+            prompt: session::prompting(),
+        }
+    } else {
+        Kind::Duplex
+    };
+    // Standard input outlives sessions: what one did not send, the next does.
+    let mut input = Input::new(options);
     status!("listening on {local}");
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
         status!("connection from {peer}");
-        let result = session::duplex::run(stream, peer, &signals, &[listener.as_raw_fd()]);
-        match result {
+        let close = [listener.as_raw_fd()];
+        match session::run(kind, stream, peer, &signals, &mut input, options, &close) {
             Ok(End::PeerClosed) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
+            Ok(End::Word { word, by }) => {
+                let who = match by {
+                    Side::Local => "you".to_owned(),
+                    Side::Peer => peer.to_string(),
+                };
+                if word == Word::Arret {
+                    status!("{who} said arret: session ended, server stopping");
+                    return Ok(());
+                }
+                status!("{who} said bye: session ended");
+            }
             Err(err @ Error::Signal(_)) => return Err(err),
             Err(err) if args.once => return Err(err),
             Err(Error::Reported) => {}

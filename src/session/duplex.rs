@@ -6,8 +6,9 @@
 //!   the other direction stays open; `close` would send nothing, since the
 //!   child still holds the socket);
 //! - the **child** copies the socket to standard output, and exits when the
-//!   socket reaches end of file, with a status code that tells the parent
-//!   why ([`ReceiverExit`]).
+//!   socket reaches end of file or a protocol word arrives, with a status
+//!   code that tells the parent why ([`ReceiverExit`]): `fork` + `waitpid`
+//!   carry it for free, no extra channel needed.
 //!
 //! The parent waits in `poll(2)` on standard input and the signal self-pipe
 //! ([`crate::signals`]), so the child's exit (`SIGCHLD`) ends the session at
@@ -18,23 +19,25 @@
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{MsgFlags, Shutdown, send, shutdown};
+use nix::sys::socket::{Shutdown, shutdown};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 
 use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
 use crate::report;
-use crate::session::End;
+use crate::session::{End, Fill, Input, Options, Output, Side, WORD_LINGER, stdin};
 use crate::signals::{self, Signals};
+use crate::words::Word;
 
 /// Exit status of the receiving child: how the parent learns why the
-/// socket-to-stdout direction ended (`fork` + `waitpid` carry it for free).
+/// socket-to-stdout direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum ReceiverExit {
@@ -44,17 +47,36 @@ pub enum ReceiverExit {
     Failed = 1,
     /// Standard output is a closed pipe (`EPIPE`).
     StdoutClosed = 3,
+    /// The peer sent the line `bye`.
+    Bye = 4,
+    /// The peer sent the line `arret`.
+    Arret = 5,
 }
 
 impl ReceiverExit {
     fn from_code(code: i32) -> Option<ReceiverExit> {
-        [Self::PeerClosed, Self::Failed, Self::StdoutClosed]
-            .into_iter()
-            .find(|e| *e as i32 == code)
+        [
+            Self::PeerClosed,
+            Self::Failed,
+            Self::StdoutClosed,
+            Self::Bye,
+            Self::Arret,
+        ]
+        .into_iter()
+        .find(|e| *e as i32 == code)
+    }
+
+    fn word(word: Word) -> ReceiverExit {
+        match word {
+            Word::Bye => ReceiverExit::Bye,
+            Word::Arret => ReceiverExit::Arret,
+        }
     }
 }
 
-/// Runs one duplex session on `stream`, connected to `peer`.
+/// Runs one duplex session on `stream`, connected to `peer`, reading
+/// standard input through `input` (whose unsent bytes carry over to the
+/// next session).
 ///
 /// `close_in_child` lists descriptors the child must not keep (the
 /// listening socket of `chatd`, so that only the parent holds the port).
@@ -68,6 +90,8 @@ pub fn run(
     stream: TcpStream,
     peer: SocketAddr,
     signals: &Signals,
+    input: &mut Input,
+    options: Options,
     close_in_child: &[RawFd],
 ) -> Result<End, Error> {
     let parent = getpid();
@@ -77,7 +101,7 @@ pub fn run(
     // calls and formats messages, then leaves through `_exit`.
     match unsafe { fork() }.map_err(|e| Error::sys("fork", e))? {
         ForkResult::Child => {
-            let code = receive(&stream, peer, parent, signals, close_in_child);
+            let code = receive(&stream, peer, parent, signals, options, close_in_child);
             // SAFETY: _exit ends the child without running the parent's
             // destructors or atexit handlers a second time.
             unsafe { libc::_exit(code as i32) }
@@ -90,16 +114,17 @@ pub fn run(
             reaped: Cell::new(false),
             signals,
         }
-        .run(),
+        .run(input),
     }
 }
 
-/// The child: socket to standard output until end of file.
+/// The child: socket to standard output until end of file or a word.
 fn receive(
     stream: &TcpStream,
     peer: SocketAddr,
     parent: Pid,
     signals: &Signals,
+    options: Options,
     close_in_child: &[RawFd],
 ) -> ReceiverExit {
     signals::reset_in_child();
@@ -118,25 +143,30 @@ fn receive(
             libc::close(*fd);
         }
     }
-    // SAFETY: descriptor 1 stays open for the whole life of the child.
-    let stdout = unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) };
+    let mut output = Output::new(options);
     let mut buf = vec![0u8; BUF_SIZE];
-    loop {
+    let written = loop {
         let n = match pump::read(stream, &mut buf) {
-            Ok(0) => return ReceiverExit::PeerClosed,
+            Ok(0) => break output.finish(),
             Ok(n) => n,
             Err(e) => {
                 report!("read from {peer}: {}", e.desc());
                 return ReceiverExit::Failed;
             }
         };
-        match pump::write_all(stdout, &buf[..n]) {
-            Ok(()) => {}
-            Err(Errno::EPIPE) => return ReceiverExit::StdoutClosed,
-            Err(e) => {
-                report!("write to stdout: {}", e.desc());
-                return ReceiverExit::Failed;
-            }
+        match output.deliver(&buf[..n]) {
+            Ok((_, None)) => {}
+            Ok((_, Some(word))) => return ReceiverExit::word(word),
+            Err(e) => break Err(e),
+        }
+    };
+    match written {
+        Ok(None) => ReceiverExit::PeerClosed,
+        Ok(Some(word)) => ReceiverExit::word(word),
+        Err(Errno::EPIPE) => ReceiverExit::StdoutClosed,
+        Err(e) => {
+            report!("write to stdout: {}", e.desc());
+            ReceiverExit::Failed
         }
     }
 }
@@ -154,25 +184,30 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    fn run(&self) -> Result<End, Error> {
-        // SAFETY: descriptor 0 stays open for the life of the process (a
-        // closed one shows up as POLLNVAL and is treated as end of file).
-        let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
-        let mut buf = vec![0u8; BUF_SIZE];
+    fn run(&self, input: &mut Input) -> Result<End, Error> {
         let mut stdin_open = true;
         loop {
             if let Some(end) = self.ended.get() {
                 if end == End::PeerClosed && stdin_open {
-                    self.send_ready_input(stdin, &mut buf)?;
+                    return self.send_ready_input(input);
                 }
                 return Ok(end);
             }
             let mut fds = [
                 PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(stdin, PollFlags::POLLIN),
+                PollFd::new(stdin(), PollFlags::POLLIN),
             ];
-            let watched = if stdin_open { 2 } else { 1 };
-            match poll(&mut fds[..watched], PollTimeout::NONE) {
+            let watched = if stdin_open && !input.buffered() {
+                2
+            } else {
+                1
+            };
+            let wait = if stdin_open && input.buffered() {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::NONE
+            };
+            match poll(&mut fds[..watched], wait) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return self.fail(Error::sys("poll", e)),
             }
@@ -180,97 +215,133 @@ impl Sender<'_> {
                 self.check()?;
                 continue;
             }
-            if !stdin_open || fds[1].any() != Some(true) {
+            if !stdin_open || (watched == 2 && fds[1].any() != Some(true)) {
                 continue;
             }
-            match self.read_and_send(stdin, &mut buf)? {
+            match self.forward(input)? {
                 Forwarded::Some => {}
                 Forwarded::Eof => stdin_open = false,
+                Forwarded::Word(word) => return self.linger(word),
                 Forwarded::Failed(err) => return self.await_child(err),
             }
         }
     }
 
-    /// Reads one chunk of standard input and sends it; at end of file,
-    /// half-closes.
-    fn read_and_send(&self, stdin: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Forwarded, Error> {
-        let n = match pump::read(stdin, buf) {
-            Ok(n) => n,
-            Err(Errno::EAGAIN) => return Ok(Forwarded::Some),
-            Err(Errno::EBADF) => 0,
+    /// Reads standard input if nothing is buffered, and sends what is; at
+    /// end of file, half-closes.
+    fn forward(&self, input: &mut Input) -> Result<Forwarded, Error> {
+        match input.fill() {
+            Ok(Fill::Ready) => {}
+            Ok(Fill::Again) => return Ok(Forwarded::Some),
+            Ok(Fill::Eof) => {
+                // shutdown(SHUT_WR): the peer reads end of file and we keep
+                // reading. ENOTCONN means the peer already reset the
+                // connection, which the child reports.
+                let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+                return Ok(match input.finish() {
+                    Some(word) => Forwarded::Word(word),
+                    None => Forwarded::Eof,
+                });
+            }
             Err(e) => return self.fail(Error::sys("read from stdin", e)),
-        };
-        if n == 0 {
-            // shutdown(SHUT_WR): the peer reads end of file and we keep
-            // reading. ENOTCONN means the peer already reset the
-            // connection, which the child reports.
-            let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
-            return Ok(Forwarded::Eof);
         }
-        self.send_all(&buf[..n])
+        let piece = input.take(false);
+        let word = piece.word;
+        match self.send_all(piece.bytes)? {
+            Forwarded::Some => Ok(word.map_or(Forwarded::Some, Forwarded::Word)),
+            other => Ok(other),
+        }
     }
 
     /// The peer closed first: sends what standard input already holds (a
     /// file is sent to its end, as `nc` does), then half-closes. Stops at
     /// once when standard input has nothing ready, so an idle terminal or
     /// pipe does not keep a finished session waiting for a keystroke.
-    fn send_ready_input(&self, stdin: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), Error> {
+    fn send_ready_input(&self, input: &mut Input) -> Result<End, Error> {
         loop {
-            let mut fds = [PollFd::new(stdin, PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("poll", e)),
+            let mut fds = [PollFd::new(stdin(), PollFlags::POLLIN)];
+            if !input.buffered() {
+                match poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(Error::sys("poll", e)),
+                }
+                if fds[0].any() != Some(true) {
+                    return Ok(End::PeerClosed);
+                }
             }
             if let Some(sig) = self.signals.terminated() {
                 return Err(Error::Signal(sig));
             }
-            if fds[0].any() != Some(true) {
-                return Ok(());
-            }
-            match self.read_and_send(stdin, buf)? {
+            match self.forward(input)? {
                 Forwarded::Some => {}
-                Forwarded::Eof => return Ok(()),
+                Forwarded::Eof => return Ok(End::PeerClosed),
+                Forwarded::Word(word) => return Ok(self.said(word)),
                 Forwarded::Failed(err) => return Err(err),
             }
         }
     }
 
-    /// Sends all of `buf` without blocking in `send`: `MSG_DONTWAIT` leaves
-    /// the shared socket blocking for the child, and when the peer does not
-    /// read (backpressure) we wait in `poll` for room or a signal. A peer
-    /// that half-closed may still read, so its end of file does not stop the
-    /// send; any other end of the child does.
+    /// Sends all of `buf` ([`pump::send_watching`]), reaping the child
+    /// when a signal wakes the wait. A peer that half-closed may still read,
+    /// so its end of file does not stop the send; any other end does.
     fn send_all(&self, mut buf: &[u8]) -> Result<Forwarded, Error> {
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-        while !buf.is_empty() {
-            match send(self.stream.as_raw_fd(), buf, flags) {
-                Ok(n) => buf = &buf[n..],
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [
-                        PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                        PollFd::new(self.stream.as_fd(), PollFlags::POLLOUT),
-                    ];
-                    match poll(&mut fds, PollTimeout::NONE) {
-                        Ok(_) | Err(Errno::EINTR) => {}
-                        Err(e) => return self.fail(Error::sys("poll", e)),
-                    }
-                    if fds[0].any() == Some(true) {
-                        self.check()?;
-                        if matches!(self.ended.get(), Some(end) if end != End::PeerClosed) {
-                            return Ok(Forwarded::Some);
-                        }
+        loop {
+            match pump::send_watching(self.stream.as_fd(), &mut buf, self.signals.fd()) {
+                Ok(pump::Sent::All) => return Ok(Forwarded::Some),
+                Ok(pump::Sent::Woken) => {
+                    self.check()?;
+                    if matches!(self.ended.get(), Some(end) if end != End::PeerClosed) {
+                        return Ok(Forwarded::Some);
                     }
                 }
                 Err(e) => {
-                    return Ok(Forwarded::Failed(Error::sys(
-                        format!("write to {}", self.peer),
-                        e,
-                    )));
+                    let err = Error::sys(format!("write to {}", self.peer), e);
+                    return Ok(Forwarded::Failed(err));
                 }
             }
         }
-        Ok(Forwarded::Some)
+    }
+
+    /// We sent a protocol word (and half-closed): waits up to
+    /// [`WORD_LINGER`] for the peer to close, so what it had in flight is
+    /// still printed, then stops the child.
+    fn linger(&self, word: Word) -> Result<End, Error> {
+        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+        let deadline = Instant::now() + WORD_LINGER;
+        while !self.reaped.get() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds = [PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, signals::timeout(left)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return self.fail(Error::sys("poll", e)),
+            }
+            // The peer's failure after our word does not spoil the session.
+            match self.check() {
+                Err(err @ Error::Signal(_)) => return Err(err),
+                _ => continue,
+            }
+        }
+        self.stop_child();
+        Ok(self.said(word))
+    }
+
+    /// How a session that we ended with `word` ends: an `arret` from the
+    /// peer at the same time wins, since it also stops the server.
+    fn said(&self, word: Word) -> End {
+        match self.ended.get() {
+            Some(
+                end @ End::Word {
+                    word: Word::Arret, ..
+                },
+            ) => end,
+            _ => End::Word {
+                word,
+                by: Side::Local,
+            },
+        }
     }
 
     /// Sending failed (the connection is gone): lets the child finish
@@ -302,10 +373,16 @@ impl Sender<'_> {
         if !matches!(status, Ok(WaitStatus::StillAlive) | Err(Errno::EINTR)) {
             self.reaped.set(true);
         }
+        let peer_said = |word| End::Word {
+            word,
+            by: Side::Peer,
+        };
         let end = match status {
             Ok(WaitStatus::Exited(_, code)) => match ReceiverExit::from_code(code) {
                 Some(ReceiverExit::PeerClosed) => End::PeerClosed,
                 Some(ReceiverExit::StdoutClosed) => End::StdoutClosed,
+                Some(ReceiverExit::Bye) => peer_said(Word::Bye),
+                Some(ReceiverExit::Arret) => peer_said(Word::Arret),
                 Some(ReceiverExit::Failed) => Err(Error::Reported)?,
                 None => Err(Error::Msg(format!(
                     "receiving process exited with status {code}"
@@ -326,11 +403,16 @@ impl Sender<'_> {
     /// Ends the session early on our side: stops and reaps the child, if it
     /// still runs, then returns `err`.
     fn fail<T>(&self, err: Error) -> Result<T, Error> {
+        self.stop_child();
+        Err(err)
+    }
+
+    /// Stops the child with SIGTERM, if it still runs, and reaps it.
+    fn stop_child(&self) {
         if !self.reaped.replace(true) {
             let _ = kill(self.child, Signal::SIGTERM);
             while let Err(Errno::EINTR) = waitpid(self.child, None) {}
         }
-        Err(err)
     }
 }
 
@@ -340,6 +422,8 @@ enum Forwarded {
     Some,
     /// Standard input reached end of file; the socket is half-closed.
     Eof,
+    /// A protocol word was sent, ending its line.
+    Word(Word),
     /// Sending failed: the connection is gone.
     Failed(Error),
 }

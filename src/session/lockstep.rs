@@ -1,0 +1,352 @@
+//! The lockstep (half-duplex) session, `-a/--alternating` (worksheet
+//! question 3). No fork: one process walks the worksheet's cycle.
+//!
+//! - `chat -a` speaks first: 1) read a line from standard input, 2) send it,
+//!   3) wait for one line from the server, 4) print it; repeat.
+//! - `chatd -a` listens first: 5) wait for one line from the client, 6)
+//!   print it, 7) read a line from standard input, 8) send it; repeat.
+//!
+//! `chatd --speak-first` and `chat --listen-first` swap the order. Both
+//! speaking first works (the two lines cross); both listening first waits
+//! forever, the deadlock the worksheet asks about, which the turn indicator
+//! makes visible.
+//!
+//! A line may be long and arrive in pieces: each piece is printed (or sent)
+//! as it comes, through buffers of [`BUF_SIZE`] bytes, and the turn changes
+//! at the newline; no line is ever held whole in memory. A last line
+//! without a newline at end of file still counts. End of file on standard
+//! input half-closes, then what the peer still sends is printed until it
+//! closes; the peer's close, the protocol words and signals end the session
+//! as in [`crate::session::duplex`].
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{Shutdown, setsockopt, shutdown, sockopt};
+
+use crate::error::Error;
+use crate::messages;
+use crate::pump::{self, BUF_SIZE, Sent};
+use crate::session::{End, Fill, Input, Options, Output, Side, WORD_LINGER, stdin};
+use crate::signals::{self, Signals};
+use crate::words::Word;
+
+/// Who takes the first turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    /// Send a line first (the default of `chat -a`; `chatd --speak-first`).
+    Speak,
+    /// Wait for a line first (the default of `chatd -a`; `chat --listen-first`).
+    Listen,
+}
+
+/// Runs one lockstep session on `stream`, connected to `peer`, taking the
+/// `first` turn, reading standard input through `input` (whose unsent
+/// lines carry over to the next session).
+///
+/// When `prompt` is set (standard input is a terminal and `-q` is not
+/// given), a turn indicator goes to standard error: `PROGRAM> ` when it is
+/// your turn to type, `(waiting for peer…)` when it is the peer's.
+///
+/// Returns how the session ended. Errors: [`Error::Signal`];
+/// [`Error::Sys`] when reading stdin, the socket, or writing fails.
+pub fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    signals: &Signals,
+    input: &mut Input,
+    options: Options,
+    first: First,
+    prompt: bool,
+) -> Result<End, Error> {
+    // One short line per turn: Nagle's algorithm would hold the second
+    // piece of a long line until the peer's delayed ACK (up to 40 ms).
+    let _ = setsockopt(&stream, sockopt::TcpNoDelay, &true);
+    Lockstep {
+        stream: &stream,
+        peer,
+        signals,
+        output: Output::new(options),
+        rx: vec![0; BUF_SIZE].into_boxed_slice(),
+        rx_start: 0,
+        rx_end: 0,
+        peer_eof: false,
+        prompt,
+    }
+    .run(input, first)
+}
+
+/// One turn's result.
+enum Turn {
+    /// The turn ended at a newline: the other side's turn.
+    Next,
+    /// Our standard input reached end of file (socket half-closed).
+    InputEnded,
+    /// The session is over.
+    Over(End),
+}
+
+struct Lockstep<'a> {
+    stream: &'a TcpStream,
+    peer: SocketAddr,
+    signals: &'a Signals,
+    output: Output,
+    /// Bytes received from the peer and not printed yet: `rx[rx_start..rx_end]`.
+    rx: Box<[u8]>,
+    rx_start: usize,
+    rx_end: usize,
+    /// The socket reached end of file.
+    peer_eof: bool,
+    prompt: bool,
+}
+
+impl Lockstep<'_> {
+    fn run(&mut self, input: &mut Input, first: First) -> Result<End, Error> {
+        let mut speaking = first == First::Speak;
+        let mut input_open = true;
+        loop {
+            let turn = if speaking && input_open {
+                self.indicate(&format!("{}> ", messages::program()));
+                self.speak(input)?
+            } else {
+                if input_open {
+                    self.indicate("(waiting for peer…)\n");
+                }
+                self.listen()?
+            };
+            match turn {
+                Turn::Next => speaking = !speaking,
+                Turn::InputEnded => input_open = false,
+                Turn::Over(end) => return Ok(end),
+            }
+        }
+    }
+
+    /// The turn indicator, on standard error, only when prompting.
+    fn indicate(&self, text: &str) {
+        if self.prompt {
+            let _ = pump::write_all(std::io::stderr(), text.as_bytes());
+        }
+    }
+
+    /// Our turn: sends one line of standard input, piece by piece.
+    fn speak(&mut self, input: &mut Input) -> Result<Turn, Error> {
+        loop {
+            if !input.buffered() {
+                if let Some(end) = self.wait_for_input()? {
+                    return Ok(Turn::Over(end));
+                }
+                match input.fill().map_err(|e| Error::sys("read from stdin", e))? {
+                    Fill::Ready => {}
+                    Fill::Again => continue,
+                    Fill::Eof => {
+                        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+                        return match input.finish() {
+                            Some(word) => self.linger(word),
+                            None => Ok(Turn::InputEnded),
+                        };
+                    }
+                }
+            }
+            let piece = input.take(true);
+            let (word, line_end) = (piece.word, piece.line_end);
+            self.send(piece.bytes)?;
+            if let Some(word) = word {
+                return self.linger(word);
+            }
+            if line_end {
+                return Ok(Turn::Next);
+            }
+        }
+    }
+
+    /// Waits until standard input is readable, watching the socket too: the
+    /// peer's close ends the session at once (its last bytes printed), and
+    /// what it sends out of turn is kept for our next listening turn.
+    fn wait_for_input(&mut self) -> Result<Option<End>, Error> {
+        loop {
+            let room = self.rx_end < self.rx.len() && !self.peer_eof;
+            let mut fds = [
+                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+                PollFd::new(stdin(), PollFlags::POLLIN),
+                PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
+            ];
+            let watched = if room { 3 } else { 2 };
+            self.poll(&mut fds[..watched], PollTimeout::NONE)?;
+            if watched == 3 && fds[2].any() == Some(true) {
+                self.receive()?;
+                if self.peer_eof {
+                    return self.drain_rx().map(Some);
+                }
+            }
+            if fds[1].any() == Some(true) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The peer's turn: prints one line, piece by piece.
+    fn listen(&mut self) -> Result<Turn, Error> {
+        loop {
+            if self.rx_start == self.rx_end {
+                if self.peer_eof {
+                    return self.finish_output().map(Turn::Over);
+                }
+                let mut fds = [
+                    PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+                    PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
+                ];
+                self.poll(&mut fds, PollTimeout::NONE)?;
+                if fds[1].any() == Some(true) {
+                    self.receive()?;
+                }
+                continue;
+            }
+            let pending = &self.rx[self.rx_start..self.rx_end];
+            let (len, line_end) = match pending.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (pending.len(), false),
+            };
+            let (used, word) = match self.output.deliver(&pending[..len]) {
+                Ok(done) => done,
+                Err(Errno::EPIPE) => return Ok(Turn::Over(End::StdoutClosed)),
+                Err(e) => return Err(Error::sys("write to stdout", e)),
+            };
+            self.rx_start += used;
+            if let Some(word) = word {
+                return Ok(Turn::Over(End::Word {
+                    word,
+                    by: Side::Peer,
+                }));
+            }
+            if line_end {
+                return Ok(Turn::Next);
+            }
+        }
+    }
+
+    /// Reads from the socket into the free end of `rx` (compacting first).
+    fn receive(&mut self) -> Result<(), Error> {
+        if self.rx_start == self.rx_end {
+            (self.rx_start, self.rx_end) = (0, 0);
+        } else if self.rx_end == self.rx.len() && self.rx_start > 0 {
+            self.rx.copy_within(self.rx_start..self.rx_end, 0);
+            (self.rx_start, self.rx_end) = (0, self.rx_end - self.rx_start);
+        }
+        match pump::read(self.stream, &mut self.rx[self.rx_end..]) {
+            Ok(0) => self.peer_eof = true,
+            Ok(n) => self.rx_end += n,
+            Err(Errno::EAGAIN) => {}
+            Err(e) => return Err(Error::sys(format!("read from {}", self.peer), e)),
+        }
+        Ok(())
+    }
+
+    /// The peer closed: prints what it sent before, whatever the turn.
+    fn drain_rx(&mut self) -> Result<End, Error> {
+        while self.rx_start < self.rx_end {
+            let pending = &self.rx[self.rx_start..self.rx_end];
+            match self.output.deliver(pending) {
+                Ok((_, Some(word))) => {
+                    return Ok(End::Word {
+                        word,
+                        by: Side::Peer,
+                    });
+                }
+                Ok((used, None)) => self.rx_start += used,
+                Err(Errno::EPIPE) => return Ok(End::StdoutClosed),
+                Err(e) => return Err(Error::sys("write to stdout", e)),
+            }
+        }
+        self.finish_output()
+    }
+
+    /// End of file from the peer, all printed: the last line's word counts.
+    fn finish_output(&mut self) -> Result<End, Error> {
+        match self.output.finish() {
+            Ok(Some(word)) => Ok(End::Word {
+                word,
+                by: Side::Peer,
+            }),
+            Ok(None) => Ok(End::PeerClosed),
+            Err(Errno::EPIPE) => Ok(End::StdoutClosed),
+            Err(e) => Err(Error::sys("write to stdout", e)),
+        }
+    }
+
+    /// We said `word` (and half-closed): prints what the peer still sends
+    /// until it closes, for at most [`WORD_LINGER`].
+    fn linger(&mut self, word: Word) -> Result<Turn, Error> {
+        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+        let deadline = Instant::now() + WORD_LINGER;
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.rx_start < self.rx_end {
+                let pending = &self.rx[self.rx_start..self.rx_end];
+                let printed = self.output.print(pending);
+                self.rx_start = self.rx_end;
+                if printed.is_err() {
+                    break;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.peer_eof || left.is_zero() {
+                break;
+            }
+            let mut fds = [
+                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+                PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
+            ];
+            self.poll(&mut fds, signals::timeout(left))?;
+            if fds[1].any() == Some(true) {
+                match pump::read(self.stream, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if self.output.print(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Turn::Over(End::Word {
+            word,
+            by: Side::Local,
+        }))
+    }
+
+    /// Sends all of `bytes`, stopping for terminating signals.
+    fn send(&self, mut bytes: &[u8]) -> Result<(), Error> {
+        loop {
+            match pump::send_watching(self.stream.as_fd(), &mut bytes, self.signals.fd()) {
+                Ok(Sent::All) => return Ok(()),
+                Ok(Sent::Woken) => self.check_signals()?,
+                Err(e) => return Err(Error::sys(format!("write to {}", self.peer), e)),
+            }
+        }
+    }
+
+    /// `poll(2)` on `fds`, whose first entry is the signal pipe: drains it
+    /// and stops on a terminating signal.
+    fn poll(&self, fds: &mut [PollFd<'_>], timeout: PollTimeout) -> Result<(), Error> {
+        match poll(fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        if fds[0].any() == Some(true) {
+            self.check_signals()?;
+        }
+        Ok(())
+    }
+
+    fn check_signals(&self) -> Result<(), Error> {
+        self.signals.drain();
+        match self.signals.terminated() {
+            Some(sig) => Err(Error::Signal(sig)),
+            None => Ok(()),
+        }
+    }
+}
