@@ -76,7 +76,7 @@ fn arret_typed_in_chatd_stops_both() {
 
 #[test]
 fn bye_from_a_socat_client_closes_its_connection_and_chatd_serves_on() {
-    let (mut server, port) = chatd(&[]);
+    let (server, port) = chatd(&[]);
     let mut client = socat_client(port);
     client.send(b"bye\n");
     // chatd closes: socat sees end of file and exits although its stdin is open.
@@ -159,7 +159,7 @@ fn input_after_bye_goes_to_the_next_client() {
     std::fs::write(&script, "for the first\nbye\nfor the second\n").unwrap();
     let port = free_port();
     let port_text = port.to_string();
-    let mut server = spawn_with(
+    let server = spawn_with(
         CHATD,
         &["-b", "127.0.0.1", "-p", &port_text],
         Stdio::from(std::fs::File::open(&script).unwrap()),
@@ -205,7 +205,7 @@ fn crlf_sends_line_ends_as_cr_lf() {
 fn escape_bytes_pass_unchanged_when_stdout_is_not_a_terminal() {
     let port = free_port();
     let mut server = socat_server(port, "-");
-    let mut client = chat(port, &[]);
+    let client = chat(port, &[]);
     client.expect_stderr("connected");
     let payload = b"\x1b]0;pwned\x07\x1b[2J\x9b\r\n\x00end\n";
     server.send(payload);
