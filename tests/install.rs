@@ -1,0 +1,301 @@
+//! `scripts/install` and `scripts/uninstall`, run for real into temporary
+//! directories. Checks that an install into PREFIX puts the binaries, the
+//! manual pages and the bash, zsh and fish completions where their users
+//! look for them (`MANPATH=PREFIX/share/man man -w chat` finds the page,
+//! `PREFIX/bin/chat --version` runs, the bash completion loads and
+//! registers itself), that `DESTDIR` stages an install the way packagers
+//! expect, and that `scripts/uninstall` removes exactly what was installed:
+//! the files, the manifest and the directories the install created, and
+//! nothing it did not create.
+//!
+//! The scripts build with `cargo build --release --locked`, in this
+//! package's own target directory, so a second run reuses the build.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long the install may take: it builds in release mode, possibly
+/// waiting for other builds of the same target directory to finish.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// How long any other command may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every file an install puts under PREFIX (besides its manifest), with
+/// its mode.
+const INSTALLED: [(&str, u32); 10] = [
+    ("bin/chatd", 0o755),
+    ("bin/chat", 0o755),
+    ("share/man/man1/chatd.1", 0o644),
+    ("share/man/man1/chat.1", 0o644),
+    ("share/bash-completion/completions/chatd", 0o644),
+    ("share/bash-completion/completions/chat", 0o644),
+    ("share/zsh/site-functions/_chatd", 0o644),
+    ("share/zsh/site-functions/_chat", 0o644),
+    ("share/fish/vendor_completions.d/chatd.fish", 0o644),
+    ("share/fish/vendor_completions.d/chat.fish", 0o644),
+];
+
+/// Where the install records what it installed, under PREFIX.
+const MANIFEST: &str = "share/chatd/install-manifest.txt";
+
+#[test]
+fn install_into_a_prefix_works_and_uninstall_leaves_it_empty() {
+    let prefix = tempfile::tempdir().expect("temporary PREFIX");
+    let prefix = prefix.path();
+    script("install", prefix, None);
+
+    for (file, mode) in INSTALLED {
+        let path = prefix.join(file);
+        let meta = fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("install did not create {}: {e}", path.display()));
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            mode,
+            "mode of {}",
+            path.display()
+        );
+    }
+    let manifest = read(&prefix.join(MANIFEST));
+    for (file, _) in INSTALLED {
+        let line = format!("file {}", prefix.join(file).display());
+        assert!(
+            manifest.lines().any(|l| l == line),
+            "the manifest has no `{line}`:\n{manifest}"
+        );
+    }
+
+    for bin in ["chatd", "chat"] {
+        // The pages are found the way `man chat` looks for them...
+        let out = run(
+            Command::new("man")
+                .args(["-w", bin])
+                .env("MANPATH", prefix.join("share/man")),
+            TIMEOUT,
+        );
+        let page = prefix.join(format!("share/man/man1/{bin}.1"));
+        assert!(out.status.success(), "man -w {bin}: {}", out.stderr);
+        assert_eq!(Path::new(out.stdout.trim()), page, "man -w {bin}");
+        // ... and are the pages of the source tree.
+        assert_eq!(
+            read(&page),
+            read(&source_dir().join(format!("man/{bin}.1"))),
+            "installed {bin}.1"
+        );
+
+        let out = run(
+            Command::new(prefix.join("bin").join(bin)).arg("--version"),
+            TIMEOUT,
+        );
+        assert!(out.status.success(), "{bin} --version: {}", out.stderr);
+        assert!(
+            out.stdout.starts_with(&format!("{bin} ")),
+            "{bin} --version printed {:?}",
+            out.stdout
+        );
+
+        let completion = prefix.join("share/bash-completion/completions").join(bin);
+        let out = run(
+            Command::new("bash")
+                .args(["-c", "source \"$1\" && complete -p \"$2\"", "bash"])
+                .arg(&completion)
+                .arg(bin),
+            TIMEOUT,
+        );
+        assert!(
+            out.status.success() && out.stdout.trim_end().ends_with(&format!(" {bin}")),
+            "the bash completion {} does not load: {}{}",
+            completion.display(),
+            out.stdout,
+            out.stderr
+        );
+    }
+    syntax_check_if_present(prefix, "zsh", &["-n"], "share/zsh/site-functions/_");
+    syntax_check_if_present(
+        prefix,
+        "fish",
+        &["--no-execute"],
+        "share/fish/vendor_completions.d/",
+    );
+
+    script("uninstall", prefix, None);
+    assert_eq!(
+        tree(prefix),
+        BTreeSet::new(),
+        "uninstall left files under {}",
+        prefix.display()
+    );
+}
+
+#[test]
+fn destdir_stages_an_install_and_uninstall_keeps_what_it_did_not_install() {
+    let stage = tempfile::tempdir().expect("temporary DESTDIR");
+    let stage = stage.path();
+    // A file of another package, in a directory the install will share.
+    let foreign = stage.join("usr/share/man/man1/other.1");
+    fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    fs::write(&foreign, ".Dd\n").unwrap();
+    let before = tree(stage);
+
+    script("install", Path::new("/usr"), Some(stage));
+    for (file, _) in INSTALLED {
+        let path = stage.join("usr").join(file);
+        assert!(path.is_file(), "install did not stage {}", path.display());
+    }
+    // The manifest lists the final paths, without DESTDIR: it is part of
+    // the package.
+    let manifest = read(&stage.join("usr").join(MANIFEST));
+    assert!(
+        manifest.lines().any(|l| l == "file /usr/bin/chat"),
+        "the manifest has no `file /usr/bin/chat`:\n{manifest}"
+    );
+    assert!(
+        !manifest.contains(&stage.display().to_string()),
+        "the manifest names DESTDIR:\n{manifest}"
+    );
+    assert!(
+        !manifest.lines().any(|l| l == "dir /usr/share/man/man1"),
+        "the manifest claims a directory that existed before:\n{manifest}"
+    );
+
+    script("uninstall", Path::new("/usr"), Some(stage));
+    assert_eq!(
+        tree(stage),
+        before,
+        "uninstall did not restore {} to its state before the install",
+        stage.display()
+    );
+}
+
+/// Runs `scripts/NAME PREFIX` (with `DESTDIR` if given) and fails the
+/// test, showing its output, unless it succeeds.
+fn script(name: &str, prefix: &Path, destdir: Option<&Path>) {
+    let mut command = Command::new(source_dir().join("scripts").join(name));
+    command
+        .arg(prefix)
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TARGET_DIR", source_dir().join("target"))
+        .env_remove("DESTDIR");
+    if let Some(destdir) = destdir {
+        command.env("DESTDIR", destdir);
+    }
+    let out = run(&mut command, INSTALL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "scripts/{name} {} failed ({}):\n{}{}",
+        prefix.display(),
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// Parses the installed zsh or fish completions with that shell, when it
+/// is installed (neither is needed to run the tests).
+fn syntax_check_if_present(prefix: &Path, shell: &str, args: &[&str], stem: &str) {
+    let found = Command::new(shell)
+        .args(["-c", "exit 0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        println!("{shell} not installed: its completions were not parsed");
+        return;
+    }
+    for bin in ["chatd", "chat"] {
+        let file = match shell {
+            "fish" => prefix.join(format!("{stem}{bin}.fish")),
+            _ => prefix.join(format!("{stem}{bin}")),
+        };
+        let out = run(Command::new(shell).args(args).arg(&file), TIMEOUT);
+        assert!(
+            out.status.success(),
+            "{shell} cannot parse {}: {}",
+            file.display(),
+            out.stderr
+        );
+    }
+}
+
+fn source_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Every file and directory under `root`, relative to it.
+fn tree(root: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let entries =
+            fs::read_dir(&dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path.clone());
+            }
+            found.insert(path.strip_prefix(root).unwrap().to_path_buf());
+        }
+    }
+    found
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` with no input, in its own process group, collecting its
+/// output. If it has not ended after `limit`, the whole group (the script
+/// and the cargo it started) is killed and the test fails.
+fn run(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let group = i32::try_from(child.id()).expect("pid fits in pid_t");
+            // SAFETY: kill(2) with a negative pid signals the process group
+            // the child leads (process_group(0) above); it touches no memory.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("{command:?} still running after {limit:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
