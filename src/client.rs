@@ -18,19 +18,12 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("getpeername", e))?;
     status!("connected to {peer}");
     let options = Options::new(args.raw, args.crlf);
-    let kind = if args.alternating {
-        let first = if args.listen_first {
-            First::Listen
-        } else {
-            First::Speak
-        };
-        Kind::Lockstep {
-            first,
-            prompt: session::prompting(),
-        }
+    let first = if args.listen_first {
+        First::Listen
     } else {
-        Kind::Duplex
+        First::Speak
     };
+    let kind = Kind::new(args.alternating, first);
     let mut input = Input::new(options);
     match session::run(kind, stream, peer, &signals, &mut input, options, &[])? {
         End::PeerClosed => status!("connection closed by peer"),

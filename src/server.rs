@@ -25,19 +25,12 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
     let options = Options::new(args.raw, args.crlf);
-    let kind = if args.alternating {
-        let first = if args.speak_first {
-            First::Speak
-        } else {
-            First::Listen
-        };
-        Kind::Lockstep {
-            first,
-            prompt: session::prompting(),
-        }
+    let first = if args.speak_first {
+        First::Speak
     } else {
-        Kind::Duplex
+        First::Listen
     };
+    let kind = Kind::new(args.alternating, first);
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
     status!("listening on {local}");

@@ -85,6 +85,22 @@ pub enum Kind {
     },
 }
 
+impl Kind {
+    /// The kind for the `-a` flag `alternating`, with `first` taking the
+    /// first turn in lockstep; the turn indicator is shown when
+    /// [`prompting`].
+    pub fn new(alternating: bool, first: lockstep::First) -> Kind {
+        if alternating {
+            Kind::Lockstep {
+                first,
+                prompt: prompting(),
+            }
+        } else {
+            Kind::Duplex
+        }
+    }
+}
+
 /// Runs one session of `kind` on `stream`, connected to `peer`; see
 /// [`duplex::run`] and [`lockstep::run`] for what each returns.
 /// `close_in_child` is for the duplex child (the listening socket).
