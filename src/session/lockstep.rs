@@ -49,7 +49,7 @@ pub enum First {
 ///
 /// When `prompt` is set (standard input is a terminal and `-q` is not
 /// given), a turn indicator goes to standard error: `PROGRAM> ` when it is
-/// your turn to type, `(waiting for peer…)` when it is the peer's.
+/// your turn to type, `(waiting for peer...)` when it is the peer's.
 ///
 /// Returns how the session ended. Errors: [`Error::Signal`];
 /// [`Error::Sys`] when reading stdin, the socket, or writing fails.
@@ -113,7 +113,7 @@ impl Lockstep<'_> {
                 self.speak(input)?
             } else {
                 if input_open {
-                    self.indicate("(waiting for peer…)\n");
+                    self.indicate("(waiting for peer...)\n");
                 }
                 self.listen()?
             };
@@ -179,6 +179,9 @@ impl Lockstep<'_> {
             if watched == 3 && fds[2].any() == Some(true) {
                 self.receive()?;
                 if self.peer_eof {
+                    // End the `PROGRAM> ` line first: what the peer sent last
+                    // must not look typed.
+                    self.indicate("\n");
                     return self.drain_rx().map(Some);
                 }
             }
