@@ -4,7 +4,6 @@
 
 mod util;
 
-use std::fs::File;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -178,46 +177,13 @@ fn socat_server_and_chat_client_talk_both_ways() {
 #[test]
 fn ten_mib_each_way_arrive_byte_identical() {
     const LEN: usize = 10 * 1024 * 1024;
-    let dir = tempfile::tempdir().unwrap();
-    let (to_client, to_server) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::write(&to_client, random_bytes(LEN, 1)).unwrap();
-    std::fs::write(&to_server, random_bytes(LEN, 2)).unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut server = spawn_with(
-        CHATD,
-        &["-1", "-q", "-b", "127.0.0.1", "-p", &port_text],
-        Stdio::from(File::open(&to_client).unwrap()),
-    );
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
-    let mut client = spawn_with(
-        CHAT,
-        &["-q", "127.0.0.1", &port_text],
-        Stdio::from(File::open(&to_server).unwrap()),
-    );
-    assert_eq!(
-        client.wait_within(Duration::from_secs(30)).code(),
-        Some(0),
-        "{}",
-        client.dump()
-    );
-    assert_eq!(
-        server.wait_within(Duration::from_secs(30)).code(),
-        Some(0),
-        "{}",
-        server.dump()
-    );
+    let (to_client, to_server) = (random_bytes(LEN, 1), random_bytes(LEN, 2));
+    let (server, client) = exchange(&["-q"], &to_client, &to_server);
     let (got_client, got_server) = (client.stdout(), server.stdout());
     assert_eq!(got_client.len(), LEN, "client received");
     assert_eq!(got_server.len(), LEN, "server received");
-    assert!(
-        got_client == std::fs::read(&to_client).unwrap(),
-        "client bytes differ"
-    );
-    assert!(
-        got_server == std::fs::read(&to_server).unwrap(),
-        "server bytes differ"
-    );
+    assert!(got_client == to_client, "client bytes differ");
+    assert!(got_server == to_server, "server bytes differ");
     assert_eq!(
         client.stderr_text() + &server.stderr_text(),
         "",

@@ -4,8 +4,6 @@
 
 mod util;
 
-use std::fs::File;
-use std::process::Stdio;
 use std::time::Duration;
 
 use util::*;
@@ -17,36 +15,8 @@ fn lines(tag: &str, count: usize) -> String {
 
 #[test]
 fn a_thousand_rounds_arrive_exactly_in_order() {
-    let dir = tempfile::tempdir().unwrap();
     let (server_lines, client_lines) = (lines("server", 1000), lines("client", 1000));
-    let (server_in, client_in) = (dir.path().join("s"), dir.path().join("c"));
-    std::fs::write(&server_in, &server_lines).unwrap();
-    std::fs::write(&client_in, &client_lines).unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut server = spawn_with(
-        CHATD,
-        &["-a", "-1", "-b", "127.0.0.1", "-p", &port_text],
-        Stdio::from(File::open(&server_in).unwrap()),
-    );
-    server.expect_stderr("listening");
-    let mut client = spawn_with(
-        CHAT,
-        &["-a", "127.0.0.1", &port_text],
-        Stdio::from(File::open(&client_in).unwrap()),
-    );
-    assert_eq!(
-        client.wait_within(Duration::from_secs(30)).code(),
-        Some(0),
-        "{}",
-        client.dump()
-    );
-    assert_eq!(
-        server.wait_within(Duration::from_secs(30)).code(),
-        Some(0),
-        "{}",
-        server.dump()
-    );
+    let (server, client) = exchange(&["-a"], server_lines.as_bytes(), client_lines.as_bytes());
     assert_eq!(server.stdout_text(), client_lines);
     assert_eq!(client.stdout_text(), server_lines);
 }

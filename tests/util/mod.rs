@@ -304,3 +304,31 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Runs a whole session between the real binaries, each fed from a file:
+/// `chatd -1 EXTRA -b 127.0.0.1 -p PORT < server_input` and
+/// `chat EXTRA 127.0.0.1 PORT < client_input`. Waits up to 30 s for both
+/// to exit with status 0 and returns them, outputs collected.
+pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Proc, Proc) {
+    let limit = Duration::from_secs(30);
+    let dir = tempfile::tempdir().unwrap();
+    let (server_file, client_file) = (dir.path().join("server"), dir.path().join("client"));
+    std::fs::write(&server_file, server_input).unwrap();
+    std::fs::write(&client_file, client_input).unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut server_args = vec!["-1"];
+    server_args.extend_from_slice(extra);
+    server_args.extend_from_slice(&["-b", "127.0.0.1", "-p", &port_text]);
+    let stdin = |path| Stdio::from(std::fs::File::open(path).unwrap());
+    let mut server = spawn_with(CHATD, &server_args, stdin(&server_file));
+    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
+    let mut client_args = extra.to_vec();
+    client_args.extend_from_slice(&["127.0.0.1", &port_text]);
+    let mut client = spawn_with(CHAT, &client_args, stdin(&client_file));
+    let status = client.wait_within(limit);
+    assert_eq!(status.code(), Some(0), "chat\n{}", client.dump());
+    let status = server.wait_within(limit);
+    assert_eq!(status.code(), Some(0), "chatd\n{}", server.dump());
+    (server, client)
+}
