@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, connect as sys_connect,
     getsockopt, listen as sys_listen, setsockopt, socket, sockopt,
@@ -58,20 +58,11 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
 pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, SocketAddr), Error> {
     loop {
         let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", e)),
-        }
-        if fds[1].any() == Some(true) {
-            signals.drain();
-        }
-        if let Some(sig) = signals.terminated() {
-            return Err(Error::Signal(sig));
-        }
-        if fds[0].any() != Some(true) {
+        signals.poll(&mut fds, PollTimeout::NONE)?;
+        if fds[1].any() != Some(true) {
             continue;
         }
         match listener.accept() {
@@ -178,7 +169,7 @@ pub fn connect(
         for addr in &addrs {
             match connect_one(*addr, signals) {
                 Ok(stream) => return Ok(stream),
-                Err(Attempt::Signal(sig)) => return Err(Error::Signal(sig)),
+                Err(Attempt::Stop(err)) => return Err(err),
                 Err(Attempt::Failed(errno)) => {
                     all_refused &= errno == Errno::ECONNREFUSED;
                     last = errno;
@@ -204,8 +195,11 @@ fn bracketed(host: &str) -> String {
     }
 }
 
+/// Why one connection attempt did not give a socket.
 enum Attempt {
-    Signal(i32),
+    /// Stop trying altogether: a terminating signal, or `poll` failed.
+    Stop(Error),
+    /// This address failed with `errno`; the next one may work.
     Failed(Errno),
 }
 
@@ -221,20 +215,13 @@ fn connect_one(addr: SocketAddr, signals: &Signals) -> Result<TcpStream, Attempt
         Ok(()) => {}
         Err(Errno::EINPROGRESS) => loop {
             let mut fds = [
-                PollFd::new(fd.as_fd(), PollFlags::POLLOUT),
                 PollFd::new(signals.fd(), PollFlags::POLLIN),
+                PollFd::new(fd.as_fd(), PollFlags::POLLOUT),
             ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Attempt::Failed(e)),
-            }
+            signals
+                .poll(&mut fds, PollTimeout::NONE)
+                .map_err(Attempt::Stop)?;
             if fds[1].any() == Some(true) {
-                signals.drain();
-            }
-            if let Some(sig) = signals.terminated() {
-                return Err(Attempt::Signal(sig));
-            }
-            if fds[0].any() == Some(true) {
                 match getsockopt(&fd, sockopt::SocketError) {
                     Ok(0) => break,
                     Ok(code) => return Err(Attempt::Failed(Errno::from_raw(code))),

@@ -27,6 +27,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGTERM};
 
+use crate::error::Error;
+
 /// The signals that end the program (with status 128+N).
 pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
@@ -80,6 +82,34 @@ impl Signals {
         match self.terminated.load(Ordering::Relaxed) {
             0 => None,
             n => i32::try_from(n).ok(),
+        }
+    }
+
+    /// `poll(2)` on `fds`, whose first entry must be [`Signals::fd`] for
+    /// `POLLIN`: `EINTR` counts as a wake-up, and when the pipe is readable
+    /// it is drained and a terminating signal stops the wait. The caller then
+    /// looks at the other entries' `revents`.
+    ///
+    /// Errors: [`Error::Signal`] (SIGINT, SIGTERM, SIGHUP);
+    /// [`Error::Sys`] if `poll` itself fails.
+    pub fn poll(&self, fds: &mut [PollFd<'_>], timeout: PollTimeout) -> Result<(), Error> {
+        match poll(fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", e)),
+        }
+        if fds[0].any() == Some(true) {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// Drains the pipe and returns [`Error::Signal`] if a terminating
+    /// signal arrived.
+    pub fn check(&self) -> Result<(), Error> {
+        self.drain();
+        match self.terminated() {
+            Some(sig) => Err(Error::Signal(sig)),
+            None => Ok(()),
         }
     }
 

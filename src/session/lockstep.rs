@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{Shutdown, setsockopt, shutdown, sockopt};
 
 use crate::error::Error;
@@ -175,7 +175,7 @@ impl Lockstep<'_> {
                 PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
             ];
             let watched = if room { 3 } else { 2 };
-            self.poll(&mut fds[..watched], PollTimeout::NONE)?;
+            self.signals.poll(&mut fds[..watched], PollTimeout::NONE)?;
             if watched == 3 && fds[2].any() == Some(true) {
                 self.receive()?;
                 if self.peer_eof {
@@ -202,7 +202,7 @@ impl Lockstep<'_> {
                     PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                 ];
-                self.poll(&mut fds, PollTimeout::NONE)?;
+                self.signals.poll(&mut fds, PollTimeout::NONE)?;
                 if fds[1].any() == Some(true) {
                     self.receive()?;
                 }
@@ -303,7 +303,7 @@ impl Lockstep<'_> {
                 PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                 PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
             ];
-            self.poll(&mut fds, signals::timeout(left))?;
+            self.signals.poll(&mut fds, signals::timeout(left))?;
             if fds[1].any() == Some(true) {
                 match pump::read(self.stream, &mut buf) {
                     Ok(0) | Err(_) => break,
@@ -326,30 +326,9 @@ impl Lockstep<'_> {
         loop {
             match pump::send_watching(self.stream.as_fd(), &mut bytes, self.signals.fd()) {
                 Ok(Sent::All) => return Ok(()),
-                Ok(Sent::Woken) => self.check_signals()?,
+                Ok(Sent::Woken) => self.signals.check()?,
                 Err(e) => return Err(Error::sys(format!("write to {}", self.peer), e)),
             }
-        }
-    }
-
-    /// `poll(2)` on `fds`, whose first entry is the signal pipe: drains it
-    /// and stops on a terminating signal.
-    fn poll(&self, fds: &mut [PollFd<'_>], timeout: PollTimeout) -> Result<(), Error> {
-        match poll(fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", e)),
-        }
-        if fds[0].any() == Some(true) {
-            self.check_signals()?;
-        }
-        Ok(())
-    }
-
-    fn check_signals(&self) -> Result<(), Error> {
-        self.signals.drain();
-        match self.signals.terminated() {
-            Some(sig) => Err(Error::Signal(sig)),
-            None => Ok(()),
         }
     }
 }
