@@ -307,22 +307,10 @@ impl Sender<'_> {
     /// still printed, then stops the child.
     fn linger(&self, word: Word) -> Result<End, Error> {
         let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
-        let deadline = Instant::now() + WORD_LINGER;
-        while !self.reaped.get() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let mut fds = [PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, signals::timeout(left)) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return self.fail(Error::sys("poll", e)),
-            }
-            // The peer's failure after our word does not spoil the session.
-            match self.check() {
-                Err(err @ Error::Signal(_)) => return Err(err),
-                _ => continue,
-            }
+        // The peer's failure after our word does not spoil the session.
+        if let Err(err @ Error::Signal(_)) = self.wait_for_child(Some(Instant::now() + WORD_LINGER))
+        {
+            return Err(err);
         }
         self.stop_child();
         Ok(self.said(word))
@@ -347,15 +335,32 @@ impl Sender<'_> {
     /// Sending failed (the connection is gone): lets the child finish
     /// printing what the peer sent before, then returns `err`.
     fn await_child(&self, err: Error) -> Result<End, Error> {
-        while self.ended.get().is_none() {
+        self.wait_for_child(None)?;
+        Err(err)
+    }
+
+    /// Waits on the signal pipe until the child is reaped, or until
+    /// `deadline` if one is given. Errors: those of [`Sender::check`].
+    fn wait_for_child(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        while !self.reaped.get() {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    signals::timeout(left)
+                }
+            };
             let mut fds = [PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::NONE) {
+            match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return self.fail(Error::sys("poll", e)),
             }
             self.check()?;
         }
-        Err(err)
+        Ok(())
     }
 
     /// After the signal pipe woke us: drains it, stops on a terminating
