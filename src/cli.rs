@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 
 /// The port of the worksheet's server (question 1).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -18,7 +18,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-a] [--speak-first] [--raw] [--crlf]"
+    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop]",
+    group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
     /// TCP port to listen on (0 picks a free port, shown in the status line)
@@ -38,6 +39,11 @@ pub struct ChatdArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Receive only: never read standard input, keep the connection open
+    /// until the peer closes (as nc -d and ncat --recv-only)
+    #[arg(short = 'd', long, conflicts_with = "alternating")]
+    pub recv_only: bool,
+
     /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
     /// turns, one line each; no fork
     #[arg(short, long)]
@@ -56,6 +62,40 @@ pub struct ChatdArgs {
     /// Send line ends as CRLF (\r\n), for peers that need it
     #[arg(long)]
     pub crlf: bool,
+
+    /// Discussion server: relay every client's lines to all the others,
+    /// prefixed with the sender's name (see ROOM in chatd(1))
+    #[arg(long)]
+    pub broker: bool,
+
+    /// Echo server: send every line back to its client; one forked child
+    /// per connection
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Addition service of the Java course: answer each pair of 32-bit
+    /// big-endian integers with their sum; one forked child per connection
+    #[arg(long)]
+    pub sum: bool,
+
+    /// With --broker, --echo or --sum: at most N clients at once; one more
+    /// is refused with a one-line message
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_clients: usize,
+
+    /// With --broker: a longer line is relayed in pieces of BYTES bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, requires = "broker")]
+    pub max_line: usize,
+
+    /// With --broker: a client whose unsent output exceeds BYTES bytes is
+    /// disconnected (too slow)
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, requires = "broker")]
+    pub max_queue: usize,
+
+    /// With --broker: a client's line arret stops the server (by default it
+    /// is relayed as an ordinary line)
+    #[arg(long, requires = "broker")]
+    pub allow_remote_stop: bool,
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies
@@ -64,12 +104,17 @@ pub struct ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-q] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [HOST [PORT]]"
+    override_usage = "chat [-q] [-d] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
     /// Print no status lines on standard error, only errors
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Receive only: never read standard input, keep the connection open
+    /// until the peer closes (as nc -d and ncat --recv-only)
+    #[arg(short = 'd', long, conflicts_with = "alternating")]
+    pub recv_only: bool,
 
     /// Keep retrying a refused connection for up to SECS seconds (decimals
     /// allowed)
@@ -94,6 +139,10 @@ pub struct ChatArgs {
     /// Send line ends as CRLF (\r\n), for peers that need it
     #[arg(long)]
     pub crlf: bool,
+
+    /// In a chatd --broker room: send /nick NAME as soon as connected
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Host to connect to: a name or an IPv4/IPv6 address; every address
     /// the resolver returns is tried in order

@@ -12,8 +12,13 @@
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
+//! - [`broker`]: `chatd --broker`, the discussion room (one process, a
+//!   `poll` loop);
+//! - [`service`]: `chatd --echo` and `chatd --sum`, one forked child per
+//!   connection;
 //! - [`server`] and [`client`]: what the `chatd` and `chat` binaries run.
 
+pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod display;
@@ -22,6 +27,7 @@ pub mod messages;
 pub mod net;
 pub mod pump;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod signals;
 pub mod words;

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 
 use crate::cli::ChatdArgs;
 use crate::error::Error;
+use crate::service::Service;
 use crate::session::{self, End, Input, Kind, Options, Side, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
@@ -24,6 +25,18 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
+    status!("listening on {local}");
+    if args.broker {
+        return crate::broker::run(listener, &signals, args);
+    }
+    if args.echo || args.sum {
+        let service = if args.echo {
+            Service::Echo
+        } else {
+            Service::Sum
+        };
+        return crate::service::run(service, listener, &signals, args);
+    }
     let options = Options::new(args.raw, args.crlf);
     let first = if args.speak_first {
         First::Speak
@@ -33,7 +46,6 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let kind = Kind::new(args.alternating, first);
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
-    status!("listening on {local}");
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
         status!("connection from {peer}");
