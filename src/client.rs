@@ -2,7 +2,7 @@
 
 use crate::cli::ChatArgs;
 use crate::error::Error;
-use crate::session::{self, End, Input, Kind, Options, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
 use crate::signals::Signals;
 use crate::{net, status};
 
@@ -25,7 +25,13 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     };
     let kind = Kind::new(args.alternating, first);
     let mut input = Input::new(options);
-    match session::run(kind, stream, peer, &signals, &mut input, options, &[])? {
+    let cx = Context {
+        signals: &signals,
+        options,
+        policy: Policy::new(args.recv_only, true),
+        close_in_child: &[],
+    };
+    match session::run(kind, stream, peer, &cx, &mut input)? {
         End::PeerClosed => status!("connection closed by peer"),
         End::StdoutClosed => {}
         End::Word { word, by } => {

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::service::Service;
-use crate::session::{self, End, Input, Kind, Options, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
 use crate::{net, report, status};
@@ -46,11 +46,18 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let kind = Kind::new(args.alternating, first);
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
+    let policy = Policy::new(args.recv_only, args.once);
+    let close = [listener.as_raw_fd()];
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
         status!("connection from {peer}");
-        let close = [listener.as_raw_fd()];
-        match session::run(kind, stream, peer, &signals, &mut input, options, &close) {
+        let cx = Context {
+            signals: &signals,
+            options,
+            policy,
+            close_in_child: &close,
+        };
+        match session::run(kind, stream, peer, &cx, &mut input) {
             Ok(End::PeerClosed) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {

@@ -13,7 +13,8 @@ use util::*;
 // client sends.
 #[test]
 fn q1_server_prints_the_lines_a_socat_client_sends() {
-    let (mut server, port) = chatd(&["-1"]);
+    // As a script starts it: `chatd -1 < /dev/null > out`.
+    let (mut server, port) = chatd_with(&["-1"], Stdio::null());
     let mut client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
     client.send(b"bonjour\nsecond line\n");
     server.expect_stdout("bonjour\nsecond line\n");
@@ -58,11 +59,19 @@ fn q4_both_directions_at_once() {
     client.expect_stdout("from server 1\nfrom server 2\n");
     server.expect_stdout("from client 1\nfrom client 2\n");
     client.close_stdin();
-    // The client half-closed; the server's session ends, then the client's.
+    // The client half-closed: it has nothing more to send, but it still
+    // listens, and the server still talks until its own input ends.
+    server.send(b"from server 3\n");
+    client.expect_stdout("from server 1\nfrom server 2\nfrom server 3\n");
+    assert!(server.try_status().is_none() && client.try_status().is_none());
+    server.close_stdin();
     assert_eq!(server.wait(), 0, "{}", server.dump());
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.stdout_text(), "from client 1\nfrom client 2\n");
-    assert_eq!(client.stdout_text(), "from server 1\nfrom server 2\n");
+    assert_eq!(
+        client.stdout_text(),
+        "from server 1\nfrom server 2\nfrom server 3\n"
+    );
 }
 
 #[test]
@@ -98,18 +107,43 @@ fn half_close_keeps_the_delayed_reply() {
     assert_eq!(client.stdout_text(), "got hi\n");
 }
 
+// Issue 7: a person at a terminal, the other person left: chat ends at once.
 #[test]
-fn peer_closing_first_ends_an_idle_client_within_a_second() {
+fn peer_closing_first_ends_a_client_on_a_terminal_within_a_second() {
+    let port = free_port();
+    let _server = socat_server(port, "SYSTEM:echo bye-from-server,nofork");
+    let port_text = port.to_string();
+    let mut client = spawn_on_terminal(CHAT, &["127.0.0.1", &port_text]);
+    client.expect_stdout("bye-from-server\n");
+    let seen = Instant::now();
+    // Nobody types: the client must not wait for a keystroke.
+    let status = client.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert!(seen.elapsed() < Duration::from_secs(1));
+    client.expect_stderr("chat: connection closed by peer");
+}
+
+// Issue 7: a pipe on stdin that stays open and idle is not a person who
+// left: chat keeps its direction open, but whoever reads its stdout sees
+// end of file as soon as the peer's direction ends.
+#[test]
+fn peer_closing_first_ends_stdout_at_once_and_chat_when_its_pipe_ends() {
     let port = free_port();
     let _server = socat_server(port, "SYSTEM:echo bye-from-server,nofork");
     let mut client = chat(port, &[]);
     client.expect_stdout("bye-from-server\n");
     let seen = Instant::now();
-    // stdin stays open and idle: the client must not wait for a keystroke.
-    let status = client.wait_within(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    let closed = wait_until(Duration::from_secs(1), || client.stdout_closed());
+    assert!(
+        closed,
+        "stdout still open after the peer left\n{}",
+        client.dump()
+    );
     assert!(seen.elapsed() < Duration::from_secs(1));
-    client.expect_stderr("chat: connection closed by peer");
+    assert!(client.try_status().is_none(), "its stdin has not ended yet");
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(client.stdout_text(), "bye-from-server\n");
 }
 
 #[test]
@@ -135,16 +169,22 @@ fn chatd_serves_clients_one_after_another() {
 
 #[test]
 fn chatd_restarts_on_the_same_port_right_after_a_session() {
-    // The server half-closes first (its stdin is empty), so its side of the
-    // connection ends in TIME_WAIT: only SO_REUSEADDR lets a new server bind.
+    // The server sends its one line and half-closes first, so its side of
+    // the connection ends in TIME_WAIT: only SO_REUSEADDR lets a new server
+    // bind.
     let port = free_port();
     let port_text = port.to_string();
     let args = ["-1", "-b", "127.0.0.1", "-p", &port_text];
-    let mut first = spawn_with(CHATD, &args, Stdio::null());
+    let dir = tempfile::tempdir().unwrap();
+    let line = dir.path().join("line");
+    std::fs::write(&line, "hello\n").unwrap();
+    let stdin = Stdio::from(std::fs::File::open(&line).unwrap());
+    let mut first = spawn_with(CHATD, &args, stdin);
     first.expect_stderr("listening");
     // socat's stdin stays open: it closes only after the server's FIN (and
     // its -t delay), so the server is the side that closed first.
     let mut client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
+    client.expect_stdout("hello\n");
     assert_eq!(first.wait(), 0, "{}", first.dump());
     assert_eq!(client.wait(), 0, "{}", client.dump());
     let ss = std::process::Command::new("ss")
@@ -170,6 +210,7 @@ fn socat_server_and_chat_client_talk_both_ways() {
     server.send(b"answer!\n");
     client.expect_stdout("answer!\n");
     server.close_stdin();
+    client.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(client.stdout_text(), "answer!\n");
 }
@@ -247,7 +288,8 @@ fn retry_waits_for_a_server_started_later() {
         "gave up before --retry ran out"
     );
     let port_text = port.to_string();
-    let mut server = spawn(CHATD, &["-1", "-b", "127.0.0.1", "-p", &port_text]);
+    let args = ["-1", "-b", "127.0.0.1", "-p", &port_text];
+    let mut server = spawn_with(CHATD, &args, Stdio::null());
     client.send(b"late but here\n");
     server.expect_stdout("late but here\n");
     client.close_stdin();
@@ -273,7 +315,7 @@ fn retry_gives_up_after_its_time() {
 fn ipv6_loopback_works() {
     let port = free_port();
     let port_text = port.to_string();
-    let mut server = spawn(CHATD, &["-1", "-b", "::1", "-p", &port_text]);
+    let mut server = spawn_with(CHATD, &["-1", "-b", "::1", "-p", &port_text], Stdio::null());
     server.expect_stderr(&format!("chatd: listening on [::1]:{port}"));
     let mut client = spawn(CHAT, &["::1", &port_text]);
     client.send(b"over six\n");
@@ -285,7 +327,7 @@ fn ipv6_loopback_works() {
 
 #[test]
 fn quiet_silences_status_lines_but_not_errors() {
-    let (mut server, port) = chatd(&["-1"]);
+    let (mut server, port) = chatd_with(&["-1"], Stdio::null());
     let mut client = chat(port, &["-q"]);
     client.send(b"x\n");
     server.expect_stdout("x\n");
@@ -360,8 +402,9 @@ fn peer_reset_is_one_line_and_chatd_keeps_serving() {
     std::thread::sleep(Duration::from_millis(200));
     resetter.signal(libc::SIGKILL);
     let _ = resetter.wait_within(TIMEOUT);
-    server.expect_stderr("chatd: read from 127.0.0.1:");
-    server.expect_stderr("Connection reset by peer");
+    server.expect_stderr("chatd: connection reset by 127.0.0.1:");
+    let stderr = server.stderr_text();
+    assert_eq!(stderr.matches("reset").count(), 1, "one line: {stderr}");
     let mut next = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
     next.send(b"still here\n");
     server.expect_stdout("still here\n");
@@ -381,7 +424,9 @@ fn child_killed_from_outside_ends_the_session_and_chatd_keeps_serving() {
     // SAFETY: kill(2) on the server's receiving child, found in /proc.
     assert_eq!(unsafe { libc::kill(child as i32, libc::SIGKILL) }, 0);
     server.expect_stderr("chatd: receiving process killed by signal 9 (SIGKILL)");
-    assert_eq!(first.wait(), 0, "the client sees the server close");
+    // The client sees the server close; it ends when its own input does.
+    first.close_stdin();
+    assert_eq!(first.wait(), 0, "{}", first.dump());
     let mut second = chat(port, &[]);
     second.send(b"two\n");
     server.expect_stdout("one\ntwo\n");

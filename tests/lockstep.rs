@@ -36,6 +36,7 @@ fn each_side_waits_for_the_others_line_before_sending_the_next() {
     server.send(b"s2\n");
     client.expect_stdout("s1\ns2\n");
     client.close_stdin();
+    server.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
@@ -52,6 +53,7 @@ fn chat_alternating_against_a_socat_server() {
     client.send(b"thanks\n");
     server.expect_stdout("question\nthanks\n");
     server.close_stdin();
+    client.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(client.stdout_text(), "answer\n");
 }
@@ -69,6 +71,7 @@ fn chatd_alternating_listens_first_to_a_socat_client() {
     server.expect_stdout("client speaks\n");
     client.expect_stdout("server speaks\n");
     client.close_stdin();
+    server.close_stdin();
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
 
@@ -81,6 +84,7 @@ fn both_speaking_first_works_the_lines_cross() {
     server.expect_stdout("from client\n");
     client.expect_stdout("from server\n");
     client.close_stdin();
+    server.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
@@ -140,6 +144,7 @@ fn a_last_line_without_newline_still_counts() {
     client.send(b"last words");
     client.close_stdin();
     server.expect_stdout("first\nlast words");
+    server.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
@@ -153,6 +158,7 @@ fn no_turn_indicator_when_stdin_is_not_a_terminal() {
     server.send(b"hello\n");
     client.expect_stdout("hello\n");
     client.close_stdin();
+    server.close_stdin();
     assert_eq!(client.wait(), 0);
     assert_eq!(server.wait(), 0);
     for text in [client.stderr_text(), server.stderr_text()] {

@@ -131,6 +131,7 @@ fn near_misses_are_ordinary_lines() {
     server.expect_stdout(text);
     assert!(client.try_status().is_none() && server.try_status().is_none());
     client.close_stdin();
+    server.close_stdin();
     assert_eq!(client.wait(), 0);
     assert_eq!(server.wait(), 0);
     assert!(!server.stderr_text().contains("said"), "{}", server.dump());
@@ -170,6 +171,7 @@ fn input_after_bye_goes_to_the_next_client() {
     assert_eq!(first.stdout_text(), "for the first\nbye\n");
     let mut second = chat(port, &[]);
     second.expect_stdout("for the second\n");
+    second.close_stdin();
     assert_eq!(second.wait(), 0, "{}", second.dump());
     assert_eq!(second.stdout_text(), "for the second\n");
 }

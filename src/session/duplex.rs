@@ -2,37 +2,47 @@
 //!
 //! After `accept` (server) or `connect` (client) the process forks:
 //! - the **parent** copies standard input to the socket. On end of file it
-//!   calls `shutdown(SHUT_WR)` (half-close: the peer sees end of file, and
+//!   calls `shutdown(SHUT_WR)` (half-close: "I have nothing more to send";
 //!   the other direction stays open; `close` would send nothing, since the
-//!   child still holds the socket);
+//!   child still holds the socket). A session that had nothing to send is
+//!   receive-only and does not half-close ([`Outbound::end`]);
 //! - the **child** copies the socket to standard output, and exits when the
-//!   socket reaches end of file or a protocol word arrives, with a status
-//!   code that tells the parent why ([`ReceiverExit`]): `fork` + `waitpid`
-//!   carry it for free, no extra channel needed.
+//!   socket reaches end of file, a reset or a protocol word arrives, or the
+//!   reader of standard output goes away, with a status code that tells the
+//!   parent why ([`ReceiverExit`]): `fork` + `waitpid` carry it for free,
+//!   no extra channel needed.
 //!
-//! The parent waits in `poll(2)` on standard input and the signal self-pipe
-//! ([`crate::signals`]), so the child's exit (`SIGCHLD`) ends the session at
-//! once even while nobody types; it then reaps the child with `waitpid`.
-//! No zombie is left behind, and the child asks the kernel to send it
+//! The session ends when both directions have ended (see
+//! [`crate::session::Policy`] for when it ends earlier). The parent waits
+//! in `poll(2)` on standard input and the signal self-pipe
+//! ([`crate::signals`]), so the child's exit (`SIGCHLD`) is seen at once
+//! even while nobody types; it then reaps the child with `waitpid`. No
+//! zombie is left behind, and the child asks the kernel to send it
 //! `SIGTERM` should the parent die first (`PR_SET_PDEATHSIG`), so no orphan
-//! keeps printing either.
+//! keeps printing either. In a single session (`chat`, `chatd -1`) the
+//! parent replaces its standard output with `/dev/null` after the fork: the
+//! child holds the only copy, so whoever reads it sees end of file as soon
+//! as the peer's direction ends, even while the parent still sends.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{Shutdown, shutdown};
+use nix::sys::socket::{MsgFlags, recv};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 
 use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
 use crate::report;
-use crate::session::{End, Fill, Input, Options, Output, Side, WORD_LINGER, stdin};
+use crate::session::{
+    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
+    stdout_gone, stdout_watch,
+};
 use crate::signals::{self, Signals};
 use crate::words::Word;
 
@@ -51,6 +61,9 @@ pub enum ReceiverExit {
     Bye = 4,
     /// The peer sent the line `arret`.
     Arret = 5,
+    /// The peer reset the connection (`ECONNRESET`); the parent reports it
+    /// in one line with what was not delivered.
+    Reset = 6,
 }
 
 impl ReceiverExit {
@@ -61,6 +74,7 @@ impl ReceiverExit {
             Self::StdoutClosed,
             Self::Bye,
             Self::Arret,
+            Self::Reset,
         ]
         .into_iter()
         .find(|e| *e as i32 == code)
@@ -78,21 +92,20 @@ impl ReceiverExit {
 /// standard input through `input` (whose unsent bytes carry over to the
 /// next session).
 ///
-/// `close_in_child` lists descriptors the child must not keep (the
+/// `cx.close_in_child` lists descriptors the child must not keep (the
 /// listening socket of `chatd`, so that only the parent holds the port).
 ///
 /// Returns how the session ended. Errors: [`Error::Signal`] when a
 /// terminating signal arrived (the child is stopped and reaped first);
-/// [`Error::Sys`] when reading stdin, writing the socket or `fork` failed;
-/// [`Error::Reported`] when the child failed and said why;
-/// [`Error::Msg`] when the child was killed from outside.
+/// [`Error::Msg`] `connection reset by PEER: N bytes not delivered` when the
+/// peer reset the connection; [`Error::Sys`] when reading stdin, writing the
+/// socket or `fork` failed; [`Error::Reported`] when the child failed and
+/// said why; [`Error::Msg`] when the child was killed from outside.
 pub fn run(
     stream: TcpStream,
     peer: SocketAddr,
-    signals: &Signals,
+    cx: &Context<'_>,
     input: &mut Input,
-    options: Options,
-    close_in_child: &[RawFd],
 ) -> Result<End, Error> {
     let parent = getpid();
     // SAFETY: the binaries are single-threaded (no thread is ever spawned:
@@ -101,32 +114,49 @@ pub fn run(
     // calls and formats messages, then leaves through `_exit`.
     match unsafe { fork() }.map_err(|e| Error::sys("fork", e))? {
         ForkResult::Child => {
-            let code = receive(&stream, peer, parent, signals, options, close_in_child);
+            let code = receive(&stream, peer, parent, cx);
             // SAFETY: _exit ends the child without running the parent's
             // destructors or atexit handlers a second time.
             unsafe { libc::_exit(code as i32) }
         }
-        ForkResult::Parent { child } => Sender {
-            stream: &stream,
-            peer,
-            child,
-            ended: Cell::new(None),
-            reaped: Cell::new(false),
-            signals,
+        ForkResult::Parent { child } => {
+            if cx.policy.single {
+                give_up_stdout();
+            }
+            Sender {
+                out: Outbound::new(&stream, peer),
+                child,
+                theirs: Cell::new(None),
+                reaped: Cell::new(false),
+                signals: cx.signals,
+                policy: cx.policy,
+            }
+            .run(input)
         }
-        .run(input),
     }
 }
 
-/// The child: socket to standard output until end of file or a word.
-fn receive(
-    stream: &TcpStream,
-    peer: SocketAddr,
-    parent: Pid,
-    signals: &Signals,
-    options: Options,
-    close_in_child: &[RawFd],
-) -> ReceiverExit {
+/// Replaces standard output with `/dev/null` in the parent of a single
+/// session, so the child holds the only copy (see the module docs). Status
+/// lines go to standard error, so nothing is lost. If `/dev/null` cannot be
+/// opened, standard output stays: the session still works, only its reader
+/// sees end of file later.
+fn give_up_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto descriptor 1 replaces it atomically; `null` is
+        // an open descriptor we own and close right after.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}
+
+/// The child: socket to standard output until end of file, a reset, a
+/// word, or the reader of standard output going away.
+///
+/// Reads with `MSG_DONTWAIT` first: while data flows that is one system
+/// call per chunk. Only when nothing is ready does it wait, in `poll(2)` on
+/// the socket and on standard output (for `POLLERR`), so `chat host | head
+/// -1` ends as soon as `head` exits, even if the peer is silent.
+fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) -> ReceiverExit {
     signals::reset_in_child();
     // Die with the parent, and catch the case where it died before the
     // request was made.
@@ -138,17 +168,28 @@ fn receive(
     // releases the listening port and stdin to the parent alone.
     unsafe {
         libc::close(libc::STDIN_FILENO);
-        libc::close(signals.fd().as_raw_fd());
-        for fd in close_in_child {
+        libc::close(cx.signals.fd().as_raw_fd());
+        for fd in cx.close_in_child {
             libc::close(*fd);
         }
     }
-    let mut output = Output::new(options);
+    let mut output = Output::new(cx.options);
     let mut buf = vec![0u8; BUF_SIZE];
+    let sock = stream.as_raw_fd();
     let written = loop {
-        let n = match pump::read(stream, &mut buf) {
+        let n = match recv(sock, &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(0) => break output.finish(),
             Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => match wait_readable(stream) {
+                Ok(true) => continue,
+                Ok(false) => return ReceiverExit::StdoutClosed,
+                Err(e) => {
+                    report!("poll: {}", e.desc());
+                    return ReceiverExit::Failed;
+                }
+            },
+            Err(Errno::ECONNRESET) => return ReceiverExit::Reset,
             Err(e) => {
                 report!("read from {peer}: {}", e.desc());
                 return ReceiverExit::Failed;
@@ -171,41 +212,73 @@ fn receive(
     }
 }
 
+/// Waits until the socket is readable (`Ok(true)`) or the reader of
+/// standard output is gone (`Ok(false)`). Errors: those of `poll(2)`.
+fn wait_readable(stream: &TcpStream) -> Result<bool, Errno> {
+    let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    fds.extend(stdout_watch());
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(!(fds.len() == 2 && stdout_gone(&fds[1]) && fds[0].any() != Some(true)))
+}
+
+/// How the peer's direction ended, as the reaped child told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Theirs {
+    /// Normally: end of file, a word, or standard output gone.
+    Ended(End),
+    /// The peer reset the connection.
+    Reset,
+}
+
 /// The parent: standard input to the socket, watching for the child's end.
 struct Sender<'a> {
-    stream: &'a TcpStream,
-    peer: SocketAddr,
+    out: Outbound<'a>,
     child: Pid,
-    /// How the child ended normally, once it is reaped.
-    ended: Cell<Option<End>>,
+    /// How the peer's direction ended, once the child is reaped.
+    theirs: Cell<Option<Theirs>>,
     /// Whether the child is reaped (it may have ended in failure).
     reaped: Cell<bool>,
     signals: &'a Signals,
+    policy: Policy,
 }
 
 impl Sender<'_> {
     fn run(&self, input: &mut Input) -> Result<End, Error> {
-        let mut stdin_open = true;
+        let mut ours_open = !self.policy.recv_only;
         loop {
-            if let Some(end) = self.ended.get() {
-                if end == End::PeerClosed && stdin_open {
-                    return self.send_ready_input(input);
+            match self.theirs.get() {
+                None => {}
+                Some(Theirs::Reset) => return Err(self.out.reset(input)),
+                Some(Theirs::Ended(End::PeerClosed)) if ours_open && !self.policy.peer_eof_ends => {
+                    // Their direction is over, ours is not: send the rest.
+                    return Ok(match send_rest(&self.out, input, self.signals)? {
+                        Rest::Ended => End::PeerClosed,
+                        Rest::Word(word) => self.said(word),
+                    });
                 }
-                return Ok(end);
+                Some(Theirs::Ended(end)) => return Ok(end),
             }
+            if !ours_open {
+                // Nothing more to send: the session lasts as long as the
+                // peer's direction.
+                self.wait_for_child(None)?;
+                continue;
+            }
+            let buffered = input.buffered();
             let mut fds = [
                 PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                 PollFd::new(stdin(), PollFlags::POLLIN),
             ];
-            let watched = if stdin_open && !input.buffered() {
-                2
+            let (watched, wait) = if buffered {
+                (1, PollTimeout::ZERO)
             } else {
-                1
-            };
-            let wait = if stdin_open && input.buffered() {
-                PollTimeout::ZERO
-            } else {
-                PollTimeout::NONE
+                (2, PollTimeout::NONE)
             };
             match poll(&mut fds[..watched], wait) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -215,29 +288,29 @@ impl Sender<'_> {
                 self.check()?;
                 continue;
             }
-            if !stdin_open || (watched == 2 && fds[1].any() != Some(true)) {
+            if !buffered && fds[1].any() != Some(true) {
                 continue;
             }
             match self.forward(input)? {
                 Forwarded::Some => {}
-                Forwarded::Eof => stdin_open = false,
+                Forwarded::Eof => ours_open = false,
                 Forwarded::Word(word) => return self.linger(word),
-                Forwarded::Failed(err) => return self.await_child(err),
+                Forwarded::Failed(errno) => {
+                    self.wait_for_child(None)?;
+                    return Err(self.out.failed(errno, input));
+                }
             }
         }
     }
 
     /// Reads standard input if nothing is buffered, and sends what is; at
-    /// end of file, half-closes.
+    /// end of file, ends our direction ([`Outbound::end`]).
     fn forward(&self, input: &mut Input) -> Result<Forwarded, Error> {
         match input.fill() {
             Ok(Fill::Ready) => {}
             Ok(Fill::Again) => return Ok(Forwarded::Some),
             Ok(Fill::Eof) => {
-                // shutdown(SHUT_WR): the peer reads end of file and we keep
-                // reading. ENOTCONN means the peer already reset the
-                // connection, which the child reports.
-                let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+                self.out.end();
                 return Ok(match input.finish() {
                     Some(word) => Forwarded::Word(word),
                     None => Forwarded::Eof,
@@ -245,60 +318,33 @@ impl Sender<'_> {
             }
             Err(e) => return self.fail(Error::sys("read from stdin", e)),
         }
-        let piece = input.take(false);
-        let word = piece.word;
-        match self.send_all(piece.bytes)? {
-            Forwarded::Some => Ok(word.map_or(Forwarded::Some, Forwarded::Word)),
-            other => Ok(other),
-        }
-    }
-
-    /// The peer closed first: sends what standard input already holds (a
-    /// file is sent to its end, as `nc` does), then half-closes. Stops at
-    /// once when standard input has nothing ready, so an idle terminal or
-    /// pipe does not keep a finished session waiting for a keystroke.
-    fn send_ready_input(&self, input: &mut Input) -> Result<End, Error> {
+        let Some(mark) = input.piece(false) else {
+            return Ok(Forwarded::Some);
+        };
         loop {
-            let mut fds = [PollFd::new(stdin(), PollFlags::POLLIN)];
-            if !input.buffered() {
-                match poll(&mut fds, PollTimeout::ZERO) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => return Err(Error::sys("poll", e)),
-                }
-                if fds[0].any() != Some(true) {
-                    return Ok(End::PeerClosed);
-                }
-            }
-            if let Some(sig) = self.signals.terminated() {
-                return Err(Error::Signal(sig));
-            }
-            match self.forward(input)? {
-                Forwarded::Some => {}
-                Forwarded::Eof => return Ok(End::PeerClosed),
-                Forwarded::Word(word) => return Ok(self.said(word)),
-                Forwarded::Failed(err) => return Err(err),
-            }
-        }
-    }
-
-    /// Sends all of `buf` ([`pump::send_watching`]), reaping the child
-    /// when a signal wakes the wait. A peer that half-closed may still read,
-    /// so its end of file does not stop the send; any other end does.
-    fn send_all(&self, mut buf: &[u8]) -> Result<Forwarded, Error> {
-        loop {
-            match pump::send_watching(self.stream.as_fd(), &mut buf, self.signals.fd()) {
-                Ok(pump::Sent::All) => return Ok(Forwarded::Some),
+            match self.out.send(input, self.signals.fd()) {
+                Ok(pump::Sent::All) => break,
                 Ok(pump::Sent::Woken) => {
                     self.check()?;
-                    if matches!(self.ended.get(), Some(end) if end != End::PeerClosed) {
+                    if self.stop_sending() {
+                        // The rest of the piece stays in `input`.
                         return Ok(Forwarded::Some);
                     }
                 }
-                Err(e) => {
-                    let err = Error::sys(format!("write to {}", self.peer), e);
-                    return Ok(Forwarded::Failed(err));
-                }
+                Err(e) => return Ok(Forwarded::Failed(e)),
             }
+        }
+        Ok(mark.word.map_or(Forwarded::Some, Forwarded::Word))
+    }
+
+    /// Whether a send under way stops because the peer's direction ended
+    /// in a way that ends the session. A peer that only half-closed may
+    /// still read: unless the policy says otherwise, sending goes on.
+    fn stop_sending(&self) -> bool {
+        match self.theirs.get() {
+            None => false,
+            Some(Theirs::Ended(End::PeerClosed)) => self.policy.peer_eof_ends,
+            Some(_) => true,
         }
     }
 
@@ -306,7 +352,7 @@ impl Sender<'_> {
     /// [`WORD_LINGER`] for the peer to close, so what it had in flight is
     /// still printed, then stops the child.
     fn linger(&self, word: Word) -> Result<End, Error> {
-        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+        self.out.half_close();
         // The peer's failure after our word does not spoil the session.
         if let Err(err @ Error::Signal(_)) = self.wait_for_child(Some(Instant::now() + WORD_LINGER))
         {
@@ -319,24 +365,17 @@ impl Sender<'_> {
     /// How a session that we ended with `word` ends: an `arret` from the
     /// peer at the same time wins, since it also stops the server.
     fn said(&self, word: Word) -> End {
-        match self.ended.get() {
-            Some(
+        match self.theirs.get() {
+            Some(Theirs::Ended(
                 end @ End::Word {
                     word: Word::Arret, ..
                 },
-            ) => end,
+            )) => end,
             _ => End::Word {
                 word,
                 by: Side::Local,
             },
         }
-    }
-
-    /// Sending failed (the connection is gone): lets the child finish
-    /// printing what the peer sent before, then returns `err`.
-    fn await_child(&self, err: Error) -> Result<End, Error> {
-        self.wait_for_child(None)?;
-        Err(err)
     }
 
     /// Waits on the signal pipe until the child is reaped, or until
@@ -365,7 +404,7 @@ impl Sender<'_> {
 
     /// After the signal pipe woke us: drains it, stops on a terminating
     /// signal, and reaps the child if it has ended, recording how in
-    /// `ended`. Errors: [`Error::Signal`], or the child's failure.
+    /// `theirs`. Errors: [`Error::Signal`], or the child's failure.
     fn check(&self) -> Result<(), Error> {
         self.signals.drain();
         if let Some(sig) = self.signals.terminated() {
@@ -378,16 +417,19 @@ impl Sender<'_> {
         if !matches!(status, Ok(WaitStatus::StillAlive) | Err(Errno::EINTR)) {
             self.reaped.set(true);
         }
-        let peer_said = |word| End::Word {
-            word,
-            by: Side::Peer,
+        let peer_said = |word| {
+            Theirs::Ended(End::Word {
+                word,
+                by: Side::Peer,
+            })
         };
-        let end = match status {
+        let theirs = match status {
             Ok(WaitStatus::Exited(_, code)) => match ReceiverExit::from_code(code) {
-                Some(ReceiverExit::PeerClosed) => End::PeerClosed,
-                Some(ReceiverExit::StdoutClosed) => End::StdoutClosed,
+                Some(ReceiverExit::PeerClosed) => Theirs::Ended(End::PeerClosed),
+                Some(ReceiverExit::StdoutClosed) => Theirs::Ended(End::StdoutClosed),
                 Some(ReceiverExit::Bye) => peer_said(Word::Bye),
                 Some(ReceiverExit::Arret) => peer_said(Word::Arret),
+                Some(ReceiverExit::Reset) => Theirs::Reset,
                 Some(ReceiverExit::Failed) => Err(Error::Reported)?,
                 None => Err(Error::Msg(format!(
                     "receiving process exited with status {code}"
@@ -401,7 +443,7 @@ impl Sender<'_> {
             Ok(_) | Err(Errno::EINTR) => return Ok(()),
             Err(e) => Err(Error::sys("waitpid", e))?,
         };
-        self.ended.set(Some(end));
+        self.theirs.set(Some(theirs));
         Ok(())
     }
 
@@ -429,6 +471,6 @@ enum Forwarded {
     Eof,
     /// A protocol word was sent, ending its line.
     Word(Word),
-    /// Sending failed: the connection is gone.
-    Failed(Error),
+    /// Sending failed with this `errno`: the connection is gone.
+    Failed(Errno),
 }

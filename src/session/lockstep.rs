@@ -14,23 +14,34 @@
 //! A line may be long and arrive in pieces: each piece is printed (or sent)
 //! as it comes, through buffers of [`BUF_SIZE`] bytes, and the turn changes
 //! at the newline; no line is ever held whole in memory. A last line
-//! without a newline at end of file still counts. End of file on standard
-//! input half-closes, then what the peer still sends is printed until it
-//! closes; the peer's close, the protocol words and signals end the session
-//! as in [`crate::session::duplex`].
+//! without a newline at end of file still counts.
+//!
+//! A session ends as a duplex one does ([`crate::session::Policy`]), with
+//! one difference: end of file on standard input always half-closes, even
+//! when nothing was sent, because that end of file is how the peer learns
+//! that the turns are over (a receive-only side that kept quiet would leave
+//! the peer waiting for its turn forever; `-d` is refused with `-a`). Then
+//! what the peer still sends is printed until it closes. When the peer's
+//! direction ends first, a side whose standard input is not a terminal
+//! sends the rest of it, without turns, then half-closes; a terminal ends
+//! the session at once. The protocol words, signals and standard output
+//! gone end the session as in [`crate::session::duplex`].
 
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{Shutdown, setsockopt, shutdown, sockopt};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::error::Error;
 use crate::messages;
 use crate::pump::{self, BUF_SIZE, Sent};
-use crate::session::{End, Fill, Input, Options, Output, Side, WORD_LINGER, stdin};
+use crate::session::{
+    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
+    stdout_gone, stdout_watch,
+};
 use crate::signals::{self, Signals};
 use crate::words::Word;
 
@@ -51,14 +62,14 @@ pub enum First {
 /// given), a turn indicator goes to standard error: `PROGRAM> ` when it is
 /// your turn to type, `(waiting for peer...)` when it is the peer's.
 ///
-/// Returns how the session ended. Errors: [`Error::Signal`];
-/// [`Error::Sys`] when reading stdin, the socket, or writing fails.
+/// Returns how the session ended. Errors: [`Error::Signal`]; a reset by
+/// the peer ([`Outbound::reset`]); [`Error::Sys`] when reading stdin, the
+/// socket, or writing fails.
 pub fn run(
     stream: TcpStream,
     peer: SocketAddr,
-    signals: &Signals,
+    cx: &Context<'_>,
     input: &mut Input,
-    options: Options,
     first: First,
     prompt: bool,
 ) -> Result<End, Error> {
@@ -67,9 +78,11 @@ pub fn run(
     let _ = setsockopt(&stream, sockopt::TcpNoDelay, &true);
     Lockstep {
         stream: &stream,
+        out: Outbound::new(&stream, peer),
         peer,
-        signals,
-        output: Output::new(options),
+        signals: cx.signals,
+        policy: cx.policy,
+        output: Output::new(cx.options),
         rx: vec![0; BUF_SIZE].into_boxed_slice(),
         rx_start: 0,
         rx_end: 0,
@@ -91,8 +104,10 @@ enum Turn {
 
 struct Lockstep<'a> {
     stream: &'a TcpStream,
+    out: Outbound<'a>,
     peer: SocketAddr,
     signals: &'a Signals,
+    policy: Policy,
     output: Output,
     /// Bytes received from the peer and not printed yet: `rx[rx_start..rx_end]`.
     rx: Box<[u8]>,
@@ -120,9 +135,27 @@ impl Lockstep<'_> {
             match turn {
                 Turn::Next => speaking = !speaking,
                 Turn::InputEnded => input_open = false,
+                Turn::Over(end) if input_open => return self.after_peer(end, input),
                 Turn::Over(end) => return Ok(end),
             }
         }
+    }
+
+    /// The session would end with `end` while our input is still open. If
+    /// that is because the peer's direction ended, standard input is not a
+    /// terminal and the program serves one session, the rest of standard
+    /// input is still sent, without turns ([`send_rest`]).
+    fn after_peer(&self, end: End, input: &mut Input) -> Result<End, Error> {
+        if end != End::PeerClosed || self.policy.peer_eof_ends {
+            return Ok(end);
+        }
+        Ok(match send_rest(&self.out, input, self.signals)? {
+            Rest::Ended => End::PeerClosed,
+            Rest::Word(word) => End::Word {
+                word,
+                by: Side::Local,
+            },
+        })
     }
 
     /// The turn indicator, on standard error, only when prompting.
@@ -143,7 +176,7 @@ impl Lockstep<'_> {
                     Fill::Ready => {}
                     Fill::Again => continue,
                     Fill::Eof => {
-                        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+                        self.out.half_close();
                         return match input.finish() {
                             Some(word) => self.linger(word),
                             None => Ok(Turn::InputEnded),
@@ -151,13 +184,14 @@ impl Lockstep<'_> {
                     }
                 }
             }
-            let piece = input.take(true);
-            let (word, line_end) = (piece.word, piece.line_end);
-            self.send(piece.bytes)?;
-            if let Some(word) = word {
+            let Some(mark) = input.piece(true) else {
+                continue;
+            };
+            self.send(input)?;
+            if let Some(word) = mark.word {
                 return self.linger(word);
             }
-            if line_end {
+            if mark.line_end {
                 return Ok(Turn::Next);
             }
         }
@@ -169,14 +203,19 @@ impl Lockstep<'_> {
     fn wait_for_input(&mut self) -> Result<Option<End>, Error> {
         loop {
             let room = self.rx_end < self.rx.len() && !self.peer_eof;
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                 PollFd::new(stdin(), PollFlags::POLLIN),
-                PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
             ];
-            let watched = if room { 3 } else { 2 };
-            self.signals.poll(&mut fds[..watched], PollTimeout::NONE)?;
-            if watched == 3 && fds[2].any() == Some(true) {
+            if room {
+                fds.push(PollFd::new(self.stream.as_fd(), PollFlags::POLLIN));
+            }
+            fds.extend(stdout_watch());
+            self.signals.poll(&mut fds, PollTimeout::NONE)?;
+            if fds.len() > 2 + usize::from(room) && stdout_gone(&fds[fds.len() - 1]) {
+                return Ok(Some(End::StdoutClosed));
+            }
+            if room && fds[2].any() == Some(true) {
                 self.receive()?;
                 if self.peer_eof {
                     // End the `PROGRAM> ` line first: what the peer sent last
@@ -198,13 +237,16 @@ impl Lockstep<'_> {
                 if self.peer_eof {
                     return self.finish_output().map(Turn::Over);
                 }
-                let mut fds = [
+                let mut fds = vec![
                     PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                 ];
+                fds.extend(stdout_watch());
                 self.signals.poll(&mut fds, PollTimeout::NONE)?;
                 if fds[1].any() == Some(true) {
                     self.receive()?;
+                } else if fds.len() == 3 && stdout_gone(&fds[2]) {
+                    return Ok(Turn::Over(End::StdoutClosed));
                 }
                 continue;
             }
@@ -283,7 +325,7 @@ impl Lockstep<'_> {
     /// We said `word` (and half-closed): prints what the peer still sends
     /// until it closes, for at most [`WORD_LINGER`].
     fn linger(&mut self, word: Word) -> Result<Turn, Error> {
-        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+        self.out.half_close();
         let deadline = Instant::now() + WORD_LINGER;
         let mut buf = [0u8; 4096];
         loop {
@@ -321,13 +363,14 @@ impl Lockstep<'_> {
         }))
     }
 
-    /// Sends all of `bytes`, stopping for terminating signals.
-    fn send(&self, mut bytes: &[u8]) -> Result<(), Error> {
+    /// Sends the current piece of `input`, stopping for terminating
+    /// signals. Errors: [`Error::Signal`]; [`Outbound::failed`].
+    fn send(&self, input: &mut Input) -> Result<(), Error> {
         loop {
-            match pump::send_watching(self.stream.as_fd(), &mut bytes, self.signals.fd()) {
+            match self.out.send(input, self.signals.fd()) {
                 Ok(Sent::All) => return Ok(()),
                 Ok(Sent::Woken) => self.signals.check()?,
-                Err(e) => return Err(Error::sys(format!("write to {}", self.peer), e)),
+                Err(e) => return Err(self.out.failed(e, input)),
             }
         }
     }

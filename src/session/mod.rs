@@ -9,14 +9,18 @@
 pub mod duplex;
 pub mod lockstep;
 
+use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::display::Sanitizer;
 use crate::error::Error;
-use crate::pump::{self, BUF_SIZE};
+use crate::pump::{self, BUF_SIZE, Sent};
 use crate::signals::Signals;
 use crate::words::{Word, WordScanner};
 
@@ -32,7 +36,8 @@ pub enum Side {
 /// How a session ended normally. Failures are [`crate::Error`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    /// The peer closed the connection (end of file on the socket).
+    /// The peer's direction ended (end of file on the socket), and ours
+    /// too, or the [`Policy`] ends the session on the peer's end of file.
     PeerClosed,
     /// Standard output is a closed pipe (`chat host | head -1`): the program
     /// ends quietly with status 0, as ripgrep does on `BrokenPipe`.
@@ -71,6 +76,42 @@ impl Options {
     }
 }
 
+/// When a session ends (issue 7, "when a session really ends"). A session
+/// has two directions and ends when both have ended, as TCP itself does:
+/// ours when standard input reaches end of file (we half-close with
+/// `shutdown(SHUT_WR)`) or the peer refuses more data (a reset); theirs
+/// when the peer's end of file or a reset arrives. It ends earlier on a
+/// protocol word, a terminating signal, standard output gone, and when
+/// [`Policy::peer_eof_ends`] says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `-d`/`--recv-only` (as `nc -d`, `ncat --recv-only`): standard input
+    /// is never read; the session ends when the peer's direction ends.
+    pub recv_only: bool,
+    /// The peer's end of file ends the session at once, even while we still
+    /// have something to send: standard input is a terminal (a person is
+    /// typing and the other person left), or `chatd` serves one client after
+    /// another (what it could not send stays for the next client).
+    pub peer_eof_ends: bool,
+    /// The program runs one session only (`chat`, `chatd -1`): in the duplex
+    /// session the process that copies standard input gives up its standard
+    /// output, so whoever reads it sees end of file as soon as the peer's
+    /// direction ends.
+    pub single: bool,
+}
+
+impl Policy {
+    /// The policy of a program that runs one session (`single`) or serves
+    /// one client after another, with `-d` = `recv_only`.
+    pub fn new(recv_only: bool, single: bool) -> Policy {
+        Policy {
+            recv_only,
+            peer_eof_ends: !single || nix::unistd::isatty(stdin()).unwrap_or(false),
+            single,
+        }
+    }
+}
+
 /// Which kind of session runs on each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -101,23 +142,33 @@ impl Kind {
     }
 }
 
+/// What every session of a program shares: the signal pipe, what it
+/// interprets, when it ends, and (for the duplex child) the descriptors the
+/// child must close: the listening socket of `chatd`.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The signal self-pipe.
+    pub signals: &'a Signals,
+    /// What the session interprets.
+    pub options: Options,
+    /// When the session ends.
+    pub policy: Policy,
+    /// Descriptors the duplex child closes after `fork`.
+    pub close_in_child: &'a [RawFd],
+}
+
 /// Runs one session of `kind` on `stream`, connected to `peer`; see
 /// [`duplex::run`] and [`lockstep::run`] for what each returns.
-/// `close_in_child` is for the duplex child (the listening socket).
 pub fn run(
     kind: Kind,
     stream: TcpStream,
     peer: SocketAddr,
-    signals: &Signals,
+    cx: &Context<'_>,
     input: &mut Input,
-    options: Options,
-    close_in_child: &[RawFd],
 ) -> Result<End, Error> {
     match kind {
-        Kind::Duplex => duplex::run(stream, peer, signals, input, options, close_in_child),
-        Kind::Lockstep { first, prompt } => {
-            lockstep::run(stream, peer, signals, input, options, first, prompt)
-        }
+        Kind::Duplex => duplex::run(stream, peer, cx, input),
+        Kind::Lockstep { first, prompt } => lockstep::run(stream, peer, cx, input, first, prompt),
     }
 }
 
@@ -141,14 +192,34 @@ pub fn stdin() -> BorrowedFd<'static> {
 
 /// Standard output, borrowed for the life of the process.
 pub fn stdout() -> BorrowedFd<'static> {
-    // SAFETY: descriptor 1 is never closed by this program.
+    // SAFETY: descriptor 1 is never closed by this program (the duplex
+    // parent of a single session replaces it with /dev/null, see
+    // `duplex::run`).
     unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
+}
+
+/// A `poll(2)` entry that asks nothing of standard output, so that only
+/// `POLLERR`/`POLLHUP` come back: a pipe whose reader is gone reports
+/// `POLLERR` (`chat host | head -1` after `head` exits), a hung-up terminal
+/// `POLLHUP`. `None` when descriptor 1 is not open (a write will say so).
+pub fn stdout_watch() -> Option<PollFd<'static>> {
+    nix::fcntl::fcntl(stdout(), nix::fcntl::FcntlArg::F_GETFD)
+        .ok()
+        .map(|_| PollFd::new(stdout(), PollFlags::empty()))
+}
+
+/// Whether a [`stdout_watch`] entry says the reader of standard output is
+/// gone, after `poll(2)` returned.
+pub fn stdout_gone(watch: &PollFd<'_>) -> bool {
+    watch
+        .revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
 }
 
 /// What [`Input::fill`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
-    /// Bytes are buffered, ready for [`Input::take`].
+    /// Bytes are buffered, ready for [`Input::piece`].
     Ready,
     /// End of file (or a closed descriptor 0), and nothing buffered.
     Eof,
@@ -156,11 +227,9 @@ pub enum Fill {
     Again,
 }
 
-/// A piece of standard input ready to send.
-#[derive(Debug)]
-pub struct Piece<'a> {
-    /// The bytes to send (line ends converted with `--crlf`).
-    pub bytes: &'a [u8],
+/// What ends the piece of standard input being sent ([`Input::piece`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
     /// The protocol word whose line ends this piece, if any.
     pub word: Option<Word>,
     /// Whether the piece ends with a newline (a turn ends in lockstep).
@@ -169,16 +238,34 @@ pub struct Piece<'a> {
 
 /// Standard input, read in chunks of [`BUF_SIZE`] bytes into a buffer that
 /// outlives a session: bytes read but not sent when a session ends (after a
-/// protocol word, or one line at a time in lockstep) go to the next one, so
-/// `chatd < script` loses nothing between clients.
+/// protocol word, when `chatd`'s client leaves in the middle of a piece, or
+/// one line at a time in lockstep) go to the next one, so `chatd < script`
+/// loses nothing between clients.
+///
+/// Sending goes piece by piece: [`Input::piece`] cuts the next piece (or
+/// returns the one under way), [`Input::unsent`] is what the socket has not
+/// accepted yet, and [`Input::advance`] records what it accepted. A piece
+/// leaves the buffer only once wholly sent.
 #[derive(Debug)]
 pub struct Input {
     buf: Box<[u8]>,
+    /// Bytes read and not yet cut into a piece: `buf[start..end]`.
     start: usize,
     end: usize,
     scanner: Option<WordScanner>,
     crlf: Option<Crlf>,
+    /// The current piece's bytes as sent, when `--crlf` converts them.
     wire: Vec<u8>,
+    /// The unsent bytes of the current piece: in `wire` with `--crlf`,
+    /// in `buf` otherwise.
+    unsent: Range<usize>,
+    /// What ends the current piece.
+    mark: Mark,
+    /// End of file was read. It stays (an empty `< /dev/null` or a finished
+    /// pipe is not read again by the next session), except on a terminal,
+    /// where Ctrl-D ends only the current session's input.
+    ended: bool,
+    terminal: bool,
 }
 
 impl Input {
@@ -191,12 +278,22 @@ impl Input {
             scanner: options.words.then(WordScanner::new),
             crlf: options.crlf.then(Crlf::default),
             wire: Vec::new(),
+            unsent: 0..0,
+            mark: Mark::default(),
+            ended: false,
+            terminal: nix::unistd::isatty(stdin()).unwrap_or(false),
         }
     }
 
-    /// Whether bytes are buffered, waiting for [`Input::take`].
+    /// Whether bytes are buffered, waiting to be sent.
     pub fn buffered(&self) -> bool {
-        self.start < self.end
+        !self.unsent.is_empty() || self.start < self.end
+    }
+
+    /// How many bytes read from standard input are not sent yet, in bytes
+    /// (on the wire for the piece under way, as read for the rest).
+    pub fn held(&self) -> usize {
+        self.unsent.len() + (self.end - self.start)
     }
 
     /// Reads standard input into the buffer if it is empty (one `read(2)`).
@@ -206,8 +303,14 @@ impl Input {
         if self.buffered() {
             return Ok(Fill::Ready);
         }
+        if self.ended && !self.terminal {
+            return Ok(Fill::Eof);
+        }
         match pump::read(stdin(), &mut self.buf) {
-            Ok(0) | Err(Errno::EBADF) => Ok(Fill::Eof),
+            Ok(0) | Err(Errno::EBADF) => {
+                self.ended = true;
+                Ok(Fill::Eof)
+            }
             Ok(n) => {
                 (self.start, self.end) = (0, n);
                 Ok(Fill::Ready)
@@ -217,14 +320,21 @@ impl Input {
         }
     }
 
-    /// Takes the next piece of the buffer: all of it, or with `one_line`
-    /// only up to and including the next newline. A piece stops after the
-    /// line of a protocol word.
-    pub fn take(&mut self, one_line: bool) -> Piece<'_> {
+    /// The piece being sent: the one under way if [`Input::unsent`] is not
+    /// empty, else the next one cut from the buffer: all of it, or with
+    /// `one_line` only up to and including the next newline. A piece stops
+    /// after the line of a protocol word. `None` when nothing is buffered.
+    pub fn piece(&mut self, one_line: bool) -> Option<Mark> {
+        if !self.unsent.is_empty() {
+            return Some(self.mark);
+        }
+        if self.start == self.end {
+            return None;
+        }
         let pending = &self.buf[self.start..self.end];
         let mut len = pending.len();
         let mut line_end = false;
-        if one_line && let Some(i) = pending.iter().position(|&b| b == b'\n') {
+        if one_line && let Some(i) = memchr::memchr(b'\n', pending) {
             len = i + 1;
             line_end = true;
         }
@@ -234,27 +344,207 @@ impl Input {
         {
             (word, len, line_end) = (Some(found), offset, true);
         }
-        let piece = &self.buf[self.start..self.start + len];
+        let cut = self.start..self.start + len;
         self.start += len;
-        let bytes = match &mut self.crlf {
+        self.unsent = match &mut self.crlf {
             Some(crlf) => {
                 self.wire.clear();
-                crlf.convert(piece, &mut self.wire);
-                &self.wire[..]
+                crlf.convert(&self.buf[cut], &mut self.wire);
+                0..self.wire.len()
             }
-            None => piece,
+            None => cut,
         };
-        Piece {
-            bytes,
-            word,
-            line_end,
+        self.mark = Mark { word, line_end };
+        Some(self.mark)
+    }
+
+    /// The bytes of the current piece that the socket has not accepted yet.
+    pub fn unsent(&self) -> &[u8] {
+        match self.crlf {
+            Some(_) => &self.wire[self.unsent.clone()],
+            None => &self.buf[self.unsent.clone()],
         }
+    }
+
+    /// Records that the first `n` bytes of [`Input::unsent`] were sent.
+    pub fn advance(&mut self, n: usize) {
+        self.unsent.start = (self.unsent.start + n).min(self.unsent.end);
     }
 
     /// At end of file: the protocol word on the last line, if it had no
     /// newline (the issue: "a last line without a newline still counts").
     pub fn finish(&mut self) -> Option<Word> {
         self.scanner.as_mut().and_then(WordScanner::finish)
+    }
+}
+
+/// The sending direction of a session on its socket: sends [`Input`]'s
+/// pieces, counts the bytes sent, half-closes, and says what a reset lost.
+#[derive(Debug)]
+pub struct Outbound<'a> {
+    stream: &'a TcpStream,
+    peer: SocketAddr,
+    /// Bytes the socket accepted in this session.
+    sent: Cell<u64>,
+}
+
+impl<'a> Outbound<'a> {
+    /// The sending direction of `stream`, connected to `peer`.
+    pub fn new(stream: &'a TcpStream, peer: SocketAddr) -> Outbound<'a> {
+        Outbound {
+            stream,
+            peer,
+            sent: Cell::new(0),
+        }
+    }
+
+    /// Sends the unsent bytes of `input`'s current piece with
+    /// [`pump::send_watching`] (never blocking; `wake` is the signal pipe),
+    /// recording what the socket accepted. Errors: those of `send(2)`
+    /// (`EPIPE`, `ECONNRESET`: the peer reset the connection).
+    pub fn send(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
+        let mut rest = input.unsent();
+        let before = rest.len();
+        let result = pump::send_watching(self.stream.as_fd(), &mut rest, wake);
+        let n = before - rest.len();
+        input.advance(n);
+        self.sent.set(self.sent.get() + n as u64);
+        result
+    }
+
+    /// Our direction ended at end of file. If this session sent anything,
+    /// half-close (`shutdown(SHUT_WR)`: "I have nothing more to send"). A
+    /// session that had nothing to send from its start is receive-only: it
+    /// does not half-close early, so that a peer that takes end of file
+    /// for "the other side left" keeps talking; the connection closes when
+    /// the peer's direction ends.
+    pub fn end(&self) {
+        if self.sent.get() > 0 {
+            self.half_close();
+        }
+    }
+
+    /// `shutdown(SHUT_WR)`. `ENOTCONN` (the peer already reset the
+    /// connection) is not an error here: the receiving side reports it.
+    pub fn half_close(&self) {
+        let _ = shutdown(self.stream.as_raw_fd(), Shutdown::Write);
+    }
+
+    /// The error for a failed send with `errno`: one line saying that the
+    /// peer reset the connection and how many bytes were not delivered,
+    /// when it did (`EPIPE`, `ECONNRESET`), else `write to PEER: REASON`.
+    pub fn failed(&self, errno: Errno, input: &Input) -> Error {
+        match errno {
+            Errno::EPIPE | Errno::ECONNRESET => self.reset(input),
+            e => Error::sys(format!("write to {}", self.peer), e),
+        }
+    }
+
+    /// The peer reset the connection: `connection reset by PEER`, with a
+    /// lower bound of the input bytes not delivered when it is not zero:
+    /// those sent but never acknowledged (`TCP_INFO`'s `tcpi_bytes_acked`),
+    /// those read from standard input and not sent, and, for a regular
+    /// file, those not read yet. (Acknowledged bytes may still have been
+    /// lost unread in the peer's buffer, hence "at least".)
+    pub fn reset(&self, input: &Input) -> Error {
+        let unacked = bytes_acked(self.stream).map_or(0, |a| self.sent.get().saturating_sub(a));
+        let lost = unacked + input.held() as u64 + unread_stdin();
+        if lost == 0 {
+            Error::Msg(format!("connection reset by {}", self.peer))
+        } else {
+            Error::Msg(format!(
+                "connection reset by {}: at least {lost} bytes of input not delivered",
+                self.peer
+            ))
+        }
+    }
+}
+
+/// Bytes of standard input not read yet, when it is a regular file (its
+/// size less the file offset); 0 for anything else.
+fn unread_stdin() -> u64 {
+    let Ok(stat) = nix::sys::stat::fstat(stdin()) else {
+        return 0;
+    };
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return 0;
+    }
+    let offset = nix::unistd::lseek(stdin(), 0, nix::unistd::Whence::SeekCur).unwrap_or(0);
+    u64::try_from(stat.st_size.saturating_sub(offset)).unwrap_or(0)
+}
+
+/// Bytes of data the peer acknowledged on `stream` (`TCP_INFO`'s
+/// `tcpi_bytes_acked`, Linux 4.1 and later); `None` where unknown.
+fn bytes_acked(stream: &TcpStream) -> Option<u64> {
+    // SAFETY: tcp_info is a plain C struct for which all-zero is valid.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for writes of len bytes; the kernel
+    // writes at most len bytes and stores the length it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+    (rc == 0 && len as usize >= needed).then_some(info.tcpi_bytes_acked)
+}
+
+/// How [`send_rest`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    /// Standard input reached end of file; our direction is over.
+    Ended,
+    /// A protocol word was sent (and the socket half-closed).
+    Word(Word),
+}
+
+/// Sends the rest of standard input once the peer's direction has ended,
+/// until end of file (then [`Outbound::end`]) or a protocol word's line
+/// (then a half-close). Waits in `poll(2)` on standard input and the signal
+/// pipe, so an idle pipe keeps the session open until it ends, and Ctrl-C
+/// still works.
+///
+/// Errors: [`Error::Signal`]; a reset by the peer ([`Outbound::reset`]);
+/// reading standard input failed.
+pub fn send_rest(out: &Outbound<'_>, input: &mut Input, signals: &Signals) -> Result<Rest, Error> {
+    loop {
+        if !input.buffered() {
+            let mut fds = [
+                PollFd::new(signals.fd(), PollFlags::POLLIN),
+                PollFd::new(stdin(), PollFlags::POLLIN),
+            ];
+            signals.poll(&mut fds, PollTimeout::NONE)?;
+            if fds[1].any() != Some(true) {
+                continue;
+            }
+        }
+        match input.fill().map_err(|e| Error::sys("read from stdin", e))? {
+            Fill::Ready => {}
+            Fill::Again => continue,
+            Fill::Eof => {
+                out.end();
+                return Ok(input.finish().map_or(Rest::Ended, Rest::Word));
+            }
+        }
+        let Some(mark) = input.piece(false) else {
+            continue;
+        };
+        loop {
+            match out.send(input, signals.fd()) {
+                Ok(Sent::All) => break,
+                Ok(Sent::Woken) => signals.check()?,
+                Err(e) => return Err(out.failed(e, input)),
+            }
+        }
+        if let Some(word) = mark.word {
+            out.half_close();
+            return Ok(Rest::Word(word));
+        }
     }
 }
 

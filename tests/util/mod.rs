@@ -45,6 +45,9 @@ pub struct Proc {
     pub name: String,
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The master side of the pseudo-terminal on the process's stdin, for
+    /// [`spawn_on_terminal`]: what the test "types".
+    terminal: Option<std::fs::File>,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     status: Option<ExitStatus>,
@@ -73,6 +76,7 @@ pub fn spawn_with(program: &str, args: &[&str], stdin: Stdio) -> Proc {
             .to_string_lossy()
             .into_owned(),
         stdin: child.stdin.take(),
+        terminal: None,
         child,
         stdout,
         stderr,
@@ -114,16 +118,31 @@ impl Proc {
         self.child.id()
     }
 
-    /// Writes `bytes` to the process's stdin.
+    /// Writes `bytes` to the process's stdin (typed on its terminal, for
+    /// [`spawn_on_terminal`]).
     pub fn send(&mut self, bytes: &[u8]) {
+        if let Some(terminal) = self.terminal.as_mut() {
+            terminal.write_all(bytes).expect("write to the terminal");
+            return;
+        }
         let stdin = self.stdin.as_mut().expect("stdin already closed");
         stdin.write_all(bytes).expect("write to stdin");
         stdin.flush().unwrap();
     }
 
-    /// Closes the process's stdin (it reads end of file).
+    /// Closes the process's stdin (it reads end of file). On a terminal,
+    /// types Ctrl-D at the start of a line instead.
     pub fn close_stdin(&mut self) {
+        if self.terminal.is_some() {
+            self.send(b"\x04");
+        }
         self.stdin = None;
+    }
+
+    /// Whether the reader of the process's stdout has seen end of file:
+    /// no process holds the write end of the pipe any more.
+    pub fn stdout_closed(&self) -> bool {
+        Arc::strong_count(&self.stdout) == 1
     }
 
     pub fn stdout(&self) -> Vec<u8> {
@@ -247,14 +266,35 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     found
 }
 
+/// Spawns `program` with `args` on a new pseudo-terminal: its stdin is the
+/// terminal (so `isatty(0)` holds, as for a person typing; echo is off),
+/// stdout and stderr are pipes. [`Proc::send`] types on it.
+pub fn spawn_on_terminal(program: &str, args: &[&str]) -> Proc {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut attrs = tcgetattr(&pty.slave).expect("tcgetattr");
+    attrs.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&pty.slave, SetArg::TCSANOW, &attrs).expect("tcsetattr");
+    let mut proc = spawn_with(program, args, Stdio::from(pty.slave));
+    proc.terminal = Some(std::fs::File::from(pty.master));
+    proc
+}
+
 /// Starts `chatd` on 127.0.0.1 and a free port with `extra` arguments,
 /// and waits for its "listening" status line. Returns it and the port.
+/// Its stdin is a pipe that the test writes ([`Proc::send`]) and closes.
 pub fn chatd(extra: &[&str]) -> (Proc, u16) {
+    chatd_with(extra, Stdio::piped())
+}
+
+/// [`chatd`] with the given stdin: `Stdio::null()` for the receive-only
+/// server a script starts with `< /dev/null`.
+pub fn chatd_with(extra: &[&str], stdin: Stdio) -> (Proc, u16) {
     let port = free_port();
     let port_text = port.to_string();
     let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
     args.extend_from_slice(extra);
-    let server = spawn(CHATD, &args);
+    let server = spawn_with(CHATD, &args, stdin);
     server.expect_stderr(&format!("chatd: listening on 127.0.0.1:{port}"));
     (server, port)
 }
