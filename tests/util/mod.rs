@@ -281,7 +281,7 @@ pub fn spawn_on_terminal(program: &str, args: &[&str]) -> Proc {
 }
 
 /// Starts `chatd` on 127.0.0.1 and a free port with `extra` arguments,
-/// and waits for its "listening" status line. Returns it and the port.
+/// and waits until it listens. Returns it and the port.
 /// Its stdin is a pipe that the test writes ([`Proc::send`]) and closes.
 pub fn chatd(extra: &[&str]) -> (Proc, u16) {
     chatd_with(extra, Stdio::piped())
@@ -295,7 +295,8 @@ pub fn chatd_with(extra: &[&str], stdin: Stdio) -> (Proc, u16) {
     let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
     args.extend_from_slice(extra);
     let server = spawn_with(CHATD, &args, stdin);
-    server.expect_stderr(&format!("chatd: listening on 127.0.0.1:{port}"));
+    let up = wait_until(TIMEOUT, || listening(port));
+    assert!(up, "chatd does not listen on {port}\n{}", server.dump());
     (server, port)
 }
 
