@@ -109,7 +109,7 @@ fn chatd_on_a_terminal_ends_the_session_when_the_client_leaves() {
     let status = first.wait_within(Duration::from_secs(1));
     assert_eq!(status.code(), Some(0), "{}", first.dump());
     assert!(left.elapsed() < Duration::from_secs(1));
-    let mut second = chat(port, &[]);
+    let second = chat(port, &[]);
     server.send(b"welcome\n");
     second.expect_stdout("welcome\n");
     assert_eq!(first.stdout_text(), "", "typed after the first client left");
