@@ -4,9 +4,12 @@
 //! options; `tests/man.rs` keeps them in step.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
+
+use crate::access::Net;
 
 /// The port of the worksheet's server (question 1).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -18,7 +21,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop]",
+    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -96,6 +99,24 @@ pub struct ChatdArgs {
     /// is relayed as an ordinary line)
     #[arg(long, requires = "broker")]
     pub allow_remote_stop: bool,
+
+    /// Accept only clients in ADDR[/PREFIX], IPv4 or IPv6 (repeatable, or
+    /// comma-separated); the others are closed at once (as ncat --allow)
+    #[arg(long, value_name = "ADDR[/PREFIX]", value_delimiter = ',')]
+    pub allow: Vec<Net>,
+
+    /// Refuse clients in ADDR[/PREFIX] (repeatable, or comma-separated);
+    /// a deny entry wins over an allow entry (as ncat --deny)
+    #[arg(long, value_name = "ADDR[/PREFIX]", value_delimiter = ',')]
+    pub deny: Vec<Net>,
+
+    /// Like --allow, one entry a line in FILE (# starts a comment)
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Option<PathBuf>,
+
+    /// Like --deny, one entry a line in FILE (# starts a comment)
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Option<PathBuf>,
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies

@@ -2,6 +2,7 @@
 //! worksheet ("fiche"), built the way OpenBSD `nc` is: one function per job,
 //! one-line errors, half-close on end of file.
 //!
+//! - [`access`]: who may connect (`--allow`, `--deny`, as ncat);
 //! - [`net`]: the listening socket (`SO_REUSEADDR` before `bind`) and the
 //!   connecting one (every resolved address in order, `--retry`);
 //! - [`session::duplex`]: after `accept`/`connect`, `fork()`: the parent
@@ -18,6 +19,7 @@
 //!   connection;
 //! - [`server`] and [`client`]: what the `chatd` and `chat` binaries run.
 
+pub mod access;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
+use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::service::Service;
@@ -20,6 +21,12 @@ use crate::{net, report, status};
 /// `--once` a failed session is reported on stderr and the server goes back
 /// to `accept`.
 pub fn run(args: &ChatdArgs) -> Result<(), Error> {
+    let access = Access::new(
+        &args.allow,
+        &args.deny,
+        args.allowfile.as_deref(),
+        args.denyfile.as_deref(),
+    )?;
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
     let listener = net::listen(SocketAddr::new(args.bind, args.port))?;
     let local = listener
@@ -50,6 +57,9 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let close = [listener.as_raw_fd()];
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
+        if !admit(&access, peer) {
+            continue;
+        }
         status!("connection from {peer}");
         let cx = Context {
             signals: &signals,
@@ -78,6 +88,19 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         }
         if args.once {
             return Ok(());
+        }
+    }
+}
+
+/// Checks `peer` against the `--allow`/`--deny` lists; a refused peer is
+/// logged with its address on standard error (a status line) and its
+/// connection, dropped by the caller, is closed before a byte is sent.
+pub fn admit(access: &Access, peer: SocketAddr) -> bool {
+    match access.check(peer.ip()) {
+        Ok(()) => true,
+        Err(why) => {
+            status!("refused {peer}: {why}");
+            false
         }
     }
 }

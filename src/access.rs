@@ -1,0 +1,330 @@
+//! Who may connect: `chatd --allow`/`--deny` (and `--allowfile`/
+//! `--denyfile`), with the semantics of `ncat --allow/--deny` (issue 10):
+//! when any allow entry is given, a peer must match one; a peer that
+//! matches a deny entry is refused, whatever the allow list says (ncat's
+//! `allow_access()` in `ncat_core.c` checks the allow set, then the deny
+//! set). A refused peer is closed at once, before a byte is sent, in every
+//! mode; the caller logs it with its address.
+//!
+//! Entries are `ADDR` or `ADDR/PREFIX`, IPv4 or IPv6 (`192.168.1.0/24`,
+//! `10.0.0.7`, `fd00::/8`, `::1`). An IPv4 peer seen through an IPv6
+//! socket (`::ffff:192.0.2.7`, when `chatd -b ::` accepts IPv4 clients) is
+//! matched as the IPv4 address it is. A file holds one entry a line; blank
+//! lines and text after `#` are ignored.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// A block of addresses: `ADDR/PREFIX`, or one address (`PREFIX` = 32 or
+/// 128). Host bits beyond the prefix are ignored (`192.168.1.7/24` is
+/// `192.168.1.0/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    /// Whether `ip` lies in this block. IPv4 and IPv6 blocks never match
+    /// each other's addresses, except that an IPv4-mapped IPv6 address is
+    /// taken as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                same_prefix(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                same_prefix(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as IPv4; others as is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether the first `prefix` bits of `a` and `b` are equal.
+fn same_prefix(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let bits = usize::from(prefix);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    a[whole] & mask == b[whole] & mask
+}
+
+impl FromStr for Net {
+    type Err = String;
+
+    /// Parses `ADDR` or `ADDR/PREFIX`. Errors: a one-line reason naming the
+    /// text (`'10.0.0.0/33': the prefix of an IPv4 address is 0 to 32`).
+    fn from_str(text: &str) -> Result<Net, String> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IPv4 or IPv6 address, or ADDR/PREFIX"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => {
+                    let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+                    return Err(format!(
+                        "'{text}': the prefix of an {family} address is 0 to {max}"
+                    ));
+                }
+            },
+        };
+        // `::ffff:a.b.c.d/P` with P >= 96 is the IPv4 block `a.b.c.d/(P-96)`,
+        // since peers are matched as IPv4 (see `canonical`).
+        match canonical(addr) {
+            IpAddr::V4(v4) if addr.is_ipv6() && prefix >= 96 => Ok(Net {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            _ => Ok(Net { addr, prefix }),
+        }
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The allow and deny lists of a server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `None` when no `--allow`/`--allowfile` was given: everyone may.
+    allow: Option<Vec<Net>>,
+    deny: Vec<Net>,
+}
+
+/// Why [`Access::check`] refused a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// An allow list exists and the peer is not on it.
+    NotAllowed,
+    /// The peer matches a deny entry.
+    Denied,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::NotAllowed => "not in --allow",
+            Refusal::Denied => "in --deny",
+        })
+    }
+}
+
+impl Access {
+    /// The lists from the command line (`allow`, `deny`) and the files
+    /// (`allowfile`, `denyfile`). An allow list exists when either
+    /// `--allow` or `--allowfile` was given, even if the file is empty (then
+    /// nobody may connect, as with ncat).
+    ///
+    /// Errors: a file cannot be read (`read --allowfile F: REASON`), or
+    /// holds an entry that is not an address
+    /// (`--allowfile F line N: 'x' is not ...`).
+    pub fn new(
+        allow: &[Net],
+        deny: &[Net],
+        allowfile: Option<&Path>,
+        denyfile: Option<&Path>,
+    ) -> Result<Access, Error> {
+        let mut access = Access {
+            allow: (!allow.is_empty() || allowfile.is_some()).then(|| allow.to_vec()),
+            deny: deny.to_vec(),
+        };
+        if let Some(path) = allowfile {
+            let nets = read_list(path, "--allowfile")?;
+            access.allow.get_or_insert_with(Vec::new).extend(nets);
+        }
+        if let Some(path) = denyfile {
+            access.deny.extend(read_list(path, "--denyfile")?);
+        }
+        Ok(access)
+    }
+
+    /// Whether `ip` may connect; `Err` says why not.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if let Some(allow) = &self.allow
+            && !allow.iter().any(|net| net.contains(ip))
+        {
+            return Err(Refusal::NotAllowed);
+        }
+        if self.deny.iter().any(|net| net.contains(ip)) {
+            return Err(Refusal::Denied);
+        }
+        Ok(())
+    }
+
+    /// Whether any list was given (then every accepted peer is checked).
+    pub fn restricts(&self) -> bool {
+        self.allow.is_some() || !self.deny.is_empty()
+    }
+}
+
+/// Parses the text of an allow or deny file: one entry a line; blank lines
+/// and text after `#` ignored. Errors name the line (1-based).
+pub fn parse_list(text: &str) -> Result<Vec<Net>, (usize, String)> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        nets.push(entry.parse().map_err(|why| (i + 1, why))?);
+    }
+    Ok(nets)
+}
+
+fn read_list(path: &Path, option: &str) -> Result<Vec<Net>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("read {option} {}", path.display()), e))?;
+    parse_list(&text).map_err(|(line, why)| {
+        Error::Msg(format!("{option} {} line {line}: {why}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn net(text: &str) -> Net {
+        text.parse().unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn blocks_match_their_addresses_only() {
+        assert!(net("192.168.1.0/24").contains(ip("192.168.1.200")));
+        assert!(!net("192.168.1.0/24").contains(ip("192.168.2.1")));
+        assert!(
+            net("192.168.1.7/24").contains(ip("192.168.1.1")),
+            "host bits ignored"
+        );
+        assert!(net("10.0.0.7").contains(ip("10.0.0.7")));
+        assert!(!net("10.0.0.7").contains(ip("10.0.0.8")));
+        assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
+        assert!(!net("0.0.0.0/0").contains(ip("::1")), "families apart");
+        assert!(net("172.16.0.0/12").contains(ip("172.31.255.255")));
+        assert!(!net("172.16.0.0/12").contains(ip("172.32.0.0")));
+        assert!(net("fd00::/8").contains(ip("fd12:3456::1")));
+        assert!(!net("fd00::/8").contains(ip("fe80::1")));
+        assert!(net("::1").contains(ip("::1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_entries() {
+        assert!(net("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
+        assert!(net("::ffff:10.0.0.0/104").contains(ip("10.1.2.3")));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_a_reason() {
+        for (text, why) in [
+            ("10.0.0.0/33", "the prefix of an IPv4 address is 0 to 32"),
+            ("::/129", "the prefix of an IPv6 address is 0 to 128"),
+            ("10.0.0.0/x", "0 to 32"),
+            ("example.com", "is not an IPv4 or IPv6 address"),
+            ("10.0.0", "is not an IPv4 or IPv6 address"),
+            ("", "is not an IPv4 or IPv6 address"),
+        ] {
+            let err = text.parse::<Net>().unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.contains(&format!("'{text}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn ncat_semantics_deny_wins_and_allow_restricts() {
+        let open = Access::default();
+        assert_eq!(open.check(ip("203.0.113.1")), Ok(()));
+        assert!(!open.restricts());
+        let lan =
+            Access::new(&[net("192.168.0.0/16")], &[net("192.168.1.66")], None, None).unwrap();
+        assert_eq!(lan.check(ip("192.168.7.7")), Ok(()));
+        assert_eq!(lan.check(ip("192.168.1.66")), Err(Refusal::Denied));
+        assert_eq!(lan.check(ip("10.0.0.1")), Err(Refusal::NotAllowed));
+        let deny_only = Access::new(&[], &[net("10.0.0.0/8")], None, None).unwrap();
+        assert_eq!(deny_only.check(ip("10.9.9.9")), Err(Refusal::Denied));
+        assert_eq!(deny_only.check(ip("127.0.0.1")), Ok(()));
+    }
+
+    #[test]
+    fn files_hold_one_entry_a_line_with_comments() {
+        let text = "# the lab\n192.168.1.0/24   # room 101\n\n  ::1\n";
+        assert_eq!(
+            parse_list(text).unwrap(),
+            vec![net("192.168.1.0/24"), net("::1")]
+        );
+        let (line, why) = parse_list("10.0.0.1\nnot-an-address\n").unwrap_err();
+        assert_eq!(line, 2);
+        assert!(why.contains("'not-an-address'"), "{why}");
+    }
+
+    #[test]
+    fn an_empty_allowfile_lets_nobody_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allow");
+        std::fs::write(&path, "# nobody yet\n").unwrap();
+        let access = Access::new(&[], &[], Some(&path), None).unwrap();
+        assert_eq!(access.check(ip("127.0.0.1")), Err(Refusal::NotAllowed));
+        let missing = Access::new(&[], &[], Some(&dir.path().join("none")), None);
+        let err = missing.unwrap_err().to_string();
+        assert!(err.starts_with("read --allowfile "), "{err}");
+    }
+
+    proptest! {
+        // A block contains an address exactly when their first PREFIX bits
+        // agree, computed here on integers.
+        #[test]
+        fn v4_blocks_agree_with_integer_masks(a: u32, b: u32, prefix in 0u8..=32) {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let block = Net { addr: IpAddr::V4(Ipv4Addr::from(a)), prefix };
+            prop_assert_eq!(block.contains(IpAddr::V4(Ipv4Addr::from(b))), a & mask == b & mask);
+        }
+
+        #[test]
+        fn v6_blocks_agree_with_integer_masks(a: u128, b: u128, prefix in 0u8..=128) {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let block = Net { addr: IpAddr::V6(Ipv6Addr::from(a)), prefix };
+            let b6 = Ipv6Addr::from(b);
+            prop_assume!(b6.to_ipv4_mapped().is_none());
+            prop_assert_eq!(block.contains(IpAddr::V6(b6)), a & mask == b & mask);
+        }
+
+        // What Display prints parses back to the same block.
+        #[test]
+        fn display_round_trips(a: u32, prefix in 0u8..=32) {
+            let block = Net { addr: IpAddr::V4(Ipv4Addr::from(a)), prefix };
+            prop_assert_eq!(block.to_string().parse::<Net>().unwrap(), block);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Who may connect (issue 10): `--allow`, `--deny`, `--allowfile`,
+//! `--denyfile`, with ncat's semantics. Clients come from different
+//! loopback addresses (127.0.0.2, 127.0.0.3: Linux routes all of
+//! 127.0.0.0/8 to the loopback interface), through socat's `bind=`.
+
+mod util;
+
+use std::time::Duration;
+
+use util::*;
+
+/// A socat client connecting to 127.0.0.1:`port` from `source`.
+fn client_from(source: &str, port: u16) -> Proc {
+    socat(&["-", &format!("TCP:127.0.0.1:{port},bind={source}")])
+}
+
+/// Connects from `source`, and checks that the server closes the
+/// connection without sending a byte.
+fn refused_from(server: &Proc, source: &str, port: u16, why: &str) {
+    let mut client = client_from(source, port);
+    client.send(b"let me in\n");
+    server.expect_stderr(&format!("chatd: refused {source}:"));
+    server.expect_stderr(why);
+    client.close_stdin();
+    let _ = client.wait_within(TIMEOUT);
+    assert_eq!(client.stdout(), b"", "a refused client received bytes");
+}
+
+#[test]
+fn allow_admits_only_its_addresses_and_the_server_goes_on() {
+    let (mut server, port) = chatd(&["--allow", "127.0.0.2"]);
+    server.send(b"for the allowed only\n");
+    refused_from(&server, "127.0.0.1", port, "not in --allow");
+    refused_from(&server, "127.0.0.3", port, "not in --allow");
+    let mut allowed = client_from("127.0.0.2", port);
+    allowed.expect_stdout("for the allowed only\n");
+    allowed.send(b"hello\n");
+    server.expect_stdout("hello\n");
+    assert_eq!(
+        server.stdout_text(),
+        "hello\n",
+        "refused clients' bytes shown"
+    );
+    assert!(server.try_status().is_none());
+}
+
+#[test]
+fn deny_wins_over_allow() {
+    let (server, port) = chatd(&["--allow", "127.0.0.0/8", "--deny", "127.0.0.3"]);
+    refused_from(&server, "127.0.0.3", port, "in --deny");
+    let allowed = client_from("127.0.0.2", port);
+    server.expect_stderr("connection from 127.0.0.2:");
+    drop(allowed);
+}
+
+#[test]
+fn comma_separated_entries_and_files_with_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowfile = dir.path().join("allow");
+    std::fs::write(&allowfile, "# the lab\n127.0.0.4   # bench 4\n\n").unwrap();
+    let denyfile = dir.path().join("deny");
+    std::fs::write(&denyfile, "127.0.0.5\n").unwrap();
+    let allowfile = allowfile.to_str().unwrap();
+    let denyfile = denyfile.to_str().unwrap();
+    let (server, port) = chatd(&[
+        "--allow",
+        "127.0.0.2,127.0.0.5",
+        "--allowfile",
+        allowfile,
+        "--denyfile",
+        denyfile,
+    ]);
+    refused_from(&server, "127.0.0.5", port, "in --deny");
+    refused_from(&server, "127.0.0.3", port, "not in --allow");
+    let _four = client_from("127.0.0.4", port);
+    server.expect_stderr("connection from 127.0.0.4:");
+}
+
+#[test]
+fn an_unreadable_or_bad_list_is_one_line_and_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "127.0.0.1\nlocalhost\n").unwrap();
+    let bad = bad.to_str().unwrap().to_owned();
+    let missing = dir.path().join("missing").to_str().unwrap().to_owned();
+    for (args, says) in [
+        (
+            vec!["--denyfile", &bad],
+            format!("chatd: --denyfile {bad} line 2: 'localhost' is not an IPv4 or IPv6 address"),
+        ),
+        (
+            vec!["--allowfile", &missing],
+            format!("chatd: read --allowfile {missing}: No such file or directory"),
+        ),
+    ] {
+        let mut server = spawn(
+            CHATD,
+            &[&["-b", "127.0.0.1", "-p", "0"], &args[..]].concat(),
+        );
+        assert_eq!(server.wait(), 1, "{}", server.dump());
+        let stderr = server.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&says), "{stderr}");
+    }
+    let mut usage = spawn(CHATD, &["--allow", "10.0.0.0/33"]);
+    assert_eq!(usage.wait(), 2, "{}", usage.dump());
+    usage.expect_stderr("the prefix of an IPv4 address is 0 to 32");
+}
+
+#[test]
+fn a_refused_client_does_not_take_the_session_of_the_next_one() {
+    // chatd -1 with an allow list: a refused client is not "the first
+    // session"; the server waits for an allowed one.
+    let (mut server, port) = chatd(&["-1", "--allow", "127.0.0.2"]);
+    refused_from(&server, "127.0.0.1", port, "not in --allow");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.try_status().is_none(), "{}", server.dump());
+    let mut allowed = client_from("127.0.0.2", port);
+    allowed.send(b"me\n");
+    server.expect_stdout("me\n");
+    allowed.close_stdin();
+    server.close_stdin();
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+}
