@@ -17,9 +17,10 @@
 //! in `poll(2)` on standard input and the signal self-pipe
 //! ([`crate::signals`]), so the child's exit (`SIGCHLD`) is seen at once
 //! even while nobody types; it then reaps the child with `waitpid`. No
-//! zombie is left behind, and the child asks the kernel to send it
-//! `SIGTERM` should the parent die first (`PR_SET_PDEATHSIG`), so no orphan
-//! keeps printing either. In a single session (`chat`, `chatd -1`) the
+//! zombie is left behind, and the child asks the kernel to signal it
+//! should the parent die first (`PR_SET_PDEATHSIG`,
+//! [`signals::die_with_parent`]): it then says so in one line and exits 1,
+//! so no orphan keeps the socket open. In a single session (`chat`, `chatd -1`) the
 //! parent replaces its standard output with `/dev/null` after the fork: the
 //! child holds the only copy, so whoever reads it sees end of file as soon
 //! as the peer's direction ends, even while the parent still sends.
@@ -34,7 +35,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{MsgFlags, recv};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::unistd::{ForkResult, Pid, fork, getpid};
 
 use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
@@ -158,9 +159,9 @@ fn give_up_stdout() {
 /// -1` ends as soon as `head` exits, even if the peer is silent.
 fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) -> ReceiverExit {
     signals::reset_in_child();
-    // Die with the parent, and catch the case where it died before the
-    // request was made.
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
+    // Die with the parent, saying so, even if it died before the request.
+    if let Err(e) = signals::die_with_parent(parent.as_raw()) {
+        report!("prctl PR_SET_PDEATHSIG: {}", e.desc());
         return ReceiverExit::Failed;
     }
     // SAFETY: these descriptors belong to the parent's objects, which the

@@ -87,6 +87,7 @@ pub fn run(
         rx_start: 0,
         rx_end: 0,
         peer_eof: false,
+        peer_reset: false,
         prompt,
     }
     .run(input, first)
@@ -115,6 +116,9 @@ struct Lockstep<'a> {
     rx_end: usize,
     /// The socket reached end of file.
     peer_eof: bool,
+    /// The peer reset the connection (`ECONNRESET`): its end of file, and
+    /// a failure reported as [`Outbound::reset`] once the turn is over.
+    peer_reset: bool,
     prompt: bool,
 }
 
@@ -135,6 +139,14 @@ impl Lockstep<'_> {
             match turn {
                 Turn::Next => speaking = !speaking,
                 Turn::InputEnded => input_open = false,
+                // The peer's failure after our own word does not spoil the
+                // session (as in the duplex session).
+                Turn::Over(
+                    end @ End::Word {
+                        by: Side::Local, ..
+                    },
+                ) => return Ok(end),
+                Turn::Over(_) if self.peer_reset => return Err(self.out.reset(input)),
                 Turn::Over(end) if input_open => return self.after_peer(end, input),
                 Turn::Over(end) => return Ok(end),
             }
@@ -283,6 +295,7 @@ impl Lockstep<'_> {
         }
         match pump::read(self.stream, &mut self.rx[self.rx_end..]) {
             Ok(0) => self.peer_eof = true,
+            Err(Errno::ECONNRESET) => (self.peer_eof, self.peer_reset) = (true, true),
             Ok(n) => self.rx_end += n,
             Err(Errno::EAGAIN) => {}
             Err(e) => return Err(Error::sys(format!("read from {}", self.peer), e)),

@@ -1,0 +1,443 @@
+//! Faults (issue 10), on the real processes of the 1-to-1 modes: resets,
+//! `kill -9` of either process of either side, storms of signals, a reader
+//! that stops reading, thousands of sessions, and peers that never speak or
+//! die. Every wait is bounded; the figures a test measures (RSS, counts)
+//! are printed for the report (`cargo test -- --nocapture`).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use util::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// Resident set size of `pid`, in KiB (`VmRSS` of /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Open file descriptors of `pid` (entries of /proc/PID/fd).
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaps yet: for a
+/// process reparented to init, that is as gone as it gets).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 2..].starts_with('Z')),
+    }
+}
+
+/// `SO_LINGER` 0: closing `conn` sends RST, not FIN.
+fn reset_on_close(conn: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an open socket with a valid linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid of a process this test started (or its
+    // child, found in /proc); a failure (already gone) is harmless here.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Waits until `proc` has its receiving child and returns its pid.
+fn receiving_child(proc: &Proc) -> u32 {
+    assert!(
+        wait_until(TIMEOUT, || proc.children().len() == 1),
+        "{}: no receiving child\n{}",
+        proc.name,
+        proc.dump()
+    );
+    proc.children()[0]
+}
+
+// --- resets ---------------------------------------------------------------
+
+#[test]
+fn a_reset_in_lockstep_is_one_line_and_chatd_serves_the_next_client() {
+    let (mut server, port) = chatd(&["-a"]);
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.write_all(b"one line\n").unwrap();
+    server.expect_stdout("one line\n");
+    reset_on_close(&first);
+    drop(first);
+    server.expect_stderr("chatd: connection reset by 127.0.0.1:");
+    let mut next = chat(port, &["-a"]);
+    next.send(b"next\n");
+    server.expect_stdout("one line\nnext\n");
+    server.send(b"welcome\n");
+    next.expect_stdout("welcome\n");
+    let stderr = server.stderr_text();
+    assert_eq!(stderr.matches("reset").count(), 1, "{stderr}");
+    assert!(server.try_status().is_none());
+}
+
+// --- kill -9 ----------------------------------------------------------------
+
+// The receiving child of chat is killed: its parent says so in one line
+// and exits 1 within a second; the peer sees the connection end.
+#[test]
+fn chat_whose_child_is_killed_says_so_and_exits_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = chat(port, &["-q"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    let child = receiving_child(&client);
+    kill(child, libc::SIGKILL);
+    let killed = Instant::now();
+    let status = client.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(1), "{}", client.dump());
+    assert!(killed.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        client.stderr_text(),
+        "chat: receiving process killed by signal 9 (SIGKILL)\n"
+    );
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(
+        conn.read(&mut [0u8; 16]).unwrap(),
+        0,
+        "the socket stays open"
+    );
+}
+
+// The same on the server side, with -1: one line, status 1.
+#[test]
+fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
+    let (mut server, port) = chatd_with(&["-1"], Stdio::null());
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let child = receiving_child(&server);
+    kill(child, libc::SIGKILL);
+    let status = server.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(1), "{}", server.dump());
+    server.expect_stderr("chatd: receiving process killed by signal 9 (SIGKILL)\n");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0);
+}
+
+// The parent of chat (the sender) is killed: the child never outlives it:
+// it says so in one line and exits within a second, and nothing keeps the
+// socket open.
+#[test]
+fn chat_whose_parent_is_killed_leaves_no_orphan() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = chat(port, &["-q"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    let child = receiving_child(&client);
+    client.signal(libc::SIGKILL);
+    let _ = client.wait_within(TIMEOUT);
+    assert!(
+        wait_until(Duration::from_secs(1), || gone(child)),
+        "orphan {child}"
+    );
+    client.expect_stderr(&format!(
+        "chat: the sending process (pid {}) died: session ended\n",
+        client.pid()
+    ));
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+}
+
+#[test]
+fn chatd_whose_parent_is_killed_leaves_no_orphan() {
+    let (mut server, port) = chatd(&[]);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let child = receiving_child(&server);
+    server.signal(libc::SIGKILL);
+    let _ = server.wait_within(TIMEOUT);
+    assert!(
+        wait_until(Duration::from_secs(1), || gone(child)),
+        "orphan {child}"
+    );
+    server.expect_stderr(&format!(
+        "chatd: the sending process (pid {}) died: session ended\n",
+        server.pid()
+    ));
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+}
+
+// --- a storm of signals -------------------------------------------------------
+
+/// Sends SIGWINCH to every pid of `pids` every millisecond, and stops and
+/// continues each of them every 20 ms, until `stop` is set.
+fn storm(pids: Vec<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut sent = 0u64;
+        let mut tick = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for &pid in &pids {
+                kill(pid, libc::SIGWINCH);
+                sent += 1;
+            }
+            if tick % 20 == 0 {
+                for &pid in &pids {
+                    kill(pid, libc::SIGSTOP);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                for &pid in &pids {
+                    kill(pid, libc::SIGCONT);
+                }
+                sent += 2 * pids.len() as u64;
+            }
+            tick += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for &pid in &pids {
+            kill(pid, libc::SIGCONT);
+        }
+        sent
+    })
+}
+
+/// 100 MiB from one side to the other (`to_client` says which), `extra`
+/// arguments on both, while [`storm`] hits all four processes.
+fn transfer_in_a_storm(extra: &[&str], to_client: bool) {
+    let data = random_bytes(100 * MIB, if to_client { 81 } else { 82 });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, &data).unwrap();
+    let input = || Stdio::from(std::fs::File::open(&file).unwrap());
+    let mut server_args = vec!["-1", "-q"];
+    server_args.extend_from_slice(extra);
+    let (mut server, port) = chatd_with(
+        &server_args,
+        if to_client { input() } else { Stdio::null() },
+    );
+    let port_text = port.to_string();
+    let mut client_args = vec!["-q"];
+    client_args.extend_from_slice(extra);
+    client_args.extend_from_slice(&["127.0.0.1", &port_text]);
+    let client_stdin = if to_client { Stdio::null() } else { input() };
+    let mut client = spawn_with(CHAT, &client_args, client_stdin);
+    let both = wait_until(TIMEOUT, || {
+        server.children().len() == 1 && client.children().len() == 1
+    });
+    assert!(both, "no session\n{}\n{}", server.dump(), client.dump());
+    let pids = vec![
+        server.pid(),
+        server.children()[0],
+        client.pid(),
+        client.children()[0],
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let stormer = storm(pids, Arc::clone(&stop));
+    let limit = Duration::from_secs(120);
+    let client_status = client.wait_within(limit);
+    let server_status = server.wait_within(limit);
+    stop.store(true, Ordering::Relaxed);
+    let sent = stormer.join().unwrap();
+    println!("storm {extra:?} to_client={to_client}: {sent} signals sent");
+    assert_eq!(client_status.code(), Some(0), "{}", client.dump());
+    assert_eq!(server_status.code(), Some(0), "{}", server.dump());
+    let got = if to_client {
+        client.stdout()
+    } else {
+        server.stdout()
+    };
+    assert_eq!(got.len(), data.len(), "bytes received");
+    assert!(got == data, "bytes differ");
+}
+
+#[test]
+fn a_storm_of_signals_loses_nothing_server_to_client() {
+    transfer_in_a_storm(&[], true);
+}
+
+#[test]
+fn a_storm_of_signals_loses_nothing_client_to_server() {
+    transfer_in_a_storm(&[], false);
+}
+
+#[test]
+fn a_storm_of_signals_loses_nothing_raw_server_to_client() {
+    transfer_in_a_storm(&["--raw"], true);
+}
+
+#[test]
+fn a_storm_of_signals_loses_nothing_raw_client_to_server() {
+    transfer_in_a_storm(&["--raw"], false);
+}
+
+// --- a reader that stops reading --------------------------------------------
+
+// The client is suspended for 5 s in the middle of a 64 MiB transfer: the
+// server waits (backpressure), its memory does not grow, and every byte
+// arrives once the client goes on.
+#[test]
+fn a_reader_that_stops_reading_makes_the_writer_wait() {
+    let data = random_bytes(64 * MIB, 83);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, &data).unwrap();
+    let stdin = Stdio::from(std::fs::File::open(&file).unwrap());
+    let (mut server, port) = chatd_with(&["-1", "-q"], stdin);
+    let mut client = chat(port, &["-q", "-d"]);
+    let child = receiving_child(&client);
+    assert!(wait_until(TIMEOUT, || !client.stdout().is_empty()));
+    for pid in [client.pid(), child] {
+        kill(pid, libc::SIGSTOP);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = rss_kib(server.pid());
+    let received = client.stdout().len();
+    std::thread::sleep(Duration::from_millis(4500));
+    let after = rss_kib(server.pid());
+    assert!(server.try_status().is_none(), "the writer gave up");
+    assert!(received < data.len(), "the transfer was already over");
+    for pid in [child, client.pid()] {
+        kill(pid, libc::SIGCONT);
+    }
+    println!("writer RSS while the reader is stopped: {before} KiB, then {after} KiB");
+    assert!(
+        after <= before + 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    assert_eq!(client.wait_within(Duration::from_secs(60)).code(), Some(0));
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert!(client.stdout() == data, "{} bytes", client.stdout().len());
+}
+
+// --- thousands of sessions ----------------------------------------------------
+
+// 10,000 sessions one after another against one chatd: descriptors, child
+// processes and RSS are the same after the last as after the first hundred.
+#[test]
+fn ten_thousand_sessions_leak_nothing() {
+    let (server, port) = chatd_with(&["-q"], Stdio::null());
+    let session = |i: usize| {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(format!("session {i}\n").as_bytes()).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "a receive-only server sent {rest:?}");
+    };
+    for i in 0..100 {
+        session(i);
+    }
+    let settle = || {
+        wait_until(TIMEOUT, || server.children().is_empty());
+    };
+    settle();
+    let (fds, rss) = (fd_count(server.pid()), rss_kib(server.pid()));
+    let start = Instant::now();
+    for i in 100..10_000 {
+        session(i);
+    }
+    settle();
+    let (fds_end, rss_end) = (fd_count(server.pid()), rss_kib(server.pid()));
+    println!(
+        "10,000 sessions: {:?}; fds {fds} -> {fds_end}; RSS {rss} -> {rss_end} KiB",
+        start.elapsed()
+    );
+    assert_eq!(fds_end, fds, "descriptors leaked");
+    assert!(server.children().is_empty(), "children left");
+    assert!(rss_end <= rss + 512, "RSS grew from {rss} to {rss_end} KiB");
+    let out = server.stdout_text();
+    assert_eq!(out.lines().count(), 10_000);
+    assert!(out.ends_with("session 9999\n"));
+}
+
+// --- peers that never speak, or die -----------------------------------------
+
+// A server that accepts, reads, and never speaks: chat delivers its input,
+// half-closes, and waits for the server's direction to end.
+#[test]
+fn a_server_that_never_speaks_gets_everything_and_chat_waits_for_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut client = chat(port, &["-q"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    client.send(b"are you there?\n");
+    client.close_stdin();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"are you there?\n", "then end of file (half-close)");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(client.try_status().is_none(), "chat left a listening peer");
+    drop(conn);
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+}
+
+// A client that connects and never speaks: chatd sends its input and waits
+// for the client's direction; the client still receives everything.
+#[test]
+fn a_client_that_never_speaks_receives_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("motd");
+    std::fs::write(&file, "motd\n").unwrap();
+    let stdin = Stdio::from(std::fs::File::open(&file).unwrap());
+    let (mut server, port) = chatd_with(&["-1"], stdin);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"motd\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.try_status().is_none(), "chatd left a listening peer");
+    drop(conn);
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+}
+
+// The server dies in the middle of a session while chat still has input to
+// send: chat says the connection was reset, in one line, and exits 1.
+#[test]
+fn a_server_that_dies_mid_session_is_one_line_and_status_1() {
+    let (mut server, port) = chatd_with(&["-1", "-q"], Stdio::null());
+    let mut client = chat(port, &["-q"]);
+    client.send(b"before\n");
+    server.expect_stdout("before\n");
+    let child = receiving_child(&server);
+    server.signal(libc::SIGKILL);
+    let _ = server.wait_within(TIMEOUT);
+    assert!(wait_until(Duration::from_secs(1), || gone(child)));
+    // The first write after the death meets the dead peer's reset; keep
+    // typing until chat notices (a line or two).
+    let noticed = wait_until(TIMEOUT, || {
+        if client.try_status().is_none() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                client.send(b"after\n");
+            }));
+        }
+        client.try_status().is_some()
+    });
+    assert!(noticed, "{}", client.dump());
+    assert_eq!(client.wait(), 1, "{}", client.dump());
+    let stderr = client.stderr_text();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("chat: connection reset by 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
