@@ -198,7 +198,7 @@ fn storm(pids: Vec<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> 
                 kill(pid, libc::SIGWINCH);
                 sent += 1;
             }
-            if tick % 20 == 0 {
+            if tick.is_multiple_of(20) {
                 for &pid in &pids {
                     kill(pid, libc::SIGSTOP);
                 }
