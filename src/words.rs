@@ -817,7 +817,11 @@ mod tests {
         assert_eq!(scan_chunks_for::<EchoWord, _>(&[stream]), expected);
         for cut in 0..=stream.len() {
             let (a, b) = stream.split_at(cut);
-            assert_eq!(scan_chunks_for::<EchoWord, _>(&[a, b]), expected, "cut {cut}");
+            assert_eq!(
+                scan_chunks_for::<EchoWord, _>(&[a, b]),
+                expected,
+                "cut {cut}"
+            );
         }
         let bytes: Vec<[u8; 1]> = stream.iter().map(|&b| [b]).collect();
         assert_eq!(scan_chunks_for::<EchoWord, _>(&bytes), expected);
