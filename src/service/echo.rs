@@ -11,6 +11,9 @@
 //! bytes of state ([`crate::words`] has the exact rules: the line must be
 //! exactly `bye` or `fin`, one `\r` before the `\n` allowed).
 //!
+//! With `--raw` (`words` false) there are no words: a pure echo, as the
+//! Echo Protocol of RFC 862.
+//!
 //! What the client sends after its word is not echoed. A client that
 //! half-closes (`shutdown(SHUT_WR)`, `nc -N`) gets everything it sent
 //! echoed, then the connection is closed.
@@ -42,9 +45,10 @@ pub enum Ended {
 }
 
 /// Serves one echo client on `sock` (the forked child's job), writing its
-/// status or error line on stderr. Returns whether it ended normally.
-pub fn serve(sock: impl AsFd, peer: SocketAddr) -> bool {
-    match echo(sock) {
+/// status or error line on stderr; `words` false (`--raw`) ignores the echo
+/// words. Returns whether it ended normally.
+pub fn serve(sock: impl AsFd, peer: SocketAddr, words: bool) -> bool {
+    match echo(sock, words) {
         Ok(Ended::Closed) => {
             status!("{peer} closed the connection");
             true
@@ -61,12 +65,13 @@ pub fn serve(sock: impl AsFd, peer: SocketAddr) -> bool {
 }
 
 /// Echoes `sock` (a connected stream socket, blocking) to itself until end
-/// of file or an echo word, as described in the module documentation.
+/// of file or, if `words`, an echo word, as described in the module
+/// documentation.
 ///
 /// Errors: [`Error::Sys`] `read` or `write` with the `errno` (a client that
 /// reset the connection, or closed it without reading its echo: `EPIPE`,
 /// `ECONNRESET`).
-pub fn echo(sock: impl AsFd) -> Result<Ended, Error> {
+pub fn echo(sock: impl AsFd, words: bool) -> Result<Ended, Error> {
     let sock = sock.as_fd();
     let mut scanner = EchoScanner::new();
     let mut buf = vec![0u8; BUF_SIZE];
@@ -75,10 +80,11 @@ pub fn echo(sock: impl AsFd) -> Result<Ended, Error> {
         if n == 0 {
             // Everything was echoed; close our direction too.
             let _ = shutdown(sock.as_raw_fd(), Shutdown::Write);
-            return Ok(scanner.finish().map_or(Ended::Closed, Ended::Word));
+            let word = scanner.finish().filter(|_| words);
+            return Ok(word.map_or(Ended::Closed, Ended::Word));
         }
         let chunk = &buf[..n];
-        let (echoed, word) = match scanner.scan(chunk) {
+        let (echoed, word) = match words.then(|| scanner.scan(chunk)).flatten() {
             Some((word, end)) => (&chunk[..end], Some(word)),
             None => (chunk, None),
         };
@@ -128,7 +134,7 @@ mod tests {
         let (ours, theirs) = UnixStream::pair().unwrap();
         ours.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let server = thread::spawn(move || echo(&theirs));
+        let server = thread::spawn(move || echo(&theirs, true));
         (ours, server)
     }
 
@@ -185,6 +191,19 @@ mod tests {
         });
         assert_eq!(read_to_end(&sock), data);
         feeder.join().unwrap();
+        assert_eq!(server.join().unwrap().unwrap(), Ended::Closed);
+    }
+
+    #[test]
+    fn raw_echo_has_no_words() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let server = thread::spawn(move || echo(&theirs, false));
+        let mut sock = ours;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sock.write_all(b"fin\nbye\nstill echoed\nfin").unwrap();
+        sock.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_to_end(&sock), b"fin\nbye\nstill echoed\nfin");
         assert_eq!(server.join().unwrap().unwrap(), Ended::Closed);
     }
 

@@ -19,7 +19,13 @@
 //!   the one line `chatd: too many clients (N), try again later` and is
 //!   closed (see [`Server::refuse`] for how it is closed cleanly);
 //! - SIGINT, SIGTERM or SIGHUP: the server sends `SIGTERM` to every child,
-//!   reaps them and ends with status 128+N ([`Error::Signal`]).
+//!   reaps them and ends with status 128+N ([`Error::Signal`]);
+//! - with `-1`, the server accepts one connection only and ends when its
+//!   child does (status 0, or 1 if that child failed).
+//!
+//! Of the other options, `--raw` turns off the echo words (a pure echo, as
+//! RFC 862's), `-q` silences the status lines; `--crlf` has no effect (the
+//! services send no lines of their own but the refusal).
 
 pub mod echo;
 pub mod sum;
@@ -68,12 +74,15 @@ pub enum Service {
 }
 
 /// Serves `service` on `listener`, one forked child per connection, at
-/// most `args.max_clients` at once, until a terminating signal.
+/// most `args.max_clients` at once, until a terminating signal (with
+/// `args.once`, until the first connection's child ends).
 ///
 /// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
 /// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
-/// for a reason that retrying cannot cure. A failing connection (a client
-/// error, a failed `fork`) is reported on stderr and the server goes on.
+/// for a reason that retrying cannot cure; with `-1`, [`Error::Reported`]
+/// when the one child failed (it said why). Otherwise a failing connection
+/// (a client error, a failed `fork`) is reported on stderr and the server
+/// goes on.
 pub fn run(
     service: Service,
     listener: TcpListener,
@@ -88,6 +97,10 @@ pub fn run(
         listener,
         signals,
         max_clients: args.max_clients,
+        words: !args.raw,
+        once: args.once,
+        admitted: false,
+        failed: false,
         children: HashMap::new(),
         refused: Vec::new(),
         paused_until: None,
@@ -110,6 +123,14 @@ struct Server<'a> {
     listener: TcpListener,
     signals: &'a Signals,
     max_clients: usize,
+    /// Recognise the echo words (not with `--raw`).
+    words: bool,
+    /// `-1`: one connection only.
+    once: bool,
+    /// A connection was given to a child.
+    admitted: bool,
+    /// A child failed (exit status not 0, or killed): the status of `-1`.
+    failed: bool,
     /// Live (unreaped) children and the client each serves.
     children: HashMap<Pid, SocketAddr>,
     refused: Vec<Refused>,
@@ -122,6 +143,13 @@ impl Server<'_> {
     fn serve(&mut self) -> Result<(), Error> {
         loop {
             self.reap();
+            if self.once && self.admitted && self.children.is_empty() {
+                return if self.failed {
+                    Err(Error::Reported)
+                } else {
+                    Ok(())
+                };
+            }
             let now = Instant::now();
             self.refused.retain(|r| r.deadline > now);
             if self.paused_until.is_some_and(|t| t <= now) {
@@ -136,7 +164,7 @@ impl Server<'_> {
             let timeout = deadline.map_or(PollTimeout::NONE, |d| {
                 signals::timeout(d.saturating_duration_since(now))
             });
-            let accepting = self.paused_until.is_none();
+            let accepting = self.paused_until.is_none() && !(self.once && self.admitted);
             let mut fds = Vec::with_capacity(2 + self.refused.len());
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
             let listen_flags = if accepting {
@@ -162,6 +190,9 @@ impl Server<'_> {
     /// non-blocking), serving or refusing each.
     fn accept_all(&mut self) -> Result<(), Error> {
         loop {
+            if self.once && self.admitted {
+                return Ok(());
+            }
             let (stream, peer) = match self.listener.accept() {
                 Ok(pair) => pair,
                 Err(e) => match crate::error::errno_of(&e) {
@@ -227,6 +258,7 @@ impl Server<'_> {
             }
             Ok(ForkResult::Parent { child }) => {
                 self.children.insert(child, peer);
+                self.admitted = true;
                 // Dropping `stream` closes the server's copy: the
                 // connection now belongs to the child alone.
             }
@@ -287,10 +319,12 @@ impl Server<'_> {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
                 Err(Errno::EINTR) => {}
-                Ok(WaitStatus::Exited(pid, _)) => {
+                Ok(WaitStatus::Exited(pid, code)) => {
                     self.children.remove(&pid);
+                    self.failed |= code != 0;
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.failed = true;
                     if let Some(peer) = self.children.remove(&pid) {
                         report!(
                             "the process serving {peer} was killed by signal {} ({})",
@@ -345,7 +379,7 @@ impl Server<'_> {
             }
         }
         let served = match self.service {
-            Service::Echo => echo::serve(stream, peer),
+            Service::Echo => echo::serve(stream, peer, self.words),
             Service::Sum => sum::serve(stream, peer, stdout()),
         };
         i32::from(!served)
