@@ -410,10 +410,14 @@ fn sum_bad_greetings_fail_only_their_connection() {
     good.write_all(&pair(-1, -1)).unwrap();
     assert_eq!(read_answer(&mut good), -2);
     expect_running(&mut server);
+    // Only the good client's requests are logged.
+    server.expect_stdout(" + -1 = -2\n");
+    let log = server.stdout_text();
+    let good = good.local_addr().unwrap();
     assert_eq!(
-        server.stdout_text().lines().count(),
-        2,
-        "only the good client's requests are logged\n{}",
+        log,
+        format!("[{good}] 40 + 2 = 42\n[{good}] -1 + -1 = -2\n"),
+        "{}",
         server.dump()
     );
 }
@@ -432,6 +436,7 @@ fn sum_half_a_pair_then_close_is_an_error_for_that_connection() {
     server.expect_stderr(&format!(
         "chatd: {me}: connection closed in the middle of a pair (5 of 8 bytes)"
     ));
+    server.expect_stdout("20 + 22 = 42\n");
     assert_eq!(server.stdout_text(), format!("[{me}] 20 + 22 = 42\n"));
     expect_no_children(&server);
 }
