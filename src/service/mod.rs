@@ -17,7 +17,7 @@
 //!   `waitpid(WNOHANG)` until `StillAlive`, so no zombie is left;
 //! - at most `--max-clients` children live at once: one more client gets
 //!   the one line `chatd: too many clients (N), try again later` and is
-//!   closed (see [`Server::refuse`] for how it is closed cleanly);
+//!   closed, cleanly (see [`LINGER`]);
 //! - SIGINT, SIGTERM or SIGHUP: the server sends `SIGTERM` to every child,
 //!   reaps them and ends with status 128+N ([`Error::Signal`]);
 //! - with `-1`, the server accepts one connection only and ends when its
@@ -139,7 +139,8 @@ struct Server<'a> {
 }
 
 impl Server<'_> {
-    /// The `poll` loop; returns only on error (a signal included).
+    /// The `poll` loop; returns on error (a signal included), or with `-1`
+    /// once the one connection's child has ended.
     fn serve(&mut self) -> Result<(), Error> {
         loop {
             self.reap();
