@@ -71,13 +71,14 @@ pub struct ChatdArgs {
     #[arg(long)]
     pub broker: bool,
 
-    /// Echo server: send every line back to its client; one forked child
-    /// per connection
+    /// Echo server: send everything back to its client, a line bye or fin
+    /// closing that connection; one forked child per connection
     #[arg(long)]
     pub echo: bool,
 
     /// Addition service of the Java course: answer each pair of 32-bit
-    /// big-endian integers with their sum; one forked child per connection
+    /// big-endian integers with their sum, logged on stdout; one forked
+    /// child per connection
     #[arg(long)]
     pub sum: bool,
 

@@ -42,7 +42,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         } else {
             Service::Sum
         };
-        return crate::service::run(service, listener, &signals, args);
+        return crate::service::run(service, listener, &signals, args, access);
     }
     let options = Options::new(args.raw, args.crlf);
     let first = if args.speak_first {

@@ -10,12 +10,17 @@
 //!   `hello bye` and `bye\r\r\n` are not words;
 //! * a `\r` alone does not end a line;
 //! * the last line of a stream counts even without its `\n`, but only once
-//!   the end of the stream is known ([`WordScanner::finish`]).
+//!   the end of the stream is known ([`LineScanner::finish`]).
 //!
 //! Data arrives from `read(2)` in arbitrary chunks, so a word line may be
 //! split anywhere, even between its `\r` and its `\n`. [`WordScanner`]
 //! recognises words across such splits while keeping at most
 //! [`MAX_WORD_LINE`] bytes of state, never a whole line.
+//!
+//! The same rules and the same scanner serve the words of `chatd --echo`,
+//! `bye` and `fin` (the word of the worksheet's echo exercise): see
+//! [`EchoWord`] and [`EchoScanner`]. Any set of words whose lines fit in
+//! [`MAX_WORD_LINE`] bytes can be recognised by implementing [`LineWord`].
 //!
 //! Cost: the scanner turns each 64-byte block of a chunk into a bitmap of
 //! its newlines (a SWAR search over `u64`s), keeps from it only the newlines that have another newline at
@@ -26,10 +31,30 @@
 //! against about 45 µs for a 64 KiB `read(2)` from a loopback TCP socket on
 //! the same machine.
 
+use std::marker::PhantomData;
+
 /// Longest line, without its `\n`, that can still be a protocol word:
 /// `arret` plus an optional `\r`, i.e. 6 bytes. This is also the bound on
-/// the bytes a [`WordScanner`] keeps between chunks.
+/// the bytes a [`LineScanner`] keeps between chunks, and on the word lines
+/// of every [`LineWord`] (the echo words are at most `bye\r`, 4 bytes).
 pub const MAX_WORD_LINE: usize = 6;
+
+/// A set of words that count only as a whole line, under the rules of the
+/// module documentation (one `\r` before the `\n` ignored, nothing else on
+/// the line). [`LineScanner`] finds them in a stream.
+///
+/// Implemented by [`Word`] (`bye`, `arret`: the chat sessions) and
+/// [`EchoWord`] (`bye`, `fin`: `chatd --echo`). Every word line, with its
+/// optional `\r`, must be at most [`MAX_WORD_LINE`] bytes long.
+pub trait LineWord: Copy {
+    /// Classifies one line given *without* its `\n` (one trailing `\r` is
+    /// ignored). `line` is never longer than [`MAX_WORD_LINE`] bytes.
+    fn from_line(line: &[u8]) -> Option<Self>;
+
+    /// Whether `head`, the start of a line (at most [`MAX_WORD_LINE`]
+    /// bytes, no `\n`), can still grow into a word line, `\r` included.
+    fn is_prefix(head: &[u8]) -> bool;
+}
 
 /// A protocol word, from the worksheet exercises: "bye stops the client but
 /// not the server; arret stops the client and the server".
@@ -53,9 +78,9 @@ impl Word {
             Word::Arret => "arret",
         }
     }
+}
 
-    /// Classifies one line given *without* its `\n` (one trailing `\r` is
-    /// ignored).
+impl LineWord for Word {
     #[inline]
     fn from_line(line: &[u8]) -> Option<Word> {
         match line {
@@ -64,11 +89,50 @@ impl Word {
             _ => None,
         }
     }
+
+    #[inline]
+    fn is_prefix(head: &[u8]) -> bool {
+        b"bye\r".starts_with(head) || b"arret\r".starts_with(head)
+    }
 }
 
-/// Whether `head`, the start of a line, can still grow into a word line.
-fn is_word_prefix(head: &[u8]) -> bool {
-    b"bye\r".starts_with(head) || b"arret\r".starts_with(head)
+/// A word of `chatd --echo`: the line is echoed, then that connection is
+/// closed (the server goes on). `fin` is the word of the worksheet's echo
+/// exercise; `bye` is accepted too, as in every other mode. `arret` is not
+/// an echo word: one client never stops a server that serves many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoWord {
+    /// The line `bye`.
+    Bye,
+    /// The line `fin`.
+    Fin,
+}
+
+impl EchoWord {
+    /// The word as it is written on the wire, without line ending:
+    /// `"bye"` or `"fin"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EchoWord::Bye => "bye",
+            EchoWord::Fin => "fin",
+        }
+    }
+}
+
+impl LineWord for EchoWord {
+    #[inline]
+    fn from_line(line: &[u8]) -> Option<EchoWord> {
+        match line {
+            b"bye" | b"bye\r" => Some(EchoWord::Bye),
+            b"fin" | b"fin\r" => Some(EchoWord::Fin),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn is_prefix(head: &[u8]) -> bool {
+        b"bye\r".starts_with(head) || b"fin\r".starts_with(head)
+    }
 }
 
 /// Is this one complete line a protocol word?
@@ -84,7 +148,8 @@ pub fn line_word(line: &[u8]) -> Option<Word> {
     Word::from_line(line)
 }
 
-/// Streaming recogniser of protocol word lines in a byte stream.
+/// Streaming recogniser of word lines in a byte stream: the words of `W`
+/// ([`WordScanner`] for `bye`/`arret`, [`EchoScanner`] for `bye`/`fin`).
 ///
 /// Feed it the stream chunk by chunk with [`scan`](Self::scan), in order and
 /// without gaps, then call [`finish`](Self::finish) at end of stream. Lines
@@ -92,12 +157,10 @@ pub fn line_word(line: &[u8]) -> Option<Word> {
 ///
 /// Memory bound: the scanner stores only the start of the current
 /// unterminated line, and only while that start is at most
-/// [`MAX_WORD_LINE`] (6) bytes long and can still become `bye`, `bye\r`,
-/// `arret` or `arret\r`; otherwise a flag records that the current line is
-/// not a word. Its size is a few bytes, whatever the line lengths.
-///
-/// The rule is the one of the worksheet exercises: "bye stops the client but
-/// not the server; arret stops the client and the server".
+/// [`MAX_WORD_LINE`] (6) bytes long and can still become a word line
+/// (`bye`, `bye\r`, `arret` or `arret\r` for [`Word`]); otherwise a flag
+/// records that the current line is not a word. Its size is a few bytes,
+/// whatever the line lengths.
 ///
 /// ```
 /// use chatd::words::{Word, WordScanner};
@@ -111,17 +174,46 @@ pub fn line_word(line: &[u8]) -> Option<Word> {
 /// assert_eq!(s.scan(&chunk[9..]), None);
 /// assert_eq!(s.finish(), None); // `more` is not a word
 /// ```
-#[derive(Debug, Default, Clone)]
-pub struct WordScanner {
+#[derive(Debug, Clone)]
+pub struct LineScanner<W> {
     /// Start of the current line: `head[..len]`, meaningful unless `dead`.
     head: [u8; MAX_WORD_LINE],
     /// Number of valid bytes in `head`.
     len: u8,
     /// The current line is already too long or not a word prefix.
     dead: bool,
+    /// The words looked for (no data: a type only).
+    words: PhantomData<fn() -> W>,
 }
 
-impl WordScanner {
+/// The scanner of the protocol words `bye` and `arret`, for the chat
+/// sessions. The rule is the one of the worksheet exercises: "bye stops the
+/// client but not the server; arret stops the client and the server".
+pub type WordScanner = LineScanner<Word>;
+
+/// The scanner of the echo words `bye` and `fin`, for `chatd --echo`.
+///
+/// ```
+/// use chatd::words::{EchoScanner, EchoWord};
+///
+/// let mut s = EchoScanner::new();
+/// assert_eq!(s.scan(b"hello\nfi"), None);
+/// assert_eq!(s.scan(b"n\r\nmore"), Some((EchoWord::Fin, 3)));
+/// ```
+pub type EchoScanner = LineScanner<EchoWord>;
+
+impl<W> Default for LineScanner<W> {
+    fn default() -> Self {
+        LineScanner {
+            head: [0; MAX_WORD_LINE],
+            len: 0,
+            dead: false,
+            words: PhantomData,
+        }
+    }
+}
+
+impl<W: LineWord> LineScanner<W> {
     /// A scanner positioned at the start of a line (start of the stream).
     pub fn new() -> Self {
         Self::default()
@@ -139,7 +231,7 @@ impl WordScanner {
     /// Cost: newlines are found 64 bytes at a time as a bitmap; only lines
     /// of at most 6 bytes (plus the line continued from the previous chunk)
     /// are looked at, byte by byte.
-    pub fn scan(&mut self, chunk: &[u8]) -> Option<(Word, usize)> {
+    pub fn scan(&mut self, chunk: &[u8]) -> Option<(W, usize)> {
         // Find the first newline: it ends the line carried from earlier chunks.
         let mut base = 0;
         let mut bits = loop {
@@ -174,7 +266,7 @@ impl WordScanner {
                 } else {
                     base - prev.leading_zeros() as usize
                 };
-                if let Some(word) = Word::from_line(&chunk[start..base + j]) {
+                if let Some(word) = W::from_line(&chunk[start..base + j]) {
                     return Some((word, base + j + 1));
                 }
             }
@@ -196,16 +288,17 @@ impl WordScanner {
     }
 
     /// End of stream: returns the word if the unterminated last line is
-    /// exactly a word (`bye`, `arret`, or either followed by one `\r`), and
+    /// exactly a word (for [`Word`]: `bye`, `arret`, or either followed by
+    /// one `\r`), and
     /// resets the scanner to the start of a new stream.
     ///
     /// After a stream that ended with `\n` (or an empty stream) it returns
     /// `None`: that last line was already reported by [`scan`](Self::scan).
-    pub fn finish(&mut self) -> Option<Word> {
+    pub fn finish(&mut self) -> Option<W> {
         let word = if self.dead {
             None
         } else {
-            Word::from_line(&self.head[..usize::from(self.len)])
+            W::from_line(&self.head[..usize::from(self.len)])
         };
         *self = Self::default();
         word
@@ -213,7 +306,7 @@ impl WordScanner {
 
     /// Classifies the current line ended by a `\n` after `tail`.
     #[inline]
-    fn complete(&self, tail: &[u8]) -> Option<Word> {
+    fn complete(&self, tail: &[u8]) -> Option<W> {
         let len = usize::from(self.len);
         if self.dead || tail.len() > MAX_WORD_LINE - len {
             return None;
@@ -221,7 +314,7 @@ impl WordScanner {
         let mut line = [0u8; MAX_WORD_LINE];
         line[..len].copy_from_slice(&self.head[..len]);
         line[len..len + tail.len()].copy_from_slice(tail);
-        Word::from_line(&line[..len + tail.len()])
+        W::from_line(&line[..len + tail.len()])
     }
 
     /// Appends `bytes` (which hold no `\n`) to the current line.
@@ -240,7 +333,7 @@ impl WordScanner {
         self.head[len..end].copy_from_slice(bytes);
         // `end <= MAX_WORD_LINE`, which fits in a `u8`.
         self.len = end as u8;
-        if !is_word_prefix(&self.head[..end]) {
+        if !W::is_prefix(&self.head[..end]) {
             self.dead = true;
             self.len = 0;
         }
@@ -311,7 +404,12 @@ mod tests {
     /// would, then finishes. Returns each word with the absolute offset just
     /// past its `\n` (the stream length for a word found by `finish`).
     fn scan_chunks<C: AsRef<[u8]>>(chunks: &[C]) -> Vec<(Word, usize)> {
-        let mut scanner = WordScanner::new();
+        scan_chunks_for(chunks)
+    }
+
+    /// [`scan_chunks`] for any set of words.
+    fn scan_chunks_for<W: LineWord, C: AsRef<[u8]>>(chunks: &[C]) -> Vec<(W, usize)> {
+        let mut scanner = LineScanner::<W>::new();
         let mut found = Vec::new();
         let mut base = 0;
         for chunk in chunks {
@@ -677,6 +775,100 @@ mod tests {
                 reference(line).first().map(|&(w, _)| w)
             };
             prop_assert_eq!(line_word(line), expected);
+        }
+    }
+
+    /// Reference for the echo words: split on `\n`, test each line.
+    fn echo_reference(stream: &[u8]) -> Vec<(EchoWord, usize)> {
+        let mut found = Vec::new();
+        let mut start = 0;
+        let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+        let last = lines.len() - 1;
+        for (i, line) in lines.into_iter().enumerate() {
+            let end = if i == last {
+                stream.len()
+            } else {
+                start + line.len() + 1
+            };
+            let word = match line.strip_suffix(b"\r").unwrap_or(line) {
+                b"bye" => Some(EchoWord::Bye),
+                b"fin" => Some(EchoWord::Fin),
+                _ => None,
+            };
+            if let Some(word) = word {
+                found.push((word, end));
+            }
+            start = end;
+        }
+        found
+    }
+
+    #[test]
+    fn echo_words_are_bye_and_fin_not_arret() {
+        assert_eq!(EchoWord::Bye.as_str(), "bye");
+        assert_eq!(EchoWord::Fin.as_str(), "fin");
+        let stream = b"hello\nfin\r\narret\nbye\nfine\nFIN\n fin\nfin \nfi\nfin";
+        let expected = vec![
+            (EchoWord::Fin, 11),
+            (EchoWord::Bye, 21),
+            (EchoWord::Fin, stream.len()),
+        ];
+        assert_eq!(echo_reference(stream), expected);
+        assert_eq!(scan_chunks_for::<EchoWord, _>(&[stream]), expected);
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(
+                scan_chunks_for::<EchoWord, _>(&[a, b]),
+                expected,
+                "cut {cut}"
+            );
+        }
+        let bytes: Vec<[u8; 1]> = stream.iter().map(|&b| [b]).collect();
+        assert_eq!(scan_chunks_for::<EchoWord, _>(&bytes), expected);
+        // And `fin` is no protocol word of the chat sessions.
+        assert_eq!(scan_chunks(&[b"fin\n"]), vec![]);
+    }
+
+    /// Every word line fits in `MAX_WORD_LINE`, and each of its prefixes
+    /// is recognised as one (the scanner drops a line as soon as it is not).
+    #[test]
+    fn word_lines_fit_and_their_prefixes_are_prefixes() {
+        fn check<W: LineWord + std::fmt::Debug + PartialEq>(words: &[(W, &str)]) {
+            for &(word, text) in words {
+                for line in [text.to_owned(), format!("{text}\r")] {
+                    let line = line.as_bytes();
+                    assert!(line.len() <= MAX_WORD_LINE, "{text}");
+                    assert_eq!(W::from_line(line), Some(word));
+                    for end in 0..=line.len() {
+                        assert!(W::is_prefix(&line[..end]), "{:?}", &line[..end]);
+                    }
+                }
+            }
+        }
+        check(&[(Word::Bye, "bye"), (Word::Arret, "arret")]);
+        check(&[(EchoWord::Bye, "bye"), (EchoWord::Fin, "fin")]);
+        assert!(!EchoWord::is_prefix(b"a"));
+        assert!(!Word::is_prefix(b"f"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn echo_any_chunking_matches_reference(
+            tokens in prop::collection::vec(0..9usize, 0..300),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            const TOKENS: [&[u8]; 9] =
+                [b"fin", b"bye", b"\n", b"\r\n", b"\r", b"f", b"in", b"x", b"arret"];
+            let stream: Vec<u8> = tokens.iter().flat_map(|&i| TOKENS[i]).copied().collect();
+            let mut cuts: Vec<usize> =
+                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            prop_assert_eq!(scan_chunks_for::<EchoWord, _>(&chunks), echo_reference(&stream));
         }
     }
 }

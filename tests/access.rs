@@ -122,3 +122,21 @@ fn a_refused_client_does_not_take_the_session_of_the_next_one() {
     server.close_stdin();
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
+
+// Every mode: the fork-per-connection services check before forking.
+#[test]
+fn the_echo_and_sum_services_refuse_before_a_byte() {
+    for mode in ["--echo", "--sum"] {
+        let (server, port) = chatd(&[mode, "--deny", "127.0.0.3"]);
+        refused_from(&server, "127.0.0.3", port, "in --deny");
+        assert!(
+            server.children().is_empty(),
+            "{mode}: forked for a refused peer"
+        );
+    }
+    let (server, port) = chatd(&["--echo", "--allow", "127.0.0.2"]);
+    let mut allowed = client_from("127.0.0.2", port);
+    allowed.send(b"echo me\n");
+    allowed.expect_stdout("echo me\n");
+    drop(server);
+}

@@ -1,0 +1,402 @@
+//! Fork-per-connection services of `chatd` (issue 8): `--echo` ([`echo`])
+//! and `--sum` ([`sum`], wire format in [`wire`]).
+//!
+//! The classic concurrent server of the Unix books, one process per client:
+//!
+//! - the server process waits in one `poll(2)` on the signal self-pipe
+//!   ([`crate::signals`]), the listening socket and the refused connections
+//!   it is still closing; it accepts until `EAGAIN`, and forks one child
+//!   per connection, then closes its own copy of the connection;
+//! - the child closes what it does not use (the listening socket, the
+//!   signal pipe, standard input, the refused connections), restores the
+//!   default action of the signals, asks the kernel for `SIGTERM` should
+//!   the server die first (`PR_SET_PDEATHSIG`), serves its one client with
+//!   plain blocking calls, and leaves through `_exit`;
+//! - every child's end raises `SIGCHLD`, which writes to the self-pipe and
+//!   wakes the `poll`; after every wake the server reaps with
+//!   `waitpid(WNOHANG)` until `StillAlive`, so no zombie is left;
+//! - at most `--max-clients` children live at once: one more client gets
+//!   the one line `chatd: too many clients (N), try again later` and is
+//!   closed, cleanly (see [`LINGER`]);
+//! - SIGINT, SIGTERM or SIGHUP: the server sends `SIGTERM` to every child,
+//!   reaps them and ends with status 128+N ([`Error::Signal`]);
+//! - with `-1`, the server accepts one connection only and ends when its
+//!   child does (status 0, or 1 if that child failed).
+//!
+//! Of the other options, `--raw` turns off the echo words (a pure echo, as
+//! RFC 862's), `-q` silences the status lines; `--crlf` has no effect (the
+//! services send no lines of their own but the refusal).
+
+pub mod echo;
+pub mod sum;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{MsgFlags, Shutdown, send, shutdown};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+
+use crate::access::Access;
+use crate::cli::ChatdArgs;
+use crate::error::Error;
+use crate::signals::{self, Signals};
+use crate::{report, status};
+
+/// How long a connection being closed by us is still read (and what it
+/// sends discarded) after our last byte and half-close, in seconds: after
+/// an echo word, and after a refusal. Closing a socket with unread input
+/// makes the kernel send a reset, which can destroy our last line before
+/// the client reads it; waiting for the client's own close avoids that.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Most refused connections kept lingering at once ([`LINGER`]); beyond
+/// that (a flood), a refused connection is closed at once.
+pub const MAX_LINGERING: usize = 64;
+
+/// How long the server stops accepting after `accept(2)` ran out of
+/// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the
+/// pending connection stays in the queue and would wake `poll` at once.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Which service [`run`] provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `--echo`: every line comes back to its sender ([`echo`]).
+    Echo,
+    /// `--sum`: the addition service of the Java course ([`sum`]).
+    Sum,
+}
+
+/// Serves `service` on `listener`, one forked child per connection, at
+/// most `args.max_clients` at once (a client `access` refuses is closed at
+/// once, before a byte is sent), until a terminating signal (with
+/// `args.once`, until the first connection's child ends).
+///
+/// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
+/// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
+/// for a reason that retrying cannot cure; with `-1`, [`Error::Reported`]
+/// when the one child failed (it said why). Otherwise a failing connection
+/// (a client error, a failed `fork`) is reported on stderr and the server
+/// goes on.
+pub fn run(
+    service: Service,
+    listener: TcpListener,
+    signals: &Signals,
+    args: &ChatdArgs,
+    access: Access,
+) -> Result<(), Error> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("fcntl O_NONBLOCK on the listening socket", e))?;
+    let mut server = Server {
+        service,
+        listener,
+        signals,
+        access,
+        max_clients: args.max_clients,
+        words: !args.raw,
+        once: args.once,
+        admitted: false,
+        failed: false,
+        children: HashMap::new(),
+        refused: Vec::new(),
+        paused_until: None,
+    };
+    let result = server.serve();
+    server.stop_children();
+    result
+}
+
+/// A refused connection, half-closed after its refusal line, read and
+/// discarded until the client closes or `deadline` passes.
+struct Refused {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+/// The state of the server process.
+struct Server<'a> {
+    service: Service,
+    listener: TcpListener,
+    signals: &'a Signals,
+    /// `--allow`/`--deny`: checked before anything is sent.
+    access: Access,
+    max_clients: usize,
+    /// Recognise the echo words (not with `--raw`).
+    words: bool,
+    /// `-1`: one connection only.
+    once: bool,
+    /// A connection was given to a child.
+    admitted: bool,
+    /// A child failed (exit status not 0, or killed): the status of `-1`.
+    failed: bool,
+    /// Live (unreaped) children and the client each serves.
+    children: HashMap<Pid, SocketAddr>,
+    refused: Vec<Refused>,
+    /// `accept` is paused until then ([`ACCEPT_PAUSE`]).
+    paused_until: Option<Instant>,
+}
+
+impl Server<'_> {
+    /// The `poll` loop; returns on error (a signal included), or with `-1`
+    /// once the one connection's child has ended.
+    fn serve(&mut self) -> Result<(), Error> {
+        loop {
+            self.reap();
+            if self.once && self.admitted && self.children.is_empty() {
+                return if self.failed {
+                    Err(Error::Reported)
+                } else {
+                    Ok(())
+                };
+            }
+            let now = Instant::now();
+            self.refused.retain(|r| r.deadline > now);
+            if self.paused_until.is_some_and(|t| t <= now) {
+                self.paused_until = None;
+            }
+            let deadline = self
+                .refused
+                .iter()
+                .map(|r| r.deadline)
+                .chain(self.paused_until)
+                .min();
+            let timeout = deadline.map_or(PollTimeout::NONE, |d| {
+                signals::timeout(d.saturating_duration_since(now))
+            });
+            let accepting = self.paused_until.is_none() && !(self.once && self.admitted);
+            let mut fds = Vec::with_capacity(2 + self.refused.len());
+            fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
+            let listen_flags = if accepting {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            };
+            fds.push(PollFd::new(self.listener.as_fd(), listen_flags));
+            for r in &self.refused {
+                fds.push(PollFd::new(r.stream.as_fd(), PollFlags::POLLIN));
+            }
+            self.signals.poll(&mut fds, timeout)?;
+            let ready: Vec<bool> = fds.iter().map(|fd| fd.any() == Some(true)).collect();
+            drop(fds);
+            self.discard_refused_input(&ready[2..]);
+            if accepting && ready[1] {
+                self.accept_all()?;
+            }
+        }
+    }
+
+    /// Accepts every pending connection (the listening socket is
+    /// non-blocking), serving or refusing each.
+    fn accept_all(&mut self) -> Result<(), Error> {
+        loop {
+            if self.once && self.admitted {
+                return Ok(());
+            }
+            let (stream, peer) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) => match crate::error::errno_of(&e) {
+                    Errno::EAGAIN => return Ok(()),
+                    // The client gave up, or a network error was pending on
+                    // the new connection (accept(2), "Error handling"): it
+                    // concerns that connection only.
+                    Errno::EINTR
+                    | Errno::ECONNABORTED
+                    | Errno::EPROTO
+                    | Errno::ENETDOWN
+                    | Errno::ENOPROTOOPT
+                    | Errno::EHOSTDOWN
+                    | Errno::ENONET
+                    | Errno::EHOSTUNREACH
+                    | Errno::EOPNOTSUPP
+                    | Errno::ENETUNREACH
+                    | Errno::EPERM => continue,
+                    errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
+                        report!(
+                            "accept: {}; not accepting for {} ms",
+                            errno.desc(),
+                            ACCEPT_PAUSE.as_millis()
+                        );
+                        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                        return Ok(());
+                    }
+                    errno => return Err(Error::sys("accept", errno)),
+                },
+            };
+            // An IPv4 client of a `::` listener shows as itself, not as
+            // `::ffff:a.b.c.d`.
+            let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+            if crate::server::admit(&self.access, peer) {
+                self.admit(stream, peer);
+            }
+        }
+    }
+
+    /// Serves `stream` in a new child, or refuses it when `--max-clients`
+    /// children already live (or `fork` fails).
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.children.len() >= self.max_clients {
+            // Children that ended since the last wake do not count.
+            self.reap();
+        }
+        if self.children.len() >= self.max_clients {
+            let why = format!("too many clients ({}), try again later", self.max_clients);
+            status!("refused {peer}: {why}");
+            self.refuse(stream, &why);
+            return;
+        }
+        status!("connection from {peer}");
+        let parent = getpid();
+        // SAFETY: the process is single-threaded (no thread is ever
+        // spawned: signal-hook's pipe and flag actions need none), so the
+        // child gets a consistent copy of it. The child only makes system
+        // calls and formats messages, then leaves through `_exit`.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let code = self.child(&stream, peer, parent);
+                // SAFETY: _exit ends the child without running the
+                // parent's destructors or atexit handlers a second time.
+                unsafe { libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                self.children.insert(child, peer);
+                self.admitted = true;
+                // Dropping `stream` closes the server's copy: the
+                // connection now belongs to the child alone.
+            }
+            Err(e) => {
+                report!("fork for {peer}: {}", e.desc());
+                self.refuse(stream, "cannot serve you now, try again later");
+            }
+        }
+    }
+
+    /// Refuses a connection: sends `chatd: WHY` on one line, half-closes,
+    /// and keeps the connection for up to [`LINGER`] (reading and
+    /// discarding what the client sends) so that its close does not reset
+    /// the line away; at most [`MAX_LINGERING`] at once, beyond which the
+    /// connection is closed at once.
+    fn refuse(&mut self, stream: TcpStream, why: &str) {
+        let line = format!("{}: {why}\n", crate::messages::program());
+        let fd = stream.as_raw_fd();
+        // A new connection's send buffer is empty: the line fits at once.
+        let _ = send(
+            fd,
+            line.as_bytes(),
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        );
+        let _ = shutdown(fd, Shutdown::Write);
+        if self.refused.len() < MAX_LINGERING && stream.set_nonblocking(true).is_ok() {
+            self.refused.push(Refused {
+                stream,
+                deadline: Instant::now() + LINGER,
+            });
+        }
+    }
+
+    /// Reads (once each) the refused connections whose entry in `ready` is
+    /// true, dropping those that reached end of file or an error.
+    fn discard_refused_input(&mut self, ready: &[bool]) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut index = 0;
+        self.refused.retain(|r| {
+            let readable = ready.get(index).copied().unwrap_or(false);
+            index += 1;
+            if !readable {
+                return true;
+            }
+            match crate::pump::read(&r.stream, &mut buf) {
+                Ok(0) => false,
+                Ok(_) | Err(Errno::EAGAIN) => true,
+                Err(_) => false,
+            }
+        });
+    }
+
+    /// Reaps every child that has ended (`waitpid(WNOHANG)` until
+    /// `StillAlive`). A child killed by a signal it was not sent by us is
+    /// reported; the others reported their own end.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => {}
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    self.children.remove(&pid);
+                    self.failed |= code != 0;
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.failed = true;
+                    if let Some(peer) = self.children.remove(&pid) {
+                        report!(
+                            "the process serving {peer} was killed by signal {} ({})",
+                            sig as i32,
+                            sig.as_str()
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    report!("waitpid: {}", e.desc());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends `SIGTERM` to every live child and reaps them all.
+    fn stop_children(&mut self) {
+        for pid in self.children.keys() {
+            let _ = kill(*pid, Signal::SIGTERM);
+        }
+        for (pid, _) in self.children.drain() {
+            while let Err(Errno::EINTR) = waitpid(pid, None) {}
+        }
+    }
+
+    /// The child: serves `stream` and returns its exit status (0 when the
+    /// connection ended normally, 1 after a failure it reported).
+    fn child(&self, stream: &TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
+        signals::reset_in_child();
+        // A terminating signal caught between `fork` and the reset above
+        // ran the server's handler in this process: honour it now.
+        if self.signals.terminated().is_some() {
+            return 1;
+        }
+        // Die with the server, and catch the case where it died before the
+        // request was made.
+        if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
+            return 1;
+        }
+        // SAFETY: these descriptors belong to the server's objects, which
+        // the child never uses again (it leaves through _exit): closing its
+        // copies leaves the listening port to the server alone, and lets a
+        // refused connection close when the server closes it.
+        unsafe {
+            libc::close(libc::STDIN_FILENO);
+            libc::close(self.signals.fd().as_raw_fd());
+            libc::close(self.listener.as_raw_fd());
+            for r in &self.refused {
+                libc::close(r.stream.as_raw_fd());
+            }
+        }
+        let served = match self.service {
+            Service::Echo => echo::serve(stream, peer, self.words),
+            Service::Sum => sum::serve(stream, peer, stdout()),
+        };
+        i32::from(!served)
+    }
+}
+
+/// Standard output, borrowed for the life of the process.
+fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 1 is never closed by this program.
+    unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
+}
