@@ -755,6 +755,36 @@ mod tests {
             }
         }
 
+        // Issue 10: cleaning twice is cleaning once (what it shows is
+        // printable already).
+        #[test]
+        fn cleaning_is_idempotent(
+            input in prop_oneof![adversarial_bytes(), prop::collection::vec(any::<u8>(), 0..256)],
+        ) {
+            let once = show(&input);
+            prop_assert_eq!(show(&once), once);
+        }
+
+        // Issue 10: every printable character of the input (valid UTF-8,
+        // not a control, not a bidi control) is in the output, in order.
+        #[test]
+        fn no_printable_character_is_dropped(
+            input in prop_oneof![adversarial_bytes(), prop::collection::vec(any::<u8>(), 0..256)],
+        ) {
+            let out = String::from_utf8(show(&input)).expect("output is UTF-8");
+            let mut rest = out.as_str();
+            for chunk in input.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    if c.is_control() || BIDI_CONTROLS.contains(&c) {
+                        continue;
+                    }
+                    let at = rest.find(c);
+                    prop_assert!(at.is_some(), "{:?} dropped from {:?}", c, out);
+                    rest = &rest[at.unwrap() + c.len_utf8()..];
+                }
+            }
+        }
+
         #[test]
         fn harmless_text_is_unchanged(
             text in harmless_text(),
