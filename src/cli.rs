@@ -21,7 +21,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE]",
+    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -118,6 +118,12 @@ pub struct ChatdArgs {
     /// Like --deny, one entry a line in FILE (# starts a comment)
     #[arg(long, value_name = "FILE")]
     pub denyfile: Option<PathBuf>,
+
+    /// Close a connection on which nothing has been received for SECS
+    /// seconds (decimals allowed), in every mode (as ncat --idle-timeout,
+    /// but per connection)
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds)]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies
@@ -126,7 +132,7 @@ pub struct ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-q] [-d] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [HOST [PORT]]"
+    override_usage = "chat [-q] [-d] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
     /// Print no status lines on standard error, only errors
@@ -166,6 +172,11 @@ pub struct ChatArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Close the connection when nothing has been received for SECS
+    /// seconds (decimals allowed), as ncat --idle-timeout
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds)]
+    pub idle_timeout: Option<Duration>,
+
     /// Host to connect to: a name or an IPv4/IPv6 address; every address
     /// the resolver returns is tried in order
     #[arg(value_name = "HOST", default_value = "localhost")]
@@ -182,6 +193,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' is not a number of seconds"))
+}
+
+/// Parses a number of seconds greater than zero, such as `5` or `0.5`.
+fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    match parse_seconds(text)? {
+        d if d.is_zero() => Err(format!("'{text}': the timeout must be more than 0 seconds")),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let cx = Context {
         signals: &signals,
         options,
-        policy: Policy::new(args.recv_only, true),
+        policy: Policy::new(args.recv_only, true, args.idle_timeout),
         close_in_child: &[],
     };
     match session::run(kind, stream, peer, &cx, &mut input)? {

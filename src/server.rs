@@ -53,7 +53,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let kind = Kind::new(args.alternating, first);
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
-    let policy = Policy::new(args.recv_only, args.once);
+    let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
     let close = [listener.as_raw_fd()];
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;

@@ -76,7 +76,7 @@ pub fn echo(sock: impl AsFd, words: bool) -> Result<Ended, Error> {
     let mut scanner = EchoScanner::new();
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
-        let n = pump::read(sock, &mut buf).map_err(|e| Error::sys("read", e))?;
+        let n = super::read_client(sock, &mut buf)?;
         if n == 0 {
             // Everything was echoed; close our direction too.
             let _ = shutdown(sock.as_raw_fd(), Shutdown::Write);

@@ -103,6 +103,7 @@ pub fn run(
         max_clients: args.max_clients,
         words: !args.raw,
         once: args.once,
+        idle: args.idle_timeout,
         admitted: false,
         failed: false,
         children: HashMap::new(),
@@ -133,6 +134,8 @@ struct Server<'a> {
     words: bool,
     /// `-1`: one connection only.
     once: bool,
+    /// `--idle-timeout`: each child's socket gets it as `SO_RCVTIMEO`.
+    idle: Option<std::time::Duration>,
     /// A connection was given to a child.
     admitted: bool,
     /// A child failed (exit status not 0, or killed): the status of `-1`.
@@ -375,6 +378,20 @@ impl Server<'_> {
         if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
             return 1;
         }
+        // `--idle-timeout`: a read that waits that long fails with EAGAIN
+        // ([`read_client`]).
+        if let Some(idle) = self.idle {
+            let tv = nix::sys::time::TimeVal::new(
+                i64::try_from(idle.as_secs()).unwrap_or(i64::MAX),
+                i64::from(idle.subsec_micros()),
+            );
+            if let Err(e) =
+                nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            {
+                report!("setsockopt SO_RCVTIMEO: {}", e.desc());
+                return 1;
+            }
+        }
         // SAFETY: these descriptors belong to the server's objects, which
         // the child never uses again (it leaves through _exit): closing its
         // copies leaves the listening port to the server alone, and lets a
@@ -393,6 +410,19 @@ impl Server<'_> {
         };
         i32::from(!served)
     }
+}
+
+/// Reads from a client's socket (blocking, [`crate::pump::read`]).
+/// Errors: `read: REASON`; when the socket's `SO_RCVTIMEO` (set from
+/// `--idle-timeout`) ran out, `nothing received for the --idle-timeout:
+/// connection closed`.
+pub fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error> {
+    crate::pump::read(sock, buf).map_err(|e| match e {
+        Errno::EAGAIN => {
+            Error::Msg("nothing received for the --idle-timeout: connection closed".to_owned())
+        }
+        e => Error::sys("read", e),
+    })
 }
 
 /// Standard output, borrowed for the life of the process.

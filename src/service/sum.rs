@@ -69,7 +69,7 @@ pub fn sum(sock: impl AsFd, peer: SocketAddr, log: BorrowedFd<'_>) -> Result<u64
     let mut log = Log::new(log);
     let mut count = 0u64;
     loop {
-        let n = pump::read(sock, &mut buf).map_err(|e| Error::sys("read", e))?;
+        let n = super::read_client(sock, &mut buf)?;
         if n == 0 {
             decoder.finish().map_err(|e| Error::Msg(e.to_string()))?;
             return Ok(count);

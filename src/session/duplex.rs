@@ -65,6 +65,8 @@ pub enum ReceiverExit {
     /// The peer reset the connection (`ECONNRESET`); the parent reports it
     /// in one line with what was not delivered.
     Reset = 6,
+    /// Nothing was received for `--idle-timeout` seconds.
+    Idle = 7,
 }
 
 impl ReceiverExit {
@@ -76,6 +78,7 @@ impl ReceiverExit {
             Self::Bye,
             Self::Arret,
             Self::Reset,
+            Self::Idle,
         ]
         .into_iter()
         .find(|e| *e as i32 == code)
@@ -177,14 +180,19 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
     let mut output = Output::new(cx.options);
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
+    let mut last = Instant::now();
     let written = loop {
         let n = match recv(sock, &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(0) => break output.finish(),
-            Ok(n) => n,
+            Ok(n) => {
+                last = Instant::now();
+                n
+            }
             Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => match wait_readable(stream) {
-                Ok(true) => continue,
-                Ok(false) => return ReceiverExit::StdoutClosed,
+            Err(Errno::EAGAIN) => match wait_readable(stream, cx.policy.idle.map(|d| last + d)) {
+                Ok(Wake::Readable) => continue,
+                Ok(Wake::StdoutGone) => return ReceiverExit::StdoutClosed,
+                Ok(Wake::Idle) => return ReceiverExit::Idle,
                 Err(e) => {
                     report!("poll: {}", e.desc());
                     return ReceiverExit::Failed;
@@ -213,19 +221,40 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
     }
 }
 
-/// Waits until the socket is readable (`Ok(true)`) or the reader of
-/// standard output is gone (`Ok(false)`). Errors: those of `poll(2)`.
-fn wait_readable(stream: &TcpStream) -> Result<bool, Errno> {
+/// What [`wait_readable`] saw.
+enum Wake {
+    /// The socket has data, end of file or an error to read.
+    Readable,
+    /// The reader of standard output is gone.
+    StdoutGone,
+    /// `deadline` (the idle timeout) passed first.
+    Idle,
+}
+
+/// Waits until the socket is readable, the reader of standard output is
+/// gone, or `deadline` passes. Errors: those of `poll(2)`.
+fn wait_readable(stream: &TcpStream, deadline: Option<Instant>) -> Result<Wake, Errno> {
     let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
     fds.extend(stdout_watch());
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => signals::timeout(left),
+                _ => return Ok(Wake::Idle),
+            },
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
             Ok(_) => break,
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(!(fds.len() == 2 && stdout_gone(&fds[1]) && fds[0].any() != Some(true)))
+    if fds[0].any() != Some(true) && fds.len() == 2 && stdout_gone(&fds[1]) {
+        return Ok(Wake::StdoutGone);
+    }
+    Ok(Wake::Readable)
 }
 
 /// How the peer's direction ended, as the reaped child told.
@@ -235,6 +264,8 @@ enum Theirs {
     Ended(End),
     /// The peer reset the connection.
     Reset,
+    /// Nothing was received for `--idle-timeout` seconds.
+    Idle,
 }
 
 /// The parent: standard input to the socket, watching for the child's end.
@@ -256,6 +287,7 @@ impl Sender<'_> {
             match self.theirs.get() {
                 None => {}
                 Some(Theirs::Reset) => return Err(self.out.reset(input)),
+                Some(Theirs::Idle) => return Err(self.out.idle(self.policy.idle)),
                 Some(Theirs::Ended(End::PeerClosed)) if ours_open && !self.policy.peer_eof_ends => {
                     // Their direction is over, ours is not: send the rest.
                     return Ok(match send_rest(&self.out, input, self.signals)? {
@@ -431,6 +463,7 @@ impl Sender<'_> {
                 Some(ReceiverExit::Bye) => peer_said(Word::Bye),
                 Some(ReceiverExit::Arret) => peer_said(Word::Arret),
                 Some(ReceiverExit::Reset) => Theirs::Reset,
+                Some(ReceiverExit::Idle) => Theirs::Idle,
                 Some(ReceiverExit::Failed) => Err(Error::Reported)?,
                 None => Err(Error::Msg(format!(
                     "receiving process exited with status {code}"

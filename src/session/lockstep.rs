@@ -88,6 +88,7 @@ pub fn run(
         rx_end: 0,
         peer_eof: false,
         peer_reset: false,
+        last_rx: Instant::now(),
         prompt,
     }
     .run(input, first)
@@ -119,6 +120,9 @@ struct Lockstep<'a> {
     /// The peer reset the connection (`ECONNRESET`): its end of file, and
     /// a failure reported as [`Outbound::reset`] once the turn is over.
     peer_reset: bool,
+    /// When bytes last arrived (or the session began), for
+    /// `--idle-timeout`.
+    last_rx: Instant,
     prompt: bool,
 }
 
@@ -223,7 +227,7 @@ impl Lockstep<'_> {
                 fds.push(PollFd::new(self.stream.as_fd(), PollFlags::POLLIN));
             }
             fds.extend(stdout_watch());
-            self.signals.poll(&mut fds, PollTimeout::NONE)?;
+            self.signals.poll(&mut fds, self.idle_wait()?)?;
             if fds.len() > 2 + usize::from(room) && stdout_gone(&fds[fds.len() - 1]) {
                 return Ok(Some(End::StdoutClosed));
             }
@@ -254,7 +258,7 @@ impl Lockstep<'_> {
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                 ];
                 fds.extend(stdout_watch());
-                self.signals.poll(&mut fds, PollTimeout::NONE)?;
+                self.signals.poll(&mut fds, self.idle_wait()?)?;
                 if fds[1].any() == Some(true) {
                     self.receive()?;
                 } else if fds.len() == 3 && stdout_gone(&fds[2]) {
@@ -285,6 +289,19 @@ impl Lockstep<'_> {
         }
     }
 
+    /// The `poll(2)` timeout until `--idle-timeout` runs out; the idle
+    /// error ([`Outbound::idle`]) once it has. In lockstep the clock runs
+    /// during our own turns too: the option counts time without receiving.
+    fn idle_wait(&self) -> Result<PollTimeout, Error> {
+        let Some(idle) = self.policy.idle else {
+            return Ok(PollTimeout::NONE);
+        };
+        match (self.last_rx + idle).checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(signals::timeout(left)),
+            _ => Err(self.out.idle(self.policy.idle)),
+        }
+    }
+
     /// Reads from the socket into the free end of `rx` (compacting first).
     fn receive(&mut self) -> Result<(), Error> {
         if self.rx_start == self.rx_end {
@@ -296,7 +313,10 @@ impl Lockstep<'_> {
         match pump::read(self.stream, &mut self.rx[self.rx_end..]) {
             Ok(0) => self.peer_eof = true,
             Err(Errno::ECONNRESET) => (self.peer_eof, self.peer_reset) = (true, true),
-            Ok(n) => self.rx_end += n,
+            Ok(n) => {
+                self.rx_end += n;
+                self.last_rx = Instant::now();
+            }
             Err(Errno::EAGAIN) => {}
             Err(e) => return Err(Error::sys(format!("read from {}", self.peer), e)),
         }

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -98,16 +99,21 @@ pub struct Policy {
     /// output, so whoever reads it sees end of file as soon as the peer's
     /// direction ends.
     pub single: bool,
+    /// `--idle-timeout SECS` (the name ncat uses): the connection is closed
+    /// when nothing has been received on it for that long, per connection.
+    pub idle: Option<Duration>,
 }
 
 impl Policy {
     /// The policy of a program that runs one session (`single`) or serves
-    /// one client after another, with `-d` = `recv_only`.
-    pub fn new(recv_only: bool, single: bool) -> Policy {
+    /// one client after another, with `-d` = `recv_only` and
+    /// `--idle-timeout` = `idle`.
+    pub fn new(recv_only: bool, single: bool, idle: Option<Duration>) -> Policy {
         Policy {
             recv_only,
             peer_eof_ends: !single || nix::unistd::isatty(stdin()).unwrap_or(false),
             single,
+            idle,
         }
     }
 }
@@ -457,6 +463,19 @@ impl<'a> Outbound<'a> {
                 self.peer
             ))
         }
+    }
+}
+
+impl Outbound<'_> {
+    /// The error that ends a connection on which nothing was received for
+    /// `idle` (`--idle-timeout`): `nothing received from PEER for N s:
+    /// connection closed (--idle-timeout)`.
+    pub fn idle(&self, idle: Option<Duration>) -> Error {
+        let secs = idle.map_or(0.0, |d| d.as_secs_f64());
+        Error::Msg(format!(
+            "nothing received from {} for {secs} s: connection closed (--idle-timeout)",
+            self.peer
+        ))
     }
 }
 

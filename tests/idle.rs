@@ -1,0 +1,125 @@
+//! `--idle-timeout SECS` (issue 10): a connection on which nothing has been
+//! received for SECS seconds is closed, per connection, in every mode.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+/// Reads `conn` until end of file (or a reset), for at most [`TIMEOUT`];
+/// returns what arrived and when the connection ended.
+fn read_until_closed(conn: &mut TcpStream) -> (Vec<u8>, Instant) {
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+    (got, Instant::now())
+}
+
+#[test]
+fn chat_closes_a_silent_connection_with_one_line_and_status_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let start = Instant::now();
+    let mut client = chat(port, &["-q", "--idle-timeout", "1"]);
+    let (mut conn, _) = listener.accept().unwrap();
+    let (_, closed) = read_until_closed(&mut conn);
+    assert!(
+        closed - start >= Duration::from_millis(900),
+        "{:?}",
+        closed - start
+    );
+    assert_eq!(client.wait(), 1, "{}", client.dump());
+    assert_eq!(
+        client.stderr_text(),
+        format!(
+            "chat: nothing received from 127.0.0.1:{port} for 1 s: connection closed (--idle-timeout)\n"
+        )
+    );
+}
+
+#[test]
+fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
+    let (server, port) = chatd_with(&["--idle-timeout", "1"], Stdio::null());
+    let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for i in 0..6 {
+        talker.write_all(format!("tick {i}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    server.expect_stdout("tick 5\n");
+    assert!(!server.stderr_text().contains("idle"), "{}", server.dump());
+    let (_, closed) = read_until_closed(&mut talker);
+    let quiet_since = Instant::now() - Duration::from_millis(400);
+    assert!(closed >= quiet_since, "closed while talking");
+    server.expect_stderr("for 1 s: connection closed (--idle-timeout)");
+}
+
+#[test]
+fn chatd_drops_a_silent_client_and_serves_the_next() {
+    let (mut server, port) = chatd(&["--idle-timeout", "0.5"]);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    server.send(b"hello\n");
+    let (got, _) = read_until_closed(&mut silent);
+    assert_eq!(got, b"hello\n");
+    server.expect_stderr("chatd: nothing received from 127.0.0.1:");
+    let mut next = chat(port, &[]);
+    next.send(b"I speak\n");
+    server.expect_stdout("I speak\n");
+    assert!(server.try_status().is_none());
+}
+
+#[test]
+fn lockstep_closes_a_silent_connection_too() {
+    let (mut server, port) = chatd_with(&["-a", "-1", "--idle-timeout", "0.5"], Stdio::null());
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = read_until_closed(&mut silent);
+    assert_eq!(server.wait(), 1, "{}", server.dump());
+    server.expect_stderr("connection closed (--idle-timeout)");
+}
+
+#[test]
+fn the_services_close_a_silent_client_only() {
+    for mode in ["--echo", "--sum"] {
+        let (mut server, port) = chatd(&[mode, "--idle-timeout", "0.5"]);
+        let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let start = Instant::now();
+        let (got, closed) = read_until_closed(&mut silent);
+        assert!(got.is_empty(), "{mode}: {got:?}");
+        assert!(closed - start >= Duration::from_millis(400), "{mode}");
+        server.expect_stderr("nothing received for the --idle-timeout: connection closed");
+        assert!(server.try_status().is_none(), "{mode}: the server stopped");
+        assert!(
+            wait_until(TIMEOUT, || server.children().is_empty()),
+            "{mode}"
+        );
+    }
+    let (_server, port) = chatd(&["--echo", "--idle-timeout", "0.5"]);
+    let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    talker.set_read_timeout(Some(TIMEOUT)).unwrap();
+    for _ in 0..4 {
+        talker.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 5];
+        talker.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping\n");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn zero_or_negative_is_a_usage_error() {
+    for value in ["0", "-1", "soon"] {
+        let mut p = spawn(CHAT, &["--idle-timeout", value]);
+        assert_eq!(p.wait(), 2, "{value}: {}", p.dump());
+    }
+}
