@@ -441,3 +441,81 @@ fn a_server_that_dies_mid_session_is_one_line_and_status_1() {
         "{stderr}"
     );
 }
+
+// 10,000 echo connections, eight at a time: the same descriptors, no child
+// left, and the same RSS at the end as after the first hundred.
+#[test]
+fn ten_thousand_echo_connections_leak_nothing() {
+    let (server, port) = chatd(&["--echo", "-q"]);
+    let connect = move |i: usize| {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let line = format!("echo {i}\n");
+        conn.write_all(line.as_bytes()).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        conn.read_to_end(&mut back).unwrap();
+        assert_eq!(back, line.as_bytes());
+    };
+    let run = |range: std::ops::Range<usize>| {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let range = range.clone();
+                std::thread::spawn(move || {
+                    for i in range.filter(|i| i % 8 == t) {
+                        connect(i);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    };
+    run(0..100);
+    assert!(wait_until(TIMEOUT, || server.children().is_empty()));
+    let (fds, rss) = (fd_count(server.pid()), rss_kib(server.pid()));
+    let start = Instant::now();
+    run(100..10_000);
+    assert!(
+        wait_until(TIMEOUT, || server.children().is_empty()),
+        "children left"
+    );
+    let (fds_end, rss_end) = (fd_count(server.pid()), rss_kib(server.pid()));
+    println!(
+        "10,000 echo connections: {:?}; fds {fds} -> {fds_end}; RSS {rss} -> {rss_end} KiB",
+        start.elapsed()
+    );
+    assert_eq!(fds_end, fds, "descriptors leaked");
+    assert!(rss_end <= rss + 512, "RSS grew from {rss} to {rss_end} KiB");
+}
+
+// A client of a service that resets: one line, the server goes on.
+#[test]
+fn a_reset_in_a_service_is_one_line_and_the_server_goes_on() {
+    for mode in ["--echo", "--sum"] {
+        let (mut server, port) = chatd(&[mode]);
+        let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        server.expect_stderr("connection from");
+        reset_on_close(&first);
+        drop(first);
+        assert!(
+            wait_until(TIMEOUT, || server.children().is_empty()),
+            "{mode}"
+        );
+        let stderr = server.stderr_text();
+        let lines = stderr
+            .lines()
+            .filter(|l| !l.contains("listening") && !l.contains("connection from"));
+        assert!(lines.count() <= 1, "{mode}: {stderr}");
+        let mut next = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        next.set_read_timeout(Some(TIMEOUT)).unwrap();
+        if mode == "--echo" {
+            next.write_all(b"still\n").unwrap();
+            let mut buf = [0u8; 6];
+            next.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"still\n");
+        }
+        assert!(server.try_status().is_none(), "{mode}");
+    }
+}
