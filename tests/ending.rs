@@ -11,7 +11,6 @@ mod util;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -212,25 +211,6 @@ fn a_reset_while_input_remains_is_one_line_and_status_1() {
         lost >= (16 * MIB) as u64,
         "the file's unread part counts: {lost}"
     );
-}
-
-/// `SO_LINGER` with a zero timeout: closing `conn` sends RST, not FIN.
-fn reset_on_close(conn: &std::net::TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on an open socket with a valid linger struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }
 
 // `chatd -d -1` with lines waiting on its stdin, a client sends a line and

@@ -43,25 +43,6 @@ fn gone(pid: u32) -> bool {
     }
 }
 
-/// `SO_LINGER` 0: closing `conn` sends RST, not FIN.
-fn reset_on_close(conn: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on an open socket with a valid linger struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
-}
-
 fn kill(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid of a process this test started (or its
     // child, found in /proc); a failure (already gone) is harmless here.

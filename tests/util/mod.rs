@@ -373,3 +373,24 @@ pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Pr
     assert_eq!(status.code(), Some(0), "chatd\n{}", server.dump());
     (server, client)
 }
+
+/// `SO_LINGER` with a zero timeout on `conn`: closing it then sends RST,
+/// not FIN (a peer that resets the connection).
+pub fn reset_on_close(conn: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an open socket with a valid linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
