@@ -17,6 +17,10 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::rc::Rc;
 
+/// Slots an empty queue keeps; a larger capacity is freed when the queue
+/// empties.
+const KEEP_SLOTS: usize = 64;
+
 /// A line refused by [`SendQueue::push`]: the queue would exceed its bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
@@ -113,6 +117,11 @@ impl SendQueue {
             n -= front;
             self.lines.pop_front();
             self.written = 0;
+        }
+        if self.lines.is_empty() && self.lines.capacity() > KEEP_SLOTS {
+            // A burst is over: give its slots back (an idle client holds a
+            // few bytes, not the high-water mark of every burst).
+            self.lines = VecDeque::new();
         }
     }
 

@@ -21,7 +21,8 @@
 //! - **Relay.** A line from a client goes to every other present client,
 //!   never back to its sender, prefixed with the sender's name:
 //!   `[alice] hello`. It is formatted once; every send queue holding it
-//!   shares the same bytes (see [`SendQueue`]).
+//!   shares the same bytes (see [`SendQueue`]), and the lines of one read
+//!   are shared as one chunk (see [`Batch`]).
 //! - **Names.** A client arrives with its address as name (see
 //!   [`super::name`] for the forms, IPv6 included) and may take another with
 //!   `/nick`.
@@ -164,9 +165,30 @@ pub struct Room {
     actions: Vec<Action>,
     ready: Vec<ClientId>,
     overflowed: Vec<ClientId>,
+    batch: Batch,
     scratch: Vec<u8>,
     clean: Vec<u8>,
     stopped: bool,
+}
+
+/// Consecutive lines from one sender, relayed as one shared chunk.
+///
+/// The lines of one `read(2)` from a client (or from standard input) come
+/// from one sender and go to the same clients: rather than one allocation
+/// and one queue slot per line and per client, they are gathered here and
+/// relayed as one chunk of whole lines when anything else is to be queued
+/// (an answer, a notice, another sender's line), when the chunk would pass
+/// `--max-line` + [`LINE_OVERHEAD`] bytes (so it always fits in an empty
+/// queue), and at the end of each call into the room. What each client
+/// receives, and in which order, is the same as line by line.
+#[derive(Debug)]
+struct Batch {
+    /// The sender: a client, or `None` for the server.
+    from: Option<ClientId>,
+    /// The formatted lines, each ending in a newline.
+    bytes: Vec<u8>,
+    /// The most bytes a chunk holds, unless one line alone is longer.
+    limit: usize,
 }
 
 impl Room {
@@ -190,6 +212,11 @@ impl Room {
             actions: Vec::new(),
             ready: Vec::new(),
             overflowed: Vec::new(),
+            batch: Batch {
+                from: None,
+                bytes: Vec::new(),
+                limit: limits.max_line.saturating_add(LINE_OVERHEAD),
+            },
             scratch: Vec::new(),
             clean: Vec::new(),
             stopped: false,
@@ -335,6 +362,11 @@ impl Room {
         out.append(&mut self.actions);
     }
 
+    /// Whether actions wait for [`Room::take_actions`].
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// The clients in the room.
     pub fn members(&self) -> usize {
         self.members
@@ -421,15 +453,43 @@ impl Room {
         }
     }
 
-    /// Relays `text` from `id` to every other member and standard output.
+    /// Relays `text` from `id` to every other member and standard output:
+    /// adds `[NAME] TEXT` to the batch of `id`'s lines (see [`Batch`]).
     fn say(&mut self, id: ClientId, text: &[u8]) {
         let name = self.client_name(id);
-        let line = format(
-            &mut self.scratch,
-            &[b"[", name.as_bytes(), b"] ", text, b"\n"],
-        );
-        self.relay(&line, Some(id));
-        self.show(&line);
+        self.batch_line(Some(id), &[b"[", name.as_bytes(), b"] ", text, b"\n"]);
+    }
+
+    /// Adds one formatted line from `from` (a client, or the server) to the
+    /// batch, sending the batch first if it holds another sender's lines or
+    /// would grow past its bound.
+    fn batch_line(&mut self, from: Option<ClientId>, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.batch.from != from || self.batch.bytes.len() + len > self.batch.limit {
+            self.flush_batch();
+        }
+        self.batch.from = from;
+        for part in parts {
+            self.batch.bytes.extend_from_slice(part);
+        }
+    }
+
+    /// Sends the batch: one shared chunk to every member but its sender,
+    /// and, for a client's lines, to standard output.
+    fn flush_batch(&mut self) {
+        if self.batch.bytes.is_empty() {
+            return;
+        }
+        let chunk: Rc<[u8]> = Rc::from(&self.batch.bytes[..]);
+        self.batch.bytes.clear();
+        if self.batch.bytes.capacity() > 2 * self.batch.limit.min(1 << 16) {
+            self.batch.bytes = Vec::new();
+        }
+        let from = self.batch.from;
+        self.relay_now(&chunk, from);
+        if from.is_some() {
+            self.show_now(&chunk);
+        }
     }
 
     /// A line that began with `/`, without it.
@@ -549,8 +609,7 @@ impl Room {
             self.stop(SERVER);
             return ControlFlow::Break(());
         }
-        let line = format(&mut self.scratch, &[b"[chatd] ", piece.text, b"\n"]);
-        self.relay(&line, None);
+        self.batch_line(None, &[b"[chatd] ", piece.text, b"\n"]);
         ControlFlow::Continue(())
     }
 
@@ -607,6 +666,7 @@ impl Room {
     /// Makes the clients whose queue overflowed leave, which may make
     /// others overflow with the notice, until none is left.
     fn settle(&mut self) {
+        self.flush_batch();
         while let Some(id) = self.overflowed.pop() {
             self.leave(id, Why::TooSlow);
         }
@@ -614,8 +674,13 @@ impl Room {
 
     // --- queues ----------------------------------------------------------
 
-    /// Queues `line` for every member but `except`.
+    /// Queues `line` for every member but `except`, after the batch.
     fn relay(&mut self, line: &Rc<[u8]>, except: Option<ClientId>) {
+        self.flush_batch();
+        self.relay_now(line, except);
+    }
+
+    fn relay_now(&mut self, line: &Rc<[u8]>, except: Option<ClientId>) {
         for (i, slot) in self.clients.iter_mut().enumerate() {
             let id = ClientId(i);
             if let Some(client) = slot
@@ -627,8 +692,9 @@ impl Room {
         }
     }
 
-    /// Queues `line` for one member.
+    /// Queues `line` for one member, after the batch.
     fn send(&mut self, id: ClientId, line: &Rc<[u8]>) {
+        self.flush_batch();
         if let Some(Some(client)) = self.clients.get_mut(id.0)
             && client.state == State::Member
         {
@@ -653,6 +719,11 @@ impl Room {
     /// Queues `line` for the server's standard output (made safe for a
     /// terminal if it is one); drops and counts it if that queue is full.
     fn show(&mut self, line: &Rc<[u8]>) {
+        self.flush_batch();
+        self.show_now(line);
+    }
+
+    fn show_now(&mut self, line: &Rc<[u8]>) {
         let shown = match &mut self.sanitizer {
             Some(sanitizer) => {
                 self.clean.clear();
