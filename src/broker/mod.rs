@@ -466,7 +466,7 @@ impl<'a> Broker<'a> {
 
     /// A newcomer joins the room, or is refused if the room is full.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Result<(), Error> {
-        if self.room.connections() >= self.max_clients {
+        if self.room.members() >= self.max_clients {
             let max = self.max_clients;
             status!("refused {peer}: the room is full ({max} clients)");
             // Non-blocking: a refusal never waits. Whatever happens, close.

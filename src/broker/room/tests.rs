@@ -110,6 +110,22 @@ fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
 }
 
 #[test]
+fn the_lines_of_one_read_leave_as_one_chunk_in_order_with_what_they_cause() {
+    let (mut room, ids) = room_of(3, limits());
+    room.receive(ids[0], b"one\ntwo\n/me waves\nthree\n/nick a\nfour\n");
+    let c = room.queue(ids[2]).unwrap();
+    let mut iov = [std::io::IoSlice::new(&[]); 8];
+    // [one, two], the action, [three], the rename, [four]
+    assert_eq!(c.io_slices(&mut iov, usize::MAX), 5);
+    assert_eq!(
+        take(&mut room, ids[2]),
+        "[192.168.1.1:50001] one\n[192.168.1.1:50001] two\n* 192.168.1.1:50001 waves\n\
+         [192.168.1.1:50001] three\n* 192.168.1.1:50001 is now a\n[a] four\n"
+    );
+    assert_eq!(take(&mut room, ids[0]), "* you are now a\n");
+}
+
+#[test]
 fn crlf_clients_are_accepted_and_the_cr_is_not_relayed() {
     let (mut room, ids) = room_of(2, limits());
     room.receive(ids[0], b"from telnet\r\n\r\n");
