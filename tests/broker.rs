@@ -229,7 +229,7 @@ fn thirty_clients_each_receive_every_other_line_exactly_once_in_order() {
     // Nothing more, to anyone (no duplicates).
     for peer in &mut peers {
         peer.send("/who\n");
-        peer.expect("* 30 present: ".to_owned() + &names.join(" "));
+        peer.expect(&format!("* 30 present: {}", names.join(" ")));
     }
     // The room on the server's standard output: every line once.
     let want = 30 * LINES;
@@ -302,9 +302,9 @@ fn socat_is_a_client_like_any_other() {
 
 impl Peer {
     /// The next line is `wanted`.
-    fn expect(&mut self, wanted: impl AsRef<str>) {
+    fn expect(&mut self, wanted: &str) {
         let line = self.line();
-        assert_eq!(line, wanted.as_ref(), "{}", self.name);
+        assert_eq!(line, wanted, "{}", self.name);
     }
 }
 
