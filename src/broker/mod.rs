@@ -231,9 +231,13 @@ enum Input {
 /// How standard output is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
-    /// Through epoll: `PIPE_BUF` bytes at a time when writable.
+    /// Through epoll: `PIPE_BUF` bytes at a time when writable, from a
+    /// queue bounded like a client's (lines are dropped, and counted, when
+    /// it is full).
     Watched,
-    /// A regular file or `/dev/null`: written at once, in full.
+    /// A regular file or `/dev/null`, which epoll refuses and which never
+    /// blocks: written at once, in full, every turn and whenever half of
+    /// `--max-queue` waits; nothing is dropped.
     Direct,
 }
 
@@ -251,6 +255,9 @@ struct Broker<'a> {
     output: Output,
     /// `EPOLLOUT` is asked for standard output.
     output_armed: bool,
+    /// With [`Output::Direct`], standard output is written as soon as this
+    /// many bytes wait (half of `--max-queue`), not only once per turn.
+    stdout_high: usize,
     buf: Vec<u8>,
     ready: Vec<ClientId>,
     actions: Vec<Action>,
@@ -296,12 +303,19 @@ impl<'a> Broker<'a> {
             Err(Errno::EPERM | Errno::EBADF) => Output::Direct,
             Err(e) => return Err(Error::sys("epoll_ctl add standard output", e)),
         };
+        let mut room = Room::new(limits);
+        if output == Output::Direct {
+            // A file never blocks: its queue is written as it fills (see
+            // `handle`), and nothing is dropped.
+            room.stdout_mut().set_limit(usize::MAX);
+        }
         Ok(Broker {
             signals,
             epoll,
             listener,
             accepting: true,
-            room: Room::new(limits),
+            room,
+            stdout_high: limits.max_queue / 2,
             conns: Vec::new(),
             max_clients,
             input,
@@ -415,6 +429,11 @@ impl<'a> Broker<'a> {
                 let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
                 if flags.intersects(readable) {
                     self.read_client(id);
+                    if self.output == Output::Direct
+                        && self.room.stdout_mut().len() >= self.stdout_high
+                    {
+                        self.write_stdout()?;
+                    }
                 }
                 if flags.contains(EpollFlags::EPOLLOUT) {
                     self.write_client(id);

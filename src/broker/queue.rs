@@ -72,9 +72,15 @@ impl SendQueue {
         self.bytes
     }
 
-    /// The bound given to [`SendQueue::new`], in bytes.
+    /// The bound, in bytes.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// Changes the bound (`usize::MAX`: none, for a queue its owner empties
+    /// by itself as it fills, such as standard output to a file).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// Fills `out` with the unwritten bytes, front first, for one
