@@ -2,7 +2,7 @@
 //! the fan-out benchmark of `scripts/bench`.
 //!
 //! ```text
-//! cargo run --release --example fanout -- PORT N M [--stalled] [--limit SECS] [--window W]
+//! cargo run --release --example fanout -- PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]
 //! ```
 //!
 //! Opens N connections to 127.0.0.1:PORT from one process and one thread
@@ -36,9 +36,14 @@
 //! the others. After the timed part, the generator reads that client's
 //! socket (for at most 10 s) to see whether the relay disconnected it.
 //!
+//! `--pid PID` names the relay's process: the CPU time it spends during
+//! the timed part (user + system, from `/proc/PID/stat`) is reported.
+//!
 //! Output, one line on standard output:
-//! `N M DELIVERIES SECONDS RATE STALLED`, RATE in deliveries per second,
-//! STALLED one of `none`, `disconnected` or `connected`. Exit status 0 when
+//! `N M DELIVERIES SECONDS RATE STALLED CPU`, RATE in deliveries per second,
+//! CPU the relay's CPU seconds during the timed part (`-` without `--pid`),
+//! STALLED one of `none`, `disconnected`, `connected` or (when the time
+//! limit passed first) `unchecked`. Exit status 0 when
 //! every line arrived; 3 when `--limit SECS` passed first (the line then
 //! shows the deliveries made so far and the time); 1 on a wrong line (lost,
 //! duplicated, out of order, echoed) or an I/O error, with one line on
@@ -65,6 +70,7 @@ struct Args {
     stalled: bool,
     limit: Duration,
     window: Option<u64>,
+    pid: Option<u32>,
 }
 
 fn parse() -> Option<Args> {
@@ -79,12 +85,14 @@ fn parse() -> Option<Args> {
         stalled: false,
         limit: Duration::from_secs(3600),
         window: None,
+        pid: None,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--stalled" => out.stalled = true,
             "--limit" => out.limit = Duration::from_secs_f64(args.next()?.parse().ok()?),
             "--window" => out.window = Some(args.next()?.parse().ok().filter(|&w| w >= 1)?),
+            "--pid" => out.pid = Some(args.next()?.parse().ok()?),
             _ => return None,
         }
     }
@@ -94,14 +102,15 @@ fn parse() -> Option<Args> {
 fn main() -> ExitCode {
     let Some(args) = parse() else {
         eprintln!(
-            "usage: fanout PORT N M [--stalled] [--limit SECS] [--window W]   (N >= 2, M >= 1)"
+            "usage: fanout PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]   (N >= 2, M >= 1)"
         );
         return ExitCode::from(2);
     };
     match run(&args) {
         Ok(report) => {
+            let cpu = report.cpu.map_or("-".to_owned(), |c| format!("{c:.3}"));
             println!(
-                "{} {} {} {:.6} {:.0} {}",
+                "{} {} {} {:.6} {:.0} {} {cpu}",
                 args.n,
                 args.m,
                 report.deliveries,
@@ -127,6 +136,8 @@ struct Report {
     secs: f64,
     complete: bool,
     stalled: &'static str,
+    /// The relay's CPU seconds during the timed part.
+    cpu: Option<f64>,
 }
 
 /// One connection of the generator.
@@ -222,6 +233,7 @@ fn run(args: &Args) -> io::Result<Report> {
     }
 
     // The timed part: everyone sends M lines, everyone reads.
+    let cpu_start = args.pid.and_then(cpu_seconds);
     let start = Instant::now();
     let deadline = start + args.limit;
     let total = (n as u64) * (n as u64 - 1) * args.m as u64;
@@ -262,16 +274,32 @@ fn run(args: &Args) -> io::Result<Report> {
         }
     };
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_start.and_then(|c| Some(cpu_seconds(args.pid?)? - c));
     let stalled = match stalled {
         None => "none",
-        Some(stream) => stalled_state(stream),
+        Some(stream) if complete => stalled_state(stream),
+        // The relay waits for it: what it would do next is not measured.
+        Some(_) => "unchecked",
     };
     Ok(Report {
         deliveries: delivered,
         secs,
         complete,
         stalled,
+        cpu,
     })
+}
+
+/// User + system CPU seconds of process `pid`, from `/proc/PID/stat`
+/// (fields 14 and 15, in clock ticks).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// Writes as many of client `i`'s lines as its window and its socket
