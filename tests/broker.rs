@@ -547,6 +547,29 @@ fn server_stdin_lines_go_to_every_client_and_stdout_shows_the_room() {
 }
 
 #[test]
+fn a_closed_standard_output_ends_the_server_quietly_with_0() {
+    // `chatd --broker | head -n 3`: once head has its three lines and exits,
+    // the server ends with status 0 and no error line (as ripgrep does).
+    let port = free_port();
+    let script = format!(
+        "set -o pipefail; {CHATD} --broker -b 127.0.0.1 -p {port} </dev/null | head -n 3 >/dev/null"
+    );
+    let mut pipeline = spawn("bash", &["-c", &script]);
+    assert!(
+        wait_until(TIMEOUT, || listening(port)),
+        "{}",
+        pipeline.dump()
+    );
+    let mut peers = crowd(port, 2);
+    peers[0].send("one\ntwo\nthree\n");
+    assert_eq!(pipeline.wait(), 0, "{}", pipeline.dump());
+    assert_eq!(
+        pipeline.stderr_text(),
+        format!("chatd: listening on 127.0.0.1:{port}\n")
+    );
+}
+
+#[test]
 fn end_of_file_on_server_stdin_leaves_the_room_open() {
     let (mut server, port) = room(&[]);
     let mut peers = crowd(port, 2);

@@ -29,7 +29,12 @@
 //!    `EPOLLOUT` interest, for as long as its queue is non-empty;
 //! 2. what the room asked is done: close a client (at once, or after its
 //!    queue is written: see *Leaving* below), or stop;
-//! 3. `epoll_wait(2)`, until an event or the next deadline;
+//! 3. `epoll_wait(2)`, until an event or the next deadline; then, if more
+//!    events are ready as soon as these are handled (the room is busy),
+//!    more rounds of `epoll_wait` for at most [`COALESCE`] (1 ms), so that
+//!    the lines of many reads leave in one `writev` per client (the
+//!    trade-off of Nagle's algorithm, bounded, and only under load: in a
+//!    quiet room a line is written in the turn it arrives);
 //! 4. each event is handled: the signal pipe (drained first; SIGINT,
 //!    SIGTERM, SIGHUP end the server with status 128+N); the listening
 //!    socket (`accept` until `EAGAIN`; past `--max-clients`, the newcomer
@@ -503,9 +508,9 @@ impl<'a> Broker<'a> {
         let _ = stream.set_nodelay(true);
         let id = self.room.join(peer);
         let token = id.index() as u64;
-        self.epoll
-            .add(&stream, EpollEvent::new(EpollFlags::EPOLLIN, token))
-            .map_err(|e| Error::sys("epoll_ctl add client", e))?;
+        let watched = self
+            .epoll
+            .add(&stream, EpollEvent::new(EpollFlags::EPOLLIN, token));
         if self.conns.len() <= id.index() {
             self.conns.resize_with(id.index() + 1, || None);
         }
@@ -514,6 +519,11 @@ impl<'a> Broker<'a> {
             interest: EpollFlags::EPOLLIN,
             closing: None,
         });
+        if let Err(e) = watched {
+            // Only this client is lost (epoll's limit of watched sockets).
+            report!("{peer}: epoll_ctl add: {}", e.desc());
+            self.room.lost(id);
+        }
         Ok(())
     }
 

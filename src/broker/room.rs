@@ -22,7 +22,7 @@
 //!   never back to its sender, prefixed with the sender's name:
 //!   `[alice] hello`. It is formatted once; every send queue holding it
 //!   shares the same bytes (see [`SendQueue`]), and the lines of one read
-//!   are shared as one chunk (see [`Batch`]).
+//!   are shared as one chunk (see `Batch`).
 //! - **Names.** A client arrives with its address as name (see
 //!   [`super::name`] for the forms, IPv6 included) and may take another with
 //!   `/nick`.
