@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -569,6 +571,78 @@ fn a_closed_standard_output_ends_the_server_quietly_with_0() {
     );
 }
 
+/// A tmux server of the test's own, whose one pane runs a command on a
+/// real terminal; killed when dropped, even after a failure.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(port: u16, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("chatd-broker-test-{port}"),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap_or_else(|e| panic!("run tmux (scripts/test installs it): {e}"));
+        assert!(out.status.success(), "tmux {args:?}: {}", out.status);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn the_server_terminal_shows_escapes_visibly_while_clients_get_them_unchanged() {
+    let port = free_port();
+    let tmux = Tmux::start(port, &format!("{CHATD} --broker -b 127.0.0.1 -p {port}"));
+    assert!(
+        wait_until(TIMEOUT, || listening(port)),
+        "chatd did not listen"
+    );
+    let mut peers = crowd(port, 2);
+    peers[0].send(b"\x1b]0;pwned\x07\x1b[2Jhi\n");
+    let prefix = format!("[{}] ", peers[0].name);
+    let relayed = peers[1].raw_line();
+    assert_eq!(
+        relayed,
+        [prefix.as_bytes(), b"\x1b]0;pwned\x07\x1b[2Jhi"].concat()
+    );
+    let shown = format!("{prefix}^[]0;pwned^G^[[2Jhi");
+    let screen = || tmux.run(&["capture-pane", "-p", "-t", "t"]);
+    assert!(
+        wait_until(TIMEOUT, || screen().contains(&shown)),
+        "{}",
+        screen()
+    );
+    let title = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "title taken over: {title}");
+}
+
 #[test]
 fn end_of_file_on_server_stdin_leaves_the_room_open() {
     let (mut server, port) = room(&[]);
@@ -668,11 +742,27 @@ fn one_client_more_than_max_clients_is_refused_with_one_line() {
 }
 
 #[test]
+fn max_clients_that_cannot_fit_in_the_open_file_limit_is_said_on_stderr() {
+    let port = free_port();
+    let script = format!("ulimit -n 64 && exec {CHATD} --broker -b 127.0.0.1 -p {port}");
+    let server = spawn("bash", &["-c", &script]);
+    server.expect_stderr(
+        "chatd: --max-clients 1000 does not fit in the limit of 64 open files: at most ",
+    );
+    server.expect_stderr(" clients at once\n");
+    // The room still works, within the limit.
+    let mut peers = crowd(port, 2);
+    peers[0].send("fits\n");
+    let wanted = format!("[{}] fits", peers[0].name);
+    peers[1].expect(&wanted);
+}
+
+#[test]
 fn limits_that_make_no_sense_are_one_line_errors() {
     for (args, message) in [
         (
             &["--max-queue", "1000"][..],
-            "chatd: --max-queue 1000 is too small: a send queue must hold a whole line, at least --max-line + 256 = 65792 bytes\n",
+            "chatd: --max-queue 1000 is too small: a send queue must hold a whole line, at least --max-line + 512 = 66048 bytes\n",
         ),
         (
             &["--max-line", "0"][..],
@@ -690,9 +780,7 @@ fn limits_that_make_no_sense_are_one_line_errors() {
 
 #[test]
 fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
-    // 4 MiB send queues: the readers, threads of this test, have room to
-    // lag behind on a busy machine; the stuck client fills its queue anyway.
-    let (server, port) = room(&["--max-queue", "4194304"]);
+    let (server, port) = room(&[]);
     let mut peers = crowd(port, 4);
     // The stuck client: a tiny receive buffer, and it never reads.
     let stuck = Peer::from_stream(small_window_stream(port));
@@ -703,22 +791,30 @@ fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
     let mut sender = peers.remove(0);
     let prefix = format!("[{}] ", sender.name).into_bytes();
     const LINES: usize = 200_000; // 80 bytes each: 16 MB sent, 20 MB relayed
+    // The sender keeps at most WINDOW lines ahead of the slowest reader
+    // (about 0.5 MB, half the default send queue), so that the readers,
+    // threads of a test on a busy machine, are never the slow ones; the
+    // stuck client falls behind by all 20 MB.
+    const WINDOW: usize = 5000;
+    let counts: Vec<Arc<AtomicUsize>> = (0..peers.len()).map(|_| Arc::default()).collect();
     let readers: Vec<_> = peers
         .into_iter()
-        .map(|mut peer| {
+        .zip(counts.iter().cloned())
+        .map(|(mut peer, done)| {
             let prefix = prefix.clone();
             thread::spawn(move || {
-                let mut count = 0;
                 let mut notices = Vec::new();
-                while count < LINES {
-                    let line = peer.raw_line();
-                    if line.starts_with(&prefix) {
-                        let number = format!(" {count:06}");
-                        assert!(line.ends_with(number.as_bytes()), "line {count}");
-                        count += 1;
-                    } else {
+                for count in 0..LINES {
+                    let line = loop {
+                        let line = peer.raw_line();
+                        if line.starts_with(&prefix) {
+                            break line;
+                        }
                         notices.push(String::from_utf8(line).unwrap());
-                    }
+                    };
+                    let number = format!(" {count:06}");
+                    assert!(line.ends_with(number.as_bytes()), "line {count}");
+                    done.store(count + 1, Ordering::Relaxed);
                 }
                 notices
             })
@@ -729,12 +825,14 @@ fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
         let mut batch = String::new();
         for k in 0..LINES {
             batch.push_str(&format!("{text} {k:06}\n"));
-            if batch.len() > 60_000 {
+            if batch.len() > 60_000 || k + 1 == LINES {
+                let slowest = || counts.iter().map(|c| c.load(Ordering::Relaxed)).min();
+                let caught_up = wait_until(TIMEOUT, || slowest().unwrap_or(0) + WINDOW > k);
+                assert!(caught_up, "the readers stopped at line {:?}", slowest());
                 sender.send(&batch);
                 batch.clear();
             }
         }
-        sender.send(&batch);
         sender
     });
     for reader in readers {

@@ -74,11 +74,14 @@ pub struct Limits {
     pub sanitize_stdout: bool,
 }
 
-/// The most bytes a line adds to its text: the prefix of the longest name
-/// (32 characters of up to 4 bytes, or the longest IPv6 address name) with
-/// brackets, ` (private)` and the newline. `--max-queue` must hold
-/// `--max-line` plus this.
-pub const LINE_OVERHEAD: usize = 256;
+/// A bound on what the room adds to `--max-line` bytes of text in any one
+/// line it queues: a prefix is at most 142 bytes (`[`, a name of 32
+/// characters of up to 4 bytes, or an IPv6 address name of at most 56,
+/// ` (private)] `), an answer quoting a command word at most 50, a notice
+/// naming two names 267, `/who` 30 past `max(--max-line, 256)`. A queue of
+/// `--max-line` + this many bytes holds any single line, so `--max-queue`
+/// must be at least that.
+pub const LINE_OVERHEAD: usize = 512;
 
 /// A client of the room: an index the event loop also uses for its socket.
 /// An index is given again to a new client only after
