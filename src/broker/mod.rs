@@ -62,9 +62,10 @@
 //! `epoll` says it is writable, at most `PIPE_BUF` bytes at a time (a pipe
 //! takes that much without blocking), from a queue bounded like a
 //! client's; a pager that stops reading makes the room drop lines for the
-//! screen (counted on standard error), not wait. A regular file is written
-//! directly. A closed standard output (`EPIPE`) ends the server quietly
-//! with status 0, as everywhere else in `chatd`.
+//! screen (counted on standard error), not wait. A regular file never
+//! blocks: it is written directly, every line. A closed standard output
+//! (`EPIPE`) ends the server quietly with status 0, as everywhere else in
+//! `chatd`.
 
 pub mod frame;
 pub mod name;
@@ -103,7 +104,8 @@ const GATHER: usize = 64;
 /// reads to leave together (see [`Broker::run`]).
 const COALESCE: Duration = Duration::from_millis(1);
 
-/// Lines written to one client per `writev(2)` (Linux allows 1024).
+/// Queued chunks (one line, or the lines of one read) written to one client
+/// per `writev(2)` (Linux allows 1024).
 const IOV_LINES: usize = 128;
 
 /// File descriptors kept free besides the clients: the epoll instance,
@@ -313,6 +315,10 @@ impl<'a> Broker<'a> {
             // A file never blocks: its queue is written as it fills (see
             // `handle`), and nothing is dropped.
             room.stdout_mut().set_limit(usize::MAX);
+        }
+        if nix::fcntl::fcntl(stdout(), nix::fcntl::FcntlArg::F_GETFD) == Err(Errno::EBADF) {
+            // No standard output at all (`>&-`): the room shows nothing.
+            room.stdout_mut().set_limit(0);
         }
         Ok(Broker {
             signals,
