@@ -533,7 +533,8 @@ impl Room {
     }
 
     fn nick(&mut self, id: ClientId, wanted: &[u8]) {
-        let new = match name::check(wanted) {
+        // Spaces after the name are not part of it (a space inside is).
+        let new = match name::check(wanted.trim_ascii_end()) {
             Ok(new) => new,
             Err(why) => {
                 self.reply(id, &format!("* /nick: {why}"));

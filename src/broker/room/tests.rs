@@ -181,7 +181,7 @@ fn a_doubled_slash_relays_a_line_that_begins_with_a_slash() {
 #[test]
 fn nick_renames_and_tells_the_others() {
     let (mut room, ids) = room_of(3, limits());
-    room.receive(ids[0], b"/nick alice\n");
+    room.receive(ids[0], b"/nick alice  \n");
     assert_eq!(take(&mut room, ids[0]), "* you are now alice\n");
     assert_eq!(
         take(&mut room, ids[1]),
