@@ -59,8 +59,9 @@
 //! bytes that would drive it are shown visibly ([`crate::display`]); the
 //! clients receive the bytes unchanged. It is never allowed to stop the
 //! room: when it is a pipe or a terminal, it is written only when
-//! `epoll` says it is writable, at most `PIPE_BUF` bytes at a time (a pipe
-//! takes that much without blocking), from a queue bounded like a
+//! `epoll` (or `poll`, between pieces) says it is writable, `PIPE_BUF`
+//! bytes at a time (a pipe takes that much without blocking), from a
+//! queue bounded like a
 //! client's; a pager that stops reading makes the room drop lines for the
 //! screen (counted on standard error), not wait. A regular file never
 //! blocks: it is written directly, every line. A closed standard output
@@ -79,6 +80,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::cli::ChatdArgs;
@@ -107,6 +109,10 @@ const COALESCE: Duration = Duration::from_millis(1);
 /// Queued chunks (one line, or the lines of one read) written to one client
 /// per `writev(2)` (Linux allows 1024).
 const IOV_LINES: usize = 128;
+
+/// The most bytes written to a pipe or terminal standard output in one
+/// turn (256 KiB), so that a fast reader of it does not hold up the room.
+const STDOUT_TURN: usize = 256 * 1024;
 
 /// File descriptors kept free besides the clients: the epoll instance,
 /// a newcomer being refused, and room for the unexpected.
@@ -189,6 +195,15 @@ fn fit_clients(wanted: usize) -> usize {
         return fit;
     }
     wanted
+}
+
+/// Whether `fd` can be written now (`poll` with a zero timeout).
+fn writable(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLOUT))
 }
 
 /// Standard input, borrowed for the life of the process.
@@ -691,18 +706,27 @@ impl<'a> Broker<'a> {
         }
     }
 
-    /// Writes the room's standard output: all of it to a file, at most
-    /// `PIPE_BUF` bytes (one write that cannot block) to a pipe or a
-    /// terminal.
+    /// Writes the room's standard output: all of it to a file; to a pipe
+    /// or a terminal, `PIPE_BUF` bytes at a time (a write that cannot
+    /// block once `poll` says the pipe is writable), checking writability
+    /// again before each further piece, at most [`STDOUT_TURN`] bytes a
+    /// turn.
     fn write_stdout(&mut self) -> Result<(), Error> {
-        let once = self.output == Output::Watched;
-        let max = if once { libc::PIPE_BUF } else { usize::MAX };
+        let watched = self.output == Output::Watched;
+        let max = if watched { libc::PIPE_BUF } else { usize::MAX };
         let queue = self.room.stdout_mut();
+        let mut written_now = 0;
         while !queue.is_empty() {
+            if watched && written_now > 0 && (written_now >= STDOUT_TURN || !writable(stdout())) {
+                break;
+            }
             let mut iov = [IoSlice::new(&[]); IOV_LINES];
             let n = queue.io_slices(&mut iov, max);
             match nix::sys::uio::writev(stdout(), &iov[..n]) {
-                Ok(written) => queue.advance(written),
+                Ok(written) => {
+                    queue.advance(written);
+                    written_now += written;
+                }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EPIPE) => {
@@ -710,9 +734,6 @@ impl<'a> Broker<'a> {
                     return Ok(());
                 }
                 Err(e) => return Err(Error::sys("write to standard output", e)),
-            }
-            if once {
-                break;
             }
         }
         let pending = !queue.is_empty();
@@ -722,7 +743,7 @@ impl<'a> Broker<'a> {
                 status!("{dropped} lines of the room not shown: standard output was too slow");
             }
         }
-        if once {
+        if watched {
             self.arm_stdout(pending)?;
         }
         Ok(())
