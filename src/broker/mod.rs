@@ -106,7 +106,7 @@ const GATHER: usize = 64;
 /// reads to leave together (see [`Broker::run`]).
 const COALESCE: Duration = Duration::from_millis(1);
 
-/// Queued chunks (one line, or the lines of one read) written to one client
+/// Queue slots (a line, or a range of a turn's shared chunk) written to one client
 /// per `writev(2)` (Linux allows 1024).
 const IOV_LINES: usize = 128;
 
@@ -624,6 +624,7 @@ impl<'a> Broker<'a> {
     /// Writes to the clients whose queue became non-empty, and to standard
     /// output.
     fn write_ready(&mut self) -> Result<(), Error> {
+        self.room.flush();
         self.room.take_ready(&mut self.ready);
         let ready = std::mem::take(&mut self.ready);
         for &id in &ready {

@@ -4,7 +4,11 @@
 //! A relayed line is formatted once, into an [`Rc<[u8]>`](Rc), and the same
 //! allocation is pushed on the queue of every client that receives it
 //! (Redis's shared reply objects): relaying a line to N clients costs N
-//! reference-count increments and N queue slots, not N copies.
+//! reference-count increments and N queue slots, not N copies. A slot may
+//! also hold a range of a shared chunk of whole lines
+//! ([`SendQueue::push_range`]): the room relays the lines of a turn as one
+//! chunk, and a client that spoke in it gets the ranges around its own
+//! lines.
 //!
 //! The bound is on the bytes not yet written, counted in full for each
 //! queue that holds a line (as Redis's `client-output-buffer-limit` counts
@@ -28,9 +32,9 @@ pub struct Overflow;
 /// Lines waiting to be written to one client, at most `limit` bytes.
 #[derive(Debug, Clone)]
 pub struct SendQueue {
-    lines: VecDeque<Rc<[u8]>>,
-    /// Bytes of the front line already written.
-    written: usize,
+    /// Shared chunks and the range of each still to write (the front one's
+    /// start advances as it is written).
+    lines: VecDeque<(Rc<[u8]>, usize, usize)>,
     /// Bytes not yet written, over all lines.
     bytes: usize,
     limit: usize,
@@ -41,7 +45,6 @@ impl SendQueue {
     pub fn new(limit: usize) -> SendQueue {
         SendQueue {
             lines: VecDeque::new(),
-            written: 0,
             bytes: 0,
             limit,
         }
@@ -50,15 +53,31 @@ impl SendQueue {
     /// Appends `line` (shared, not copied). Errors: [`Overflow`] if the
     /// unwritten bytes would exceed the limit; the queue is then unchanged.
     pub fn push(&mut self, line: &Rc<[u8]>) -> Result<(), Overflow> {
-        if line.is_empty() {
+        self.push_range(line, 0..line.len())
+    }
+
+    /// Appends the bytes `range` of `chunk` (shared, not copied). Errors:
+    /// [`Overflow`] as [`SendQueue::push`].
+    ///
+    /// # Panics
+    ///
+    /// If `range` is not within `chunk`.
+    pub fn push_range(
+        &mut self,
+        chunk: &Rc<[u8]>,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), Overflow> {
+        assert!(range.start <= range.end && range.end <= chunk.len());
+        if range.is_empty() {
             return Ok(());
         }
-        let bytes = self.bytes + line.len();
+        let bytes = self.bytes + range.len();
         if bytes > self.limit {
             return Err(Overflow);
         }
         self.bytes = bytes;
-        self.lines.push_back(Rc::clone(line));
+        self.lines
+            .push_back((Rc::clone(chunk), range.start, range.end));
         Ok(())
     }
 
@@ -89,14 +108,11 @@ impl SendQueue {
     pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>], max_bytes: usize) -> usize {
         let mut n = 0;
         let mut total = 0;
-        for (i, line) in self.lines.iter().enumerate() {
+        for (chunk, start, end) in &self.lines {
             if n == out.len() || total >= max_bytes {
                 break;
             }
-            let mut bytes = &line[..];
-            if i == 0 {
-                bytes = &bytes[self.written..];
-            }
+            let bytes = &chunk[*start..*end];
             let take = bytes.len().min(max_bytes - total);
             out[n] = IoSlice::new(&bytes[..take]);
             n += 1;
@@ -115,14 +131,16 @@ impl SendQueue {
         assert!(n <= self.bytes, "advance past the end of the queue");
         self.bytes -= n;
         while n > 0 {
-            let front = self.lines.front().map_or(0, |l| l.len()) - self.written;
+            let Some((_, start, end)) = self.lines.front_mut() else {
+                break;
+            };
+            let front = *end - *start;
             if n < front {
-                self.written += n;
+                *start += n;
                 return;
             }
             n -= front;
             self.lines.pop_front();
-            self.written = 0;
         }
         if self.lines.is_empty() && self.lines.capacity() > KEEP_SLOTS {
             // A burst is over: give its slots back (an idle client holds a
@@ -134,15 +152,14 @@ impl SendQueue {
     /// Forgets every line (the client is gone).
     pub fn clear(&mut self) {
         self.lines = VecDeque::new();
-        self.written = 0;
         self.bytes = 0;
     }
 
     /// The unwritten bytes, concatenated (for tests).
     pub fn contents(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes);
-        for (i, line) in self.lines.iter().enumerate() {
-            out.extend_from_slice(if i == 0 { &line[self.written..] } else { line });
+        for (chunk, start, end) in &self.lines {
+            out.extend_from_slice(&chunk[*start..*end]);
         }
         out
     }
@@ -180,6 +197,18 @@ mod tests {
         assert_eq!(q.contents(), b"23\n");
         q.push(&line("abcdefg")).unwrap();
         assert_eq!(q.len(), 10);
+    }
+
+    #[test]
+    fn ranges_of_a_shared_chunk() {
+        let chunk = line("[a] x\n[b] y\n[a] z\n");
+        let mut q = SendQueue::new(100);
+        q.push_range(&chunk, 6..12).unwrap();
+        q.push_range(&chunk, 18..18).unwrap();
+        assert_eq!(q.contents(), b"[b] y\n");
+        assert_eq!(Rc::strong_count(&chunk), 2);
+        q.advance(2);
+        assert_eq!(q.contents(), b"] y\n");
     }
 
     #[test]

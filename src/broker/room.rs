@@ -21,8 +21,8 @@
 //! - **Relay.** A line from a client goes to every other present client,
 //!   never back to its sender, prefixed with the sender's name:
 //!   `[alice] hello`. It is formatted once; every send queue holding it
-//!   shares the same bytes (see [`SendQueue`]), and the lines of one read
-//!   are shared as one chunk (see `Batch`).
+//!   shares the same bytes (see [`SendQueue`]), and the lines of a whole
+//!   turn of the event loop are shared as one chunk (see `Run`).
 //! - **Names.** A client arrives with its address as name (see
 //!   [`super::name`] for the forms, IPv6 included) and may take another with
 //!   `/nick`.
@@ -168,30 +168,36 @@ pub struct Room {
     actions: Vec<Action>,
     ready: Vec<ClientId>,
     overflowed: Vec<ClientId>,
-    batch: Batch,
+    run: Run,
     scratch: Vec<u8>,
     clean: Vec<u8>,
     stopped: bool,
 }
 
-/// Consecutive lines from one sender, relayed as one shared chunk.
+/// The lines relayed since the last flush, from any senders, in the order
+/// they arrived: relayed as one shared chunk.
 ///
-/// The lines of one `read(2)` from a client (or from standard input) come
-/// from one sender and go to the same clients: rather than one allocation
-/// and one queue slot per line and per client, they are gathered here and
-/// relayed as one chunk of whole lines when anything else is to be queued
-/// (an answer, a notice, another sender's line), when the chunk would pass
-/// `--max-line` + [`LINE_OVERHEAD`] bytes (so it always fits in an empty
-/// queue), and at the end of each call into the room. What each client
-/// receives, and in which order, is the same as line by line.
+/// A busy room relays the lines of many reads in one turn of the event
+/// loop. Rather than one allocation and one queue slot per line (or per
+/// read) and per client, they are gathered here, formatted once into one
+/// buffer, and each client's queue gets that chunk whole, or, for a client
+/// that spoke in it, the ranges around its own lines (no echo). The run is
+/// flushed before anything else is queued (an answer, a notice, a private
+/// message), so that every client receives the same order as line by line;
+/// when it would pass `--max-line` + [`LINE_OVERHEAD`] bytes, so that a
+/// chunk always fits in an empty queue; and at the end of each turn
+/// ([`Room::flush`]).
 #[derive(Debug)]
-struct Batch {
-    /// The sender: a client, or `None` for the server.
-    from: Option<ClientId>,
+struct Run {
     /// The formatted lines, each ending in a newline.
     bytes: Vec<u8>,
+    /// Who sent each stretch of `bytes`: a client, or `None` for the
+    /// server; consecutive lines of one sender make one stretch.
+    stretches: Vec<(Option<ClientId>, usize, usize)>,
     /// The most bytes a chunk holds, unless one line alone is longer.
     limit: usize,
+    /// Scratch: the clients' stretches sorted by client.
+    own: Vec<(usize, usize, usize)>,
 }
 
 impl Room {
@@ -215,10 +221,11 @@ impl Room {
             actions: Vec::new(),
             ready: Vec::new(),
             overflowed: Vec::new(),
-            batch: Batch {
-                from: None,
+            run: Run {
                 bytes: Vec::new(),
+                stretches: Vec::new(),
                 limit: limits.max_line.saturating_add(LINE_OVERHEAD),
+                own: Vec::new(),
             },
             scratch: Vec::new(),
             clean: Vec::new(),
@@ -229,6 +236,8 @@ impl Room {
     /// A client connected from `addr`: it gets a slot, its address name
     /// and a greeting, and the others a `* NAME joined`.
     pub fn join(&mut self, addr: SocketAddr) -> ClientId {
+        // What was said before it arrived is not for it.
+        self.flush_run();
         let name: Rc<str> = name::address_name(addr).into();
         let client = Client {
             name: Rc::clone(&name),
@@ -318,6 +327,15 @@ impl Room {
         let mut framer = std::mem::replace(&mut self.server, Framer::new(1));
         let _ = framer.finish(|piece| self.server_piece(piece));
         self.server = framer;
+        self.settle();
+    }
+
+    /// Ends the current run: queues the lines relayed since the last flush
+    /// (see `Run`), then makes the clients that overflowed leave. The event
+    /// loop calls it once a turn, before writing; lines become visible in
+    /// the send queues only then.
+    pub fn flush(&mut self) {
+        self.flush_run();
         self.settle();
     }
 
@@ -457,42 +475,108 @@ impl Room {
     }
 
     /// Relays `text` from `id` to every other member and standard output:
-    /// adds `[NAME] TEXT` to the batch of `id`'s lines (see [`Batch`]).
+    /// adds `[NAME] TEXT` to the run (see `Run`).
     fn say(&mut self, id: ClientId, text: &[u8]) {
         let name = self.client_name(id);
-        self.batch_line(Some(id), &[b"[", name.as_bytes(), b"] ", text, b"\n"]);
+        self.run_line(Some(id), &[b"[", name.as_bytes(), b"] ", text, b"\n"]);
     }
 
     /// Adds one formatted line from `from` (a client, or the server) to the
-    /// batch, sending the batch first if it holds another sender's lines or
-    /// would grow past its bound.
-    fn batch_line(&mut self, from: Option<ClientId>, parts: &[&[u8]]) {
+    /// run, flushing the run first if the line would take it past its
+    /// bound.
+    fn run_line(&mut self, from: Option<ClientId>, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if self.batch.from != from || self.batch.bytes.len() + len > self.batch.limit {
-            self.flush_batch();
+        if self.run.bytes.len() + len > self.run.limit {
+            self.flush_run();
         }
-        self.batch.from = from;
+        let start = self.run.bytes.len();
         for part in parts {
-            self.batch.bytes.extend_from_slice(part);
+            self.run.bytes.extend_from_slice(part);
+        }
+        let end = self.run.bytes.len();
+        match self.run.stretches.last_mut() {
+            Some((who, _, last)) if *who == from => *last = end,
+            _ => self.run.stretches.push((from, start, end)),
         }
     }
 
-    /// Sends the batch: one shared chunk to every member but its sender,
-    /// and, for a client's lines, to standard output.
-    fn flush_batch(&mut self) {
-        if self.batch.bytes.is_empty() {
+    /// Sends the run: one shared chunk, whole to every member that said
+    /// nothing in it, in ranges around their own lines to the others; the
+    /// clients' lines (not the server's) to standard output.
+    fn flush_run(&mut self) {
+        if self.run.bytes.is_empty() {
             return;
         }
-        let chunk: Rc<[u8]> = Rc::from(&self.batch.bytes[..]);
-        self.batch.bytes.clear();
-        if self.batch.bytes.capacity() > 2 * self.batch.limit.min(1 << 16) {
-            self.batch.bytes = Vec::new();
+        let chunk: Rc<[u8]> = Rc::from(&self.run.bytes[..]);
+        let len = chunk.len();
+        self.run.bytes.clear();
+        if self.run.bytes.capacity() > 2 * self.run.limit.min(1 << 16) {
+            self.run.bytes = Vec::new();
         }
-        let from = self.batch.from;
-        self.relay_now(&chunk, from);
-        if from.is_some() {
-            self.show_now(&chunk);
+        let mut own = std::mem::take(&mut self.run.own);
+        own.clear();
+        own.extend(
+            self.run
+                .stretches
+                .iter()
+                .filter_map(|&(who, a, b)| who.map(|id| (id.0, a, b))),
+        );
+        own.sort_unstable();
+        // Each member, with its own stretches (sorted by client, then by
+        // position) walked alongside.
+        let mut k = 0;
+        for (i, slot) in self.clients.iter_mut().enumerate() {
+            while own.get(k).is_some_and(|o| o.0 < i) {
+                k += 1;
+            }
+            let Some(client) = slot else { continue };
+            if client.state != State::Member {
+                continue;
+            }
+            let id = ClientId(i);
+            let mut at = 0;
+            while let Some(&(_, a, b)) = own.get(k).filter(|o| o.0 == i) {
+                enqueue(
+                    client,
+                    id,
+                    &chunk,
+                    at..a,
+                    &mut self.ready,
+                    &mut self.overflowed,
+                );
+                at = b;
+                k += 1;
+            }
+            enqueue(
+                client,
+                id,
+                &chunk,
+                at..len,
+                &mut self.ready,
+                &mut self.overflowed,
+            );
         }
+        self.run.own = own;
+        // Standard output: the clients' stretches (the server's own lines
+        // are not echoed), adjacent ones as one range.
+        let stretches = std::mem::take(&mut self.run.stretches);
+        let mut shown: Option<(usize, usize)> = None;
+        for &(who, a, b) in &stretches {
+            match (who, shown) {
+                (None, Some((x, y))) => {
+                    self.show_range(&chunk, x..y);
+                    shown = None;
+                }
+                (None, None) => {}
+                (Some(_), Some((x, _))) => shown = Some((x, b)),
+                (Some(_), None) => shown = Some((a, b)),
+            }
+        }
+        if let Some((x, y)) = shown {
+            self.show_range(&chunk, x..y);
+        }
+        self.run.stretches = stretches;
+        self.run.stretches.clear();
     }
 
     /// A line that began with `/`, without it.
@@ -613,13 +697,15 @@ impl Room {
             self.stop(SERVER);
             return ControlFlow::Break(());
         }
-        self.batch_line(None, &[b"[chatd] ", piece.text, b"\n"]);
+        self.run_line(None, &[b"[chatd] ", piece.text, b"\n"]);
         ControlFlow::Continue(())
     }
 
     // --- leaving and stopping --------------------------------------------
 
     fn leave(&mut self, id: ClientId, why: Why) {
+        // What was said before it left is still for it.
+        self.flush_run();
         let Some(client) = self.client_mut(id) else {
             return;
         };
@@ -670,7 +756,6 @@ impl Room {
     /// Makes the clients whose queue overflowed leave, which may make
     /// others overflow with the notice, until none is left.
     fn settle(&mut self) {
-        self.flush_batch();
         while let Some(id) = self.overflowed.pop() {
             self.leave(id, Why::TooSlow);
         }
@@ -678,31 +763,30 @@ impl Room {
 
     // --- queues ----------------------------------------------------------
 
-    /// Queues `line` for every member but `except`, after the batch.
+    /// Queues `line` for every member but `except`, after the run.
     fn relay(&mut self, line: &Rc<[u8]>, except: Option<ClientId>) {
-        self.flush_batch();
-        self.relay_now(line, except);
-    }
-
-    fn relay_now(&mut self, line: &Rc<[u8]>, except: Option<ClientId>) {
+        self.flush_run();
+        let all = 0..line.len();
         for (i, slot) in self.clients.iter_mut().enumerate() {
             let id = ClientId(i);
             if let Some(client) = slot
                 && client.state == State::Member
                 && Some(id) != except
             {
-                enqueue(client, id, line, &mut self.ready, &mut self.overflowed);
+                let (ready, overflowed) = (&mut self.ready, &mut self.overflowed);
+                enqueue(client, id, line, all.clone(), ready, overflowed);
             }
         }
     }
 
-    /// Queues `line` for one member, after the batch.
+    /// Queues `line` for one member, after the run.
     fn send(&mut self, id: ClientId, line: &Rc<[u8]>) {
-        self.flush_batch();
+        self.flush_run();
         if let Some(Some(client)) = self.clients.get_mut(id.0)
             && client.state == State::Member
         {
-            enqueue(client, id, line, &mut self.ready, &mut self.overflowed);
+            let all = 0..line.len();
+            enqueue(client, id, line, all, &mut self.ready, &mut self.overflowed);
         }
     }
 
@@ -723,21 +807,24 @@ impl Room {
     /// Queues `line` for the server's standard output (made safe for a
     /// terminal if it is one); drops and counts it if that queue is full.
     fn show(&mut self, line: &Rc<[u8]>) {
-        self.flush_batch();
-        self.show_now(line);
+        self.flush_run();
+        self.show_range(line, 0..line.len());
     }
 
-    fn show_now(&mut self, line: &Rc<[u8]>) {
-        let shown = match &mut self.sanitizer {
+    /// Queues the whole lines `range` of `chunk` for standard output, as
+    /// [`Room::show`] does.
+    fn show_range(&mut self, chunk: &Rc<[u8]>, range: std::ops::Range<usize>) {
+        let pushed = match &mut self.sanitizer {
             Some(sanitizer) => {
                 self.clean.clear();
-                sanitizer.push(line, &mut self.clean);
-                Rc::from(&self.clean[..])
+                sanitizer.push(&chunk[range.clone()], &mut self.clean);
+                self.stdout.push(&Rc::from(&self.clean[..]))
             }
-            None => Rc::clone(line),
+            None => self.stdout.push_range(chunk, range.clone()),
         };
-        if self.stdout.push(&shown).is_err() {
-            self.stdout_dropped += 1;
+        if pushed.is_err() {
+            let lines = chunk[range].iter().filter(|&&b| b == b'\n').count();
+            self.stdout_dropped += lines as u64;
         }
     }
 
@@ -763,17 +850,22 @@ impl Room {
 pub const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
 
-/// Queues `line` for `client`, noting it in `ready` if its queue was empty,
-/// or in `overflowed` (and relaying nothing more to it) if it is full.
+/// Queues the bytes `range` of `chunk` (whole lines) for `client`, noting
+/// it in `ready` if its queue was empty, or in `overflowed` (and relaying
+/// nothing more to it) if it is full.
 fn enqueue(
     client: &mut Client,
     id: ClientId,
-    line: &Rc<[u8]>,
+    chunk: &Rc<[u8]>,
+    range: std::ops::Range<usize>,
     ready: &mut Vec<ClientId>,
     overflowed: &mut Vec<ClientId>,
 ) {
+    if range.is_empty() || client.state != State::Member {
+        return;
+    }
     let was_empty = client.queue.is_empty();
-    match client.queue.push(line) {
+    match client.queue.push_range(chunk, range) {
         Ok(()) if was_empty => ready.push(id),
         Ok(()) => {}
         Err(_) => {

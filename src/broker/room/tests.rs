@@ -20,6 +20,7 @@ fn addr(i: u16) -> SocketAddr {
 /// Everything queued for `id` since the last call, as text; the queue is
 /// then empty (as if the event loop had written it).
 fn take(room: &mut Room, id: ClientId) -> String {
+    room.flush();
     let queue = room.queue_mut(id).expect("client has a slot");
     let bytes = queue.contents();
     queue.advance(bytes.len());
@@ -27,6 +28,7 @@ fn take(room: &mut Room, id: ClientId) -> String {
 }
 
 fn take_stdout(room: &mut Room) -> String {
+    room.flush();
     let queue = room.stdout_mut();
     let bytes = queue.contents();
     queue.advance(bytes.len());
@@ -34,6 +36,7 @@ fn take_stdout(room: &mut Room) -> String {
 }
 
 fn actions(room: &mut Room) -> Vec<Action> {
+    room.flush();
     let mut out = Vec::new();
     room.take_actions(&mut out);
     out
@@ -86,6 +89,7 @@ fn a_line_goes_to_every_other_client_once_never_back() {
 fn a_relayed_line_is_one_allocation_shared_by_every_queue() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[0], b"shared\n");
+    room.flush();
     let mut iov = [std::io::IoSlice::new(&[]); 1];
     let b = room.queue(ids[1]).unwrap();
     b.io_slices(&mut iov, usize::MAX);
@@ -113,6 +117,7 @@ fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
 fn the_lines_of_one_read_leave_as_one_chunk_in_order_with_what_they_cause() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[0], b"one\ntwo\n/me waves\nthree\n/nick a\nfour\n");
+    room.flush();
     let c = room.queue(ids[2]).unwrap();
     let mut iov = [std::io::IoSlice::new(&[]); 8];
     // [one, two], the action, [three], the rename, [four]
@@ -123,6 +128,59 @@ fn the_lines_of_one_read_leave_as_one_chunk_in_order_with_what_they_cause() {
          [192.168.1.1:50001] three\n* 192.168.1.1:50001 is now a\n[a] four\n"
     );
     assert_eq!(take(&mut room, ids[0]), "* you are now a\n");
+}
+
+/// How many queue slots (shared chunks or ranges of one) `id` holds.
+fn slots(room: &Room, id: ClientId) -> usize {
+    let mut iov = [std::io::IoSlice::new(&[]); 64];
+    room.queue(id).unwrap().io_slices(&mut iov, usize::MAX)
+}
+
+#[test]
+fn the_lines_of_a_turn_are_one_chunk_and_each_client_gets_it_around_its_own_lines() {
+    let (mut room, ids) = room_of(3, limits());
+    room.receive(ids[0], b"a1\n");
+    room.receive(ids[1], b"b1\n");
+    room.from_server(b"s1\n");
+    room.receive(ids[0], b"a2\n");
+    room.flush();
+    let (a, b) = ("[192.168.1.1:50001]", "[192.168.1.2:50002]");
+    // Said nothing: the whole chunk, one slot.
+    assert_eq!(slots(&room, ids[2]), 1);
+    assert_eq!(
+        take(&mut room, ids[2]),
+        format!("{a} a1\n{b} b1\n[chatd] s1\n{a} a2\n")
+    );
+    // The range between its two lines.
+    assert_eq!(slots(&room, ids[0]), 1);
+    assert_eq!(take(&mut room, ids[0]), format!("{b} b1\n[chatd] s1\n"));
+    // The ranges before and after its line.
+    assert_eq!(slots(&room, ids[1]), 2);
+    assert_eq!(
+        take(&mut room, ids[1]),
+        format!("{a} a1\n[chatd] s1\n{a} a2\n")
+    );
+    // Standard output: the clients' lines, not the server's own.
+    assert_eq!(take_stdout(&mut room), format!("{a} a1\n{b} b1\n{a} a2\n"));
+}
+
+#[test]
+fn a_newcomer_gets_nothing_said_before_it_arrived_and_a_leaver_everything_before_it_left() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[0], b"before\n");
+    let late = room.join(addr(9));
+    room.receive(ids[1], b"after\n");
+    room.receive(ids[0], b"bye\n");
+    let late_got = take(&mut room, late);
+    assert!(!late_got.contains("before"), "{late_got}");
+    assert!(
+        late_got.contains("[192.168.1.2:50002] after\n"),
+        "{late_got}"
+    );
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "* 192.168.1.9:50009 joined\n[192.168.1.2:50002] after\n"
+    );
 }
 
 #[test]
@@ -626,6 +684,7 @@ proptest! {
         for who in 0..streams.len() {
             feed(&mut room, who, usize::MAX / 2);
         }
+        room.flush();
         for (i, &id) in ids.iter().enumerate() {
             received[i] = room.queue(id).unwrap().contents();
         }
