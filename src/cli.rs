@@ -169,7 +169,7 @@ pub struct ChatArgs {
     pub crlf: bool,
 
     /// In a chatd --broker room: send /nick NAME as soon as connected
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
 
     /// Close the connection when nothing has been received for SECS
@@ -203,6 +203,20 @@ fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses `chat --name`: a name the room's `/nick` accepts (see
+/// [`crate::broker::name`]: 1 to 32 characters, no spaces, brackets, colons,
+/// control or invisible characters, not `chatd`), so that a name the room
+/// would refuse, or a newline that would send a second line, fails before
+/// connecting.
+fn parse_name(text: &str) -> Result<String, String> {
+    use crate::broker::name::{Refusal, check};
+    match check(text.as_bytes()) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(Refusal::Empty) => Err("a name cannot be empty".to_owned()),
+        Err(why) => Err(why.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +234,15 @@ mod tests {
         assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn names_follow_the_rules_of_nick() {
+        assert_eq!(parse_name("alice"), Ok("alice".to_owned()));
+        assert_eq!(parse_name("Éloïse"), Ok("Éloïse".to_owned()));
+        assert!(parse_name("").is_err());
+        assert!(parse_name("a\nhello").is_err());
+        assert!(parse_name("a b").is_err());
+        assert!(parse_name("chatd").is_err());
     }
 }

@@ -4,7 +4,7 @@ use crate::cli::ChatArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
 use crate::signals::Signals;
-use crate::{net, status};
+use crate::{net, pump, status};
 
 /// Runs `chat` with `args`: one session with the server.
 ///
@@ -17,6 +17,12 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         .peer_addr()
         .map_err(|e| Error::io("getpeername", e))?;
     status!("connected to {peer}");
+    if let Some(name) = &args.name {
+        // Issue 8: in a `chatd --broker` room, take the name at once, before
+        // anything typed (the name was checked when the command was parsed).
+        pump::write_all(&stream, format!("/nick {name}\n").as_bytes())
+            .map_err(|e| Error::sys("send /nick", e))?;
+    }
     let options = Options::new(args.raw, args.crlf);
     let first = if args.listen_first {
         First::Listen

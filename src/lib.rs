@@ -13,8 +13,8 @@
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
-//! - [`broker`]: `chatd --broker`, the discussion room (one process, a
-//!   `poll` loop);
+//! - [`broker`]: `chatd --broker`, the discussion room (one process, one
+//!   thread, an `epoll` loop, a room state machine without sockets);
 //! - [`service`]: `chatd --echo` and `chatd --sum`, one forked child per
 //!   connection;
 //! - [`server`] and [`client`]: what the `chatd` and `chat` binaries run.

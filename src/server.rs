@@ -34,7 +34,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("getsockname", e))?;
     status!("listening on {local}");
     if args.broker {
-        return crate::broker::run(listener, &signals, args);
+        return crate::broker::run(listener, &signals, args, access);
     }
     if args.echo || args.sum {
         let service = if args.echo {

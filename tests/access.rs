@@ -123,10 +123,11 @@ fn a_refused_client_does_not_take_the_session_of_the_next_one() {
     assert_eq!(server.wait(), 0, "{}", server.dump());
 }
 
-// Every mode: the fork-per-connection services check before forking.
+// Every mode: the services check before forking, the room before a
+// newcomer joins (no greeting, no "joined" notice).
 #[test]
-fn the_echo_and_sum_services_refuse_before_a_byte() {
-    for mode in ["--echo", "--sum"] {
+fn the_room_and_the_services_refuse_before_a_byte() {
+    for mode in ["--echo", "--sum", "--broker"] {
         let (server, port) = chatd(&[mode, "--deny", "127.0.0.3"]);
         refused_from(&server, "127.0.0.3", port, "in --deny");
         assert!(
@@ -139,4 +140,19 @@ fn the_echo_and_sum_services_refuse_before_a_byte() {
     allowed.send(b"echo me\n");
     allowed.expect_stdout("echo me\n");
     drop(server);
+}
+
+#[test]
+fn a_refused_client_never_joins_the_room() {
+    let (server, port) = chatd(&["--broker", "--allow", "127.0.0.2"]);
+    let mut member = client_from("127.0.0.2", port);
+    member.expect_stdout("with 0 others");
+    refused_from(&server, "127.0.0.1", port, "not in --allow");
+    member.send(b"anyone?\n");
+    server.expect_stdout("anyone?\n");
+    assert!(
+        !member.stdout_text().contains("127.0.0.1:"),
+        "the member heard of a refused client\n{}",
+        member.stdout_text()
+    );
 }

@@ -123,3 +123,45 @@ fn zero_or_negative_is_a_usage_error() {
         assert_eq!(p.wait(), 2, "{value}: {}", p.dump());
     }
 }
+
+// The room: a silent member leaves as `* NAME left (idle)`; the others,
+// who talk, stay.
+#[test]
+fn the_room_drops_a_silent_member_as_idle() {
+    let (server, port) = chatd(&["--broker", "--idle-timeout", "1"]);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let silent_name = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    talker.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let start = Instant::now();
+    let notice = format!("* {silent_name} left (idle)\n");
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&heard).contains(&notice) {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "{}",
+            String::from_utf8_lossy(&heard)
+        );
+        talker.write_all(b"still here\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        talker.set_nonblocking(true).unwrap();
+        if let Ok(n) = talker.read(&mut buf) {
+            heard.extend_from_slice(&buf[..n]);
+        }
+        talker.set_nonblocking(false).unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    server.expect_stdout(&notice);
+    let (got, _) = read_until_closed(&mut silent);
+    assert!(
+        String::from_utf8_lossy(&got).contains("still here"),
+        "its queue was sent"
+    );
+    talker.write_all(b"after\n").unwrap();
+    server.expect_stdout("after\n");
+}

@@ -1,0 +1,538 @@
+//! A load generator for a chat relay (`chatd --broker`, `ncat --broker`):
+//! the fan-out benchmark of `scripts/bench`.
+//!
+//! ```text
+//! cargo run --release --example fanout -- PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]
+//! ```
+//!
+//! Opens N connections to 127.0.0.1:PORT from one process and one thread
+//! (non-blocking sockets, one `epoll` instance), then every client sends M
+//! lines, one `write` per line, while every client reads. Each client must
+//! receive each other client's M lines exactly once, in the order they were
+//! sent, and none of its own: N·(N−1)·M deliveries. The run is timed from
+//! the first line sent to the last line received.
+//!
+//! The clients type no faster than they read, as people do: a client sends
+//! its line J only once it has received (J − W)·(N − 1) lines, so at most
+//! W·(N − 1) lines are on their way to each client at any time (W defaults
+//! to 16384 / (N − 1), at least 1: about 16384 lines, half a MiB with
+//! `chatd`'s prefixes). The load is then the same for every relay, and a
+//! reading client is never so far behind that a relay with bounded send
+//! queues would have to drop it: what is measured is delivery, not how
+//! large a burst a relay can swallow.
+//!
+//! A line is `m SENDER SEQ` padded to 32 bytes with its newline (a short
+//! chat line), such as `m 0007 000042 .................\n`; whatever
+//! a relay puts before it (`chatd`'s `[127.0.0.1:51234] `) is skipped, and
+//! lines that do not start with `m ` after the prefix (notices) are ignored.
+//!
+//! Before the clock starts, the clients connect one at a time and each
+//! sends a line `sync K`, and the generator waits for client 0 to receive
+//! it: the relay then has accepted client K and relays its lines (a relay
+//! drops lines for clients it has not accepted yet).
+//!
+//! `--stalled` adds one more client that connects (and is synchronised)
+//! like the others but never reads: a room must go on at full speed for
+//! the others. After the timed part, the generator reads that client's
+//! socket (for at most 10 s) to see whether the relay disconnected it.
+//!
+//! `--pid PID` names the relay's process: the CPU time it spends during
+//! the timed part (user + system, from `/proc/PID/stat`) is reported.
+//!
+//! Output, one line on standard output:
+//! `N M DELIVERIES SECONDS RATE STALLED CPU`, RATE in deliveries per second,
+//! CPU the relay's CPU seconds during the timed part (`-` without `--pid`),
+//! STALLED one of `none`, `disconnected`, `connected` or (when the time
+//! limit passed first) `unchecked`. Exit status 0 when
+//! every line arrived; 3 when `--limit SECS` passed first (the line then
+//! shows the deliveries made so far and the time); 1 on a wrong line (lost,
+//! duplicated, out of order, echoed) or an I/O error, with one line on
+//! standard error; 2 on a usage error.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+/// Bytes of a benchmark line, newline included: 32, a divisor of the
+/// read sizes of relays that forward bytes rather than lines (`ncat
+/// --broker` reads 8 KiB at a time), so that their reads end on line
+/// boundaries and their output can be checked line by line.
+const LINE: usize = 32;
+
+struct Args {
+    port: u16,
+    n: usize,
+    m: usize,
+    stalled: bool,
+    limit: Duration,
+    window: Option<u64>,
+    pid: Option<u32>,
+}
+
+fn parse() -> Option<Args> {
+    let mut args = std::env::args().skip(1);
+    let port = args.next()?.parse().ok()?;
+    let n = args.next()?.parse().ok().filter(|&n| n >= 2)?;
+    let m = args.next()?.parse().ok().filter(|&m| m >= 1)?;
+    let mut out = Args {
+        port,
+        n,
+        m,
+        stalled: false,
+        limit: Duration::from_secs(3600),
+        window: None,
+        pid: None,
+    };
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--stalled" => out.stalled = true,
+            "--limit" => out.limit = Duration::from_secs_f64(args.next()?.parse().ok()?),
+            "--window" => out.window = Some(args.next()?.parse().ok().filter(|&w| w >= 1)?),
+            "--pid" => out.pid = Some(args.next()?.parse().ok()?),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn main() -> ExitCode {
+    let Some(args) = parse() else {
+        eprintln!(
+            "usage: fanout PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]   (N >= 2, M >= 1)"
+        );
+        return ExitCode::from(2);
+    };
+    match run(&args) {
+        Ok(report) => {
+            let cpu = report.cpu.map_or("-".to_owned(), |c| format!("{c:.3}"));
+            println!(
+                "{} {} {} {:.6} {:.0} {} {cpu}",
+                args.n,
+                args.m,
+                report.deliveries,
+                report.secs,
+                report.deliveries as f64 / report.secs,
+                report.stalled
+            );
+            if report.complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }
+        Err(err) => {
+            eprintln!("fanout: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Report {
+    deliveries: u64,
+    secs: f64,
+    complete: bool,
+    stalled: &'static str,
+    /// The relay's CPU seconds during the timed part.
+    cpu: Option<f64>,
+}
+
+/// One connection of the generator.
+struct Client {
+    stream: TcpStream,
+    /// The unfinished line received.
+    partial: Vec<u8>,
+    /// Lines to send in all, lines still to send, and the bytes of the
+    /// batch in progress.
+    total: usize,
+    to_send: usize,
+    out: Vec<u8>,
+    out_at: usize,
+    /// Lines received from others.
+    received: u64,
+    /// `EPOLLOUT` is asked for.
+    writing: bool,
+    /// The other clients (N − 1), and the window W·(N − 1) in lines.
+    peers: u64,
+    budget: u64,
+}
+
+fn bad(text: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, text)
+}
+
+fn run(args: &Args) -> io::Result<Report> {
+    raise_nofile();
+    let n = args.n;
+    let window = args.window.unwrap_or((16384 / (n as u64 - 1)).max(1));
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    let mut clients: Vec<Client> = Vec::with_capacity(n);
+    // next[r * n + s]: the sequence number client r expects next from s.
+    let mut next = vec![0u32; n * n];
+    let mut events = vec![EpollEvent::empty(); 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut synced = vec![false; n + 1];
+
+    // Connect one at a time; each K >= 1 waits until client 0 hears it.
+    let mut stalled = None;
+    for k in 0..n + usize::from(args.stalled) {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, args.port))?;
+        stream.set_nodelay(true)?;
+        if k == n {
+            stream.write_all(format!("sync {k}\n").as_bytes())?;
+            stalled = Some(stream);
+        } else {
+            stream.set_nonblocking(true)?;
+            epoll.add(
+                stream.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, k as u64),
+            )?;
+            clients.push(Client {
+                stream,
+                partial: Vec::new(),
+                total: args.m,
+                to_send: args.m,
+                out: Vec::new(),
+                out_at: 0,
+                received: 0,
+                writing: false,
+                peers: n as u64 - 1,
+                budget: window * (n as u64 - 1),
+            });
+            if k > 0 {
+                let line = format!("sync {k}\n");
+                let mut bytes = line.as_bytes();
+                while !bytes.is_empty() {
+                    match clients[k].stream.write(bytes) {
+                        Ok(w) => bytes = &bytes[w..],
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        if k == 0 {
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !synced[k] {
+            if Instant::now() > deadline {
+                return Err(bad(format!("client {k} was never relayed (sync)")));
+            }
+            let got = epoll.wait(&mut events, EpollTimeout::from(100u16))?;
+            for event in &events[..got] {
+                let r = event.data() as usize;
+                receive(&mut clients, r, &mut buf, &mut next, n, &mut synced)?;
+            }
+        }
+    }
+
+    // The timed part: everyone sends M lines, everyone reads.
+    let cpu_start = args.pid.and_then(cpu_seconds);
+    let start = Instant::now();
+    let deadline = start + args.limit;
+    let total = (n as u64) * (n as u64 - 1) * args.m as u64;
+    let mut delivered: u64 = clients.iter().map(|c| c.received).sum();
+    for (i, client) in clients.iter_mut().enumerate() {
+        send(client, i, &epoll)?;
+    }
+    let complete = loop {
+        if delivered == total {
+            break true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break false;
+        }
+        let wait = (deadline - now).min(Duration::from_millis(500));
+        let got = epoll.wait(
+            &mut events,
+            EpollTimeout::try_from(wait).unwrap_or(EpollTimeout::NONE),
+        )?;
+        for event in &events[..got] {
+            let i = event.data() as usize;
+            if event.events().contains(EpollFlags::EPOLLOUT) {
+                send(&mut clients[i], i, &epoll)?;
+            }
+            if event
+                .events()
+                .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+            {
+                let before = clients[i].received;
+                receive(&mut clients, i, &mut buf, &mut next, n, &mut synced)?;
+                delivered += clients[i].received - before;
+                if !clients[i].writing {
+                    // What it received may open its window.
+                    send(&mut clients[i], i, &epoll)?;
+                }
+            }
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_start.and_then(|c| Some(cpu_seconds(args.pid?)? - c));
+    let stalled = match stalled {
+        None => "none",
+        Some(stream) if complete => stalled_state(stream),
+        // The relay waits for it: what it would do next is not measured.
+        Some(_) => "unchecked",
+    };
+    Ok(Report {
+        deliveries: delivered,
+        secs,
+        complete,
+        stalled,
+        cpu,
+    })
+}
+
+/// User + system CPU seconds of process `pid`, from `/proc/PID/stat`
+/// (fields 14 and 15, in clock ticks).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+/// Writes as many of client `i`'s lines as its window and its socket
+/// allow, one line per `write` (as a person's chat client does); asks for
+/// `EPOLLOUT` while a line is stuck in the middle.
+fn send(client: &mut Client, i: usize, epoll: &Epoll) -> io::Result<()> {
+    loop {
+        if client.out_at == client.out.len() {
+            let sent = client.to_send_seq() as u64;
+            if client.to_send == 0 || sent * client.peers >= client.received + client.budget {
+                break;
+            }
+            client.out.clear();
+            client.out_at = 0;
+            let seq = client.to_send_seq();
+            let mut line = format!("m {i:04} {seq:06} ");
+            line.extend(std::iter::repeat_n('.', LINE - 1 - line.len()));
+            line.push('\n');
+            client.out.extend_from_slice(line.as_bytes());
+            client.to_send -= 1;
+        }
+        match client.stream.write(&client.out[client.out_at..]) {
+            Ok(w) => client.out_at += w,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let pending = client.out_at < client.out.len();
+    if pending != client.writing {
+        let mut flags = EpollFlags::EPOLLIN;
+        if pending {
+            flags |= EpollFlags::EPOLLOUT;
+        }
+        epoll.modify(client.stream.as_fd(), &mut EpollEvent::new(flags, i as u64))?;
+        client.writing = pending;
+    }
+    Ok(())
+}
+
+impl Client {
+    /// The sequence number of the next line this client sends.
+    fn to_send_seq(&self) -> usize {
+        self.total - self.to_send
+    }
+}
+
+/// One read from client `r`; checks and counts the complete lines.
+fn receive(
+    clients: &mut [Client],
+    r: usize,
+    buf: &mut [u8],
+    next: &mut [u32],
+    n: usize,
+    synced: &mut [bool],
+) -> io::Result<()> {
+    let client = &mut clients[r];
+    let got = match client.stream.read(buf) {
+        Ok(0) => return Err(bad(format!("client {r}: the relay closed the connection"))),
+        Ok(got) => got,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut data = &buf[..got];
+    if !client.partial.is_empty() {
+        // Finish the line the last read left unfinished.
+        let Some(i) = find(b'\n', data) else {
+            client.partial.extend_from_slice(data);
+            return Ok(());
+        };
+        let mut whole = std::mem::take(&mut client.partial);
+        whole.extend_from_slice(&data[..i]);
+        line(client, r, &whole, next, n, synced)?;
+        data = &data[i + 1..];
+    }
+    while !data.is_empty() {
+        // The common case in O(1): an optional `[...] ` prefix, then a
+        // benchmark line of known length ending where it must.
+        let mut start = 0;
+        if data[0] == b'['
+            && let Some(end) = find(b']', data)
+        {
+            start = end + 2;
+        }
+        let end = start + LINE - 1;
+        if data.get(end) == Some(&b'\n')
+            && let Some(fields) = fields(&data[start..end])
+        {
+            count(client, r, fields, next, n, &data[..end])?;
+            data = &data[end + 1..];
+            continue;
+        }
+        let Some(i) = find(b'\n', data) else {
+            break;
+        };
+        line(client, r, &data[..i], next, n, synced)?;
+        data = &data[i + 1..];
+    }
+    client.partial.extend_from_slice(data);
+    Ok(())
+}
+
+/// One line received by client `r`: counted if it is the next line of its
+/// sender. Kept cheap (no UTF-8 decoding, fixed fields): the generator
+/// reads every delivery and must not be the slowest part of the benchmark.
+fn line(
+    client: &mut Client,
+    r: usize,
+    line: &[u8],
+    next: &mut [u32],
+    n: usize,
+    synced: &mut [bool],
+) -> io::Result<()> {
+    let mut payload = line;
+    if payload.first() == Some(&b'[')
+        && let Some(end) = find(b']', payload)
+    {
+        payload = payload.get(end + 2..).unwrap_or_default();
+    }
+    if let Some(k) = payload.strip_prefix(b"sync ") {
+        if r == 0
+            && let Some(k) = number(k)
+            && k < synced.len()
+        {
+            synced[k] = true;
+        }
+        return Ok(());
+    }
+    if !payload.starts_with(b"m ") {
+        return Ok(()); // a notice
+    }
+    match fields(payload) {
+        Some(fields) => count(client, r, fields, next, n, line),
+        None => Err(wrong(r, "malformed line", line)),
+    }
+}
+
+/// The sender and sequence number of a benchmark line `m SSSS QQQQQQ …`
+/// (from its `m`), if it is one.
+#[inline]
+fn fields(payload: &[u8]) -> Option<(usize, usize)> {
+    let head = payload.get(..13)?;
+    if &head[..2] != b"m " || head[6] != b' ' {
+        return None;
+    }
+    Some((number(&head[2..6])?, number(&head[7..13])?))
+}
+
+/// Counts the line `(sender, seq)` received by client `r`, if it is the
+/// next line of that sender.
+#[inline]
+fn count(
+    client: &mut Client,
+    r: usize,
+    (s, seq): (usize, usize),
+    next: &mut [u32],
+    n: usize,
+    line: &[u8],
+) -> io::Result<()> {
+    if s >= n || s == r {
+        return Err(wrong(r, "a line from itself or from nobody", line));
+    }
+    let expected = &mut next[r * n + s];
+    if seq != *expected as usize {
+        let why = format!("expected line {expected} of client {s}");
+        return Err(wrong(r, &why, line));
+    }
+    *expected += 1;
+    client.received += 1;
+    Ok(())
+}
+
+/// The error for a wrong line received by client `r`.
+#[cold]
+fn wrong(r: usize, why: &str, line: &[u8]) -> io::Error {
+    bad(format!(
+        "client {r}: {why}: {:?}",
+        String::from_utf8_lossy(line)
+    ))
+}
+
+/// The index of the first `byte` in `hay`, eight bytes at a time (the
+/// "has a zero byte" test on `u64` words).
+fn find(byte: u8, hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(byte);
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        let word = u64::from_le_bytes(hay[i..i + 8].try_into().unwrap()) ^ pattern;
+        let found = word.wrapping_sub(LO) & !word & HI;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&b| b == byte).map(|j| i + j)
+}
+
+/// The decimal number `digits` spells, if it is only digits.
+#[inline]
+fn number(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || digits.len() > 12 {
+        return None;
+    }
+    let mut value = 0;
+    let mut bad = false;
+    for &d in digits {
+        bad |= !d.is_ascii_digit();
+        value = value * 10 + usize::from(d.wrapping_sub(b'0'));
+    }
+    (!bad).then_some(value)
+}
+
+/// Whether the relay disconnected the client that never read: reads what
+/// it holds until end of file (disconnected) or 10 s (connected).
+fn stalled_state(mut stream: TcpStream) -> &'static str {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return "disconnected",
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return "disconnected",
+            Err(_) => return "connected",
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit (N sockets).
+fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,868 @@
+//! `chatd --broker`, the discussion room (issue 8), observed from outside:
+//! the real server on 127.0.0.1 with dozens of clients at once, `chat`
+//! processes, `socat` and raw sockets of the test itself (each read bounded
+//! by a timeout; reader threads where clients must read while others
+//! send).
+
+mod util;
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::*;
+
+// ---------------------------------------------------------------------------
+// A raw client of the room
+
+/// A client that is a socket of the test: it sends bytes and reads lines,
+/// every wait bounded by [`TIMEOUT`].
+struct Peer {
+    stream: TcpStream,
+    /// Received bytes; those before `start` are already taken.
+    buf: Vec<u8>,
+    start: usize,
+    /// The name the room gave it on arrival (its address).
+    name: String,
+}
+
+impl Peer {
+    /// Connects and reads the greeting, which names the client.
+    fn join(port: u16) -> Peer {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Peer::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Peer {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut peer = Peer {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            name: String::new(),
+        };
+        let greeting = peer.line();
+        let name = greeting
+            .strip_prefix("* you are ")
+            .and_then(|rest| rest.split(", with ").next())
+            .unwrap_or_else(|| panic!("not a greeting: {greeting:?}"));
+        peer.name = name.to_owned();
+        peer
+    }
+
+    fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.stream.write_all(bytes.as_ref()).expect("send");
+    }
+
+    /// Reads more bytes (one read, up to 50 ms). Returns false at end of
+    /// file or on a reset.
+    fn fill(&mut self) -> bool {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The next line as bytes, without its newline.
+    fn raw_line(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let pending = &self.buf[self.start..];
+            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line = pending[..i].to_vec();
+                self.start += i + 1;
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no complete line within {TIMEOUT:?}; have {}",
+                self.name,
+                self.shown()
+            );
+            assert!(
+                self.fill(),
+                "{}: connection closed; have {}",
+                self.name,
+                self.shown()
+            );
+        }
+    }
+
+    /// The start of what is received but not taken, for failure messages.
+    fn shown(&self) -> String {
+        let pending = &self.buf[self.start..];
+        let cut = &pending[..pending.len().min(200)];
+        format!(
+            "{} bytes: {:?}",
+            pending.len(),
+            String::from_utf8_lossy(cut)
+        )
+    }
+
+    /// The next line, as text.
+    fn line(&mut self) -> String {
+        String::from_utf8(self.raw_line()).expect("UTF-8 line")
+    }
+
+    /// Reads lines until one equals `wanted`; returns the lines before it.
+    fn until(&mut self, wanted: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.line();
+            if line == wanted {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the lines
+    /// received meanwhile.
+    fn until_closed(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.fill() {
+            assert!(Instant::now() < deadline, "{}: still open", self.name);
+        }
+        let text = String::from_utf8_lossy(&self.buf[self.start..]).into_owned();
+        self.buf.clear();
+        self.start = 0;
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// Nothing arrives for 200 ms.
+    fn expect_silence(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            assert!(self.fill(), "{}: closed", self.name);
+        }
+        assert!(
+            self.buf.len() == self.start,
+            "{}: unexpected {:?}",
+            self.name,
+            String::from_utf8_lossy(&self.buf[self.start..])
+        );
+    }
+}
+
+/// A room on a free port with `extra` options.
+fn room(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["--broker"];
+    args.extend_from_slice(extra);
+    chatd(&args)
+}
+
+/// `n` raw clients, every join notice already read, so that each one's
+/// next line is what comes after.
+fn crowd(port: u16, n: usize) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for _ in 0..n {
+        let peer = Peer::join(port);
+        for earlier in &mut peers {
+            earlier.until(&format!("* {} joined", peer.name));
+        }
+        peers.push(peer);
+    }
+    peers
+}
+
+/// The relayed lines of `lines` grouped by sender name (notices left out).
+fn by_sender(lines: &[String]) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for line in lines {
+        if let Some(rest) = line.strip_prefix('[')
+            && let Some((name, text)) = rest.split_once("] ")
+        {
+            out.entry(name.to_owned())
+                .or_default()
+                .push(text.to_owned());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Relay
+
+#[test]
+fn thirty_clients_each_receive_every_other_line_exactly_once_in_order() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 30);
+    const LINES: usize = 20;
+    for (i, peer) in peers.iter_mut().enumerate() {
+        let text: String = (0..LINES).map(|k| format!("from {i} line {k}\n")).collect();
+        peer.send(text);
+    }
+    let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+    for (r, peer) in peers.iter_mut().enumerate() {
+        let mut lines = Vec::new();
+        while lines.len() < 29 * LINES {
+            let line = peer.line();
+            assert!(!line.starts_with("* "), "no notice expected: {line}");
+            lines.push(line);
+        }
+        let got = by_sender(&lines);
+        assert!(!got.contains_key(&names[r]), "echo to the sender");
+        for (s, name) in names.iter().enumerate() {
+            if s != r {
+                let expected: Vec<String> =
+                    (0..LINES).map(|k| format!("from {s} line {k}")).collect();
+                assert_eq!(got[name], expected, "{name} as received by {}", names[r]);
+            }
+        }
+    }
+    // Nothing more, to anyone (no duplicates).
+    for peer in &mut peers {
+        peer.send("/who\n");
+        peer.expect(&format!("* 30 present: {}", names.join(" ")));
+    }
+    // The room on the server's standard output: every line once.
+    let want = 30 * LINES;
+    let shown = wait_until(TIMEOUT, || {
+        server.stdout_text().matches(" line ").count() == want
+    });
+    assert!(shown, "{}", server.dump());
+}
+
+#[test]
+fn chat_clients_with_names_talk_through_the_room() {
+    let (server, port) = room(&[]);
+    let mut chats: Vec<Proc> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| chat(port, &["--name", name]))
+        .collect();
+    for name in ["alice", "bob", "carol"] {
+        server.expect_stdout(&format!(" is now {name}\n"));
+    }
+    chats[0].send(b"bonjour\n");
+    chats[1].send(b"salut alice\n");
+    for (i, client) in chats.iter().enumerate() {
+        if i != 0 {
+            client.expect_stdout("[alice] bonjour\n");
+        }
+        if i != 1 {
+            client.expect_stdout("[bob] salut alice\n");
+        }
+    }
+    server.expect_stdout("[alice] bonjour\n");
+    server.expect_stdout("[bob] salut alice\n");
+    let alice = chats[0].stdout_text();
+    assert!(!alice.contains("[alice]"), "no echo: {alice}");
+    assert!(alice.contains("* you are now alice\n"), "{alice}");
+    for client in &mut chats {
+        client.close_stdin();
+        assert_eq!(client.wait(), 0, "{}", client.dump());
+    }
+    server.expect_stdout("* carol left\n");
+}
+
+#[test]
+fn a_name_the_room_would_refuse_is_a_usage_error_of_chat() {
+    let port = free_port();
+    for bad in ["a b", "chatd", "[x]", ""] {
+        let mut client = chat(port, &["--name", bad]);
+        assert_eq!(client.wait(), 2, "{bad:?}: {}", client.dump());
+        client.expect_stderr("--name");
+    }
+}
+
+#[test]
+fn socat_is_a_client_like_any_other() {
+    let (_server, port) = room(&[]);
+    let mut peer = Peer::join(port);
+    let mut client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
+    let joined = peer.line();
+    assert!(joined.ends_with(" joined"), "{joined}");
+    let name = joined[2..joined.len() - 7].to_owned();
+    client.send(b"/nick sam\nhello from socat\n");
+    peer.expect(&format!("* {name} is now sam"));
+    peer.expect("[sam] hello from socat");
+    peer.send("hello sam\n");
+    client.expect_stdout("[127.0.0.1:");
+    client.expect_stdout("] hello sam\n");
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    peer.expect("* sam left");
+}
+
+impl Peer {
+    /// The next line is `wanted`.
+    fn expect(&mut self, wanted: &str) {
+        let line = self.line();
+        assert_eq!(line, wanted, "{}", self.name);
+    }
+}
+
+#[test]
+fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
+    let (_server, port) = room(&[]);
+    let mut peers = crowd(port, 3);
+    peers[0].send("hel");
+    peers[1].send("wor");
+    thread::sleep(Duration::from_millis(100));
+    peers[1].send("ld\nand mo");
+    thread::sleep(Duration::from_millis(100));
+    peers[0].send("lo\n");
+    peers[1].send("re\n");
+    let a = peers[0].name.clone();
+    let b = peers[1].name.clone();
+    peers[2].expect(&format!("[{b}] world"));
+    peers[2].expect(&format!("[{a}] hello"));
+    peers[2].expect(&format!("[{b}] and more"));
+}
+
+#[test]
+fn crlf_clients_are_accepted_and_the_cr_is_not_relayed() {
+    let (_server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    peers[0].send("from telnet\r\n/nick tel\r\n");
+    let name = peers[0].name.clone();
+    assert_eq!(
+        peers[1].raw_line(),
+        format!("[{name}] from telnet").into_bytes()
+    );
+    peers[1].expect(&format!("* {name} is now tel"));
+}
+
+#[test]
+fn a_long_line_is_relayed_in_pieces_of_max_line_bytes() {
+    let (_server, port) = room(&["--max-line", "100"]);
+    let mut peers = crowd(port, 2);
+    let line: String = (0..250)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    peers[0].send(format!("{line}\nafter\n"));
+    let name = peers[0].name.clone();
+    peers[1].expect(&format!("[{name}] {}", &line[..100]));
+    peers[1].expect(&format!("[{name}] {}", &line[100..200]));
+    peers[1].expect(&format!("[{name}] {}", &line[200..]));
+    peers[1].expect(&format!("[{name}] after"));
+}
+
+#[test]
+fn garbage_and_a_10_mib_line_pass_unchanged_in_pieces_and_memory_stays_bounded() {
+    // A send queue that holds the whole line: the reader is never dropped
+    // however slowly this test reads (speed is not what is checked here).
+    let (server, port) = room(&["--max-queue", "16777216"]);
+    let mut peers = crowd(port, 2);
+    // Any byte but the newline, ending in a letter: NULs, escapes, invalid
+    // UTF-8 and CRs inside are the line's own bytes.
+    let mut line = random_bytes(10 << 20, 42);
+    for b in &mut line {
+        if *b == b'\n' {
+            *b = b'.';
+        }
+    }
+    *line.last_mut().unwrap() = b'z';
+    let mut garbage = b"\x00\x1b[2J\x1b]0;pwned\x07\xff\xfe\xc3(".to_vec();
+    garbage.push(b'\n');
+    let mut sender = peers.remove(0);
+    let name = sender.name.clone();
+    let to_send = [garbage.clone(), line.clone(), b"\n".to_vec()].concat();
+    let writer = thread::spawn(move || {
+        sender.send(&to_send);
+        sender
+    });
+    let prefix = format!("[{name}] ").into_bytes();
+    let first = peers[0].raw_line();
+    assert_eq!(first, [&prefix[..], &garbage[..garbage.len() - 1]].concat());
+    let mut got = Vec::with_capacity(line.len());
+    let mut pieces = 0;
+    while got.len() < line.len() {
+        let piece = peers[0].raw_line();
+        assert!(piece.starts_with(&prefix), "every piece is prefixed");
+        let text = &piece[prefix.len()..];
+        assert!(text.len() <= 65536, "pieces of --max-line bytes");
+        got.extend_from_slice(text);
+        pieces += 1;
+    }
+    assert_eq!(pieces, 160);
+    assert!(got == line, "the bytes of the line, in order, unchanged");
+    let _sender = writer.join().unwrap();
+    // The line is never held whole: at most its pieces in the queues (one
+    // copy, shared by the reader's queue and standard output's).
+    let peak = peak_rss_kib(server.pid());
+    assert!(
+        peak < 48 * 1024,
+        "chatd peak RSS {peak} KiB for one 10 MiB line"
+    );
+}
+
+/// The peak resident set size of process `pid`, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+// ---------------------------------------------------------------------------
+// Commands, names, notices
+
+#[test]
+fn nick_renames_and_everyone_is_told() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 3);
+    let old = peers[0].name.clone();
+    peers[0].send("/nick alice\nhello\n");
+    peers[0].expect("* you are now alice");
+    for peer in &mut peers[1..] {
+        peer.expect(&format!("* {old} is now alice"));
+        peer.expect("[alice] hello");
+    }
+    server.expect_stdout(&format!("* {old} is now alice\n[alice] hello\n"));
+    peers[1].send("/nick ALICE\n/nick a:b\n/nick\n/nick chatd\n");
+    peers[1].expect("* /nick: that name is taken");
+    peers[1]
+        .expect("* /nick: a name has no spaces, brackets, colons, control or invisible characters");
+    peers[1].expect("* /nick: usage: /nick NAME");
+    peers[1].expect("* /nick: chatd is the server's name");
+    peers[2].expect_silence();
+}
+
+#[test]
+fn who_me_msg_help_and_unknown_commands() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 3);
+    peers[1].send("/nick bob\n");
+    peers[1].expect("* you are now bob");
+    let wanted = format!("* {} is now bob", peers[1].name);
+    peers[0].until(&wanted);
+    let wanted = format!("* {} is now bob", peers[1].name);
+    peers[2].until(&wanted);
+    let (a, c) = (peers[0].name.clone(), peers[2].name.clone());
+
+    peers[2].send("/who\n");
+    peers[2].expect(&format!("* 3 present: {a} bob {c}"));
+
+    peers[0].send("/me waves\n");
+    peers[1].expect(&format!("* {a} waves"));
+    peers[2].expect(&format!("* {a} waves"));
+
+    peers[0].send("/msg bob psst\n/msg nobody hi\n/msg chatd hello teacher\n");
+    peers[1].expect(&format!("[{a} (private)] psst"));
+    peers[0].expect("* /msg: no one here is called nobody");
+    server.expect_stdout(&format!("[{a} (private)] hello teacher\n"));
+    assert!(
+        !server.stdout_text().contains("psst"),
+        "private stays private"
+    );
+
+    peers[0].send("/help\n/dance\n//slash\n");
+    let help = peers[0].line();
+    assert!(
+        help.starts_with("* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT"),
+        "{help}"
+    );
+    peers[0].expect("* unknown command /dance; /help lists the commands");
+    peers[1].expect(&format!("[{a}] /slash"));
+    peers[2].expect(&format!("[{a}] /slash"));
+    peers[2].expect_silence();
+}
+
+#[test]
+fn joins_and_leaves_are_announced_to_the_others_and_on_stdout() {
+    let (server, port) = room(&[]);
+    let mut first = Peer::join(port);
+    let second = Peer::join(port);
+    first.expect(&format!("* {} joined", second.name));
+    let name = second.name.clone();
+    drop(second);
+    first.expect(&format!("* {name} left"));
+    server.expect_stdout(&format!("* {name} joined\n* {name} left\n"));
+}
+
+#[test]
+fn bye_ends_that_client_only() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let mut leaver = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
+    let joined = peers[0].line();
+    peers[1].line();
+    let name = joined
+        .trim_start_matches("* ")
+        .trim_end_matches(" joined")
+        .to_owned();
+    leaver.send(b"last words\nbye\nnever relayed\n");
+    assert_eq!(leaver.wait(), 0, "the server closes it: {}", leaver.dump());
+    for peer in &mut peers {
+        peer.expect(&format!("[{name}] last words"));
+        peer.expect(&format!("* {name} left"));
+    }
+    peers[0].send("still here\n");
+    let wanted = format!("[{}] still here", peers[0].name);
+    peers[1].expect(&wanted);
+    assert!(!server.stdout_text().contains("never relayed"));
+}
+
+#[test]
+fn a_client_reset_is_a_leave() {
+    let (_server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let gone = peers.remove(1);
+    let name = gone.name.clone();
+    // Unread data at close: the kernel sends a reset.
+    peers[0].send("unread by the leaver\n");
+    thread::sleep(Duration::from_millis(100));
+    drop(gone);
+    peers[0].expect(&format!("* {name} left"));
+}
+
+// ---------------------------------------------------------------------------
+// The server's terminal
+
+#[test]
+fn server_stdin_lines_go_to_every_client_and_stdout_shows_the_room() {
+    let (mut server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    server.send(b"welcome to the class\n");
+    for peer in &mut peers {
+        peer.expect("[chatd] welcome to the class");
+    }
+    peers[0].send("question\n");
+    let wanted = format!("[{}] question", peers[0].name);
+    peers[1].expect(&wanted);
+    server.expect_stdout(&format!("[{}] question\n", peers[0].name));
+    assert!(
+        !server.stdout_text().contains("welcome to the class"),
+        "the server's own lines are not echoed"
+    );
+}
+
+#[test]
+fn a_closed_standard_output_ends_the_server_quietly_with_0() {
+    // `chatd --broker | head -n 3`: once head has its three lines and exits,
+    // the server ends with status 0 and no error line (as ripgrep does).
+    let port = free_port();
+    let script = format!(
+        "set -o pipefail; {CHATD} --broker -b 127.0.0.1 -p {port} </dev/null | head -n 3 >/dev/null"
+    );
+    let mut pipeline = spawn("bash", &["-c", &script]);
+    assert!(
+        wait_until(TIMEOUT, || listening(port)),
+        "{}",
+        pipeline.dump()
+    );
+    let mut peers = crowd(port, 2);
+    peers[0].send("one\ntwo\nthree\n");
+    assert_eq!(pipeline.wait(), 0, "{}", pipeline.dump());
+    assert_eq!(
+        pipeline.stderr_text(),
+        format!("chatd: listening on 127.0.0.1:{port}\n")
+    );
+}
+
+/// A tmux server of the test's own, whose one pane runs a command on a
+/// real terminal; killed when dropped, even after a failure.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(port: u16, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("chatd-broker-test-{port}"),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap_or_else(|e| panic!("run tmux (scripts/test installs it): {e}"));
+        assert!(out.status.success(), "tmux {args:?}: {}", out.status);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn the_server_terminal_shows_escapes_visibly_while_clients_get_them_unchanged() {
+    let port = free_port();
+    let tmux = Tmux::start(port, &format!("{CHATD} --broker -b 127.0.0.1 -p {port}"));
+    assert!(
+        wait_until(TIMEOUT, || listening(port)),
+        "chatd did not listen"
+    );
+    let mut peers = crowd(port, 2);
+    peers[0].send(b"\x1b]0;pwned\x07\x1b[2Jhi\n");
+    let prefix = format!("[{}] ", peers[0].name);
+    let relayed = peers[1].raw_line();
+    assert_eq!(
+        relayed,
+        [prefix.as_bytes(), b"\x1b]0;pwned\x07\x1b[2Jhi"].concat()
+    );
+    let shown = format!("{prefix}^[]0;pwned^G^[[2Jhi");
+    let screen = || tmux.run(&["capture-pane", "-p", "-t", "t"]);
+    assert!(
+        wait_until(TIMEOUT, || screen().contains(&shown)),
+        "{}",
+        screen()
+    );
+    let title = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "title taken over: {title}");
+}
+
+#[test]
+fn end_of_file_on_server_stdin_leaves_the_room_open() {
+    let (mut server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    server.send(b"last word from the teacher");
+    server.close_stdin();
+    for peer in &mut peers {
+        peer.expect("[chatd] last word from the teacher");
+    }
+    peers[0].send("we go on\n");
+    let wanted = format!("[{}] we go on", peers[0].name);
+    peers[1].expect(&wanted);
+    assert!(server.try_status().is_none());
+}
+
+#[test]
+fn arret_on_server_stdin_tells_everyone_closes_all_and_exits_0() {
+    let (mut server, port) = room(&[]);
+    let mut peers = crowd(port, 3);
+    let mut client = chat(port, &["--name", "dan"]);
+    for peer in &mut peers {
+        while !peer.line().ends_with(" is now dan") {}
+    }
+    server.send(b"arret\n");
+    for mut peer in peers {
+        let rest = peer.until_closed();
+        assert!(
+            rest.contains(&"* chatd said arret: the room is closed".to_owned()),
+            "{rest:?}"
+        );
+    }
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    client.expect_stdout("* chatd said arret: the room is closed\n");
+    server.expect_stderr("chatd: arret: closing the room");
+}
+
+#[test]
+fn arret_from_a_client_is_an_ordinary_line_by_default() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    peers[0].send("arret\n");
+    let wanted = format!("[{}] arret", peers[0].name);
+    peers[1].expect(&wanted);
+    peers[0].send("still open\n");
+    let wanted = format!("[{}] still open", peers[0].name);
+    peers[1].expect(&wanted);
+    let mut server = server;
+    assert!(
+        server.try_status().is_none(),
+        "a client cannot stop the room"
+    );
+}
+
+#[test]
+fn allow_remote_stop_lets_a_client_close_the_room() {
+    let (mut server, port) = room(&["--allow-remote-stop"]);
+    let mut peers = crowd(port, 2);
+    peers[0].send("/nick boss\narret\n");
+    let rest = peers[1].until_closed();
+    drop(peers);
+    assert!(
+        rest.contains(&"* boss said arret: the room is closed".to_owned()),
+        "{rest:?}"
+    );
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+}
+
+#[test]
+fn a_terminating_signal_ends_the_room_with_128_plus_n() {
+    let (mut server, port) = room(&[]);
+    let _peers = crowd(port, 2);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait(), 128 + libc::SIGTERM);
+}
+
+// ---------------------------------------------------------------------------
+// Limits
+
+#[test]
+fn one_client_more_than_max_clients_is_refused_with_one_line() {
+    let (server, port) = room(&["--max-clients", "3"]);
+    let mut peers = crowd(port, 3);
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "* the room is full (3 clients); try again later\n");
+    server.expect_stderr("chatd: refused 127.0.0.1:");
+    // The room is untouched, and has a place again once someone leaves.
+    peers[0].expect_silence();
+    let name = peers[2].name.clone();
+    drop(peers.pop());
+    peers[0].expect(&format!("* {name} left"));
+    let newcomer = Peer::join(port);
+    peers[0].expect(&format!("* {} joined", newcomer.name));
+}
+
+#[test]
+fn max_clients_that_cannot_fit_in_the_open_file_limit_is_said_on_stderr() {
+    let port = free_port();
+    let script = format!("ulimit -n 64 && exec {CHATD} --broker -b 127.0.0.1 -p {port}");
+    let server = spawn("bash", &["-c", &script]);
+    server.expect_stderr(
+        "chatd: --max-clients 1000 does not fit in the limit of 64 open files: at most ",
+    );
+    server.expect_stderr(" clients at once\n");
+    // The room still works, within the limit.
+    let mut peers = crowd(port, 2);
+    peers[0].send("fits\n");
+    let wanted = format!("[{}] fits", peers[0].name);
+    peers[1].expect(&wanted);
+}
+
+#[test]
+fn limits_that_make_no_sense_are_one_line_errors() {
+    for (args, message) in [
+        (
+            &["--max-queue", "1000"][..],
+            "chatd: --max-queue 1000 is too small: a send queue must hold a whole line, at least --max-line + 512 = 66048 bytes\n",
+        ),
+        (
+            &["--max-line", "0"][..],
+            "chatd: --max-line must be at least 1\n",
+        ),
+    ] {
+        let port = free_port().to_string();
+        let mut all = vec!["--broker", "-b", "127.0.0.1", "-p", &port];
+        all.extend_from_slice(args);
+        let mut server = spawn(CHATD, &all);
+        assert_eq!(server.wait(), 1, "{}", server.dump());
+        assert!(server.stderr_text().ends_with(message), "{}", server.dump());
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 4);
+    // The stuck client: a tiny receive buffer, and it never reads.
+    let stuck = Peer::from_stream(small_window_stream(port));
+    for peer in &mut peers {
+        peer.until(&format!("* {} joined", stuck.name));
+    }
+    let stuck_name = stuck.name.clone();
+    let mut sender = peers.remove(0);
+    let prefix = format!("[{}] ", sender.name).into_bytes();
+    const LINES: usize = 200_000; // 80 bytes each: 16 MB sent, 20 MB relayed
+    // The sender keeps at most WINDOW lines ahead of the slowest reader
+    // (about 0.5 MB, half the default send queue), so that the readers,
+    // threads of a test on a busy machine, are never the slow ones; the
+    // stuck client falls behind by all 20 MB.
+    const WINDOW: usize = 5000;
+    let counts: Vec<Arc<AtomicUsize>> = (0..peers.len()).map(|_| Arc::default()).collect();
+    let readers: Vec<_> = peers
+        .into_iter()
+        .zip(counts.iter().cloned())
+        .map(|(mut peer, done)| {
+            let prefix = prefix.clone();
+            thread::spawn(move || {
+                let mut notices = Vec::new();
+                for count in 0..LINES {
+                    let line = loop {
+                        let line = peer.raw_line();
+                        if line.starts_with(&prefix) {
+                            break line;
+                        }
+                        notices.push(String::from_utf8(line).unwrap());
+                    };
+                    let number = format!(" {count:06}");
+                    assert!(line.ends_with(number.as_bytes()), "line {count}");
+                    done.store(count + 1, Ordering::Relaxed);
+                }
+                notices
+            })
+        })
+        .collect();
+    let writer = thread::spawn(move || {
+        let text = "x".repeat(72);
+        let mut batch = String::new();
+        for k in 0..LINES {
+            batch.push_str(&format!("{text} {k:06}\n"));
+            if batch.len() > 60_000 || k + 1 == LINES {
+                let slowest = || counts.iter().map(|c| c.load(Ordering::Relaxed)).min();
+                let caught_up = wait_until(TIMEOUT, || slowest().unwrap_or(0) + WINDOW > k);
+                assert!(caught_up, "the readers stopped at line {:?}", slowest());
+                sender.send(&batch);
+                batch.clear();
+            }
+        }
+        sender
+    });
+    for reader in readers {
+        let notices = reader.join().expect("a reader got every line in order");
+        assert!(
+            notices.contains(&format!("* {stuck_name} left (too slow)")),
+            "{notices:?}"
+        );
+    }
+    let _sender = writer.join().unwrap();
+    server.expect_stdout(&format!("* {stuck_name} left (too slow)\n"));
+    drop(stuck);
+}
+
+/// A connection whose receive buffer is as small as the kernel allows, so
+/// that a client that does not read fills up at once.
+fn small_window_stream(port: u16) -> TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let fd: OwnedFd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+    let addr = SockaddrIn::new(127, 0, 0, 1, port);
+    connect(fd.as_raw_fd(), &addr).unwrap();
+    TcpStream::from(fd)
+}
