@@ -253,6 +253,7 @@ fn chat_clients_with_names_talk_through_the_room() {
     }
     chats[0].send(b"bonjour\n");
     chats[1].send(b"salut alice\n");
+    chats[2].send(b"coucou\n");
     for (i, client) in chats.iter().enumerate() {
         if i != 0 {
             client.expect_stdout("[alice] bonjour\n");
@@ -266,6 +267,8 @@ fn chat_clients_with_names_talk_through_the_room() {
     let alice = chats[0].stdout_text();
     assert!(!alice.contains("[alice]"), "no echo: {alice}");
     assert!(alice.contains("* you are now alice\n"), "{alice}");
+    // Each said something, so its end of input is a half-close: it leaves
+    // (a chat that said nothing would stay and listen: receive-only).
     for client in &mut chats {
         client.close_stdin();
         assert_eq!(client.wait(), 0, "{}", client.dump());
@@ -675,8 +678,10 @@ fn arret_on_server_stdin_tells_everyone_closes_all_and_exits_0() {
         );
     }
     assert_eq!(server.wait(), 0, "{}", server.dump());
-    assert_eq!(client.wait(), 0, "{}", client.dump());
     client.expect_stdout("* chatd said arret: the room is closed\n");
+    // The room closed the connection; chat ends when its own input does.
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
     server.expect_stderr("chatd: arret: closing the room");
 }
 
