@@ -499,3 +499,60 @@ fn a_reset_in_a_service_is_one_line_and_the_server_goes_on() {
         assert!(server.try_status().is_none(), "{mode}");
     }
 }
+
+// 10,000 joins and leaves of the room, eight clients at a time, each
+// saying one line: the same descriptors and RSS at the end as after the
+// first hundred, and the room's stdout shows every line.
+#[test]
+fn ten_thousand_room_joins_and_leaves_leak_nothing() {
+    let (server, port) = chatd_with(&["--broker", "-q"], Stdio::null());
+    let visit = move |i: usize| {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(format!("visit {i}\nbye\n").as_bytes())
+            .unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert!(
+            rest.starts_with(b"* you are "),
+            "{:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    };
+    let run = |range: std::ops::Range<usize>| {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let range = range.clone();
+                std::thread::spawn(move || range.filter(|i| i % 8 == t).for_each(visit))
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    };
+    run(0..100);
+    server.expect_stdout("] visit 99\n");
+    let settle = |count: usize| {
+        wait_until(TIMEOUT, || {
+            server.stdout_text().matches(" left\n").count() == count
+        })
+    };
+    assert!(settle(100), "{}", server.dump());
+    let (fds, rss) = (fd_count(server.pid()), rss_kib(server.pid()));
+    let start = Instant::now();
+    run(100..10_000);
+    assert!(settle(10_000), "not every visitor left");
+    std::thread::sleep(Duration::from_millis(100));
+    let (fds_end, rss_end) = (fd_count(server.pid()), rss_kib(server.pid()));
+    println!(
+        "10,000 room visits: {:?}; fds {fds} -> {fds_end}; RSS {rss} -> {rss_end} KiB",
+        start.elapsed()
+    );
+    assert_eq!(fds_end, fds, "descriptors leaked");
+    assert!(
+        rss_end <= rss + 1024,
+        "RSS grew from {rss} to {rss_end} KiB"
+    );
+    let out = server.stdout_text();
+    assert_eq!(out.matches("] visit ").count(), 10_000, "lines missing");
+}
