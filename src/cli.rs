@@ -68,18 +68,18 @@ pub struct ChatdArgs {
 
     /// Discussion server: relay every client's lines to all the others,
     /// prefixed with the sender's name (see ROOM in chatd(1))
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["once", "crlf"])]
     pub broker: bool,
 
     /// Echo server: send everything back to its client, a line bye or fin
     /// closing that connection; one forked child per connection
-    #[arg(long)]
+    #[arg(long, conflicts_with = "crlf")]
     pub echo: bool,
 
     /// Addition service of the Java course: answer each pair of 32-bit
     /// big-endian integers with their sum, logged on stdout; one forked
     /// child per connection
-    #[arg(long)]
+    #[arg(long, conflicts_with = "crlf")]
     pub sum: bool,
 
     /// With --broker, --echo or --sum: at most N clients at once; one more
@@ -221,6 +221,22 @@ fn parse_name(text: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn options_a_mode_would_ignore_are_refused() {
+        for args in [
+            &["chatd", "--broker", "-1"][..],
+            &["chatd", "--broker", "--crlf"],
+            &["chatd", "--echo", "--crlf"],
+            &["chatd", "--sum", "--crlf"],
+            &["chatd", "--echo", "--sum"],
+            &["chatd", "--broker", "-a"],
+            &["chatd", "-d", "-a"],
+        ] {
+            assert!(ChatdArgs::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(ChatdArgs::try_parse_from(["chatd", "--echo", "-1"]).is_ok());
+    }
 
     #[test]
     fn commands_are_well_formed() {
