@@ -251,7 +251,7 @@ impl Lockstep<'_> {
                 continue;
             }
             let pending = &self.rx[self.rx_start..self.rx_end];
-            let (len, line_end) = match pending.iter().position(|&b| b == b'\n') {
+            let (len, line_end) = match memchr::memchr(b'\n', pending) {
                 Some(i) => (i + 1, true),
                 None => (pending.len(), false),
             };

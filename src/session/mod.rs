@@ -558,7 +558,7 @@ struct Crlf {
 impl Crlf {
     fn convert(&mut self, piece: &[u8], out: &mut Vec<u8>) {
         let mut rest = piece;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             let before_cr = if i == 0 {
                 self.after_cr
             } else {
