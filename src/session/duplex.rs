@@ -40,11 +40,12 @@ use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
 use crate::report;
 use crate::session::{
-    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
-    stdout_gone, stdout_watch,
+    Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
+    stdin, stdout, stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;
+use crate::zerocopy::{self, FdKind, Relay, Wait};
 
 /// Exit status of the receiving child: how the parent learns why the
 /// socket-to-stdout direction ended.
@@ -108,6 +109,11 @@ pub fn run(
     input: &mut Input,
 ) -> Result<End, Error> {
     let parent = getpid();
+    // Neither process ever blocks on the socket (the child reads with
+    // MSG_DONTWAIT or SPLICE_F_NONBLOCK, the parent sends with
+    // MSG_DONTWAIT): O_NONBLOCK, shared by both, lets the parent's splice
+    // and sendfile (which have no such flag for the socket) do the same.
+    let nonblocking = zerocopy::set_nonblocking(stream.as_fd()).is_ok();
     // SAFETY: the binaries are single-threaded (no thread is ever spawned:
     // signal-hook's pipe and flag actions need none), so the child gets a
     // consistent copy of the whole process. The child only makes system
@@ -124,7 +130,11 @@ pub fn run(
                 give_up_stdout();
             }
             Sender {
-                out: Outbound::new(&stream, peer),
+                out: if nonblocking {
+                    Outbound::nonblocking(&stream, peer)
+                } else {
+                    Outbound::new(&stream, peer)
+                },
                 child,
                 theirs: Cell::new(None),
                 reaped: Cell::new(false),
@@ -173,6 +183,13 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
             libc::close(*fd);
         }
     }
+    // --raw: nothing to look at in the bytes, the kernel can move them.
+    if !cx.options.words
+        && !cx.options.sanitize
+        && let Some(exit) = receive_direct(stream, peer)
+    {
+        return exit;
+    }
     let mut output = Output::new(cx.options);
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
@@ -208,6 +225,64 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
         Err(e) => {
             report!("write to stdout: {}", e.desc());
             ReceiverExit::Failed
+        }
+    }
+}
+
+/// The child's zero-copy path (`--raw`, see [`crate::zerocopy`]): the
+/// socket to a pipe on standard output with `splice(2)`, or through a
+/// [`Relay`] pipe to a regular file, `/dev/null` or a socket. `None` when
+/// standard output is a terminal (or closed), or when the kernel refuses
+/// `splice` for these descriptors: the caller then copies, having lost
+/// nothing. While idle it waits on the socket and on standard output
+/// ([`zerocopy::wait`]), so `chat host | head -1` still ends when `head`
+/// exits.
+fn receive_direct(stream: &TcpStream, peer: SocketAddr) -> Option<ReceiverExit> {
+    let sock = stream.as_fd();
+    let mut relay = match zerocopy::kind(stdout()) {
+        FdKind::Pipe => {
+            zerocopy::grow_pipe(stdout(), zerocopy::RELAY_SIZE);
+            None
+        }
+        FdKind::File | FdKind::Other => Some(Relay::new().ok()?),
+        FdKind::Terminal | FdKind::Closed => return None,
+    };
+    loop {
+        let moved = match &mut relay {
+            None => zerocopy::splice(sock, stdout(), zerocopy::CHUNK),
+            Some(relay) => relay.fill(sock).and_then(|n| {
+                match relay.flush(stdout()) {
+                    Ok(()) => Ok(n),
+                    Err(e) if zerocopy::unsupported(e) => {
+                        // Standard output refuses splice: copy what the
+                        // relay holds, then go on with the copy path.
+                        let rest = relay.read_rest()?;
+                        pump::write_all(stdout(), &rest)?;
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                }
+            }),
+        };
+        match moved {
+            Ok(0) => return Some(ReceiverExit::PeerClosed),
+            Ok(_) => {}
+            Err(Errno::EAGAIN) => match zerocopy::wait(None, sock, stdout()) {
+                Ok(Wait::Ready | Wait::Woken) => {}
+                Ok(Wait::OutputGone) => return Some(ReceiverExit::StdoutClosed),
+                Err(e) => {
+                    report!("poll: {}", e.desc());
+                    return Some(ReceiverExit::Failed);
+                }
+            },
+            // No byte is lost: a refused call moved nothing.
+            Err(e) if zerocopy::unsupported(e) => return None,
+            Err(Errno::EPIPE) => return Some(ReceiverExit::StdoutClosed),
+            Err(Errno::ECONNRESET) => return Some(ReceiverExit::Reset),
+            Err(e) => {
+                report!("splice from {peer} to stdout: {}", e.desc());
+                return Some(ReceiverExit::Failed);
+            }
         }
     }
 }
@@ -270,29 +345,18 @@ impl Sender<'_> {
                 self.wait_for_child(None)?;
                 continue;
             }
-            let buffered = input.buffered();
-            let mut fds = [
-                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(stdin(), PollFlags::POLLIN),
-            ];
-            let (watched, wait) = if buffered {
-                (1, PollTimeout::ZERO)
-            } else {
-                (2, PollTimeout::NONE)
-            };
-            match poll(&mut fds[..watched], wait) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return self.fail(Error::sys("poll", e)),
-            }
-            if fds[0].any() == Some(true) {
+            if self.signals.pending() {
                 self.check()?;
-                continue;
-            }
-            if !buffered && fds[1].any() != Some(true) {
                 continue;
             }
             match self.forward(input)? {
                 Forwarded::Some => {}
+                Forwarded::Idle => self.wait_for_input()?,
+                Forwarded::Blocked => match self.out.wait_direct(self.signals) {
+                    Ok(true) => self.check()?,
+                    Ok(false) => {}
+                    Err(e) => return self.fail(Error::sys("poll", e)),
+                },
                 Forwarded::Eof => ours_open = false,
                 Forwarded::Word(word) => return self.linger(word),
                 Forwarded::Failed(errno) => {
@@ -303,12 +367,42 @@ impl Sender<'_> {
         }
     }
 
-    /// Reads standard input if nothing is buffered, and sends what is; at
+    /// Waits in `poll(2)` until standard input is readable or a signal
+    /// arrives (then acts on it). Errors: those of [`Sender::check`].
+    fn wait_for_input(&self) -> Result<(), Error> {
+        let mut fds = [
+            PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+            PollFd::new(stdin(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return self.fail(Error::sys("poll", e)),
+        }
+        if fds[0].any() == Some(true) {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// Moves standard input to the socket without waiting: straight
+    /// through the kernel when it can ([`Outbound::send_direct`]), else
+    /// reads standard input if nothing is buffered, and sends what is; at
     /// end of file, ends our direction ([`Outbound::end`]).
     fn forward(&self, input: &mut Input) -> Result<Forwarded, Error> {
+        if self.out.direct(input) {
+            return Ok(match self.out.send_direct(input) {
+                Ok(Moved::Some) => Forwarded::Some,
+                Ok(Moved::Blocked) => Forwarded::Blocked,
+                Ok(Moved::Eof) => {
+                    self.out.end();
+                    Forwarded::Eof
+                }
+                Err(e) => Forwarded::Failed(e),
+            });
+        }
         match input.fill() {
             Ok(Fill::Ready) => {}
-            Ok(Fill::Again) => return Ok(Forwarded::Some),
+            Ok(Fill::Again) => return Ok(Forwarded::Idle),
             Ok(Fill::Eof) => {
                 self.out.end();
                 return Ok(match input.finish() {
@@ -465,8 +559,13 @@ impl Sender<'_> {
 
 /// What one step of copying standard input to the socket did.
 enum Forwarded {
-    /// Bytes were sent (or there was nothing to read yet).
+    /// Bytes were sent (or a signal cut the send short).
     Some,
+    /// Nothing to read now: wait for standard input.
+    Idle,
+    /// The direct path can move nothing now: wait for standard input and
+    /// room in the socket.
+    Blocked,
     /// Standard input reached end of file; the socket is half-closed.
     Eof,
     /// A protocol word was sent, ending its line.

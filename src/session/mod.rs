@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::pump::{self, BUF_SIZE, Sent};
 use crate::signals::Signals;
 use crate::words::{Word, WordScanner};
+use crate::zerocopy::{self, FdKind};
 
 /// Which side of the connection did something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +247,11 @@ pub struct Mark {
 /// returns the one under way), [`Input::unsent`] is what the socket has not
 /// accepted yet, and [`Input::advance`] records what it accepted. A piece
 /// leaves the buffer only once wholly sent.
+///
+/// In `--raw` mode without `--crlf`, a pipe or a regular file on standard
+/// input skips the buffer: [`Outbound::send_direct`] moves its bytes to the
+/// socket in the kernel ([`crate::zerocopy`]), and bytes leave standard
+/// input only once the socket accepted them.
 #[derive(Debug)]
 pub struct Input {
     buf: Box<[u8]>,
@@ -266,11 +272,41 @@ pub struct Input {
     /// where Ctrl-D ends only the current session's input.
     ended: bool,
     terminal: bool,
+    /// How bytes leave standard input when nothing is buffered.
+    path: Path,
+    /// How [`Input::fill`] reads without waiting.
+    read: ReadMode,
+}
+
+/// How standard input's bytes reach the socket, chosen once from what it
+/// is and the options (see [`crate::zerocopy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// `read(2)` into the buffer, then `send(2)`.
+    Copy,
+    /// `splice(2)` from the pipe on standard input to the socket.
+    Splice,
+    /// `sendfile(2)` from the regular file on standard input.
+    Sendfile,
+}
+
+/// How [`Input::fill`] reads standard input without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    /// `preadv2(RWF_NOWAIT)`: one system call (pipes, sockets).
+    NoWait,
+    /// `poll(2)` with a zero timeout, then `read(2)` (terminals, and what
+    /// refuses `RWF_NOWAIT`).
+    Poll,
+    /// `read(2)` (regular files: they are always ready).
+    Plain,
 }
 
 impl Input {
     /// An empty buffer for standard input, with `options`' words and CRLF.
     pub fn new(options: Options) -> Input {
+        let kind = zerocopy::kind(stdin());
+        let direct = !options.words && !options.crlf;
         Input {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             start: 0,
@@ -281,8 +317,25 @@ impl Input {
             unsent: 0..0,
             mark: Mark::default(),
             ended: false,
-            terminal: nix::unistd::isatty(stdin()).unwrap_or(false),
+            terminal: kind == FdKind::Terminal,
+            path: match kind {
+                FdKind::Pipe if direct => Path::Splice,
+                FdKind::File if direct => Path::Sendfile,
+                _ => Path::Copy,
+            },
+            read: match kind {
+                FdKind::File => ReadMode::Plain,
+                FdKind::Terminal => ReadMode::Poll,
+                _ => ReadMode::NoWait,
+            },
         }
+    }
+
+    /// Whether the next bytes go straight from standard input to the
+    /// socket ([`Outbound::send_direct`]): nothing is buffered, and
+    /// standard input is a pipe or a regular file in `--raw` mode.
+    pub fn direct(&self) -> bool {
+        self.path != Path::Copy && !self.buffered()
     }
 
     /// Whether bytes are buffered, waiting to be sent.
@@ -296,9 +349,12 @@ impl Input {
         self.unsent.len() + (self.end - self.start)
     }
 
-    /// Reads standard input into the buffer if it is empty (one `read(2)`).
-    /// Errors: the `errno` of `read(2)` other than `EINTR`, `EAGAIN` and
-    /// `EBADF`.
+    /// Reads standard input into the buffer if it is empty, never waiting
+    /// for it: [`Fill::Again`] when nothing is there now (the caller waits
+    /// in `poll(2)`, where signals are seen). One `preadv2(RWF_NOWAIT)` on a
+    /// pipe or socket, one `read(2)` on a regular file, `poll` then `read`
+    /// on a terminal. Errors: the `errno` of `read(2)` other than `EINTR`,
+    /// `EAGAIN` and `EBADF`.
     pub fn fill(&mut self) -> Result<Fill, Errno> {
         if self.buffered() {
             return Ok(Fill::Ready);
@@ -306,7 +362,25 @@ impl Input {
         if self.ended && !self.terminal {
             return Ok(Fill::Eof);
         }
-        match pump::read(stdin(), &mut self.buf) {
+        let got = match self.read {
+            ReadMode::Plain => pump::read(stdin(), &mut self.buf),
+            ReadMode::NoWait => match pump::read_nowait(stdin(), &mut self.buf) {
+                Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {
+                    self.read = ReadMode::Poll;
+                    return self.fill();
+                }
+                other => other,
+            },
+            ReadMode::Poll => {
+                let mut fds = [PollFd::new(stdin(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(_) if fds[0].any() == Some(true) => pump::read(stdin(), &mut self.buf),
+                    Ok(_) | Err(Errno::EINTR) => Err(Errno::EAGAIN),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match got {
             Ok(0) | Err(Errno::EBADF) => {
                 self.ended = true;
                 Ok(Fill::Eof)
@@ -386,6 +460,8 @@ pub struct Outbound<'a> {
     peer: SocketAddr,
     /// Bytes the socket accepted in this session.
     sent: Cell<u64>,
+    /// The socket is non-blocking: [`Outbound::send_direct`] may be used.
+    nonblocking: bool,
 }
 
 impl<'a> Outbound<'a> {
@@ -395,7 +471,24 @@ impl<'a> Outbound<'a> {
             stream,
             peer,
             sent: Cell::new(0),
+            nonblocking: false,
         }
+    }
+
+    /// The sending direction of `stream`, connected to `peer`, whose
+    /// socket the caller made non-blocking ([`zerocopy::set_nonblocking`]),
+    /// so that [`Outbound::send_direct`] never blocks.
+    pub fn nonblocking(stream: &'a TcpStream, peer: SocketAddr) -> Outbound<'a> {
+        let mut out = Outbound::new(stream, peer);
+        out.nonblocking = true;
+        out
+    }
+
+    /// Whether the next bytes of `input` go straight to the socket with
+    /// [`Outbound::send_direct`]: [`Input::direct`], on a non-blocking
+    /// socket.
+    pub fn direct(&self, input: &Input) -> bool {
+        self.nonblocking && input.direct()
     }
 
     /// Sends the unsent bytes of `input`'s current piece with
@@ -410,6 +503,52 @@ impl<'a> Outbound<'a> {
         input.advance(n);
         self.sent.set(self.sent.get() + n as u64);
         result
+    }
+
+    /// Moves bytes from standard input straight to the socket, for an
+    /// [`Input::direct`] input: one `splice(2)` (a pipe) or `sendfile(2)`
+    /// (a regular file) of at most [`zerocopy::CHUNK`] bytes, never
+    /// waiting (the duplex session's socket is non-blocking). Bytes leave
+    /// standard input only once the socket accepted them. When the kernel
+    /// refuses the call (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), `input` falls
+    /// back to the copy path for good, silently.
+    ///
+    /// Errors: those of `splice(2)`/`sendfile(2)` on the socket (`EPIPE`,
+    /// `ECONNRESET`: the peer reset the connection).
+    pub fn send_direct(&self, input: &mut Input) -> Result<Moved, Errno> {
+        if input.ended {
+            return Ok(Moved::Eof);
+        }
+        let sock = self.stream.as_fd();
+        let moved = match input.path {
+            Path::Splice => zerocopy::splice(stdin(), sock, zerocopy::CHUNK),
+            Path::Sendfile => zerocopy::sendfile(sock, stdin(), zerocopy::CHUNK),
+            Path::Copy => return Ok(Moved::Some),
+        };
+        match moved {
+            Ok(0) | Err(Errno::EBADF) => {
+                input.ended = true;
+                Ok(Moved::Eof)
+            }
+            Ok(n) => {
+                self.sent.set(self.sent.get() + n as u64);
+                Ok(Moved::Some)
+            }
+            Err(Errno::EAGAIN) => Ok(Moved::Blocked),
+            Err(e) if zerocopy::unsupported(e) => {
+                input.path = Path::Copy;
+                Ok(Moved::Some)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After [`Moved::Blocked`]: waits until standard input has bytes and
+    /// the socket has room, or a signal arrives (`Ok(true)`: the caller
+    /// checks [`Signals`]). Errors: those of `poll(2)`.
+    pub fn wait_direct(&self, signals: &Signals) -> Result<bool, Errno> {
+        let woken = zerocopy::wait(Some(signals.fd()), stdin(), self.stream.as_fd())?;
+        Ok(woken == zerocopy::Wait::Woken)
     }
 
     /// Our direction ended at end of file. If this session sent anything,
@@ -458,6 +597,18 @@ impl<'a> Outbound<'a> {
             ))
         }
     }
+}
+
+/// What [`Outbound::send_direct`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// Bytes were sent, or the path fell back to copying: call again.
+    Some,
+    /// Nothing now: standard input is empty or the socket full; wait with
+    /// [`Outbound::wait_direct`].
+    Blocked,
+    /// Standard input reached end of file.
+    Eof,
 }
 
 /// Bytes of standard input not read yet, when it is a regular file (its
@@ -513,19 +664,38 @@ pub enum Rest {
 /// reading standard input failed.
 pub fn send_rest(out: &Outbound<'_>, input: &mut Input, signals: &Signals) -> Result<Rest, Error> {
     loop {
-        if !input.buffered() {
-            let mut fds = [
-                PollFd::new(signals.fd(), PollFlags::POLLIN),
-                PollFd::new(stdin(), PollFlags::POLLIN),
-            ];
-            signals.poll(&mut fds, PollTimeout::NONE)?;
-            if fds[1].any() != Some(true) {
-                continue;
+        if signals.pending() {
+            signals.check()?;
+        }
+        if out.direct(input) {
+            match out.send_direct(input) {
+                Ok(Moved::Some) => {}
+                Ok(Moved::Blocked) => {
+                    if out
+                        .wait_direct(signals)
+                        .map_err(|e| Error::sys("poll", e))?
+                    {
+                        signals.check()?;
+                    }
+                }
+                Ok(Moved::Eof) => {
+                    out.end();
+                    return Ok(Rest::Ended);
+                }
+                Err(e) => return Err(out.failed(e, input)),
             }
+            continue;
         }
         match input.fill().map_err(|e| Error::sys("read from stdin", e))? {
             Fill::Ready => {}
-            Fill::Again => continue,
+            Fill::Again => {
+                let mut fds = [
+                    PollFd::new(signals.fd(), PollFlags::POLLIN),
+                    PollFd::new(stdin(), PollFlags::POLLIN),
+                ];
+                signals.poll(&mut fds, PollTimeout::NONE)?;
+                continue;
+            }
             Fill::Eof => {
                 out.end();
                 return Ok(input.finish().map_or(Rest::Ended, Rest::Word));
