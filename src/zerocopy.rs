@@ -183,6 +183,50 @@ pub fn wait(
     }
 }
 
+/// The default mode's look at a pipe on standard input without taking
+/// the bytes out (`tee(2)` into this pipe, then `read(2)` the copy), so that
+/// the original can go to the socket with `splice(2)` once the protocol
+/// words were looked for.
+#[derive(Debug)]
+pub struct ScanPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl ScanPipe {
+    /// A close-on-exec pipe of at least `size` bytes if the system allows
+    /// it. Errors: those of `pipe2(2)`.
+    pub fn new(size: usize) -> Result<ScanPipe, Errno> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        grow_pipe(write.as_fd(), size);
+        Ok(ScanPipe { read, write })
+    }
+
+    /// Copies the first bytes of the pipe `from` into `buf`, up to its
+    /// length, leaving them in `from`: `tee(2)` (never waiting) then
+    /// `read(2)`. Returns how many, 0 at end of file.
+    ///
+    /// Errors: `EAGAIN` (`from` is empty), those of [`unsupported`], and
+    /// those of `read(2)`.
+    pub fn copy(&self, from: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+        let flags = SpliceFFlags::SPLICE_F_NONBLOCK;
+        let n = loop {
+            match nix::fcntl::tee(from, self.write.as_fd(), buf.len(), flags) {
+                Err(Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        let mut got = 0;
+        while got < n {
+            match crate::pump::read(&self.read, &mut buf[got..n])? {
+                0 => return Err(Errno::EIO),
+                k => got += k,
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// An intermediate pipe, for `splice(2)` between two descriptors neither
 /// of which is a pipe (the socket and a standard output that is a file).
 #[derive(Debug)]

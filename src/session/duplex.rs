@@ -129,7 +129,7 @@ pub fn run(
             if cx.policy.single {
                 give_up_stdout();
             }
-            Sender {
+            let end = Sender {
                 out: if nonblocking {
                     Outbound::nonblocking(&stream, peer)
                 } else {
@@ -141,7 +141,11 @@ pub fn run(
                 signals: cx.signals,
                 policy: cx.policy,
             }
-            .run(input)
+            .run(input);
+            // What was looked at in place and not sent becomes ordinary
+            // buffered input for the next session.
+            input.settle();
+            end
         }
     }
 }
@@ -193,12 +197,27 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
     let mut output = Output::new(cx.options);
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
+    // Default mode into a pipe: look at the bytes where they are
+    // (MSG_PEEK, one copy), then splice exactly those up to the end of a
+    // word's line to standard output (no second copy).
+    let mut peek =
+        cx.options.words && !cx.options.sanitize && zerocopy::kind(stdout()) == FdKind::Pipe;
+    if peek {
+        zerocopy::grow_pipe(stdout(), zerocopy::RELAY_SIZE);
+    }
+    // Looked up once: an fcntl per idle wait adds up.
+    let watch = stdout_watch();
     let written = loop {
-        let n = match recv(sock, &mut buf, MsgFlags::MSG_DONTWAIT) {
+        let flags = if peek {
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK
+        } else {
+            MsgFlags::MSG_DONTWAIT
+        };
+        let n = match recv(sock, &mut buf, flags) {
             Ok(0) => break output.finish(),
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => match wait_readable(stream) {
+            Err(Errno::EAGAIN) => match wait_readable(stream, &watch) {
                 Ok(true) => continue,
                 Ok(false) => return ReceiverExit::StdoutClosed,
                 Err(e) => {
@@ -212,6 +231,31 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
                 return ReceiverExit::Failed;
             }
         };
+        if peek {
+            let (len, word) = output.scan(&buf[..n]);
+            match splice_exactly(stream, len) {
+                Ok(()) => {}
+                Err((moved, e)) if zerocopy::unsupported(e) => {
+                    // Standard output refuses splice: take the rest of
+                    // these bytes out and write them; copy from now on.
+                    peek = false;
+                    let rest = &mut buf[moved..len];
+                    if let Err(e) = take_exactly(stream, rest) {
+                        report!("read from {peer}: {}", e.desc());
+                        return ReceiverExit::Failed;
+                    }
+                    if let Err(e) = output.print(rest) {
+                        break Err(e);
+                    }
+                }
+                Err((_, Errno::ECONNRESET)) => return ReceiverExit::Reset,
+                Err((_, e)) => break Err(e),
+            }
+            if let Some(word) = word {
+                return ReceiverExit::word(word);
+            }
+            continue;
+        }
         match output.deliver(&buf[..n]) {
             Ok((_, None)) => {}
             Ok((_, Some(word))) => return ReceiverExit::word(word),
@@ -227,6 +271,44 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
             ReceiverExit::Failed
         }
     }
+}
+
+/// Moves exactly `len` bytes, already looked at with `MSG_PEEK`, from the
+/// socket to the pipe on standard output with `splice(2)`, waiting for room
+/// in the pipe (and watching for its reader going away). Errors: how many
+/// bytes were moved, and the `errno` (`EPIPE`: the reader is gone).
+fn splice_exactly(stream: &TcpStream, len: usize) -> Result<(), (usize, Errno)> {
+    let sock = stream.as_fd();
+    let mut moved = 0;
+    while moved < len {
+        match zerocopy::splice(sock, stdout(), len - moved) {
+            // The bytes were there: only a reset takes them away.
+            Ok(0) => return Err((moved, Errno::ECONNRESET)),
+            Ok(n) => moved += n,
+            Err(Errno::EAGAIN) => match zerocopy::wait(None, sock, stdout()) {
+                Ok(Wait::Ready | Wait::Woken) => {}
+                Ok(Wait::OutputGone) => return Err((moved, Errno::EPIPE)),
+                Err(e) => return Err((moved, e)),
+            },
+            Err(e) => return Err((moved, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes, already looked at with `MSG_PEEK`,
+/// out of the socket. Errors: those of `recv(2)`.
+fn take_exactly(stream: &TcpStream, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        match recv(stream.as_raw_fd(), &mut buf[got..], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => return Err(Errno::ECONNRESET),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The child's zero-copy path (`--raw`, see [`crate::zerocopy`]): the
@@ -289,9 +371,10 @@ fn receive_direct(stream: &TcpStream, peer: SocketAddr) -> Option<ReceiverExit> 
 
 /// Waits until the socket is readable (`Ok(true)`) or the reader of
 /// standard output is gone (`Ok(false)`). Errors: those of `poll(2)`.
-fn wait_readable(stream: &TcpStream) -> Result<bool, Errno> {
+/// `watch` is [`stdout_watch`]'s entry.
+fn wait_readable(stream: &TcpStream, watch: &Option<PollFd<'_>>) -> Result<bool, Errno> {
     let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-    fds.extend(stdout_watch());
+    fds.extend(watch.clone());
     loop {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => break,

@@ -272,22 +272,41 @@ pub struct Input {
     /// where Ctrl-D ends only the current session's input.
     ended: bool,
     terminal: bool,
-    /// How bytes leave standard input when nothing is buffered.
+    /// How bytes leave standard input.
     path: Path,
-    /// How [`Input::fill`] reads without waiting.
+    /// How [`Input::fill`] reads without waiting, on the copy path.
     read: ReadMode,
+    /// The pipe that [`Path::TeeSplice`] reads its copy of standard input
+    /// from.
+    scan: Option<zerocopy::ScanPipe>,
+    /// The bytes in `buf` from the current piece's unsent part to `end`
+    /// are a copy: the same bytes are still at the head of standard input,
+    /// and [`Outbound::send`] moves them from there ([`Path::TeeSplice`],
+    /// [`Path::PreadSendfile`]).
+    peeked: bool,
 }
 
 /// How standard input's bytes reach the socket, chosen once from what it
 /// is and the options (see [`crate::zerocopy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// `read(2)` into the buffer, then `send(2)`.
+    /// `read(2)` into the buffer, then `send(2)`: terminals, `--crlf`
+    /// (the bytes sent differ from those read), lockstep, and wherever the
+    /// kernel refuses the other paths.
     Copy,
-    /// `splice(2)` from the pipe on standard input to the socket.
+    /// `--raw`: `splice(2)` from the pipe on standard input to the socket.
     Splice,
-    /// `sendfile(2)` from the regular file on standard input.
+    /// `--raw`: `sendfile(2)` from the regular file on standard input.
     Sendfile,
+    /// Default mode, a pipe: `tee(2)` standard input into the scan pipe,
+    /// read that copy and look for the words in it, then `splice(2)` the
+    /// original to the socket, up to the end of a word's line. One copy of
+    /// each byte instead of two.
+    TeeSplice,
+    /// Default mode, a regular file: `pread(2)` at the file offset (which
+    /// does not move) and look for the words, then `sendfile(2)` the same
+    /// bytes, which moves it. One copy of each byte instead of two.
+    PreadSendfile,
 }
 
 /// How [`Input::fill`] reads standard input without waiting.
@@ -306,7 +325,27 @@ impl Input {
     /// An empty buffer for standard input, with `options`' words and CRLF.
     pub fn new(options: Options) -> Input {
         let kind = zerocopy::kind(stdin());
-        let direct = !options.words && !options.crlf;
+        let path = match kind {
+            _ if options.crlf => Path::Copy,
+            FdKind::Pipe if !options.words => Path::Splice,
+            FdKind::File if !options.words => Path::Sendfile,
+            FdKind::Pipe => Path::TeeSplice,
+            FdKind::File => Path::PreadSendfile,
+            _ => Path::Copy,
+        };
+        let scan = match path {
+            Path::TeeSplice => zerocopy::ScanPipe::new(BUF_SIZE).ok(),
+            _ => None,
+        };
+        let path = match path {
+            Path::TeeSplice if scan.is_none() => Path::Copy,
+            path => path,
+        };
+        if matches!(path, Path::Splice | Path::TeeSplice) {
+            // Room for the producer to run ahead: fewer wake-ups on both
+            // sides of the pipe, and up to 1 MiB per splice.
+            zerocopy::grow_pipe(stdin(), zerocopy::RELAY_SIZE);
+        }
         Input {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             start: 0,
@@ -318,16 +357,14 @@ impl Input {
             mark: Mark::default(),
             ended: false,
             terminal: kind == FdKind::Terminal,
-            path: match kind {
-                FdKind::Pipe if direct => Path::Splice,
-                FdKind::File if direct => Path::Sendfile,
-                _ => Path::Copy,
-            },
+            path,
             read: match kind {
                 FdKind::File => ReadMode::Plain,
                 FdKind::Terminal => ReadMode::Poll,
                 _ => ReadMode::NoWait,
             },
+            scan,
+            peeked: false,
         }
     }
 
@@ -335,7 +372,39 @@ impl Input {
     /// socket ([`Outbound::send_direct`]): nothing is buffered, and
     /// standard input is a pipe or a regular file in `--raw` mode.
     pub fn direct(&self) -> bool {
-        self.path != Path::Copy && !self.buffered()
+        matches!(self.path, Path::Splice | Path::Sendfile) && !self.buffered()
+    }
+
+    /// Makes the buffered bytes ordinary again after a [`Path::TeeSplice`]
+    /// or [`Path::PreadSendfile`] look: takes out of standard input (with
+    /// `read(2)`, the same bytes) what the buffer holds a copy of and the
+    /// socket did not accept. Called when a session ends, so that the next
+    /// one sends them from the buffer, as the copy path leaves them, and
+    /// the word scanner, which has seen them, does not see them twice.
+    pub fn settle(&mut self) {
+        if !self.peeked {
+            return;
+        }
+        self.peeked = false;
+        let from = if self.unsent.is_empty() {
+            self.start
+        } else {
+            self.unsent.start
+        };
+        let mut at = from;
+        while at < self.end {
+            match pump::read(stdin(), &mut self.buf[at..self.end]) {
+                Ok(n) if n > 0 => at += n,
+                // Cannot happen while this process is the only reader:
+                // the bytes were there. Keep what was taken.
+                _ => break,
+            }
+        }
+        if at < self.end {
+            self.end = at;
+            self.start = self.start.min(at);
+            self.unsent.end = self.unsent.end.min(at);
+        }
     }
 
     /// Whether bytes are buffered, waiting to be sent.
@@ -346,6 +415,10 @@ impl Input {
     /// How many bytes read from standard input are not sent yet, in bytes
     /// (on the wire for the piece under way, as read for the rest).
     pub fn held(&self) -> usize {
+        if self.peeked && self.path == Path::PreadSendfile {
+            // Still in the file: counted as the file's unread part.
+            return 0;
+        }
         self.unsent.len() + (self.end - self.start)
     }
 
@@ -361,6 +434,11 @@ impl Input {
         }
         if self.ended && !self.terminal {
             return Ok(Fill::Eof);
+        }
+        match self.path {
+            Path::TeeSplice => return self.fill_tee(),
+            Path::PreadSendfile => return self.fill_pread(),
+            _ => {}
         }
         let got = match self.read {
             ReadMode::Plain => pump::read(stdin(), &mut self.buf),
@@ -394,6 +472,53 @@ impl Input {
         }
     }
 
+    /// [`Input::fill`] for [`Path::TeeSplice`]: `tee(2)` what standard
+    /// input holds (up to the buffer's size) into the scan pipe, without
+    /// taking it out, and read that copy.
+    fn fill_tee(&mut self) -> Result<Fill, Errno> {
+        let Some(scan) = &self.scan else {
+            self.path = Path::Copy;
+            return self.fill();
+        };
+        match scan.copy(stdin(), &mut self.buf) {
+            Ok(0) | Err(Errno::EBADF) => {
+                self.ended = true;
+                Ok(Fill::Eof)
+            }
+            Ok(n) => {
+                (self.start, self.end, self.peeked) = (0, n, true);
+                Ok(Fill::Ready)
+            }
+            Err(Errno::EAGAIN) => Ok(Fill::Again),
+            Err(e) if zerocopy::unsupported(e) => {
+                self.path = Path::Copy;
+                self.fill()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Input::fill`] for [`Path::PreadSendfile`]: `pread(2)` at the file
+    /// offset, which stays where it is.
+    fn fill_pread(&mut self) -> Result<Fill, Errno> {
+        let at = nix::unistd::lseek(stdin(), 0, nix::unistd::Whence::SeekCur);
+        match at.and_then(|at| nix::sys::uio::pread(stdin(), &mut self.buf, at)) {
+            Ok(0) | Err(Errno::EBADF) => {
+                self.ended = true;
+                Ok(Fill::Eof)
+            }
+            Ok(n) => {
+                (self.start, self.end, self.peeked) = (0, n, true);
+                Ok(Fill::Ready)
+            }
+            Err(Errno::EINTR) => Ok(Fill::Again),
+            Err(_) => {
+                self.path = Path::Copy;
+                self.fill()
+            }
+        }
+    }
+
     /// The piece being sent: the one under way if [`Input::unsent`] is not
     /// empty, else the next one cut from the buffer: all of it, or with
     /// `one_line` only up to and including the next newline. A piece stops
@@ -404,6 +529,12 @@ impl Input {
         }
         if self.start == self.end {
             return None;
+        }
+        if one_line && self.peeked {
+            // Lockstep sends a line at a time: copying is simpler there,
+            // and a turn is one short line.
+            self.settle();
+            self.path = Path::Copy;
         }
         let pending = &self.buf[self.start..self.end];
         let mut len = pending.len();
@@ -420,6 +551,10 @@ impl Input {
         }
         let cut = self.start..self.start + len;
         self.start += len;
+        if self.peeked && word.is_some() {
+            // What follows the word's line stays in standard input, unseen.
+            self.end = self.start;
+        }
         self.unsent = match &mut self.crlf {
             Some(crlf) => {
                 self.wire.clear();
@@ -496,6 +631,12 @@ impl<'a> Outbound<'a> {
     /// recording what the socket accepted. Errors: those of `send(2)`
     /// (`EPIPE`, `ECONNRESET`: the peer reset the connection).
     pub fn send(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
+        if input.peeked {
+            if self.nonblocking {
+                return self.send_peeked(input, wake);
+            }
+            input.settle();
+        }
         let mut rest = input.unsent();
         let before = rest.len();
         let result = pump::send_watching(self.stream.as_fd(), &mut rest, wake);
@@ -503,6 +644,50 @@ impl<'a> Outbound<'a> {
         input.advance(n);
         self.sent.set(self.sent.get() + n as u64);
         result
+    }
+
+    /// [`Outbound::send`] for a piece whose bytes are still at the head of
+    /// standard input ([`Path::TeeSplice`], [`Path::PreadSendfile`]): moves
+    /// exactly those bytes with `splice(2)` or `sendfile(2)`, waiting in
+    /// `poll(2)` for room or for `wake`.
+    fn send_peeked(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
+        let sock = self.stream.as_fd();
+        while !input.unsent.is_empty() {
+            let len = input.unsent.len();
+            let moved = match input.path {
+                Path::TeeSplice => zerocopy::splice(stdin(), sock, len),
+                Path::PreadSendfile => zerocopy::sendfile(sock, stdin(), len),
+                _ => Err(Errno::EINVAL),
+            };
+            match moved {
+                // Someone else took the bytes out of standard input.
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => {
+                    input.advance(n);
+                    self.sent.set(self.sent.get() + n as u64);
+                }
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [
+                        PollFd::new(wake, PollFlags::POLLIN),
+                        PollFd::new(sock, PollFlags::POLLOUT),
+                    ];
+                    match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                    if fds[0].any() == Some(true) {
+                        return Ok(Sent::Woken);
+                    }
+                }
+                Err(e) if zerocopy::unsupported(e) => {
+                    input.settle();
+                    input.path = Path::Copy;
+                    return self.send(input, wake);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Sent::All)
     }
 
     /// Moves bytes from standard input straight to the socket, for an
@@ -523,7 +708,7 @@ impl<'a> Outbound<'a> {
         let moved = match input.path {
             Path::Splice => zerocopy::splice(stdin(), sock, zerocopy::CHUNK),
             Path::Sendfile => zerocopy::sendfile(sock, stdin(), zerocopy::CHUNK),
-            Path::Copy => return Ok(Moved::Some),
+            _ => return Ok(Moved::Some),
         };
         match moved {
             Ok(0) | Err(Errno::EBADF) => {
@@ -775,6 +960,16 @@ impl Output {
         };
         self.print(&bytes[..len])?;
         Ok((len, word))
+    }
+
+    /// Looks for a protocol word in `bytes` from the peer without writing
+    /// them (the child's `MSG_PEEK` and `splice` path): returns how many of
+    /// them to deliver, up to the end of a word's line, and the word.
+    pub fn scan(&mut self, bytes: &[u8]) -> (usize, Option<Word>) {
+        match self.scanner.as_mut().and_then(|s| s.scan(bytes)) {
+            Some((word, offset)) => (offset, Some(word)),
+            None => (bytes.len(), None),
+        }
     }
 
     /// At end of stream: flushes the sanitizer and returns the word of an
