@@ -12,6 +12,11 @@
 //!   parent why ([`ReceiverExit`]): `fork` + `waitpid` carry it for free,
 //!   no extra channel needed.
 //!
+//! Both copy through the kernel where they can ([`crate::zerocopy`]):
+//! `splice`/`sendfile` with `--raw`; in the default mode the bytes are
+//! looked at in place (`tee`, `pread`, `MSG_PEEK`) for the protocol words,
+//! then spliced, so each byte is copied once per side instead of twice.
+//!
 //! The session ends when both directions have ended (see
 //! [`crate::session::Policy`] for when it ends earlier). The parent waits
 //! in `poll(2)` on standard input and the signal self-pipe
