@@ -375,8 +375,9 @@ impl Input {
         matches!(self.path, Path::Splice | Path::Sendfile) && !self.buffered()
     }
 
-    /// Makes the buffered bytes ordinary again after a [`Path::TeeSplice`]
-    /// or [`Path::PreadSendfile`] look: takes out of standard input (with
+    /// Makes the buffered bytes ordinary again after the default mode
+    /// looked at them in place (`tee(2)` of a pipe, `pread(2)` of a file,
+    /// see [`Input::fill`]): takes out of standard input (with
     /// `read(2)`, the same bytes) what the buffer holds a copy of and the
     /// socket did not accept. Called when a session ends, so that the next
     /// one sends them from the buffer, as the copy path leaves them, and
@@ -426,8 +427,12 @@ impl Input {
     /// for it: [`Fill::Again`] when nothing is there now (the caller waits
     /// in `poll(2)`, where signals are seen). One `preadv2(RWF_NOWAIT)` on a
     /// pipe or socket, one `read(2)` on a regular file, `poll` then `read`
-    /// on a terminal. Errors: the `errno` of `read(2)` other than `EINTR`,
-    /// `EAGAIN` and `EBADF`.
+    /// on a terminal. In the default mode without `--crlf`, a pipe is
+    /// looked at without taking the bytes out (`tee(2)` into a scan pipe,
+    /// then `read(2)` of that copy) and a regular file read with `pread(2)`
+    /// (the offset stays): [`Outbound::send`] then moves the bytes
+    /// themselves from standard input. Errors: the `errno` of `read(2)`,
+    /// `tee(2)` or `pread(2)` other than `EINTR`, `EAGAIN` and `EBADF`.
     pub fn fill(&mut self) -> Result<Fill, Errno> {
         if self.buffered() {
             return Ok(Fill::Ready);
