@@ -633,8 +633,12 @@ impl<'a> Outbound<'a> {
 
     /// Sends the unsent bytes of `input`'s current piece with
     /// [`pump::send_watching`] (never blocking; `wake` is the signal pipe),
-    /// recording what the socket accepted. Errors: those of `send(2)`
-    /// (`EPIPE`, `ECONNRESET`: the peer reset the connection).
+    /// recording what the socket accepted. A piece that [`Input::fill`]
+    /// only looked at, still at the head of standard input, goes with
+    /// `splice(2)` or `sendfile(2)` instead, on a non-blocking socket (on a
+    /// blocking one it is first taken out: [`Input::settle`]). Errors:
+    /// those of `send(2)`, `splice(2)`, `sendfile(2)` (`EPIPE`,
+    /// `ECONNRESET`: the peer reset the connection).
     pub fn send(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
         if input.peeked {
             if self.nonblocking {
