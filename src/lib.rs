@@ -12,6 +12,7 @@
 //! - [`display`]: received bytes made safe for a terminal;
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
+//! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
 //! - [`broker`]: `chatd --broker`, the discussion room (one process, one
 //!   thread, an `epoll` loop, a room state machine without sockets);
@@ -33,6 +34,7 @@ pub mod service;
 pub mod session;
 pub mod signals;
 pub mod words;
+pub mod zerocopy;
 
 pub use error::Error;
 

@@ -29,6 +29,34 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
+/// `read(2)` on `fd` that never waits: `preadv2(2)` with `RWF_NOWAIT`
+/// (Linux 4.14; pipes and sockets accept it since Linux 5.x), retrying
+/// `EINTR`. Returns the number of bytes read, 0 at end of file. One system
+/// call where `poll` then `read` took two.
+///
+/// Errors: `EAGAIN` when nothing is there now; `EOPNOTSUPP` (a terminal,
+/// most character devices) or `EINVAL` (an older kernel) when `fd` cannot
+/// be read that way: the caller then waits with `poll(2)` first; the other
+/// `errno`s of `read(2)`.
+pub fn read_nowait(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let fd = fd.as_fd();
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    loop {
+        // SAFETY: iov describes `buf`, valid for writes of its length for
+        // the whole call; offset -1 reads at the current position, as
+        // read(2) does.
+        let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+        match Errno::result(n) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => return Ok(n as usize),
+        }
+    }
+}
+
 /// Writes all of `buf` to `fd` with `write(2)`, finishing partial writes and
 /// retrying `EINTR`. Errors: the `errno` of `write(2)` (`EPIPE` when the
 /// reader is gone: `SIGPIPE` is ignored by [`crate::signals::Signals::install`]).

@@ -15,11 +15,14 @@
 //! signal-hook installs its handlers with `SA_RESTART`, so blocking calls
 //! such as `read(2)` resume after a signal; `poll(2)` never does, which is why
 //! every wait that must notice a signal is a `poll` on [`Signals::fd`].
+//! Busy loops that do not wait (a transfer moving data) look at
+//! [`Signals::pending`] instead, an atomic flag set by the same signals:
+//! no system call per chunk.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +40,8 @@ pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 pub struct Signals {
     read: UnixStream,
     terminated: Arc<AtomicUsize>,
+    /// Set by every registered signal, cleared by [`Signals::drain`].
+    pending: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -56,10 +61,16 @@ impl Signals {
             // the time the byte wakes the poll (actions run in order).
             signal_hook::flag::register_usize(sig, Arc::clone(&terminated), sig as usize)?;
         }
+        let pending = Arc::new(AtomicBool::new(false));
         for sig in [SIGCHLD, SIGINT, SIGTERM, SIGHUP] {
+            signal_hook::flag::register(sig, Arc::clone(&pending))?;
             signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
         }
-        Ok(Signals { read, terminated })
+        Ok(Signals {
+            read,
+            terminated,
+            pending,
+        })
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
@@ -67,8 +78,18 @@ impl Signals {
         self.read.as_fd()
     }
 
-    /// Empties the pipe (call before acting on what woke the poll).
+    /// Whether a signal arrived since the last [`Signals::drain`]: one
+    /// atomic load, for loops that move data without waiting in `poll`.
+    /// The caller then calls [`Signals::check`] (or its own check, which
+    /// drains) and acts.
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Empties the pipe and clears [`Signals::pending`] (call before acting
+    /// on what woke the poll: a signal arriving meanwhile sets both again).
     pub fn drain(&self) {
+        self.pending.store(false, Ordering::Relaxed);
         let mut buf = [0u8; 64];
         while let Ok(n) = (&self.read).read(&mut buf) {
             if n == 0 {

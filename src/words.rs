@@ -22,16 +22,22 @@
 //! [`EchoWord`] and [`EchoScanner`]. Any set of words whose lines fit in
 //! [`MAX_WORD_LINE`] bytes can be recognised by implementing [`LineWord`].
 //!
-//! Cost: the scanner turns each 64-byte block of a chunk into a bitmap of
-//! its newlines (a SWAR search over `u64`s), keeps from it only the newlines that have another newline at
-//! most 7 bytes before them (the only lines short enough to be a word), and
-//! looks at the few bytes of those lines alone. Measured in release mode on
-//! 64 KiB chunks (random bytes, or text of 60-byte lines): about 9.5 GB/s,
-//! i.e. 7 µs a chunk,
-//! against about 45 µs for a 64 KiB `read(2)` from a loopback TCP socket on
-//! the same machine.
+//! Cost: the scanner never looks at every line. It finds the first
+//! newline of a chunk with `memchr` (it ends the line carried from earlier
+//! chunks), then searches the rest of the chunk for the two words with
+//! `memchr::memmem` (SIMD substring search, which skips over text that
+//! cannot hold them), checks that each hit is a whole line, and looks at
+//! the last 7 bytes of the chunk for a line that may continue in the next
+//! one. Measured in release mode on 128 KiB chunks of text lines 10 to 80
+//! bytes long, side by side on a loaded 2-CPU machine: 10.4 GB/s, against
+//! 3.5 GB/s for the hand-written newline bitmap it replaced and 2.2 GB/s
+//! for a `memchr` iteration over every newline; well above what a loopback
+//! TCP socket delivers (2 to 3 GB/s).
 
 use std::marker::PhantomData;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// Longest line, without its `\n`, that can still be a protocol word:
 /// `arret` plus an optional `\r`, i.e. 6 bytes. This is also the bound on
@@ -46,7 +52,7 @@ pub const MAX_WORD_LINE: usize = 6;
 /// Implemented by [`Word`] (`bye`, `arret`: the chat sessions) and
 /// [`EchoWord`] (`bye`, `fin`: `chatd --echo`). Every word line, with its
 /// optional `\r`, must be at most [`MAX_WORD_LINE`] bytes long.
-pub trait LineWord: Copy {
+pub trait LineWord: Copy + 'static {
     /// Classifies one line given *without* its `\n` (one trailing `\r` is
     /// ignored). `line` is never longer than [`MAX_WORD_LINE`] bytes.
     fn from_line(line: &[u8]) -> Option<Self>;
@@ -54,6 +60,10 @@ pub trait LineWord: Copy {
     /// Whether `head`, the start of a line (at most [`MAX_WORD_LINE`]
     /// bytes, no `\n`), can still grow into a word line, `\r` included.
     fn is_prefix(head: &[u8]) -> bool;
+
+    /// A SIMD substring searcher (`memchr::memmem`) for each word, without
+    /// line ending, built once: what [`LineScanner::scan`] looks for.
+    fn finders() -> &'static [(Finder<'static>, Self)];
 }
 
 /// A protocol word, from the worksheet exercises: "bye stops the client but
@@ -94,6 +104,15 @@ impl LineWord for Word {
     fn is_prefix(head: &[u8]) -> bool {
         b"bye\r".starts_with(head) || b"arret\r".starts_with(head)
     }
+    fn finders() -> &'static [(Finder<'static>, Word)] {
+        static FINDERS: LazyLock<[(Finder<'static>, Word); 2]> = LazyLock::new(|| {
+            [
+                (Finder::new(b"bye"), Word::Bye),
+                (Finder::new(b"arret"), Word::Arret),
+            ]
+        });
+        &*FINDERS
+    }
 }
 
 /// A word of `chatd --echo`: the line is echoed, then that connection is
@@ -132,6 +151,15 @@ impl LineWord for EchoWord {
     #[inline]
     fn is_prefix(head: &[u8]) -> bool {
         b"bye\r".starts_with(head) || b"fin\r".starts_with(head)
+    }
+    fn finders() -> &'static [(Finder<'static>, EchoWord)] {
+        static FINDERS: LazyLock<[(Finder<'static>, EchoWord); 2]> = LazyLock::new(|| {
+            [
+                (Finder::new(b"bye"), EchoWord::Bye),
+                (Finder::new(b"fin"), EchoWord::Fin),
+            ]
+        });
+        &*FINDERS
     }
 }
 
@@ -228,59 +256,28 @@ impl<W: LineWord> LineScanner<W> {
     /// calling `scan(&chunk[offset..])` continues with the rest of the chunk.
     /// Without a hit the whole chunk is consumed and `None` is returned.
     ///
-    /// Cost: newlines are found 64 bytes at a time as a bitmap; only lines
-    /// of at most 6 bytes (plus the line continued from the previous chunk)
-    /// are looked at, byte by byte.
+    /// Cost: one `memchr` for the first newline, one `memmem` search per
+    /// word over the rest, one `memrchr` over the last 7 bytes.
     pub fn scan(&mut self, chunk: &[u8]) -> Option<(W, usize)> {
-        // Find the first newline: it ends the line carried from earlier chunks.
-        let mut base = 0;
-        let mut bits = loop {
-            if base >= chunk.len() {
-                self.extend(chunk);
-                return None;
-            }
-            let bits = block_bitmap(chunk, base);
-            if bits != 0 {
-                break bits;
-            }
-            base += BLOCK;
+        // The first newline ends the line carried from earlier chunks.
+        let Some(first) = memchr::memchr(b'\n', chunk) else {
+            self.extend(chunk);
+            return None;
         };
-        let first = base + bits.trailing_zeros() as usize;
         let word = self.complete(&chunk[..first]);
         *self = Self::default();
         if let Some(word) = word {
             return Some((word, first + 1));
         }
-        // Later lines lie wholly in the chunk. Only a newline with another
-        // one at most 7 bytes before it ends a line short enough to be a
-        // word; those candidates are found for a whole block at once.
-        let mut prev = 0u64;
-        loop {
-            let mut cand = bits & near7(bits, prev);
-            while cand != 0 {
-                let j = cand.trailing_zeros() as usize;
-                cand &= cand - 1;
-                let below = bits & ((1u64 << j) - 1);
-                let start = if below != 0 {
-                    base + BLOCK - below.leading_zeros() as usize
-                } else {
-                    base - prev.leading_zeros() as usize
-                };
-                if let Some(word) = W::from_line(&chunk[start..base + j]) {
-                    return Some((word, base + j + 1));
-                }
-            }
-            prev = bits;
-            base += BLOCK;
-            if base >= chunk.len() {
-                break;
-            }
-            bits = block_bitmap(chunk, base);
+        // Later lines lie wholly in the chunk, from a line start.
+        let rest = &chunk[first + 1..];
+        if let Some((word, end)) = first_word_line::<W>(rest) {
+            return Some((word, first + 1 + end));
         }
         // Carry the bytes after the last newline into the next chunk. They
         // matter only if there are at most 6, so look at the last 7 bytes.
         let from = chunk.len().saturating_sub(MAX_WORD_LINE + 1);
-        match chunk[from..].iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', &chunk[from..]) {
             Some(nl) => self.extend(&chunk[from + nl + 1..]),
             None => self.dead = true,
         }
@@ -340,59 +337,35 @@ impl<W: LineWord> LineScanner<W> {
     }
 }
 
-/// Bytes per block of the newline search.
-const BLOCK: usize = 64;
-
-/// Bit `i` of the result is set when `chunk[base + i]` is `\n`, for the
-/// (at most) 64 bytes from `base`; bits past the end of `chunk` are clear.
-#[inline(always)]
-fn block_bitmap(chunk: &[u8], base: usize) -> u64 {
-    match chunk[base..].first_chunk::<BLOCK>() {
-        Some(block) => bitmap64(block),
-        None => {
-            let rest = &chunk[base..];
-            let mut block = [0u8; BLOCK];
-            block[..rest.len()].copy_from_slice(rest);
-            bitmap64(&block)
+/// The first complete word line of `text`, which starts at a line start:
+/// the word and the offset just past its `\n`. A line still open at the end
+/// of `text` is not looked at (the caller carries it).
+fn first_word_line<W: LineWord>(text: &[u8]) -> Option<(W, usize)> {
+    let mut best: Option<(W, usize)> = None;
+    for (finder, word) in W::finders() {
+        // A later word cannot come first: search only before the best hit.
+        let limit = best.map_or(text.len(), |(_, end)| end);
+        if let Some(end) = word_line_end(&text[..limit], finder) {
+            best = Some((*word, end));
         }
     }
+    best
 }
 
-/// Given the newline bitmaps of a block (`bits`) and of the block before it
-/// (`prev`), bit `j` of the result is set when a newline lies 1 to 7 bytes
-/// before position `j` of the block, in the block or (for small `j`) in the
-/// previous one. A newline at `j` with such a neighbour ends a line of at
-/// most 6 bytes.
-#[inline(always)]
-fn near7(bits: u64, prev: u64) -> u64 {
-    let s = bits | (bits << 1); // shifts 0..=1
-    let s = s | (s << 2); // shifts 0..=3
-    let s = s | (s << 3); // shifts 0..=6
-    // The last newline of `prev`, `t` bytes before this block, reaches the
-    // positions `0 ..= 7 - t` of this one.
-    let t = prev.leading_zeros() + 1;
-    (s << 1) | 0xFFu64.checked_shr(t).unwrap_or(0)
-}
-
-const LO7: u64 = u64::from_ne_bytes([0x7f; 8]);
-const LF8: u64 = u64::from_ne_bytes([b'\n'; 8]);
-
-/// Newline bitmap of a 64-byte block: bit `i` is set when `block[i]` is
-/// `\n`. SWAR (SIMD within a register): eight bytes per `u64`, safe and
-/// portable, about 9 GB/s here, several times what loopback TCP delivers.
-#[inline(always)]
-fn bitmap64(block: &[u8; BLOCK]) -> u64 {
-    let mut bits = 0u64;
-    for (k, word) in block.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(word.try_into().unwrap()) ^ LF8;
-        // High bit of each byte set exactly where the byte was `\n`: no
-        // carry crosses bytes, so the mask is exact.
-        let m = !(((x & LO7) + LO7) | x | LO7);
-        // Gather the eight high bits into the top byte, in byte order.
-        let byte = ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
-        bits |= byte << (8 * k);
-    }
-    bits
+/// The end (just past the `\n`) of the first line of `text` that is
+/// exactly `finder`'s needle, with an optional `\r` before its `\n`.
+fn word_line_end(text: &[u8], finder: &Finder<'_>) -> Option<usize> {
+    let len = finder.needle().len();
+    finder.find_iter(text).find_map(|at| {
+        if at > 0 && text[at - 1] != b'\n' {
+            return None;
+        }
+        match &text[at + len..] {
+            [b'\n', ..] => Some(at + len + 1),
+            [b'\r', b'\n', ..] => Some(at + len + 2),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -651,52 +624,36 @@ mod tests {
         assert!(s.dead && s.len == 0);
     }
 
-    fn naive_bitmap(block: &[u8]) -> u64 {
-        (0..block.len())
-            .filter(|&i| block[i] == b'\n')
-            .fold(0, |bits, i| bits | 1 << i)
-    }
-
-    /// The SWAR bitmap against a byte-by-byte search, on a block.
-    fn check_bitmaps(block: &[u8; BLOCK]) {
-        assert_eq!(bitmap64(block), naive_bitmap(block), "{block:?}");
+    #[test]
+    fn hits_that_are_not_whole_lines_are_skipped() {
+        check_all_splits(b"xbye\nabye\nbyex\nbye\n", &[(Word::Bye, 19)]);
+        check_all_splits(b"barret\narretbye\narret\r\n", &[(Word::Arret, 23)]);
+        // The earlier word wins, whichever is searched first.
+        check_all_splits(b"x\narret\nbye\n", &[(Word::Arret, 8), (Word::Bye, 12)]);
+        check_all_splits(b"x\nbye\narret\n", &[(Word::Bye, 6), (Word::Arret, 12)]);
+        check_all_splits(&b"byebye".repeat(50), &[]);
     }
 
     #[test]
-    fn bitmaps_match_naive_search_for_every_byte_value() {
-        // Every byte value at every position, among newlines or among
-        // copies of itself, catches carries between SWAR lanes.
-        for value in 0..=255u8 {
-            for at in 0..BLOCK {
-                let mut block = [b'\n'; BLOCK];
-                block[at] = value;
-                check_bitmaps(&block);
-                let mut block = [value; BLOCK];
-                block[at] = b'\n';
-                check_bitmaps(&block);
-            }
+    fn long_chunks_of_text_lines() {
+        // Lines of 10 to 80 bytes, as the benchmark's text, with a word
+        // line somewhere inside a large chunk.
+        let mut text = Vec::new();
+        let mut len = 10;
+        while text.len() < 300_000 {
+            text.extend(std::iter::repeat_n(b'a' + (len % 26) as u8, len));
+            text.push(b'\n');
+            len = 10 + (len * 7 + 3) % 71;
         }
-    }
-
-    #[test]
-    fn block_bitmap_pads_the_tail() {
-        let chunk = b"\n\n".repeat(50);
-        for base in 0..chunk.len() {
-            let end = chunk.len().min(base + BLOCK);
-            assert_eq!(block_bitmap(&chunk, base), naive_bitmap(&chunk[base..end]));
-        }
-    }
-
-    #[test]
-    fn near7_looks_one_to_seven_bytes_back() {
-        for p in 0..128u32 {
-            let w = 1u128 << p;
-            let (bits, prev) = ((w >> 64) as u64, w as u64);
-            let near = near7(bits, prev);
-            for j in 0..64u32 {
-                let d = (64 + j).wrapping_sub(p);
-                assert_eq!(near >> j & 1 == 1, (1..=7).contains(&d), "p {p} j {j}");
-            }
+        assert_eq!(scan_whole(&text), []);
+        let at = text.len() / 2;
+        let at = at + memchr::memchr(b'\n', &text[at..]).unwrap() + 1;
+        text.splice(at..at, b"arret\r\n".iter().copied());
+        let expected = [(Word::Arret, at + 7)];
+        assert_eq!(scan_whole(&text), expected);
+        for size in [1, 7, 4096, 65536, 131072] {
+            let chunks: Vec<&[u8]> = text.chunks(size).collect();
+            assert_eq!(scan_chunks(&chunks), expected, "chunks of {size}");
         }
     }
 
@@ -748,23 +705,7 @@ mod tests {
             prop_assert_eq!(scan_chunks(&chunks), reference(&stream));
         }
 
-        #[test]
-        fn near7_matches_naive(bits in any::<u64>(), prev in any::<u64>()) {
-            let w = (u128::from(bits) << 64) | u128::from(prev);
-            let naive = (0..64).filter(|&j| (1..=7).any(|d| w >> (64 + j - d) & 1 == 1));
-            prop_assert_eq!(near7(bits, prev), naive.fold(0, |n, j| n | 1 << j));
-        }
 
-        #[test]
-        fn bitmaps_match_naive_search(
-            block in prop::array::uniform32(prop_oneof![Just(b'\n'), any::<u8>()]),
-            block2 in prop::array::uniform32(any::<u8>()),
-        ) {
-            let mut whole = [0u8; BLOCK];
-            whole[..32].copy_from_slice(&block);
-            whole[32..].copy_from_slice(&block2);
-            check_bitmaps(&whole);
-        }
 
         #[test]
         fn line_word_matches_reference(line in stream_strategy()) {

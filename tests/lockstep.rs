@@ -186,3 +186,29 @@ fn chatd_alternating_serves_the_next_client() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait(), 143);
 }
+
+// Waiting for the peer's line is a blocking read with a receive timeout
+// (issue 9): a signal still ends it at once, and the reader of stdout
+// going away still ends the session, while the peer stays silent.
+#[test]
+fn waiting_for_a_silent_peer_still_sees_signals_and_stdout_gone() {
+    let port = free_port();
+    let _server = socat_server(port, "SYSTEM:read l; echo one; read l; sleep 20,nofork");
+    let pipeline = format!(
+        "printf 'a\\nb\\n' | {CHAT} -a -q 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[1]}}"
+    );
+    let mut client = spawn("bash", &["-c", &pipeline]);
+    client.expect_stdout("one\n");
+    let status = client.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
+
+    let port = free_port();
+    let _server = socat_server(port, "SYSTEM:read l; sleep 20,nofork");
+    let mut client = chat(port, &["-a", "-q"]);
+    client.send(b"hello\n");
+    std::thread::sleep(Duration::from_millis(300));
+    client.signal(libc::SIGINT);
+    let status = client.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(130), "{}", client.dump());
+}

@@ -12,6 +12,11 @@
 //!   parent why ([`ReceiverExit`]): `fork` + `waitpid` carry it for free,
 //!   no extra channel needed.
 //!
+//! Both copy through the kernel where they can ([`crate::zerocopy`]):
+//! `splice`/`sendfile` with `--raw`; in the default mode the bytes are
+//! looked at in place (`tee`, `pread`, `MSG_PEEK`) for the protocol words,
+//! then spliced, so each byte is copied once per side instead of twice.
+//!
 //! The session ends when both directions have ended (see
 //! [`crate::session::Policy`] for when it ends earlier). The parent waits
 //! in `poll(2)` on standard input and the signal self-pipe
@@ -41,11 +46,12 @@ use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
 use crate::report;
 use crate::session::{
-    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
-    stdout_gone, stdout_watch,
+    Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
+    stdin, stdout, stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;
+use crate::zerocopy::{self, FdKind, Relay, Wait};
 
 /// Exit status of the receiving child: how the parent learns why the
 /// socket-to-stdout direction ended.
@@ -112,6 +118,11 @@ pub fn run(
     input: &mut Input,
 ) -> Result<End, Error> {
     let parent = getpid();
+    // Neither process ever blocks on the socket (the child reads with
+    // MSG_DONTWAIT or SPLICE_F_NONBLOCK, the parent sends with
+    // MSG_DONTWAIT): O_NONBLOCK, shared by both, lets the parent's splice
+    // and sendfile (which have no such flag for the socket) do the same.
+    let nonblocking = zerocopy::set_nonblocking(stream.as_fd()).is_ok();
     // SAFETY: the binaries are single-threaded (no thread is ever spawned:
     // signal-hook's pipe and flag actions need none), so the child gets a
     // consistent copy of the whole process. The child only makes system
@@ -127,15 +138,23 @@ pub fn run(
             if cx.policy.single {
                 give_up_stdout();
             }
-            Sender {
-                out: Outbound::new(&stream, peer),
+            let end = Sender {
+                out: if nonblocking {
+                    Outbound::nonblocking(&stream, peer)
+                } else {
+                    Outbound::new(&stream, peer)
+                },
                 child,
                 theirs: Cell::new(None),
                 reaped: Cell::new(false),
                 signals: cx.signals,
                 policy: cx.policy,
             }
-            .run(input)
+            .run(input);
+            // What was looked at in place and not sent becomes ordinary
+            // buffered input for the next session.
+            input.settle();
+            end
         }
     }
 }
@@ -177,33 +196,82 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
             libc::close(*fd);
         }
     }
+    // --raw: nothing to look at in the bytes, the kernel can move them.
+    if !cx.options.words
+        && !cx.options.sanitize
+        && let Some(exit) = receive_direct(stream, peer, cx.policy.idle)
+    {
+        return exit;
+    }
     let mut output = Output::new(cx.options);
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
     let mut last = Instant::now();
+    // Default mode into a pipe: look at the bytes where they are
+    // (MSG_PEEK, one copy), then splice exactly those up to the end of a
+    // word's line to standard output (no second copy).
+    let mut peek =
+        cx.options.words && !cx.options.sanitize && zerocopy::kind(stdout()) == FdKind::Pipe;
+    if peek {
+        zerocopy::grow_pipe(stdout(), zerocopy::RELAY_SIZE);
+    }
+    // Looked up once: an fcntl per idle wait adds up.
+    let watch = stdout_watch();
     let written = loop {
-        let n = match recv(sock, &mut buf, MsgFlags::MSG_DONTWAIT) {
+        let flags = if peek {
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK
+        } else {
+            MsgFlags::MSG_DONTWAIT
+        };
+        let n = match recv(sock, &mut buf, flags) {
             Ok(0) => break output.finish(),
             Ok(n) => {
                 last = Instant::now();
                 n
             }
             Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => match wait_readable(stream, cx.policy.idle.map(|d| last + d)) {
-                Ok(Wake::Readable) => continue,
-                Ok(Wake::StdoutGone) => return ReceiverExit::StdoutClosed,
-                Ok(Wake::Idle) => return ReceiverExit::Idle,
-                Err(e) => {
-                    report!("poll: {}", e.desc());
-                    return ReceiverExit::Failed;
+            Err(Errno::EAGAIN) => {
+                match wait_readable(stream, &watch, cx.policy.idle.map(|d| last + d)) {
+                    Ok(Wake::Readable) => continue,
+                    Ok(Wake::StdoutGone) => return ReceiverExit::StdoutClosed,
+                    Ok(Wake::Idle) => return ReceiverExit::Idle,
+                    Err(e) => {
+                        report!("poll: {}", e.desc());
+                        return ReceiverExit::Failed;
+                    }
                 }
-            },
+            }
             Err(Errno::ECONNRESET) => return ReceiverExit::Reset,
             Err(e) => {
                 report!("read from {peer}: {}", e.desc());
                 return ReceiverExit::Failed;
             }
         };
+        if peek {
+            let (len, word) = output.scan(&buf[..n]);
+            match splice_exactly(stream, len) {
+                Ok(()) => {}
+                Err((moved, e)) if zerocopy::unsupported(e) => {
+                    // Standard output refuses splice: take the rest of
+                    // these bytes out and write them; copy from now on.
+                    peek = false;
+                    let rest = &mut buf[moved..len];
+                    if let Err(e) = take_exactly(stream, rest) {
+                        report!("read from {peer}: {}", e.desc());
+                        return ReceiverExit::Failed;
+                    }
+                    if let Err(e) = output.print(rest) {
+                        break Err(e);
+                    }
+                }
+                Err((_, Errno::ECONNRESET)) => return ReceiverExit::Reset,
+                Err((_, e)) => break Err(e),
+            }
+            if let Some(word) = word {
+                return ReceiverExit::word(word);
+            }
+            continue;
+        }
         match output.deliver(&buf[..n]) {
             Ok((_, None)) => {}
             Ok((_, Some(word))) => return ReceiverExit::word(word),
@@ -221,6 +289,110 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
     }
 }
 
+/// Moves exactly `len` bytes, already looked at with `MSG_PEEK`, from the
+/// socket to the pipe on standard output with `splice(2)`, waiting for room
+/// in the pipe (and watching for its reader going away). Errors: how many
+/// bytes were moved, and the `errno` (`EPIPE`: the reader is gone).
+fn splice_exactly(stream: &TcpStream, len: usize) -> Result<(), (usize, Errno)> {
+    let sock = stream.as_fd();
+    let mut moved = 0;
+    while moved < len {
+        match zerocopy::splice(sock, stdout(), len - moved) {
+            // The bytes were there: only a reset takes them away.
+            Ok(0) => return Err((moved, Errno::ECONNRESET)),
+            Ok(n) => moved += n,
+            Err(Errno::EAGAIN) => match zerocopy::wait(None, sock, stdout(), None) {
+                Ok(Wait::Ready | Wait::Woken | Wait::Idle) => {}
+                Ok(Wait::OutputGone) => return Err((moved, Errno::EPIPE)),
+                Err(e) => return Err((moved, e)),
+            },
+            Err(e) => return Err((moved, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes, already looked at with `MSG_PEEK`,
+/// out of the socket. Errors: those of `recv(2)`.
+fn take_exactly(stream: &TcpStream, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        match recv(stream.as_raw_fd(), &mut buf[got..], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => return Err(Errno::ECONNRESET),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The child's zero-copy path (`--raw`, see [`crate::zerocopy`]): the
+/// socket to a pipe on standard output with `splice(2)`, or through a
+/// [`Relay`] pipe to a regular file, `/dev/null` or a socket. `None` when
+/// standard output is a terminal (or closed), or when the kernel refuses
+/// `splice` for these descriptors: the caller then copies, having lost
+/// nothing. While idle it waits on the socket and on standard output
+/// ([`zerocopy::wait`]), so `chat host | head -1` still ends when `head`
+/// exits; `idle` is `--idle-timeout`.
+fn receive_direct(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    idle: Option<std::time::Duration>,
+) -> Option<ReceiverExit> {
+    let sock = stream.as_fd();
+    let mut last = Instant::now();
+    let mut relay = match zerocopy::kind(stdout()) {
+        FdKind::Pipe => {
+            zerocopy::grow_pipe(stdout(), zerocopy::RELAY_SIZE);
+            None
+        }
+        FdKind::File | FdKind::Other => Some(Relay::new().ok()?),
+        FdKind::Terminal | FdKind::Closed => return None,
+    };
+    loop {
+        let moved = match &mut relay {
+            None => zerocopy::splice(sock, stdout(), zerocopy::CHUNK),
+            Some(relay) => relay.fill(sock).and_then(|n| {
+                match relay.flush(stdout()) {
+                    Ok(()) => Ok(n),
+                    Err(e) if zerocopy::unsupported(e) => {
+                        // Standard output refuses splice: copy what the
+                        // relay holds, then go on with the copy path.
+                        let rest = relay.read_rest()?;
+                        pump::write_all(stdout(), &rest)?;
+                        Err(e)
+                    }
+                    Err(e) => Err(e),
+                }
+            }),
+        };
+        match moved {
+            Ok(0) => return Some(ReceiverExit::PeerClosed),
+            Ok(_) => last = Instant::now(),
+            Err(Errno::EAGAIN) => {
+                match zerocopy::wait(None, sock, stdout(), idle.map(|d| last + d)) {
+                    Ok(Wait::Ready | Wait::Woken) => {}
+                    Ok(Wait::OutputGone) => return Some(ReceiverExit::StdoutClosed),
+                    Ok(Wait::Idle) => return Some(ReceiverExit::Idle),
+                    Err(e) => {
+                        report!("poll: {}", e.desc());
+                        return Some(ReceiverExit::Failed);
+                    }
+                }
+            }
+            // No byte is lost: a refused call moved nothing.
+            Err(e) if zerocopy::unsupported(e) => return None,
+            Err(Errno::EPIPE) => return Some(ReceiverExit::StdoutClosed),
+            Err(Errno::ECONNRESET) => return Some(ReceiverExit::Reset),
+            Err(e) => {
+                report!("splice from {peer} to stdout: {}", e.desc());
+                return Some(ReceiverExit::Failed);
+            }
+        }
+    }
+}
+
 /// What [`wait_readable`] saw.
 enum Wake {
     /// The socket has data, end of file or an error to read.
@@ -232,10 +404,15 @@ enum Wake {
 }
 
 /// Waits until the socket is readable, the reader of standard output is
-/// gone, or `deadline` passes. Errors: those of `poll(2)`.
-fn wait_readable(stream: &TcpStream, deadline: Option<Instant>) -> Result<Wake, Errno> {
+/// gone, or `deadline` passes. Errors: those of `poll(2)`. `watch` is
+/// [`stdout_watch`]'s entry.
+fn wait_readable(
+    stream: &TcpStream,
+    watch: &Option<PollFd<'_>>,
+    deadline: Option<Instant>,
+) -> Result<Wake, Errno> {
     let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-    fds.extend(stdout_watch());
+    fds.extend(watch.clone());
     loop {
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -303,29 +480,18 @@ impl Sender<'_> {
                 self.wait_for_child(None)?;
                 continue;
             }
-            let buffered = input.buffered();
-            let mut fds = [
-                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(stdin(), PollFlags::POLLIN),
-            ];
-            let (watched, wait) = if buffered {
-                (1, PollTimeout::ZERO)
-            } else {
-                (2, PollTimeout::NONE)
-            };
-            match poll(&mut fds[..watched], wait) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return self.fail(Error::sys("poll", e)),
-            }
-            if fds[0].any() == Some(true) {
+            if self.signals.pending() {
                 self.check()?;
-                continue;
-            }
-            if !buffered && fds[1].any() != Some(true) {
                 continue;
             }
             match self.forward(input)? {
                 Forwarded::Some => {}
+                Forwarded::Idle => self.wait_for_input()?,
+                Forwarded::Blocked => match self.out.wait_direct(self.signals) {
+                    Ok(true) => self.check()?,
+                    Ok(false) => {}
+                    Err(e) => return self.fail(Error::sys("poll", e)),
+                },
                 Forwarded::Eof => ours_open = false,
                 Forwarded::Word(word) => return self.linger(word),
                 Forwarded::Failed(errno) => {
@@ -336,12 +502,42 @@ impl Sender<'_> {
         }
     }
 
-    /// Reads standard input if nothing is buffered, and sends what is; at
+    /// Waits in `poll(2)` until standard input is readable or a signal
+    /// arrives (then acts on it). Errors: those of [`Sender::check`].
+    fn wait_for_input(&self) -> Result<(), Error> {
+        let mut fds = [
+            PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+            PollFd::new(stdin(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return self.fail(Error::sys("poll", e)),
+        }
+        if fds[0].any() == Some(true) {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// Moves standard input to the socket without waiting: straight
+    /// through the kernel when it can ([`Outbound::send_direct`]), else
+    /// reads standard input if nothing is buffered, and sends what is; at
     /// end of file, ends our direction ([`Outbound::end`]).
     fn forward(&self, input: &mut Input) -> Result<Forwarded, Error> {
+        if self.out.direct(input) {
+            return Ok(match self.out.send_direct(input) {
+                Ok(Moved::Some) => Forwarded::Some,
+                Ok(Moved::Blocked) => Forwarded::Blocked,
+                Ok(Moved::Eof) => {
+                    self.out.end();
+                    Forwarded::Eof
+                }
+                Err(e) => Forwarded::Failed(e),
+            });
+        }
         match input.fill() {
             Ok(Fill::Ready) => {}
-            Ok(Fill::Again) => return Ok(Forwarded::Some),
+            Ok(Fill::Again) => return Ok(Forwarded::Idle),
             Ok(Fill::Eof) => {
                 self.out.end();
                 return Ok(match input.finish() {
@@ -499,8 +695,13 @@ impl Sender<'_> {
 
 /// What one step of copying standard input to the socket did.
 enum Forwarded {
-    /// Bytes were sent (or there was nothing to read yet).
+    /// Bytes were sent (or a signal cut the send short).
     Some,
+    /// Nothing to read now: wait for standard input.
+    Idle,
+    /// The direct path can move nothing now: wait for standard input and
+    /// room in the socket.
+    Blocked,
     /// Standard input reached end of file; the socket is half-closed.
     Eof,
     /// A protocol word was sent, ending its line.

@@ -34,6 +34,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::{TimeVal, TimeValLike};
 
 use crate::error::Error;
 use crate::messages;
@@ -76,6 +77,14 @@ pub fn run(
     // One short line per turn: Nagle's algorithm would hold the second
     // piece of a long line until the peer's delayed ACK (up to 40 ms).
     let _ = setsockopt(&stream, sockopt::TcpNoDelay, &true);
+    // The peer's line is waited for in a blocking read (see
+    // `Lockstep::receive_waiting`), which this timeout keeps interruptible.
+    let timed = setsockopt(
+        &stream,
+        sockopt::ReceiveTimeout,
+        &TimeVal::milliseconds(RECV_TICK.as_millis() as i64),
+    )
+    .is_ok();
     Lockstep {
         stream: &stream,
         out: Outbound::new(&stream, peer),
@@ -90,9 +99,17 @@ pub fn run(
         peer_reset: false,
         last_rx: Instant::now(),
         prompt,
+        timed,
+        watch: stdout_watch(),
     }
     .run(input, first)
 }
+
+/// The receive timeout (`SO_RCVTIMEO`) of a lockstep socket: how often a
+/// read waiting for the peer's line wakes up to see whether the reader of
+/// standard output left (250 ms). A signal interrupts the read at once:
+/// socket calls with a timeout are never restarted (`signal(7)`).
+pub const RECV_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One turn's result.
 enum Turn {
@@ -124,6 +141,10 @@ struct Lockstep<'a> {
     /// `--idle-timeout`.
     last_rx: Instant,
     prompt: bool,
+    /// The socket has its [`RECV_TICK`] receive timeout.
+    timed: bool,
+    /// [`stdout_watch`], looked up once.
+    watch: Option<PollFd<'static>>,
 }
 
 impl Lockstep<'_> {
@@ -226,7 +247,7 @@ impl Lockstep<'_> {
             if room {
                 fds.push(PollFd::new(self.stream.as_fd(), PollFlags::POLLIN));
             }
-            fds.extend(stdout_watch());
+            fds.extend(self.watch.clone());
             self.signals.poll(&mut fds, self.idle_wait()?)?;
             if fds.len() > 2 + usize::from(room) && stdout_gone(&fds[fds.len() - 1]) {
                 return Ok(Some(End::StdoutClosed));
@@ -253,11 +274,17 @@ impl Lockstep<'_> {
                 if self.peer_eof {
                     return self.finish_output().map(Turn::Over);
                 }
+                if self.timed {
+                    if let Some(end) = self.receive_waiting()? {
+                        return Ok(Turn::Over(end));
+                    }
+                    continue;
+                }
                 let mut fds = vec![
                     PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                 ];
-                fds.extend(stdout_watch());
+                fds.extend(self.watch.clone());
                 self.signals.poll(&mut fds, self.idle_wait()?)?;
                 if fds[1].any() == Some(true) {
                     self.receive()?;
@@ -267,7 +294,7 @@ impl Lockstep<'_> {
                 continue;
             }
             let pending = &self.rx[self.rx_start..self.rx_end];
-            let (len, line_end) = match pending.iter().position(|&b| b == b'\n') {
+            let (len, line_end) = match memchr::memchr(b'\n', pending) {
                 Some(i) => (i + 1, true),
                 None => (pending.len(), false),
             };
@@ -302,14 +329,59 @@ impl Lockstep<'_> {
         }
     }
 
-    /// Reads from the socket into the free end of `rx` (compacting first).
-    fn receive(&mut self) -> Result<(), Error> {
+    /// Makes room at the end of `rx` (compacting it).
+    fn compact(&mut self) {
         if self.rx_start == self.rx_end {
             (self.rx_start, self.rx_end) = (0, 0);
         } else if self.rx_end == self.rx.len() && self.rx_start > 0 {
             self.rx.copy_within(self.rx_start..self.rx_end, 0);
             (self.rx_start, self.rx_end) = (0, self.rx_end - self.rx_start);
         }
+    }
+
+    /// Waits for the peer's bytes in a blocking `read(2)`: one system call
+    /// per line where `poll` then `read` took two. The socket's
+    /// [`RECV_TICK`] timeout makes a signal interrupt the read (`EINTR`,
+    /// then [`Signals::check`]) and wakes it to see whether the reader of
+    /// standard output left (`Some(End::StdoutClosed)`) or whether
+    /// `--idle-timeout` ran out. A signal that arrives just before the read
+    /// starts is seen at the next tick.
+    ///
+    /// Errors: [`Error::Signal`]; [`Outbound::idle`]; reading the socket
+    /// failed (a reset is the peer's end, reported once the turn is over).
+    fn receive_waiting(&mut self) -> Result<Option<End>, Error> {
+        loop {
+            if self.signals.pending() {
+                self.signals.check()?;
+            }
+            self.compact();
+            match nix::unistd::read(self.stream, &mut self.rx[self.rx_end..]) {
+                Ok(0) => self.peer_eof = true,
+                Ok(n) => {
+                    self.rx_end += n;
+                    self.last_rx = Instant::now();
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => (self.peer_eof, self.peer_reset) = (true, true),
+                Err(Errno::EAGAIN) => {
+                    // A tick: `--idle-timeout` may have run out.
+                    self.idle_wait()?;
+                    let mut fds: Vec<_> = self.watch.clone().into_iter().collect();
+                    let _ = nix::poll::poll(&mut fds, PollTimeout::ZERO);
+                    if fds.first().is_some_and(stdout_gone) {
+                        return Ok(Some(End::StdoutClosed));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::sys(format!("read from {}", self.peer), e)),
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Reads from the socket into the free end of `rx` (compacting first).
+    fn receive(&mut self) -> Result<(), Error> {
+        self.compact();
         match pump::read(self.stream, &mut self.rx[self.rx_end..]) {
             Ok(0) => self.peer_eof = true,
             Err(Errno::ECONNRESET) => (self.peer_eof, self.peer_reset) = (true, true),

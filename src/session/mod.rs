@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::pump::{self, BUF_SIZE, Sent};
 use crate::signals::Signals;
 use crate::words::{Word, WordScanner};
+use crate::zerocopy::{self, FdKind};
 
 /// Which side of the connection did something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +253,11 @@ pub struct Mark {
 /// returns the one under way), [`Input::unsent`] is what the socket has not
 /// accepted yet, and [`Input::advance`] records what it accepted. A piece
 /// leaves the buffer only once wholly sent.
+///
+/// In `--raw` mode without `--crlf`, a pipe or a regular file on standard
+/// input skips the buffer: [`Outbound::send_direct`] moves its bytes to the
+/// socket in the kernel ([`crate::zerocopy`]), and bytes leave standard
+/// input only once the socket accepted them.
 #[derive(Debug)]
 pub struct Input {
     buf: Box<[u8]>,
@@ -272,11 +278,80 @@ pub struct Input {
     /// where Ctrl-D ends only the current session's input.
     ended: bool,
     terminal: bool,
+    /// How bytes leave standard input.
+    path: Path,
+    /// How [`Input::fill`] reads without waiting, on the copy path.
+    read: ReadMode,
+    /// The pipe that [`Path::TeeSplice`] reads its copy of standard input
+    /// from.
+    scan: Option<zerocopy::ScanPipe>,
+    /// The bytes in `buf` from the current piece's unsent part to `end`
+    /// are a copy: the same bytes are still at the head of standard input,
+    /// and [`Outbound::send`] moves them from there ([`Path::TeeSplice`],
+    /// [`Path::PreadSendfile`]).
+    peeked: bool,
+}
+
+/// How standard input's bytes reach the socket, chosen once from what it
+/// is and the options (see [`crate::zerocopy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// `read(2)` into the buffer, then `send(2)`: terminals, `--crlf`
+    /// (the bytes sent differ from those read), lockstep, and wherever the
+    /// kernel refuses the other paths.
+    Copy,
+    /// `--raw`: `splice(2)` from the pipe on standard input to the socket.
+    Splice,
+    /// `--raw`: `sendfile(2)` from the regular file on standard input.
+    Sendfile,
+    /// Default mode, a pipe: `tee(2)` standard input into the scan pipe,
+    /// read that copy and look for the words in it, then `splice(2)` the
+    /// original to the socket, up to the end of a word's line. One copy of
+    /// each byte instead of two.
+    TeeSplice,
+    /// Default mode, a regular file: `pread(2)` at the file offset (which
+    /// does not move) and look for the words, then `sendfile(2)` the same
+    /// bytes, which moves it. One copy of each byte instead of two.
+    PreadSendfile,
+}
+
+/// How [`Input::fill`] reads standard input without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadMode {
+    /// `preadv2(RWF_NOWAIT)`: one system call (pipes, sockets).
+    NoWait,
+    /// `poll(2)` with a zero timeout, then `read(2)` (terminals, and what
+    /// refuses `RWF_NOWAIT`).
+    Poll,
+    /// `read(2)` (regular files: they are always ready).
+    Plain,
 }
 
 impl Input {
     /// An empty buffer for standard input, with `options`' words and CRLF.
     pub fn new(options: Options) -> Input {
+        let kind = zerocopy::kind(stdin());
+        let path = match kind {
+            _ if options.crlf => Path::Copy,
+            FdKind::Pipe if !options.words => Path::Splice,
+            FdKind::File if !options.words => Path::Sendfile,
+            FdKind::Pipe => Path::TeeSplice,
+            FdKind::File => Path::PreadSendfile,
+            _ => Path::Copy,
+        };
+        let scan = match path {
+            Path::TeeSplice => zerocopy::ScanPipe::new(BUF_SIZE).ok(),
+            _ => None,
+        };
+        let path = match path {
+            Path::TeeSplice if scan.is_none() => Path::Copy,
+            path => path,
+        };
+        if matches!(path, Path::Splice | Path::TeeSplice) {
+            // Room for the producer to run ahead: fewer wake-ups on both
+            // sides of the pipe, and up to 1 MiB per splice.
+            zerocopy::grow_pipe(stdin(), zerocopy::RELAY_SIZE);
+        }
         Input {
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             start: 0,
@@ -287,7 +362,55 @@ impl Input {
             unsent: 0..0,
             mark: Mark::default(),
             ended: false,
-            terminal: nix::unistd::isatty(stdin()).unwrap_or(false),
+            terminal: kind == FdKind::Terminal,
+            path,
+            read: match kind {
+                FdKind::File => ReadMode::Plain,
+                FdKind::Terminal => ReadMode::Poll,
+                _ => ReadMode::NoWait,
+            },
+            scan,
+            peeked: false,
+        }
+    }
+
+    /// Whether the next bytes go straight from standard input to the
+    /// socket ([`Outbound::send_direct`]): nothing is buffered, and
+    /// standard input is a pipe or a regular file in `--raw` mode.
+    pub fn direct(&self) -> bool {
+        matches!(self.path, Path::Splice | Path::Sendfile) && !self.buffered()
+    }
+
+    /// Makes the buffered bytes ordinary again after the default mode
+    /// looked at them in place (`tee(2)` of a pipe, `pread(2)` of a file,
+    /// see [`Input::fill`]): takes out of standard input (with
+    /// `read(2)`, the same bytes) what the buffer holds a copy of and the
+    /// socket did not accept. Called when a session ends, so that the next
+    /// one sends them from the buffer, as the copy path leaves them, and
+    /// the word scanner, which has seen them, does not see them twice.
+    pub fn settle(&mut self) {
+        if !self.peeked {
+            return;
+        }
+        self.peeked = false;
+        let from = if self.unsent.is_empty() {
+            self.start
+        } else {
+            self.unsent.start
+        };
+        let mut at = from;
+        while at < self.end {
+            match pump::read(stdin(), &mut self.buf[at..self.end]) {
+                Ok(n) if n > 0 => at += n,
+                // Cannot happen while this process is the only reader:
+                // the bytes were there. Keep what was taken.
+                _ => break,
+            }
+        }
+        if at < self.end {
+            self.end = at;
+            self.start = self.start.min(at);
+            self.unsent.end = self.unsent.end.min(at);
         }
     }
 
@@ -299,12 +422,23 @@ impl Input {
     /// How many bytes read from standard input are not sent yet, in bytes
     /// (on the wire for the piece under way, as read for the rest).
     pub fn held(&self) -> usize {
+        if self.peeked && self.path == Path::PreadSendfile {
+            // Still in the file: counted as the file's unread part.
+            return 0;
+        }
         self.unsent.len() + (self.end - self.start)
     }
 
-    /// Reads standard input into the buffer if it is empty (one `read(2)`).
-    /// Errors: the `errno` of `read(2)` other than `EINTR`, `EAGAIN` and
-    /// `EBADF`.
+    /// Reads standard input into the buffer if it is empty, never waiting
+    /// for it: [`Fill::Again`] when nothing is there now (the caller waits
+    /// in `poll(2)`, where signals are seen). One `preadv2(RWF_NOWAIT)` on a
+    /// pipe or socket, one `read(2)` on a regular file, `poll` then `read`
+    /// on a terminal. In the default mode without `--crlf`, a pipe is
+    /// looked at without taking the bytes out (`tee(2)` into a scan pipe,
+    /// then `read(2)` of that copy) and a regular file read with `pread(2)`
+    /// (the offset stays): [`Outbound::send`] then moves the bytes
+    /// themselves from standard input. Errors: the `errno` of `read(2)`,
+    /// `tee(2)` or `pread(2)` other than `EINTR`, `EAGAIN` and `EBADF`.
     pub fn fill(&mut self) -> Result<Fill, Errno> {
         if self.buffered() {
             return Ok(Fill::Ready);
@@ -312,7 +446,30 @@ impl Input {
         if self.ended && !self.terminal {
             return Ok(Fill::Eof);
         }
-        match pump::read(stdin(), &mut self.buf) {
+        match self.path {
+            Path::TeeSplice => return self.fill_tee(),
+            Path::PreadSendfile => return self.fill_pread(),
+            _ => {}
+        }
+        let got = match self.read {
+            ReadMode::Plain => pump::read(stdin(), &mut self.buf),
+            ReadMode::NoWait => match pump::read_nowait(stdin(), &mut self.buf) {
+                Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {
+                    self.read = ReadMode::Poll;
+                    return self.fill();
+                }
+                other => other,
+            },
+            ReadMode::Poll => {
+                let mut fds = [PollFd::new(stdin(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(_) if fds[0].any() == Some(true) => pump::read(stdin(), &mut self.buf),
+                    Ok(_) | Err(Errno::EINTR) => Err(Errno::EAGAIN),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match got {
             Ok(0) | Err(Errno::EBADF) => {
                 self.ended = true;
                 Ok(Fill::Eof)
@@ -326,6 +483,53 @@ impl Input {
         }
     }
 
+    /// [`Input::fill`] for [`Path::TeeSplice`]: `tee(2)` what standard
+    /// input holds (up to the buffer's size) into the scan pipe, without
+    /// taking it out, and read that copy.
+    fn fill_tee(&mut self) -> Result<Fill, Errno> {
+        let Some(scan) = &self.scan else {
+            self.path = Path::Copy;
+            return self.fill();
+        };
+        match scan.copy(stdin(), &mut self.buf) {
+            Ok(0) | Err(Errno::EBADF) => {
+                self.ended = true;
+                Ok(Fill::Eof)
+            }
+            Ok(n) => {
+                (self.start, self.end, self.peeked) = (0, n, true);
+                Ok(Fill::Ready)
+            }
+            Err(Errno::EAGAIN) => Ok(Fill::Again),
+            Err(e) if zerocopy::unsupported(e) => {
+                self.path = Path::Copy;
+                self.fill()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Input::fill`] for [`Path::PreadSendfile`]: `pread(2)` at the file
+    /// offset, which stays where it is.
+    fn fill_pread(&mut self) -> Result<Fill, Errno> {
+        let at = nix::unistd::lseek(stdin(), 0, nix::unistd::Whence::SeekCur);
+        match at.and_then(|at| nix::sys::uio::pread(stdin(), &mut self.buf, at)) {
+            Ok(0) | Err(Errno::EBADF) => {
+                self.ended = true;
+                Ok(Fill::Eof)
+            }
+            Ok(n) => {
+                (self.start, self.end, self.peeked) = (0, n, true);
+                Ok(Fill::Ready)
+            }
+            Err(Errno::EINTR) => Ok(Fill::Again),
+            Err(_) => {
+                self.path = Path::Copy;
+                self.fill()
+            }
+        }
+    }
+
     /// The piece being sent: the one under way if [`Input::unsent`] is not
     /// empty, else the next one cut from the buffer: all of it, or with
     /// `one_line` only up to and including the next newline. A piece stops
@@ -336,6 +540,12 @@ impl Input {
         }
         if self.start == self.end {
             return None;
+        }
+        if one_line && self.peeked {
+            // Lockstep sends a line at a time: copying is simpler there,
+            // and a turn is one short line.
+            self.settle();
+            self.path = Path::Copy;
         }
         let pending = &self.buf[self.start..self.end];
         let mut len = pending.len();
@@ -352,6 +562,10 @@ impl Input {
         }
         let cut = self.start..self.start + len;
         self.start += len;
+        if self.peeked && word.is_some() {
+            // What follows the word's line stays in standard input, unseen.
+            self.end = self.start;
+        }
         self.unsent = match &mut self.crlf {
             Some(crlf) => {
                 self.wire.clear();
@@ -392,6 +606,8 @@ pub struct Outbound<'a> {
     peer: SocketAddr,
     /// Bytes the socket accepted in this session.
     sent: Cell<u64>,
+    /// The socket is non-blocking: [`Outbound::send_direct`] may be used.
+    nonblocking: bool,
 }
 
 impl<'a> Outbound<'a> {
@@ -401,14 +617,41 @@ impl<'a> Outbound<'a> {
             stream,
             peer,
             sent: Cell::new(0),
+            nonblocking: false,
         }
+    }
+
+    /// The sending direction of `stream`, connected to `peer`, whose
+    /// socket the caller made non-blocking ([`zerocopy::set_nonblocking`]),
+    /// so that [`Outbound::send_direct`] never blocks.
+    pub fn nonblocking(stream: &'a TcpStream, peer: SocketAddr) -> Outbound<'a> {
+        let mut out = Outbound::new(stream, peer);
+        out.nonblocking = true;
+        out
+    }
+
+    /// Whether the next bytes of `input` go straight to the socket with
+    /// [`Outbound::send_direct`]: [`Input::direct`], on a non-blocking
+    /// socket.
+    pub fn direct(&self, input: &Input) -> bool {
+        self.nonblocking && input.direct()
     }
 
     /// Sends the unsent bytes of `input`'s current piece with
     /// [`pump::send_watching`] (never blocking; `wake` is the signal pipe),
-    /// recording what the socket accepted. Errors: those of `send(2)`
-    /// (`EPIPE`, `ECONNRESET`: the peer reset the connection).
+    /// recording what the socket accepted. A piece that [`Input::fill`]
+    /// only looked at, still at the head of standard input, goes with
+    /// `splice(2)` or `sendfile(2)` instead, on a non-blocking socket (on a
+    /// blocking one it is first taken out: [`Input::settle`]). Errors:
+    /// those of `send(2)`, `splice(2)`, `sendfile(2)` (`EPIPE`,
+    /// `ECONNRESET`: the peer reset the connection).
     pub fn send(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
+        if input.peeked {
+            if self.nonblocking {
+                return self.send_peeked(input, wake);
+            }
+            input.settle();
+        }
         let mut rest = input.unsent();
         let before = rest.len();
         let result = pump::send_watching(self.stream.as_fd(), &mut rest, wake);
@@ -416,6 +659,96 @@ impl<'a> Outbound<'a> {
         input.advance(n);
         self.sent.set(self.sent.get() + n as u64);
         result
+    }
+
+    /// [`Outbound::send`] for a piece whose bytes are still at the head of
+    /// standard input ([`Path::TeeSplice`], [`Path::PreadSendfile`]): moves
+    /// exactly those bytes with `splice(2)` or `sendfile(2)`, waiting in
+    /// `poll(2)` for room or for `wake`.
+    fn send_peeked(&self, input: &mut Input, wake: BorrowedFd<'_>) -> Result<Sent, Errno> {
+        let sock = self.stream.as_fd();
+        while !input.unsent.is_empty() {
+            let len = input.unsent.len();
+            let moved = match input.path {
+                Path::TeeSplice => zerocopy::splice(stdin(), sock, len),
+                Path::PreadSendfile => zerocopy::sendfile(sock, stdin(), len),
+                _ => Err(Errno::EINVAL),
+            };
+            match moved {
+                // Someone else took the bytes out of standard input.
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => {
+                    input.advance(n);
+                    self.sent.set(self.sent.get() + n as u64);
+                }
+                Err(Errno::EAGAIN) => {
+                    let mut fds = [
+                        PollFd::new(wake, PollFlags::POLLIN),
+                        PollFd::new(sock, PollFlags::POLLOUT),
+                    ];
+                    match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(e) => return Err(e),
+                    }
+                    if fds[0].any() == Some(true) {
+                        return Ok(Sent::Woken);
+                    }
+                }
+                Err(e) if zerocopy::unsupported(e) => {
+                    input.settle();
+                    input.path = Path::Copy;
+                    return self.send(input, wake);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Sent::All)
+    }
+
+    /// Moves bytes from standard input straight to the socket, for an
+    /// [`Input::direct`] input: one `splice(2)` (a pipe) or `sendfile(2)`
+    /// (a regular file) of at most [`zerocopy::CHUNK`] bytes, never
+    /// waiting (the duplex session's socket is non-blocking). Bytes leave
+    /// standard input only once the socket accepted them. When the kernel
+    /// refuses the call (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), `input` falls
+    /// back to the copy path for good, silently.
+    ///
+    /// Errors: those of `splice(2)`/`sendfile(2)` on the socket (`EPIPE`,
+    /// `ECONNRESET`: the peer reset the connection).
+    pub fn send_direct(&self, input: &mut Input) -> Result<Moved, Errno> {
+        if input.ended {
+            return Ok(Moved::Eof);
+        }
+        let sock = self.stream.as_fd();
+        let moved = match input.path {
+            Path::Splice => zerocopy::splice(stdin(), sock, zerocopy::CHUNK),
+            Path::Sendfile => zerocopy::sendfile(sock, stdin(), zerocopy::CHUNK),
+            _ => return Ok(Moved::Some),
+        };
+        match moved {
+            Ok(0) | Err(Errno::EBADF) => {
+                input.ended = true;
+                Ok(Moved::Eof)
+            }
+            Ok(n) => {
+                self.sent.set(self.sent.get() + n as u64);
+                Ok(Moved::Some)
+            }
+            Err(Errno::EAGAIN) => Ok(Moved::Blocked),
+            Err(e) if zerocopy::unsupported(e) => {
+                input.path = Path::Copy;
+                Ok(Moved::Some)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After [`Moved::Blocked`]: waits until standard input has bytes and
+    /// the socket has room, or a signal arrives (`Ok(true)`: the caller
+    /// checks [`Signals`]). Errors: those of `poll(2)`.
+    pub fn wait_direct(&self, signals: &Signals) -> Result<bool, Errno> {
+        let woken = zerocopy::wait(Some(signals.fd()), stdin(), self.stream.as_fd(), None)?;
+        Ok(woken == zerocopy::Wait::Woken)
     }
 
     /// Our direction ended at end of file. If this session sent anything,
@@ -479,6 +812,18 @@ impl Outbound<'_> {
     }
 }
 
+/// What [`Outbound::send_direct`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// Bytes were sent, or the path fell back to copying: call again.
+    Some,
+    /// Nothing now: standard input is empty or the socket full; wait with
+    /// [`Outbound::wait_direct`].
+    Blocked,
+    /// Standard input reached end of file.
+    Eof,
+}
+
 /// Bytes of standard input not read yet, when it is a regular file (its
 /// size less the file offset); 0 for anything else.
 fn unread_stdin() -> u64 {
@@ -532,19 +877,38 @@ pub enum Rest {
 /// reading standard input failed.
 pub fn send_rest(out: &Outbound<'_>, input: &mut Input, signals: &Signals) -> Result<Rest, Error> {
     loop {
-        if !input.buffered() {
-            let mut fds = [
-                PollFd::new(signals.fd(), PollFlags::POLLIN),
-                PollFd::new(stdin(), PollFlags::POLLIN),
-            ];
-            signals.poll(&mut fds, PollTimeout::NONE)?;
-            if fds[1].any() != Some(true) {
-                continue;
+        if signals.pending() {
+            signals.check()?;
+        }
+        if out.direct(input) {
+            match out.send_direct(input) {
+                Ok(Moved::Some) => {}
+                Ok(Moved::Blocked) => {
+                    if out
+                        .wait_direct(signals)
+                        .map_err(|e| Error::sys("poll", e))?
+                    {
+                        signals.check()?;
+                    }
+                }
+                Ok(Moved::Eof) => {
+                    out.end();
+                    return Ok(Rest::Ended);
+                }
+                Err(e) => return Err(out.failed(e, input)),
             }
+            continue;
         }
         match input.fill().map_err(|e| Error::sys("read from stdin", e))? {
             Fill::Ready => {}
-            Fill::Again => continue,
+            Fill::Again => {
+                let mut fds = [
+                    PollFd::new(signals.fd(), PollFlags::POLLIN),
+                    PollFd::new(stdin(), PollFlags::POLLIN),
+                ];
+                signals.poll(&mut fds, PollTimeout::NONE)?;
+                continue;
+            }
             Fill::Eof => {
                 out.end();
                 return Ok(input.finish().map_or(Rest::Ended, Rest::Word));
@@ -577,7 +941,7 @@ struct Crlf {
 impl Crlf {
     fn convert(&mut self, piece: &[u8], out: &mut Vec<u8>) {
         let mut rest = piece;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             let before_cr = if i == 0 {
                 self.after_cr
             } else {
@@ -624,6 +988,16 @@ impl Output {
         };
         self.print(&bytes[..len])?;
         Ok((len, word))
+    }
+
+    /// Looks for a protocol word in `bytes` from the peer without writing
+    /// them (the child's `MSG_PEEK` and `splice` path): returns how many of
+    /// them to deliver, up to the end of a word's line, and the word.
+    pub fn scan(&mut self, bytes: &[u8]) -> (usize, Option<Word>) {
+        match self.scanner.as_mut().and_then(|s| s.scan(bytes)) {
+            Some((word, offset)) => (offset, Some(word)),
+            None => (bytes.len(), None),
+        }
     }
 
     /// At end of stream: flushes the sanitizer and returns the word of an

@@ -60,14 +60,23 @@ pub fn spawn(program: &str, args: &[&str]) -> Proc {
 
 /// Spawns `program` with `args` and the given stdin (a file, null, piped).
 pub fn spawn_with(program: &str, args: &[&str], stdin: Stdio) -> Proc {
+    spawn_io(program, args, stdin, Stdio::piped())
+}
+
+/// Spawns `program` with `args` and the given stdin and stdout (a file,
+/// say); stderr is piped. Standard output is collected only when piped.
+pub fn spawn_io(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
     let mut child = Command::new(program)
         .args(args)
         .stdin(stdin)
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-    let stdout = collect(child.stdout.take().unwrap());
+    let stdout = match child.stdout.take() {
+        Some(out) => collect(out),
+        None => Arc::new(Mutex::new(Vec::new())),
+    };
     let stderr = collect(child.stderr.take().unwrap());
     Proc {
         name: Path::new(program)
@@ -128,6 +137,12 @@ impl Proc {
         let stdin = self.stdin.as_mut().expect("stdin already closed");
         stdin.write_all(bytes).expect("write to stdin");
         stdin.flush().unwrap();
+    }
+
+    /// Takes the writing end of the process's stdin pipe, for a thread
+    /// that feeds it while the test does something else.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin already taken")
     }
 
     /// Closes the process's stdin (it reads end of file). On a terminal,
@@ -290,11 +305,16 @@ pub fn chatd(extra: &[&str]) -> (Proc, u16) {
 /// [`chatd`] with the given stdin: `Stdio::null()` for the receive-only
 /// server a script starts with `< /dev/null`.
 pub fn chatd_with(extra: &[&str], stdin: Stdio) -> (Proc, u16) {
+    chatd_io(extra, stdin, Stdio::piped())
+}
+
+/// [`chatd`] with the given stdin and stdout (a file, say).
+pub fn chatd_io(extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
     let port = free_port();
     let port_text = port.to_string();
     let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
     args.extend_from_slice(extra);
-    let server = spawn_with(CHATD, &args, stdin);
+    let server = spawn_io(CHATD, &args, stdin, stdout);
     let up = wait_until(TIMEOUT, || listening(port));
     assert!(up, "chatd does not listen on {port}\n{}", server.dump());
     (server, port)

@@ -1,0 +1,310 @@
+//! The kernel paths of issue 9, on the real binaries: `--raw` moves bytes
+//! with `splice(2)` and `sendfile(2)`, the default mode looks at them in
+//! place (`tee(2)` a pipe on stdin, `pread(2)` a file, `MSG_PEEK` the
+//! socket) and then splices them. Whatever the path, the bytes that arrive
+//! are exactly the bytes sent, a word still stops delivery just after its
+//! line, what a session did not send stays for the next client, and the
+//! copy path takes over silently where the kernel refuses a splice.
+//!
+//! These tests check bytes, never speed (that is `scripts/bench`).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::time::Duration;
+
+use util::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// A file in `dir` holding `bytes`, opened for reading.
+fn file_with(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> Stdio {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    Stdio::from(std::fs::File::open(path).unwrap())
+}
+
+/// Random bytes with a few lines that would be protocol words without
+/// `--raw`, so that `--raw` shows it does not look at them.
+fn raw_payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut data = random_bytes(len, seed);
+    for at in [0, len / 3, len / 2] {
+        data[at..at + 5].copy_from_slice(b"\nbye\n");
+    }
+    data
+}
+
+/// Text lines of 10 to 80 bytes, `len` bytes in all, none a word; the
+/// last one ends with a newline too.
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    let noise = random_bytes(len, seed);
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0;
+    while out.len() < len {
+        let n = 10 + usize::from(noise[i % len]) % 71;
+        for k in 0..n - 1 {
+            out.push(b'a' + noise[(i + k) % len] % 26);
+        }
+        out.push(b'\n');
+        i += n;
+    }
+    out.truncate(len);
+    if let Some(last) = out.last_mut() {
+        *last = b'\n';
+    }
+    out
+}
+
+fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: bytes received");
+    assert!(got == want, "{what}: bytes differ");
+}
+
+// --raw, stdin a pipe on both sides (splice pipe -> socket), stdout a pipe
+// on both sides (splice socket -> pipe): exact bytes both ways, words and
+// all.
+#[test]
+fn raw_pipes_in_and_out_carry_exact_bytes_both_ways() {
+    let (to_client, to_server) = (raw_payload(6 * MIB, 11), raw_payload(6 * MIB, 12));
+    let (mut server, port) = chatd(&["-1", "-q", "--raw"]);
+    let mut client = chat(port, &["-q", "--raw"]);
+    let feeder = {
+        let data = to_client.clone();
+        let mut stdin = server.take_stdin();
+        std::thread::spawn(move || {
+            for part in data.chunks(MIB) {
+                stdin.write_all(part).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    for part in to_server.chunks(MIB) {
+        client.send(part);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    client.close_stdin();
+    feeder.join().unwrap();
+    let status = client.wait_within(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_same(&client.stdout(), &to_client, "client");
+    assert_same(&server.stdout(), &to_server, "server");
+}
+
+/// `chatd -1 EXTRA < file` with its stdout a regular file, and `chat EXTRA
+/// < file`: both receive exactly what the other sent.
+fn files_in_file_out(extra: &[&str], to_client: &[u8], to_server: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("server.out");
+    let mut args = vec!["-1", "-q"];
+    args.extend_from_slice(extra);
+    let (mut server, port) = chatd_io(
+        &args,
+        file_with(&dir, "to-client", to_client),
+        Stdio::from(std::fs::File::create(&out).unwrap()),
+    );
+    let mut args = vec!["-q"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["127.0.0.1"]);
+    let port_text = port.to_string();
+    args.push(&port_text);
+    let mut client = spawn_with(CHAT, &args, file_with(&dir, "to-server", to_server));
+    let status = client.wait_within(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_same(&client.stdout(), to_client, "client (stdout a pipe)");
+    assert_same(
+        &std::fs::read(&out).unwrap(),
+        to_server,
+        "server (stdout a file)",
+    );
+}
+
+// --raw, stdin a regular file (sendfile), stdout a file (splice through a
+// relay pipe) on one side and a pipe on the other.
+#[test]
+fn raw_files_in_and_a_file_out_carry_exact_bytes() {
+    files_in_file_out(
+        &["--raw"],
+        &raw_payload(5 * MIB, 21),
+        &raw_payload(5 * MIB + 7, 22),
+    );
+}
+
+// The default mode, stdin a regular file (pread then sendfile) and stdout
+// a file (copy path) or a pipe (MSG_PEEK then splice).
+#[test]
+fn default_mode_files_in_and_a_file_out_carry_exact_bytes() {
+    files_in_file_out(&[], &text(5 * MIB, 23), &text(5 * MIB + 3, 24));
+}
+
+// The default mode with pipes everywhere: tee + splice out of stdin,
+// MSG_PEEK + splice into stdout.
+#[test]
+fn default_mode_pipes_in_and_out_carry_exact_bytes() {
+    let data = text(8 * MIB, 25);
+    let (mut server, port) = chatd_with(&["-1", "-q"], Stdio::null());
+    let mut client = chat(port, &["-q"]);
+    for part in data.chunks(MIB) {
+        client.send(part);
+    }
+    client.close_stdin();
+    let status = client.wait_within(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_same(&server.stdout(), &data, "server");
+}
+
+// --raw with stdin a socket, not a terminal: the copy path, exact bytes.
+#[test]
+fn raw_stdin_a_socket_uses_the_copy_path() {
+    let data = raw_payload(3 * MIB, 31);
+    let (mut server, port) = chatd_with(&["-1", "-q", "--raw"], Stdio::null());
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let port_text = port.to_string();
+    let mut client = spawn_with(
+        CHAT,
+        &["-q", "--raw", "127.0.0.1", &port_text],
+        Stdio::from(std::os::fd::OwnedFd::from(theirs)),
+    );
+    ours.write_all(&data).unwrap();
+    ours.shutdown(std::net::Shutdown::Write).unwrap();
+    let status = client.wait_within(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_same(&server.stdout(), &data, "server");
+    let mut rest = Vec::new();
+    ours.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "nothing was sent back");
+}
+
+// Splice refuses a file opened for appending (`chatd --raw >> log`): the
+// copy path takes over, and the bytes are appended exactly.
+#[test]
+fn raw_into_a_file_opened_for_append_falls_back_to_copying() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    std::fs::write(&log, b"already here\n").unwrap();
+    let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let (mut server, port) = chatd_io(&["-1", "-q", "--raw"], Stdio::null(), Stdio::from(append));
+    let data = raw_payload(3 * MIB, 41);
+    let port_text = port.to_string();
+    let mut client = spawn_with(
+        CHAT,
+        &["-q", "--raw", "127.0.0.1", &port_text],
+        file_with(&dir, "data", &data),
+    );
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert_eq!(server.stderr_text(), "", "the fallback is silent");
+    let mut want = b"already here\n".to_vec();
+    want.extend_from_slice(&data);
+    assert_same(&std::fs::read(&log).unwrap(), &want, "log");
+}
+
+// `producer | chatd --raw` serving clients one after another: what the
+// socket of the first did not accept is still in the pipe for the next.
+#[test]
+fn raw_leftover_in_the_stdin_pipe_goes_to_the_next_client() {
+    let (mut server, port) = chatd(&["-q", "--raw"]);
+    let lines: Vec<String> = (0..300).map(|i| format!("line {i:03}\n")).collect();
+    let mut first = chat(port, &["-q", "--raw"]);
+    first.send(b"hi\n");
+    server.expect_stdout("hi\n");
+    for (i, line) in lines[..200].iter().enumerate() {
+        server.send(line.as_bytes());
+        if i == 100 {
+            first.close_stdin();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(first.wait(), 0, "{}", first.dump());
+    let mut second = chat(port, &["-q", "--raw"]);
+    for line in &lines[200..] {
+        server.send(line.as_bytes());
+    }
+    server.close_stdin();
+    let all: String = lines.concat();
+    let whole = wait_until(TIMEOUT, || {
+        first.stdout_text() + &second.stdout_text() == all
+    });
+    assert!(
+        whole,
+        "first:\n{}\nsecond:\n{}",
+        first.stdout_text(),
+        second.stdout_text()
+    );
+    assert!(!second.stdout_text().is_empty(), "the second got lines");
+    second.close_stdin();
+    assert_eq!(second.wait(), 0, "{}", second.dump());
+}
+
+// The default mode with a pipe on chatd's stdin (tee, then splice): a bye
+// in the middle of a large stream stops the first session exactly after
+// its line; the rest, looked at but not sent, goes whole to the next.
+#[test]
+fn tee_path_stops_exactly_after_a_word_and_keeps_the_rest() {
+    let before = text(700 * 1024, 51);
+    let after = text(500 * 1024, 52);
+    let (mut server, port) = chatd(&["-q"]);
+    let mut stream = before.clone();
+    stream.extend_from_slice(b"bye\n");
+    stream.extend_from_slice(&after);
+    // More than the pipe holds: a thread writes, then closes.
+    let mut stdin = server.take_stdin();
+    let feeder = std::thread::spawn(move || stdin.write_all(&stream).unwrap());
+    let mut first = chat(port, &["-q"]);
+    assert_eq!(first.wait(), 0, "{}", first.dump());
+    let mut want = before.clone();
+    want.extend_from_slice(b"bye\n");
+    assert_same(&first.stdout(), &want, "first client");
+    let mut second = chat(port, &["-q"]);
+    let whole = wait_until(TIMEOUT, || second.stdout().len() >= after.len());
+    assert!(whole, "{}", second.dump());
+    assert_same(&second.stdout(), &after, "second client");
+    second.close_stdin();
+    assert_eq!(second.wait(), 0, "{}", second.dump());
+    feeder.join().unwrap();
+}
+
+// The receiving side (MSG_PEEK, then splice into the stdout pipe) stops
+// exactly after the peer's word line: nothing after it is printed.
+#[test]
+fn peek_path_prints_up_to_the_word_line_and_no_further() {
+    let before = text(600 * 1024, 61);
+    let mut stream = before.clone();
+    stream.extend_from_slice(b"arret\r\nnot for you\n");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr");
+    let file = dir.path().join("stream");
+    std::fs::write(&file, &stream).unwrap();
+    let _server = socat(&["-u", &format!("OPEN:{}", file.display()), &listen]);
+    assert!(wait_until(TIMEOUT, || listening(port)));
+    let mut client = spawn_with(
+        CHAT,
+        &["-q", "-d", "127.0.0.1", &port.to_string()],
+        Stdio::null(),
+    );
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    let mut want = before;
+    want.extend_from_slice(b"arret\r\n");
+    assert_same(&client.stdout(), &want, "client");
+}
+
+// --raw on the splice path: `chat --raw host | head -1` ends within a
+// second of head exiting even while the peer stays silent.
+#[test]
+fn raw_head_exiting_ends_chat_even_when_the_peer_is_silent() {
+    let port = free_port();
+    let _server = socat_server(port, "SYSTEM:echo one; echo two; sleep 20,nofork");
+    let pipeline = format!("{CHAT} -q --raw 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
+    let mut client = spawn("bash", &["-c", &pipeline]);
+    client.expect_stdout("one\n");
+    let status = client.wait_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(client.stdout_text(), "one\n");
+    assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
+}
