@@ -27,26 +27,29 @@ fn read_until_closed(conn: &mut TcpStream) -> (Vec<u8>, Instant) {
     (got, Instant::now())
 }
 
+// In both modes: the copy path, and --raw's zero-copy path (stdout a pipe).
 #[test]
 fn chat_closes_a_silent_connection_with_one_line_and_status_1() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let start = Instant::now();
-    let mut client = chat(port, &["-q", "--idle-timeout", "1"]);
-    let (mut conn, _) = listener.accept().unwrap();
-    let (_, closed) = read_until_closed(&mut conn);
-    assert!(
-        closed - start >= Duration::from_millis(900),
-        "{:?}",
-        closed - start
-    );
-    assert_eq!(client.wait(), 1, "{}", client.dump());
-    assert_eq!(
-        client.stderr_text(),
-        format!(
-            "chat: nothing received from 127.0.0.1:{port} for 1 s: connection closed (--idle-timeout)\n"
-        )
-    );
+    for extra in [&[][..], &["--raw"]] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let start = Instant::now();
+        let mut args = vec!["-q", "--idle-timeout", "1"];
+        args.extend_from_slice(extra);
+        let mut client = chat(port, &args);
+        let (mut conn, _) = listener.accept().unwrap();
+        let (_, closed) = read_until_closed(&mut conn);
+        let took = closed - start;
+        assert!(took >= Duration::from_millis(900), "{extra:?}: {took:?}");
+        assert_eq!(client.wait(), 1, "{extra:?}: {}", client.dump());
+        assert_eq!(
+            client.stderr_text(),
+            format!(
+                "chat: nothing received from 127.0.0.1:{port} for 1 s: connection closed (--idle-timeout)\n"
+            ),
+            "{extra:?}"
+        );
+    }
 }
 
 #[test]
