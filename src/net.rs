@@ -19,6 +19,10 @@ use nix::sys::socket::{
 use crate::error::Error;
 use crate::signals::Signals;
 
+/// How long a server stops accepting after `accept(2)` ran out of
+/// descriptors or memory ([`AcceptFailure::Exhausted`]).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 /// How long `chat --retry` waits between two rounds of connection attempts.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -53,8 +57,8 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
 /// connected socket and the client's address.
 ///
 /// Errors: [`Error::Signal`] when a terminating signal arrives;
-/// [`Error::Sys`] when `accept` fails for a reason other than a client that
-/// gave up before being accepted (`ECONNABORTED`, which is skipped).
+/// [`Error::Sys`] when `accept` fails for a reason other than one
+/// connection's ([`AcceptFailure`]).
 pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, SocketAddr), Error> {
     loop {
         let mut fds = [
@@ -67,10 +71,61 @@ pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, S
         }
         match listener.accept() {
             Ok(pair) => return Ok(pair),
-            Err(e) => match crate::error::errno_of(&e) {
-                Errno::EINTR | Errno::EAGAIN | Errno::ECONNABORTED => continue,
-                errno => return Err(Error::sys("accept", errno)),
-            },
+            Err(e) => {
+                let errno = crate::error::errno_of(&e);
+                match AcceptFailure::of(errno) {
+                    AcceptFailure::Empty | AcceptFailure::Skip => continue,
+                    AcceptFailure::Exhausted => {
+                        // One session at a time: wait a little for a
+                        // descriptor to be freed, then try again.
+                        signals.sleep(ACCEPT_PAUSE).map_err(Error::Signal)?;
+                    }
+                    AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
+                }
+            }
+        }
+    }
+}
+
+/// What a failed `accept(2)` means for a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptFailure {
+    /// `EAGAIN`: no connection is waiting (a non-blocking listener).
+    Empty,
+    /// The failure concerns that one connection only: the client gave up
+    /// before it was accepted (`ECONNABORTED`), or a network error was
+    /// pending on it, which Linux passes on through `accept` (accept(2),
+    /// "Error handling": `EPROTO`, `ENETDOWN`, `EHOSTUNREACH`, ...), or a
+    /// signal interrupted the call. Accept the next one.
+    Skip,
+    /// Out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`,
+    /// `ENOMEM`): the connection stays queued; accepting again at once would
+    /// spin, so wait until something is freed.
+    Exhausted,
+    /// Anything else: the listening socket itself is broken.
+    Fatal,
+}
+
+impl AcceptFailure {
+    /// The meaning of `accept(2)` failing with `errno`.
+    pub fn of(errno: Errno) -> AcceptFailure {
+        match errno {
+            Errno::EAGAIN => AcceptFailure::Empty,
+            Errno::EINTR
+            | Errno::ECONNABORTED
+            | Errno::EPROTO
+            | Errno::ENETDOWN
+            | Errno::ENOPROTOOPT
+            | Errno::EHOSTDOWN
+            | Errno::ENONET
+            | Errno::EHOSTUNREACH
+            | Errno::EOPNOTSUPP
+            | Errno::ENETUNREACH
+            | Errno::EPERM => AcceptFailure::Skip,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM => {
+                AcceptFailure::Exhausted
+            }
+            _ => AcceptFailure::Fatal,
         }
     }
 }
@@ -241,5 +296,33 @@ fn family(addr: &SocketAddr) -> AddressFamily {
     match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_are_classified_as_accept_2_describes_them() {
+        assert_eq!(AcceptFailure::of(Errno::EAGAIN), AcceptFailure::Empty);
+        for errno in [
+            Errno::EINTR,
+            Errno::ECONNABORTED,
+            Errno::EPROTO,
+            Errno::EHOSTUNREACH,
+        ] {
+            assert_eq!(AcceptFailure::of(errno), AcceptFailure::Skip, "{errno}");
+        }
+        for errno in [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM] {
+            assert_eq!(
+                AcceptFailure::of(errno),
+                AcceptFailure::Exhausted,
+                "{errno}"
+            );
+        }
+        for errno in [Errno::EBADF, Errno::EINVAL, Errno::ENOTSOCK] {
+            assert_eq!(AcceptFailure::of(errno), AcceptFailure::Fatal, "{errno}");
+        }
     }
 }

@@ -86,6 +86,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
+use crate::net::AcceptFailure;
 use crate::signals::Signals;
 use crate::{pump, report, status};
 use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
@@ -507,32 +508,25 @@ impl<'a> Broker<'a> {
                         self.admit(stream, peer)?;
                     }
                 }
-                Err(e) => match crate::error::errno_of(&e) {
-                    Errno::EAGAIN => return Ok(()),
-                    // The client gave up before it was accepted, or a
-                    // network error on its connection: only that client.
-                    Errno::EINTR
-                    | Errno::ECONNABORTED
-                    | Errno::EPROTO
-                    | Errno::ENETDOWN
-                    | Errno::ENOPROTOOPT
-                    | Errno::EHOSTDOWN
-                    | Errno::ENONET
-                    | Errno::EHOSTUNREACH
-                    | Errno::EOPNOTSUPP
-                    | Errno::ENETUNREACH => {}
-                    errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                        // Out of descriptors or memory: stop asking until a
-                        // client leaves, instead of waking up for nothing.
-                        report!(
-                            "accept: {}: new clients wait until one leaves",
-                            errno.desc()
-                        );
-                        self.set_accepting(false)?;
-                        return Ok(());
+                Err(e) => {
+                    let errno = crate::error::errno_of(&e);
+                    match AcceptFailure::of(errno) {
+                        AcceptFailure::Empty => return Ok(()),
+                        AcceptFailure::Skip => {}
+                        AcceptFailure::Exhausted => {
+                            // Out of descriptors or memory: stop asking until
+                            // a client leaves, instead of waking up for
+                            // nothing.
+                            report!(
+                                "accept: {}: new clients wait until one leaves",
+                                errno.desc()
+                            );
+                            self.set_accepting(false)?;
+                            return Ok(());
+                        }
+                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
                     }
-                    errno => return Err(Error::sys("accept", errno)),
-                },
+                }
             }
         }
     }

@@ -46,6 +46,7 @@ use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
+use crate::net::{ACCEPT_PAUSE, AcceptFailure};
 use crate::signals::{self, Signals};
 use crate::{report, status};
 
@@ -59,11 +60,6 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Most refused connections kept lingering at once ([`LINGER`]); beyond
 /// that (a flood), a refused connection is closed at once.
 pub const MAX_LINGERING: usize = 64;
-
-/// How long the server stops accepting after `accept(2)` ran out of
-/// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the
-/// pending connection stays in the queue and would wake `poll` at once.
-pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Which service [`run`] provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +139,7 @@ struct Server<'a> {
     /// Live (unreaped) children and the client each serves.
     children: HashMap<Pid, SocketAddr>,
     refused: Vec<Refused>,
-    /// `accept` is paused until then ([`ACCEPT_PAUSE`]).
+    /// `accept` is paused until then ([`crate::net::ACCEPT_PAUSE`]).
     paused_until: Option<Instant>,
 }
 
@@ -205,33 +201,23 @@ impl Server<'_> {
             }
             let (stream, peer) = match self.listener.accept() {
                 Ok(pair) => pair,
-                Err(e) => match crate::error::errno_of(&e) {
-                    Errno::EAGAIN => return Ok(()),
-                    // The client gave up, or a network error was pending on
-                    // the new connection (accept(2), "Error handling"): it
-                    // concerns that connection only.
-                    Errno::EINTR
-                    | Errno::ECONNABORTED
-                    | Errno::EPROTO
-                    | Errno::ENETDOWN
-                    | Errno::ENOPROTOOPT
-                    | Errno::EHOSTDOWN
-                    | Errno::ENONET
-                    | Errno::EHOSTUNREACH
-                    | Errno::EOPNOTSUPP
-                    | Errno::ENETUNREACH
-                    | Errno::EPERM => continue,
-                    errno @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
-                        report!(
-                            "accept: {}; not accepting for {} ms",
-                            errno.desc(),
-                            ACCEPT_PAUSE.as_millis()
-                        );
-                        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                        return Ok(());
+                Err(e) => {
+                    let errno = crate::error::errno_of(&e);
+                    match AcceptFailure::of(errno) {
+                        AcceptFailure::Empty => return Ok(()),
+                        AcceptFailure::Skip => continue,
+                        AcceptFailure::Exhausted => {
+                            report!(
+                                "accept: {}; not accepting for {} ms",
+                                errno.desc(),
+                                ACCEPT_PAUSE.as_millis()
+                            );
+                            self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                            return Ok(());
+                        }
+                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
                     }
-                    errno => return Err(Error::sys("accept", errno)),
-                },
+                }
             };
             // An IPv4 client of a `::` listener shows as itself, not as
             // `::ffff:a.b.c.d`.
