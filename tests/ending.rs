@@ -119,9 +119,24 @@ fn chatd_on_a_terminal_ends_the_session_when_the_client_leaves() {
 // next client; nothing is lost.
 #[test]
 fn what_chatd_could_not_send_goes_to_the_next_client() {
-    let (mut server, port) = chatd(&["-q"]);
+    leftover_goes_to_the_next_client(&[]);
+}
+
+// The same in --raw, where chatd's stdin pipe goes to the socket with
+// splice(2): what the socket of the first client did not accept is still in
+// the pipe for the next.
+#[test]
+fn what_chatd_could_not_send_in_raw_goes_to_the_next_client() {
+    leftover_goes_to_the_next_client(&["--raw"]);
+}
+
+/// `producer | chatd EXTRA` and two `chat EXTRA` clients one after
+/// another, the first leaving in the middle of the stream.
+fn leftover_goes_to_the_next_client(extra: &[&str]) {
+    let with = |base: &[&'static str]| -> Vec<&str> { [base, extra].concat() };
+    let (mut server, port) = chatd(&with(&["-q"]));
     let lines: Vec<String> = (0..300).map(|i| format!("line {i:03}\n")).collect();
-    let mut first = chat(port, &["-q"]);
+    let mut first = chat(port, &with(&["-q"]));
     // It said something, so its end of input is a half-close: "I leave".
     first.send(b"hi\n");
     server.expect_stdout("hi\n");
@@ -133,7 +148,7 @@ fn what_chatd_could_not_send_goes_to_the_next_client() {
         std::thread::sleep(Duration::from_millis(2));
     }
     assert_eq!(first.wait(), 0, "{}", first.dump());
-    let mut second = chat(port, &["-q"]);
+    let mut second = chat(port, &with(&["-q"]));
     for line in &lines[200..] {
         server.send(line.as_bytes());
     }

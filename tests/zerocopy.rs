@@ -204,43 +204,6 @@ fn raw_into_a_file_opened_for_append_falls_back_to_copying() {
     assert_same(&std::fs::read(&log).unwrap(), &want, "log");
 }
 
-// `producer | chatd --raw` serving clients one after another: what the
-// socket of the first did not accept is still in the pipe for the next.
-#[test]
-fn raw_leftover_in_the_stdin_pipe_goes_to_the_next_client() {
-    let (mut server, port) = chatd(&["-q", "--raw"]);
-    let lines: Vec<String> = (0..300).map(|i| format!("line {i:03}\n")).collect();
-    let mut first = chat(port, &["-q", "--raw"]);
-    first.send(b"hi\n");
-    server.expect_stdout("hi\n");
-    for (i, line) in lines[..200].iter().enumerate() {
-        server.send(line.as_bytes());
-        if i == 100 {
-            first.close_stdin();
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert_eq!(first.wait(), 0, "{}", first.dump());
-    let mut second = chat(port, &["-q", "--raw"]);
-    for line in &lines[200..] {
-        server.send(line.as_bytes());
-    }
-    server.close_stdin();
-    let all: String = lines.concat();
-    let whole = wait_until(TIMEOUT, || {
-        first.stdout_text() + &second.stdout_text() == all
-    });
-    assert!(
-        whole,
-        "first:\n{}\nsecond:\n{}",
-        first.stdout_text(),
-        second.stdout_text()
-    );
-    assert!(!second.stdout_text().is_empty(), "the second got lines");
-    second.close_stdin();
-    assert_eq!(second.wait(), 0, "{}", second.dump());
-}
-
 // The default mode with a pipe on chatd's stdin (tee, then splice): a bye
 // in the middle of a large stream stops the first session exactly after
 // its line; the rest, looked at but not sent, goes whole to the next.
