@@ -180,13 +180,26 @@ fn leftover_goes_to_the_next_client(extra: &[&str]) {
 // status 0, no message.
 #[test]
 fn head_exiting_ends_chat_even_when_the_peer_is_silent() {
+    head_exiting_ends_chat("");
+}
+
+// The same in --raw, where the socket goes to the pipe with splice(2).
+#[test]
+fn head_exiting_ends_chat_in_raw_even_when_the_peer_is_silent() {
+    head_exiting_ends_chat("--raw");
+}
+
+/// `chat -q EXTRA host | head -1` against a peer that sends two lines and
+/// stays silent.
+fn head_exiting_ends_chat(extra: &str) {
     let port = free_port();
     let _server = socat_server(port, "SYSTEM:echo one; echo two; sleep 20,nofork");
-    let pipeline = format!("{CHAT} -q 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
+    let pipeline =
+        format!("{CHAT} -q {extra} 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
     let mut client = spawn("bash", &["-c", &pipeline]);
     client.expect_stdout("one\n");
     let status = client.wait_within(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", client.dump());
+    assert_eq!(status.code(), Some(0), "{extra}: {}", client.dump());
     assert_eq!(client.stdout_text(), "one\n");
     assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
 }

@@ -256,18 +256,3 @@ fn peek_path_prints_up_to_the_word_line_and_no_further() {
     want.extend_from_slice(b"arret\r\n");
     assert_same(&client.stdout(), &want, "client");
 }
-
-// --raw on the splice path: `chat --raw host | head -1` ends within a
-// second of head exiting even while the peer stays silent.
-#[test]
-fn raw_head_exiting_ends_chat_even_when_the_peer_is_silent() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:echo one; echo two; sleep 20,nofork");
-    let pipeline = format!("{CHAT} -q --raw 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
-    let mut client = spawn("bash", &["-c", &pipeline]);
-    client.expect_stdout("one\n");
-    let status = client.wait_within(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", client.dump());
-    assert_eq!(client.stdout_text(), "one\n");
-    assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
-}
