@@ -572,19 +572,17 @@ impl<'a> Broker<'a> {
     }
 
     fn set_accepting(&mut self, on: bool) -> Result<(), Error> {
-        if self.accepting == on {
-            return Ok(());
-        }
-        let flags = if on {
-            EpollFlags::EPOLLIN
-        } else {
-            EpollFlags::empty()
-        };
-        self.epoll
-            .modify(&self.listener, &mut EpollEvent::new(flags, LISTENER))
-            .map_err(|e| Error::sys("epoll_ctl mod listener", e))?;
-        self.accepting = on;
-        Ok(())
+        let (epoll, listener) = (&self.epoll, &self.listener);
+        let flags = EpollFlags::EPOLLIN;
+        interest(
+            epoll,
+            listener,
+            LISTENER,
+            flags,
+            on,
+            &mut self.accepting,
+            "listener",
+        )
     }
 
     // --- reading -----------------------------------------------------------
@@ -779,19 +777,17 @@ impl<'a> Broker<'a> {
     }
 
     fn arm_stdout(&mut self, on: bool) -> Result<(), Error> {
-        if self.output_armed == on {
-            return Ok(());
-        }
-        let flags = if on {
-            EpollFlags::EPOLLOUT
-        } else {
-            EpollFlags::empty()
-        };
-        self.epoll
-            .modify(stdout(), &mut EpollEvent::new(flags, STDOUT))
-            .map_err(|e| Error::sys("epoll_ctl mod standard output", e))?;
-        self.output_armed = on;
-        Ok(())
+        let flags = EpollFlags::EPOLLOUT;
+        let what = "standard output";
+        interest(
+            &self.epoll,
+            stdout(),
+            STDOUT,
+            flags,
+            on,
+            &mut self.output_armed,
+            what,
+        )
     }
 
     // --- leaving -------------------------------------------------------------
@@ -920,4 +916,27 @@ impl<'a> Broker<'a> {
         self.stop_input();
         Ok(())
     }
+}
+
+/// Asks `epoll` for `flags` on `fd` (registered with `token`) when `on`,
+/// for nothing otherwise, unless `*armed` says it already is so; records
+/// the new state in `armed`. Errors: `epoll_ctl mod WHAT: REASON`.
+fn interest(
+    epoll: &Epoll,
+    fd: impl AsFd,
+    token: u64,
+    flags: EpollFlags,
+    on: bool,
+    armed: &mut bool,
+    what: &str,
+) -> Result<(), Error> {
+    if *armed == on {
+        return Ok(());
+    }
+    let wanted = if on { flags } else { EpollFlags::empty() };
+    epoll
+        .modify(fd, &mut EpollEvent::new(wanted, token))
+        .map_err(|e| Error::sys(format!("epoll_ctl mod {what}"), e))?;
+    *armed = on;
+    Ok(())
 }
