@@ -589,3 +589,43 @@ fn java_client_of_the_course_gets_its_sums() {
     server.expect_stderr("says its address is \"127.0.0.1\"");
     expect_no_children(&server);
 }
+
+#[test]
+fn sum_tells_a_text_client_what_it_expects() {
+    // As `printf 'hello\n' | chat 127.0.0.1 PORT` or nc would.
+    let (server, port) = chatd(&["--sum"]);
+    let mut client = spawn_with(
+        CHAT,
+        &["-q", "127.0.0.1", &port.to_string()],
+        Stdio::piped(),
+    );
+    client.send(b"hello\n");
+    client.close_stdin();
+    server.expect_stderr(
+        ": greeting of 26725 bytes refused (at most 255), its length field being \
+         the text \"he\"; not a Java DataOutputStream client? --sum expects \
+         writeUTF: a 2-byte length, then the text\n",
+    );
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+}
+
+#[test]
+fn sum_shows_control_characters_of_a_greeting_in_caret_notation() {
+    let (server, port) = chatd(&["--sum"]);
+    let mut stream = connect(port);
+    let me = stream.local_addr().unwrap();
+    stream
+        .write_all(&greeting("\u{1b}[2J\ttab\r\nnext"))
+        .unwrap();
+    stream.write_all(&pair(1, 2)).unwrap();
+    assert_eq!(read_answer(&mut stream), 3);
+    drop(stream);
+    server.expect_stderr(&format!(
+        "{me} says its address is \"^[[2J^Itab^M^Jnext\"\n"
+    ));
+    assert!(
+        !server.stderr_text().contains('\u{1b}'),
+        "{}",
+        server.dump()
+    );
+}

@@ -6,9 +6,9 @@
 //! format, byte by byte, is in [`super::wire`]). The greeting is what the
 //! client *says* its address is; it is shown once per connection in a
 //! status line on stderr (`chatd: 127.0.0.1:51234 says its address is
-//! "127.0.0.1"`, escaped as a Rust string so that it cannot drive the
-//! terminal) and used for nothing else: the server knows the real peer
-//! address from the socket.
+//! "127.0.0.1"`, control characters in caret notation so that it cannot
+//! drive the terminal nor break the line: [`quoted`]) and used for nothing
+//! else: the server knows the real peer address from the socket.
 //!
 //! Each request is logged on standard output as one line naming the
 //! peer's socket address (IPv6 addresses in brackets, as everywhere in
@@ -32,6 +32,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use nix::errno::Errno;
 
 use super::wire::{Item, PAIR_LEN, SumDecoder, answer};
+use crate::display::Sanitizer;
 use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
 use crate::{report, status};
@@ -77,7 +78,9 @@ pub fn sum(sock: impl AsFd, peer: SocketAddr, log: BorrowedFd<'_>) -> Result<u64
         let mut failure = None;
         for item in decoder.feed(&buf[..n]) {
             match item {
-                Ok(Item::Greeting(text)) => status!("{peer} says its address is {text:?}"),
+                Ok(Item::Greeting(text)) => {
+                    status!("{peer} says its address is {}", quoted(&text));
+                }
                 Ok(Item::Pair(a, b)) => {
                     log.request(peer, a, b);
                     answers.extend_from_slice(&answer(a, b));
@@ -93,6 +96,29 @@ pub fn sum(sock: impl AsFd, peer: SocketAddr, log: BorrowedFd<'_>) -> Result<u64
             return Err(err);
         }
     }
+}
+
+/// A greeting as its status line shows it: in double quotes, on one line
+/// whatever the client sent, made safe as received text is on a terminal
+/// ([`Sanitizer`]: `^[` for ESC, `<U+202E>`, `\xNN`), and newline, tab and
+/// carriage return in the same caret notation (`^J`, `^I`, `^M`).
+pub fn quoted(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    out.push(b'"');
+    let mut sanitizer = Sanitizer::new();
+    for piece in text.split_inclusive(['\n', '\r', '\t']) {
+        let (body, control) = match piece.as_bytes().split_last() {
+            Some((&c @ (b'\n' | b'\r' | b'\t'), body)) => (body, Some(c)),
+            _ => (piece.as_bytes(), None),
+        };
+        sanitizer.push(body, &mut out);
+        sanitizer.finish(&mut out);
+        if let Some(c) = control {
+            out.extend_from_slice(&[b'^', c ^ 0x40]);
+        }
+    }
+    out.push(b'"');
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The log line of one request, newline included:
@@ -179,6 +205,15 @@ mod tests {
             "[127.0.0.1:51234] 2147483647 + 1 = -2147483648\n"
         );
         assert_eq!(log_line(v6, -5, 3), "[[::1]:5000] -5 + 3 = -2\n");
+    }
+
+    #[test]
+    fn greetings_show_control_characters_in_caret_notation() {
+        assert_eq!(quoted("127.0.0.1"), "\"127.0.0.1\"");
+        assert_eq!(quoted("a\x1b[31mb"), "\"a^[[31mb\"");
+        assert_eq!(quoted("x\r\ny\tz\n"), "\"x^M^Jy^Iz^J\"");
+        assert_eq!(quoted("\0\x7f"), "\"^@^?\"");
+        assert_eq!(quoted("\u{202e}é"), "\"<U+202E>é\"");
     }
 
     /// The log gathers lines into writes of at most PIPE_BUF bytes, each

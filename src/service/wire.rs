@@ -45,7 +45,9 @@ pub enum Item {
 }
 
 /// Why a client's stream is not a well-formed `--sum` conversation. Each
-/// ends that client's connection (the server goes on).
+/// ends that client's connection (the server goes on). The message of a
+/// greeting too long says what the service expects, since it is what a
+/// text client (`nc`, `chat`) gets: `hello` reads as a length of 26725.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
     /// The greeting's length field announces `len` bytes, more than
@@ -80,10 +82,25 @@ pub enum WireError {
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WireError::GreetingTooLong { len } => write!(
-                f,
-                "greeting of {len} bytes refused (at most {MAX_GREETING})"
-            ),
+            WireError::GreetingTooLong { len } => {
+                write!(
+                    f,
+                    "greeting of {len} bytes refused (at most {MAX_GREETING})"
+                )?;
+                // A text client's first two bytes, read as the length.
+                let field = u16::try_from(*len).map(u16::to_be_bytes);
+                if let Ok(field) = field
+                    && field.iter().all(|&b| b == b' ' || b.is_ascii_graphic())
+                {
+                    let text = String::from_utf8_lossy(&field);
+                    write!(f, ", its length field being the text \"{text}\"")?;
+                }
+                write!(
+                    f,
+                    "; not a Java DataOutputStream client? --sum expects \
+                     writeUTF: a 2-byte length, then the text"
+                )
+            }
             WireError::GreetingInvalid { offset } => write!(
                 f,
                 "greeting is not modified UTF-8 (bad sequence at byte {offset} of the text)"
@@ -468,7 +485,24 @@ mod tests {
         assert_eq!(items, [Ok(Item::Greeting(longest))]);
         assert_eq!(
             WireError::GreetingTooLong { len: 65535 }.to_string(),
-            "greeting of 65535 bytes refused (at most 255)"
+            "greeting of 65535 bytes refused (at most 255); not a Java \
+             DataOutputStream client? --sum expects writeUTF: a 2-byte \
+             length, then the text"
+        );
+    }
+
+    #[test]
+    fn a_text_client_is_told_what_the_service_expects() {
+        let mut d = SumDecoder::new();
+        let items: Vec<_> = d.feed(b"hello\n").collect();
+        let [Err(err)] = items.as_slice() else {
+            panic!("{items:?}");
+        };
+        assert_eq!(
+            err.to_string(),
+            "greeting of 26725 bytes refused (at most 255), its length field \
+             being the text \"he\"; not a Java DataOutputStream client? --sum \
+             expects writeUTF: a 2-byte length, then the text"
         );
     }
 
