@@ -14,10 +14,8 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
-
-use crate::error::Error;
 
 /// A block of addresses: `ADDR/PREFIX`, or one address (`PREFIX` = 32 or
 /// 128). Host bits beyond the prefix are ignored (`192.168.1.7/24` is
@@ -33,7 +31,7 @@ impl Net {
     /// each other's addresses, except that an IPv4-mapped IPv6 address is
     /// taken as its IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 same_prefix(&net.octets(), &ip.octets(), self.prefix)
             }
@@ -42,14 +40,6 @@ impl Net {
             }
             _ => false,
         }
-    }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as IPv4; others as is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -70,16 +60,23 @@ fn same_prefix(a: &[u8], b: &[u8], prefix: u8) -> bool {
 impl FromStr for Net {
     type Err = String;
 
-    /// Parses `ADDR` or `ADDR/PREFIX`. Errors: a one-line reason naming the
-    /// text (`'10.0.0.0/33': the prefix of an IPv4 address is 0 to 32`).
+    /// Parses `ADDR` or `ADDR/PREFIX`; an IPv6 `ADDR` may be in brackets
+    /// (`[fd00::]/8`). Errors: a one-line reason, which the caller prefixes
+    /// with the text (`the prefix of an IPv4 address is 0 to 32`).
     fn from_str(text: &str) -> Result<Net, String> {
         let (addr_text, prefix_text) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text
-            .parse()
-            .map_err(|_| format!("'{text}' is not an IPv4 or IPv6 address, or ADDR/PREFIX"))?;
+        let not_an_address = || "not an IPv4 or IPv6 address, or ADDR/PREFIX".to_owned();
+        let addr: IpAddr = match addr_text.strip_prefix('[') {
+            Some(inner) => inner
+                .strip_suffix(']')
+                .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+                .ok_or_else(not_an_address)?,
+            None => addr_text.parse().map_err(|_| not_an_address())?,
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_text {
             None => max,
@@ -87,15 +84,13 @@ impl FromStr for Net {
                 Ok(n) if n <= max => n,
                 _ => {
                     let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
-                    return Err(format!(
-                        "'{text}': the prefix of an {family} address is 0 to {max}"
-                    ));
+                    return Err(format!("the prefix of an {family} address is 0 to {max}"));
                 }
             },
         };
         // `::ffff:a.b.c.d/P` with P >= 96 is the IPv4 block `a.b.c.d/(P-96)`,
-        // since peers are matched as IPv4 (see `canonical`).
-        match canonical(addr) {
+        // since peers are matched as IPv4 (see `crate::net::canonical`).
+        match addr.to_canonical() {
             IpAddr::V4(v4) if addr.is_ipv6() && prefix >= 96 => Ok(Net {
                 addr: IpAddr::V4(v4),
                 prefix: prefix - 96,
@@ -139,31 +134,27 @@ impl fmt::Display for Refusal {
 
 impl Access {
     /// The lists from the command line (`allow`, `deny`) and the files
-    /// (`allowfile`, `denyfile`). An allow list exists when either
-    /// `--allow` or `--allowfile` was given, even if the file is empty (then
-    /// nobody may connect, as with ncat).
-    ///
-    /// Errors: a file cannot be read (`read --allowfile F: REASON`), or
-    /// holds an entry that is not an address
-    /// (`--allowfile F line N: 'x' is not ...`).
+    /// (`allowfile`, `denyfile`, read when the command line was parsed). An
+    /// allow list exists when either `--allow` or `--allowfile` was given,
+    /// even if the file is empty (then nobody may connect, as with ncat).
     pub fn new(
         allow: &[Net],
         deny: &[Net],
-        allowfile: Option<&Path>,
-        denyfile: Option<&Path>,
-    ) -> Result<Access, Error> {
+        allowfile: Option<&NetFile>,
+        denyfile: Option<&NetFile>,
+    ) -> Access {
         let mut access = Access {
             allow: (!allow.is_empty() || allowfile.is_some()).then(|| allow.to_vec()),
             deny: deny.to_vec(),
         };
-        if let Some(path) = allowfile {
-            let nets = read_list(path, "--allowfile")?;
-            access.allow.get_or_insert_with(Vec::new).extend(nets);
+        if let Some(file) = allowfile {
+            let list = access.allow.get_or_insert_with(Vec::new);
+            list.extend_from_slice(&file.nets);
         }
-        if let Some(path) = denyfile {
-            access.deny.extend(read_list(path, "--denyfile")?);
+        if let Some(file) = denyfile {
+            access.deny.extend_from_slice(&file.nets);
         }
-        Ok(access)
+        access
     }
 
     /// Whether `ip` may connect; `Err` says why not.
@@ -185,8 +176,35 @@ impl Access {
     }
 }
 
+/// An `--allowfile`/`--denyfile`: its path and its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetFile {
+    /// The file, as given.
+    pub path: PathBuf,
+    /// Its entries, in order.
+    pub nets: Vec<Net>,
+}
+
+impl NetFile {
+    /// Reads and parses the file at `path` (see [`parse_list`]).
+    ///
+    /// Errors: a one-line reason, which the caller prefixes with the
+    /// option and the path: the file cannot be read (`No such file or
+    /// directory`), or an entry is not an address (`line 3: 'x': not an
+    /// IPv4 or IPv6 address, or ADDR/PREFIX`).
+    pub fn read(path: PathBuf) -> Result<NetFile, String> {
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.raw_os_error() {
+            Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+            None => e.to_string(),
+        })?;
+        let nets = parse_list(&text).map_err(|(line, why)| format!("line {line}: {why}"))?;
+        Ok(NetFile { path, nets })
+    }
+}
+
 /// Parses the text of an allow or deny file: one entry a line; blank lines
-/// and text after `#` ignored. Errors name the line (1-based).
+/// and text after `#` ignored. Errors name the line (1-based) and the
+/// entry.
 pub fn parse_list(text: &str) -> Result<Vec<Net>, (usize, String)> {
     let mut nets = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -194,17 +212,13 @@ pub fn parse_list(text: &str) -> Result<Vec<Net>, (usize, String)> {
         if entry.is_empty() {
             continue;
         }
-        nets.push(entry.parse().map_err(|why| (i + 1, why))?);
+        nets.push(
+            entry
+                .parse()
+                .map_err(|why| (i + 1, format!("'{entry}': {why}")))?,
+        );
     }
     Ok(nets)
-}
-
-fn read_list(path: &Path, option: &str) -> Result<Vec<Net>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("read {option} {}", path.display()), e))?;
-    parse_list(&text).map_err(|(line, why)| {
-        Error::Msg(format!("{option} {} line {line}: {why}", path.display()))
-    })
 }
 
 #[cfg(test)]
@@ -252,14 +266,20 @@ mod tests {
             ("10.0.0.0/33", "the prefix of an IPv4 address is 0 to 32"),
             ("::/129", "the prefix of an IPv6 address is 0 to 128"),
             ("10.0.0.0/x", "0 to 32"),
-            ("example.com", "is not an IPv4 or IPv6 address"),
-            ("10.0.0", "is not an IPv4 or IPv6 address"),
-            ("", "is not an IPv4 or IPv6 address"),
+            ("example.com", "not an IPv4 or IPv6 address"),
+            ("10.0.0", "not an IPv4 or IPv6 address"),
+            ("[10.0.0.1]", "not an IPv4 or IPv6 address"),
+            ("", "not an IPv4 or IPv6 address"),
         ] {
             let err = text.parse::<Net>().unwrap_err();
             assert!(err.contains(why), "{text}: {err}");
-            assert!(err.contains(&format!("'{text}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn ipv6_entries_may_be_in_brackets() {
+        assert_eq!(net("[::1]"), net("::1"));
+        assert_eq!(net("[fd00::]/8"), net("fd00::/8"));
     }
 
     #[test]
@@ -267,12 +287,11 @@ mod tests {
         let open = Access::default();
         assert_eq!(open.check(ip("203.0.113.1")), Ok(()));
         assert!(!open.restricts());
-        let lan =
-            Access::new(&[net("192.168.0.0/16")], &[net("192.168.1.66")], None, None).unwrap();
+        let lan = Access::new(&[net("192.168.0.0/16")], &[net("192.168.1.66")], None, None);
         assert_eq!(lan.check(ip("192.168.7.7")), Ok(()));
         assert_eq!(lan.check(ip("192.168.1.66")), Err(Refusal::Denied));
         assert_eq!(lan.check(ip("10.0.0.1")), Err(Refusal::NotAllowed));
-        let deny_only = Access::new(&[], &[net("10.0.0.0/8")], None, None).unwrap();
+        let deny_only = Access::new(&[], &[net("10.0.0.0/8")], None, None);
         assert_eq!(deny_only.check(ip("10.9.9.9")), Err(Refusal::Denied));
         assert_eq!(deny_only.check(ip("127.0.0.1")), Ok(()));
     }
@@ -294,11 +313,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("allow");
         std::fs::write(&path, "# nobody yet\n").unwrap();
-        let access = Access::new(&[], &[], Some(&path), None).unwrap();
+        let file = NetFile::read(path).unwrap();
+        let access = Access::new(&[], &[], Some(&file), None);
         assert_eq!(access.check(ip("127.0.0.1")), Err(Refusal::NotAllowed));
-        let missing = Access::new(&[], &[], Some(&dir.path().join("none")), None);
-        let err = missing.unwrap_err().to_string();
-        assert!(err.starts_with("read --allowfile "), "{err}");
+        let missing = NetFile::read(dir.path().join("none")).unwrap_err();
+        assert_eq!(missing, "No such file or directory");
     }
 
     proptest! {

@@ -2,14 +2,27 @@
 //! the `--help` text). The option names are fixed by the project's issues:
 //! other tools drive them. `man/chatd.1` and `man/chat.1` list the same
 //! options; `tests/man.rs` keeps them in step.
+//!
+//! Every value is checked before anything is bound or printed (issue 16):
+//! clap checks each value with the parsers of this module, then
+//! [`CommandLine::finish`] checks the values against each other. Options
+//! that belong to a mode say so with clap's `requires`, all in the same
+//! way. A usage error is one line in the tools' own style, rendered by
+//! [`ToolStyle`] (`chat: unexpected argument '-x' (try 'chat --help')`),
+//! and exit status 2, as clap's.
 
+use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::StyledStr;
+use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
 use clap::{ArgGroup, Parser};
 
-use crate::access::Net;
+use crate::access::{Net, NetFile};
+use crate::net::{Dial, Family};
 
 /// The port of the worksheet's server (question 1).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -21,18 +34,30 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
-    /// TCP port to listen on (0 picks a free port, shown in the status line)
-    #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    /// Use IPv4 only: -b resolves to IPv4 addresses (as nc -4)
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 only: -b resolves to IPv6 addresses, the default address
+    /// is ::, and IPv4 clients are not accepted (as nc -6)
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// TCP port to listen on, a number or a service name of /etc/services
+    /// (0 picks a free port, shown in the status line)
+    #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT, value_parser = parse_listen_port, allow_negative_numbers = true)]
     pub port: u16,
 
-    /// Local address to listen on, IPv4 or IPv6 (`::` for all IPv6 and, on
-    /// Linux by default, IPv4 too)
-    #[arg(short, long = "bind", value_name = "ADDR", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    /// Local address to listen on: an IPv4 or IPv6 address (`::` for all
+    /// IPv6 and, on Linux by default, IPv4 too; `[::1]` brackets allowed)
+    /// or a host name, whose first address that binds is used (as nc -l);
+    /// default 0.0.0.0, or :: with -6
+    #[arg(short, long = "bind", value_name = "ADDR", value_parser = parse_host)]
+    pub bind: Option<String>,
 
     /// Exit after the first session instead of waiting for the next client
     #[arg(short = '1', long)]
@@ -41,6 +66,11 @@ pub struct ChatdArgs {
     /// Print no status lines on standard error, only errors
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Verbose: also say each address tried for -b and the local address
+    /// of each connection (-q still silences)
+    #[arg(short, long)]
+    pub verbose: bool,
 
     /// Receive only: never read standard input, keep the connection open
     /// until the peer closes (as nc -d and ncat --recv-only)
@@ -82,18 +112,19 @@ pub struct ChatdArgs {
     #[arg(long, conflicts_with = "crlf")]
     pub sum: bool,
 
-    /// With --broker, --echo or --sum: at most N clients at once; one more
-    /// is refused with a one-line message
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// With --broker, --echo or --sum: at most N clients at once (at least
+    /// 1); one more is refused with a one-line message
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = parse_count, requires = "mode", allow_negative_numbers = true)]
     pub max_clients: usize,
 
-    /// With --broker: a longer line is relayed in pieces of BYTES bytes
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, requires = "broker")]
+    /// With --broker: a longer line is relayed in pieces of BYTES bytes (at
+    /// least 1)
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = parse_count, requires = "broker", allow_negative_numbers = true)]
     pub max_line: usize,
 
     /// With --broker: a client whose unsent output exceeds BYTES bytes is
-    /// disconnected (too slow)
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, requires = "broker")]
+    /// disconnected (too slow); at least --max-line + 512
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = parse_count, requires = "broker", allow_negative_numbers = true)]
     pub max_queue: usize,
 
     /// With --broker: a client's line arret stops the server (by default it
@@ -111,19 +142,28 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "ADDR[/PREFIX]", value_delimiter = ',')]
     pub deny: Vec<Net>,
 
-    /// Like --allow, one entry a line in FILE (# starts a comment)
-    #[arg(long, value_name = "FILE")]
-    pub allowfile: Option<PathBuf>,
+    /// Like --allow, one entry a line in FILE (# starts a comment); read
+    /// once, at start
+    #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
+    pub allowfile: Option<NetFile>,
 
-    /// Like --deny, one entry a line in FILE (# starts a comment)
-    #[arg(long, value_name = "FILE")]
-    pub denyfile: Option<PathBuf>,
+    /// Like --deny, one entry a line in FILE (# starts a comment); read
+    /// once, at start
+    #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
+    pub denyfile: Option<NetFile>,
 
     /// Close a connection on which nothing has been received for SECS
     /// seconds (decimals allowed), in every mode (as ncat --idle-timeout,
     /// but per connection)
-    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
+}
+
+impl ChatdArgs {
+    /// `-4`/`-6` as a [`Family`].
+    pub fn family(&self) -> Family {
+        Family::from_flags(self.ipv4, self.ipv6)
+    }
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies
@@ -132,21 +172,40 @@ pub struct ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-q] [-d] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
+    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
+    /// Use IPv4 addresses of HOST only (as nc -4)
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses of HOST only (as nc -6)
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
     /// Print no status lines on standard error, only errors
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Verbose: also say each address tried and why it failed, and the
+    /// local address of the connection (-q still silences)
+    #[arg(short, long)]
+    pub verbose: bool,
 
     /// Receive only: never read standard input, keep the connection open
     /// until the peer closes (as nc -d and ncat --recv-only)
     #[arg(short = 'd', long, conflicts_with = "alternating")]
     pub recv_only: bool,
 
+    /// Give up a connection not established within SECS seconds (every
+    /// address of HOST is tried within them), and close one idle for SECS
+    /// seconds, as nc -w; implies --idle-timeout SECS
+    #[arg(short, long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
+    pub wait: Option<Duration>,
+
     /// Keep retrying a refused connection for up to SECS seconds (decimals
-    /// allowed)
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0")]
+    /// allowed); with -w, each round of attempts has -w's budget
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0", allow_negative_numbers = true)]
     pub retry: Duration,
 
     /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
@@ -174,33 +233,431 @@ pub struct ChatArgs {
 
     /// Close the connection when nothing has been received for SECS
     /// seconds (decimals allowed), as ncat --idle-timeout
-    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
 
-    /// Host to connect to: a name or an IPv4/IPv6 address; every address
-    /// the resolver returns is tried in order
-    #[arg(value_name = "HOST", default_value = "localhost")]
+    /// Host to connect to: a name or an IPv4/IPv6 address (`[::1]`
+    /// brackets allowed); every address the resolver returns is tried in
+    /// order
+    #[arg(value_name = "HOST", default_value = "localhost", value_parser = parse_host)]
     pub host: String,
 
-    /// TCP port to connect to
-    #[arg(value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    /// TCP port to connect to: a number (1 to 65535) or a service name of
+    /// /etc/services
+    #[arg(value_name = "PORT", default_value_t = DEFAULT_PORT, value_parser = parse_connect_port, allow_negative_numbers = true)]
     pub port: u16,
 }
+
+impl ChatArgs {
+    /// How to connect: `--retry`, `-w`, `-4`/`-6`.
+    pub fn dial(&self) -> Dial {
+        Dial {
+            retry: self.retry,
+            wait: self.wait,
+            family: Family::from_flags(self.ipv4, self.ipv6),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing the command line
+
+/// A command line of one of the binaries: clap's parser, plus the checks
+/// that involve more than one value.
+pub trait CommandLine: Parser {
+    /// The program name, the prefix of its messages.
+    const NAME: &'static str;
+
+    /// Checks the values against each other (clap checked each alone) and
+    /// applies what an option implies. Errors: a usage error naming the
+    /// option and value at fault.
+    fn finish(self) -> Result<Self, clap::Error>;
+}
+
+impl CommandLine for ChatdArgs {
+    const NAME: &'static str = "chatd";
+
+    /// `-b` must be of the family of `-4`/`-6`; with `--broker`,
+    /// `--max-queue` must hold a whole line of `--max-line`.
+    fn finish(self) -> Result<Self, clap::Error> {
+        if let Some(host) = &self.bind {
+            check_family(host, self.family(), "--bind")?;
+        }
+        if self.broker {
+            use crate::broker::room::LINE_OVERHEAD;
+            let need = self.max_line.saturating_add(LINE_OVERHEAD);
+            if self.max_queue < need {
+                return Err(invalid(
+                    "--max-queue",
+                    &self.max_queue.to_string(),
+                    format!(
+                        "too small for --max-line {}: a send queue must hold a whole \
+                         line, at least --max-line + {LINE_OVERHEAD} = {need} bytes",
+                        self.max_line
+                    ),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl CommandLine for ChatArgs {
+    const NAME: &'static str = "chat";
+
+    /// HOST must be of the family of `-4`/`-6`; `-w SECS` implies
+    /// `--idle-timeout SECS` unless `--idle-timeout` is given (as `nc -w`,
+    /// whose timeout covers both the connection and idleness).
+    fn finish(mut self) -> Result<Self, clap::Error> {
+        check_family(&self.host, self.dial().family, "HOST")?;
+        self.idle_timeout = self.idle_timeout.or(self.wait);
+        Ok(self)
+    }
+}
+
+/// A usage error, rendered in the tools' style by [`ToolStyle`].
+pub type UsageError = clap::error::Error<ToolStyle>;
+
+/// Parses the process's command line as `C`, or exits as clap does:
+/// `--help` and `--version` print on standard output and exit 0; a usage
+/// error prints one line on standard error and exits 2.
+pub fn parse<C: CommandLine>() -> C {
+    crate::messages::set_program(C::NAME);
+    try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+}
+
+/// Parses `args` (the program name first) as `C`: clap's parsing, then
+/// [`CommandLine::finish`]. When an option's `requires` is not met, the
+/// error also names that option (clap names only what is missing).
+pub fn try_parse_from<C, I, T>(args: I) -> Result<C, UsageError>
+where
+    C: CommandLine,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    C::try_parse_from(&args)
+        .and_then(C::finish)
+        .map_err(|mut err| {
+            if err.kind() == ErrorKind::MissingRequiredArgument
+                && let Some(culprit) = needs_what_is_missing(&C::command(), &args, &err)
+            {
+                err.insert(ContextKind::PriorArg, ContextValue::String(culprit));
+            }
+            err.apply::<ToolStyle>()
+        })
+}
+
+/// The option of `args` whose `requires` `err` (a missing required
+/// argument) is about: the first one that, taken out of the command line,
+/// changes what is missing. `None` if there is none.
+fn needs_what_is_missing(
+    command: &clap::Command,
+    args: &[OsString],
+    err: &clap::Error,
+) -> Option<String> {
+    let missing = strings(err.get(ContextKind::InvalidArg));
+    for (i, token) in args.iter().enumerate().skip(1) {
+        let Some(token) = token.to_str() else {
+            continue;
+        };
+        if token == "--" {
+            break;
+        }
+        let arg = if let Some(long) = token.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            command.get_arguments().find(|a| a.get_long() == Some(name))
+        } else if let Some(short) = token.strip_prefix('-').and_then(|s| s.chars().next()) {
+            command
+                .get_arguments()
+                .find(|a| a.get_short() == Some(short))
+        } else {
+            None
+        };
+        let Some(arg) = arg else {
+            continue;
+        };
+        // `--opt VALUE` is two words; `--opt=VALUE`, `-pVALUE` and flags one.
+        let attached = token.contains('=') || (!token.starts_with("--") && token.len() > 2);
+        let width = if arg.get_action().takes_values() && !attached {
+            2
+        } else {
+            1
+        };
+        let rest: Vec<&OsString> = args[..i]
+            .iter()
+            .chain(args.iter().skip(i + width))
+            .collect();
+        let still = match command.clone().try_get_matches_from(rest) {
+            Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
+                strings(e.get(ContextKind::InvalidArg)) == missing
+            }
+            _ => false,
+        };
+        if !still {
+            return Some(match (arg.get_long(), arg.get_short()) {
+                (Some(long), _) => format!("--{long}"),
+                (None, Some(short)) => format!("-{short}"),
+                (None, None) => arg.get_id().to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// A usage error about one value: `invalid OPTION 'VALUE': WHY`.
+fn invalid(option: &str, value: &str, why: impl Into<String>) -> clap::Error {
+    let mut err = clap::Error::new(ErrorKind::ValueValidation);
+    err.insert(
+        ContextKind::InvalidArg,
+        ContextValue::String(option.to_owned()),
+    );
+    err.insert(
+        ContextKind::InvalidValue,
+        ContextValue::String(value.to_owned()),
+    );
+    err.insert(ContextKind::Custom, ContextValue::String(why.into()));
+    err
+}
+
+/// Refuses an address literal `host` that `-4`/`-6` excludes (a name is
+/// resolved later, with the family as a hint).
+fn check_family(host: &str, family: Family, option: &str) -> Result<(), clap::Error> {
+    let ip = host.split('%').next().unwrap_or(host).parse::<IpAddr>();
+    match ip {
+        Ok(ip) if !family.admits(ip) => Err(invalid(
+            option,
+            host,
+            format!("not an {} address ({})", family.name(), family.flag()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// clap's error rendering in the tools' style (issue 16): one line,
+/// `PROGRAM: what (try 'PROGRAM --help')`, like every other message of
+/// the tools (`PROGRAM: what: why`), instead of clap's `error:` block with
+/// a usage line. `--help` and `--version` are not errors and keep clap's
+/// rendering.
+pub struct ToolStyle;
+
+impl ErrorFormatter for ToolStyle {
+    fn format_error(error: &clap::error::Error<Self>) -> StyledStr {
+        let program = crate::messages::program();
+        let mut line = StyledStr::new();
+        let _ = writeln!(
+            line,
+            "{program}: {} (try '{program} --help')",
+            describe(error)
+        );
+        line
+    }
+}
+
+/// What a usage error says, without the program name: `unexpected
+/// argument '-x'`, `invalid --max-line '0': must be at least 1`,
+/// `--max-line needs --broker`, `--crlf cannot be used with --echo`.
+pub fn describe<F: ErrorFormatter>(error: &clap::error::Error<F>) -> String {
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let option = text(ContextKind::InvalidArg).map_or_else(|| "an option".to_owned(), flag);
+    let value = text(ContextKind::InvalidValue).unwrap_or("");
+    match error.kind() {
+        ErrorKind::UnknownArgument => {
+            let mut what = format!(
+                "unexpected argument '{}'",
+                text(ContextKind::InvalidArg).unwrap_or("")
+            );
+            if let Some(suggested) = strings(error.get(ContextKind::SuggestedArg)).first() {
+                let _ = write!(what, ", did you mean '{}'?", flag(suggested));
+            }
+            what
+        }
+        ErrorKind::InvalidValue if value.is_empty() => format!("{option} needs a value"),
+        ErrorKind::InvalidValue => {
+            let valid = strings(error.get(ContextKind::ValidValue));
+            if valid.is_empty() {
+                format!("invalid {option} '{value}'")
+            } else {
+                format!("invalid {option} '{value}': one of {}", valid.join(", "))
+            }
+        }
+        ErrorKind::ValueValidation => {
+            let why = std::error::Error::source(error)
+                .map(ToString::to_string)
+                .or_else(|| text(ContextKind::Custom).map(str::to_owned))
+                .unwrap_or_else(|| "not valid".to_owned());
+            format!("invalid {option} '{value}': {why}")
+        }
+        ErrorKind::ArgumentConflict => {
+            let raw = text(ContextKind::InvalidArg).unwrap_or("");
+            let prior = strings(error.get(ContextKind::PriorArg));
+            if prior.is_empty() || prior == [raw] {
+                format!("{option} cannot be given more than once")
+            } else {
+                format!(
+                    "{option} cannot be used with {}",
+                    alternatives(&prior, "or")
+                )
+            }
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing = alternatives(&strings(error.get(ContextKind::InvalidArg)), "and");
+            match text(ContextKind::PriorArg) {
+                Some(culprit) => format!("{culprit} needs {missing}"),
+                None => format!("missing {missing}"),
+            }
+        }
+        ErrorKind::NoEquals => format!("{option} needs '=' before its value"),
+        ErrorKind::TooManyValues => format!("unexpected value '{value}' for {option}"),
+        ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            format!("wrong number of values for {option}")
+        }
+        ErrorKind::InvalidUtf8 => "an argument is not valid UTF-8".to_owned(),
+        kind => kind.as_str().unwrap_or("usage error").to_owned(),
+    }
+}
+
+/// The strings of a context value (one or several).
+fn strings(value: Option<&ContextValue>) -> Vec<String> {
+    match value {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// An option as clap shows it in errors, without its value name:
+/// `--max-line <BYTES>` is `--max-line`, the operand `[PORT]` is `PORT`.
+fn flag(shown: &str) -> String {
+    let word = shown.split_whitespace().next().unwrap_or(shown);
+    word.trim_matches(['[', ']', '<', '>', '.'].as_slice())
+        .to_owned()
+}
+
+/// `a`, `a or b`, `a, b or c` (`and` instead of `or` as asked); a group
+/// shown as `<--broker|--echo|--sum>` is its members, joined with `or`.
+fn alternatives(items: &[String], and_or: &str) -> String {
+    let names: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let inner = item.trim_matches(['<', '>'].as_slice());
+            if inner.contains('|') {
+                let members: Vec<String> = inner.split('|').map(flag).collect();
+                alternatives(&members, "or")
+            } else {
+                flag(item)
+            }
+        })
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("{} {and_or} {last}", rest.join(", "))
+        }
+        _ => names.concat(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The value parsers: each says in a few words why a value is refused (the
+// option and the value are named by the error line).
 
 /// Parses a non-negative number of seconds, such as `5` or `0.5`.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{text}' is not a number of seconds"))
+        .map_err(|_| "not a number of seconds".to_owned())?;
+    Duration::try_from_secs_f64(secs).map_err(|_| "not a number of seconds".to_owned())
 }
 
 /// Parses a number of seconds greater than zero, such as `5` or `0.5`.
 fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     match parse_seconds(text)? {
-        d if d.is_zero() => Err(format!("'{text}': the timeout must be more than 0 seconds")),
+        d if d.is_zero() => Err("must be more than 0 seconds".to_owned()),
         d => Ok(d),
     }
+}
+
+/// Parses a count of at least 1 (`--max-clients`, `--max-line`,
+/// `--max-queue`).
+fn parse_count(text: &str) -> Result<usize, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not a whole number".to_owned());
+    }
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("too large".to_owned()),
+    }
+}
+
+/// Parses the port of `chatd -p`: 0 (a free port) to 65535, or a service
+/// name.
+fn parse_listen_port(text: &str) -> Result<u16, String> {
+    parse_port(text)
+}
+
+/// Parses the PORT of `chat`: 1 to 65535, or a service name; 0 is not a
+/// port one can connect to.
+fn parse_connect_port(text: &str) -> Result<u16, String> {
+    match parse_port(text)? {
+        0 => Err("port 0 cannot be connected to (ports are 1 to 65535)".to_owned()),
+        port => Ok(port),
+    }
+}
+
+/// A port number, or the name of a TCP service (`http`, `gopher`) looked
+/// up with `getaddrinfo(3)` in `/etc/services`, as `nc` does.
+fn parse_port(text: &str) -> Result<u16, String> {
+    if text.is_empty() {
+        return Err("a port cannot be empty".to_owned());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u16>()
+            .map_err(|_| "out of range (ports are 0 to 65535)".to_owned());
+    }
+    crate::net::service_port(text)
+        .ok_or_else(|| "not a port number, nor a TCP service of /etc/services".to_owned())
+}
+
+/// Parses a host: an IPv4 or IPv6 address, an IPv6 address in brackets
+/// (`[::1]`, as in URLs; returned without them), or a host name (letters,
+/// digits, `-`, `.` and `_`, at most 253 bytes). A host with a port
+/// glued to it (`127.0.0.1:8080`) is refused with a hint.
+pub fn parse_host(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("a host cannot be empty".to_owned());
+    }
+    let is_ipv6 = |s: &str| {
+        s.split('%')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+    };
+    if let Some(inner) = text.strip_prefix('[') {
+        return match inner.strip_suffix(']') {
+            Some(inner) if is_ipv6(inner) => Ok(inner.to_owned()),
+            _ if inner.contains("]:") => {
+                Err("give the port as its own argument, not after the brackets".to_owned())
+            }
+            _ => Err("brackets hold an IPv6 address, as in [::1]".to_owned()),
+        };
+    }
+    if text.parse::<IpAddr>().is_ok() || is_ipv6(text) {
+        return Ok(text.to_owned());
+    }
+    if let Some((_, port)) = text.rsplit_once(':')
+        && !text[..text.len() - port.len() - 1].contains(':')
+    {
+        return Err("give the port as its own argument, not after a colon".to_owned());
+    }
+    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '-' | '.' | '_');
+    if text.len() > 253 || !text.chars().all(name_char) {
+        return Err("not a host name or an IP address".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// Parses `chat --name`: a name the room's `/nick` accepts (see
@@ -217,25 +674,165 @@ fn parse_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Reads an `--allowfile`/`--denyfile` when the command line is parsed,
+/// so that a missing file or a bad entry is a usage error.
+fn parse_net_file(text: &str) -> Result<NetFile, String> {
+    NetFile::read(PathBuf::from(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn chatd(args: &[&str]) -> Result<ChatdArgs, UsageError> {
+        try_parse_from(std::iter::once("chatd").chain(args.iter().copied()))
+    }
+
+    fn chat(args: &[&str]) -> Result<ChatArgs, UsageError> {
+        try_parse_from(std::iter::once("chat").chain(args.iter().copied()))
+    }
+
+    /// The one-line description of the usage error of `args`.
+    fn chatd_error(args: &[&str]) -> String {
+        let err = chatd(args).expect_err("a usage error");
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+        describe(&err)
+    }
+
+    fn chat_error(args: &[&str]) -> String {
+        let err = chat(args).expect_err("a usage error");
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+        describe(&err)
+    }
+
     #[test]
     fn options_a_mode_would_ignore_are_refused() {
         for args in [
-            &["chatd", "--broker", "-1"][..],
-            &["chatd", "--broker", "--crlf"],
-            &["chatd", "--echo", "--crlf"],
-            &["chatd", "--sum", "--crlf"],
-            &["chatd", "--echo", "--sum"],
-            &["chatd", "--broker", "-a"],
-            &["chatd", "-d", "-a"],
+            &["--broker", "-1"][..],
+            &["--broker", "--crlf"],
+            &["--echo", "--crlf"],
+            &["--sum", "--crlf"],
+            &["--echo", "--sum"],
+            &["--broker", "-a"],
+            &["-d", "-a"],
         ] {
-            assert!(ChatdArgs::try_parse_from(args).is_err(), "{args:?}");
+            assert!(chatd(args).is_err(), "{args:?}");
         }
-        assert!(ChatdArgs::try_parse_from(["chatd", "--echo", "-1"]).is_ok());
+        assert!(chatd(&["--echo", "-1"]).is_ok());
+    }
+
+    #[test]
+    fn options_of_a_mode_name_the_mode_they_need() {
+        assert_eq!(
+            chatd_error(&["--max-line", "100"]),
+            "--max-line needs --broker"
+        );
+        assert_eq!(
+            chatd_error(&["-p", "0", "--max-clients=5"]),
+            "--max-clients needs --broker, --echo or --sum"
+        );
+        assert_eq!(
+            chatd_error(&["--speak-first"]),
+            "--speak-first needs --alternating"
+        );
+        assert_eq!(
+            chat_error(&["--listen-first", "host"]),
+            "--listen-first needs --alternating"
+        );
+        assert!(chatd(&["--sum", "--max-clients", "5"]).is_ok());
+    }
+
+    #[test]
+    fn conflicts_name_both_options() {
+        assert_eq!(
+            chatd_error(&["--echo", "--crlf"]),
+            "--echo cannot be used with --crlf"
+        );
+        assert_eq!(chat_error(&["-4", "-6"]), "-4 cannot be used with -6");
+        assert_eq!(
+            chatd_error(&["-p", "1", "-p", "2"]),
+            "--port cannot be given more than once"
+        );
+    }
+
+    #[test]
+    fn values_are_checked_before_anything_runs() {
+        assert_eq!(
+            chatd_error(&["--broker", "--max-line", "0"]),
+            "invalid --max-line '0': must be at least 1"
+        );
+        assert_eq!(
+            chatd_error(&["--broker", "--max-clients", "x"]),
+            "invalid --max-clients 'x': not a whole number"
+        );
+        assert!(
+            chatd_error(&["--broker", "--max-queue", "10"])
+                .starts_with("invalid --max-queue '10': too small for --max-line 65536")
+        );
+        assert_eq!(
+            chat_error(&["127.0.0.1", "0"]),
+            "invalid PORT '0': port 0 cannot be connected to (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chat_error(&["127.0.0.1", "70000"]),
+            "invalid PORT '70000': out of range (ports are 0 to 65535)"
+        );
+        assert_eq!(
+            chat_error(&["-6", "127.0.0.1"]),
+            "invalid HOST '127.0.0.1': not an IPv6 address (-6)"
+        );
+        assert_eq!(
+            chatd_error(&["-4", "-b", "[::1]"]),
+            "invalid --bind '::1': not an IPv4 address (-4)"
+        );
+        assert_eq!(chat_error(&["-x"]), "unexpected argument '-x'");
+        assert_eq!(chat_error(&["--retry"]), "--retry needs a value");
+        assert_eq!(
+            chat_error(&["--retry", "-1"]),
+            "invalid --retry '-1': not a number of seconds"
+        );
+    }
+
+    #[test]
+    fn hosts_take_brackets_and_refuse_glued_ports() {
+        assert_eq!(parse_host("[::1]"), Ok("::1".to_owned()));
+        assert_eq!(parse_host("::1"), Ok("::1".to_owned()));
+        assert_eq!(parse_host("fe80::1%lo"), Ok("fe80::1%lo".to_owned()));
+        assert_eq!(parse_host("localhost"), Ok("localhost".to_owned()));
+        assert_eq!(parse_host("my_host.lan"), Ok("my_host.lan".to_owned()));
+        assert!(parse_host("[127.0.0.1]").is_err());
+        assert!(parse_host("[::1").is_err());
+        assert!(parse_host("[::1]:80").unwrap_err().contains("port"));
+        assert!(parse_host("127.0.0.1:8080").unwrap_err().contains("port"));
+        assert!(parse_host("a b").is_err());
+        assert!(parse_host("").is_err());
+    }
+
+    #[test]
+    fn ports_are_numbers_or_services() {
+        assert_eq!(parse_connect_port("8080"), Ok(8080));
+        assert_eq!(parse_connect_port("65535"), Ok(65535));
+        assert_eq!(parse_listen_port("0"), Ok(0));
+        assert!(parse_connect_port("0").is_err());
+        assert!(parse_connect_port("65536").is_err());
+        assert!(parse_connect_port("no-such-service").is_err());
+        assert!(parse_connect_port("").is_err());
+        // /etc/services on every Debian-like system (netbase).
+        if std::path::Path::new("/etc/services").exists() {
+            assert_eq!(parse_connect_port("http"), Ok(80));
+            assert_eq!(parse_listen_port("gopher"), Ok(70));
+        }
+    }
+
+    #[test]
+    fn wait_implies_an_idle_timeout_unless_one_is_given() {
+        let args = chat(&["-w", "2", "host"]).unwrap();
+        assert_eq!(args.wait, Some(Duration::from_secs(2)));
+        assert_eq!(args.idle_timeout, Some(Duration::from_secs(2)));
+        let args = chat(&["-w", "2", "--idle-timeout", "30", "host"]).unwrap();
+        assert_eq!(args.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(chat(&["host"]).unwrap().idle_timeout, None);
     }
 
     #[test]
@@ -250,6 +847,9 @@ mod tests {
         assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("inf").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_positive_seconds("0").is_err());
     }
 
     #[test]

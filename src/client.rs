@@ -12,11 +12,17 @@ use crate::{net, pump, status};
 /// the session failed, or a terminating signal arrived ([`Error::Signal`]).
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
-    let stream = net::connect(&args.host, args.port, args.retry, &signals)?;
+    let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
     let peer = stream
         .peer_addr()
+        .map(net::canonical)
         .map_err(|e| Error::io("getpeername", e))?;
-    status!("connected to {peer}");
+    match stream.local_addr() {
+        Ok(local) if crate::messages::verbose() => {
+            status!("connected to {peer} from {local}");
+        }
+        _ => status!("connected to {peer}"),
+    }
     if let Some(name) = &args.name {
         // Issue 8: in a `chatd --broker` room, take the name at once, before
         // anything typed (the name was checked when the command was parsed).

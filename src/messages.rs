@@ -13,12 +13,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static PROGRAM: OnceLock<&'static str> = OnceLock::new();
 static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-/// Sets the program name used as prefix and whether status lines are
-/// silenced (`-q`). Call once at the start of `main`.
-pub fn init(program: &'static str, quiet: bool) {
+/// Sets the program name used as prefix (first call only: the command
+/// line parser calls it before parsing, so that usage errors carry it).
+pub fn set_program(program: &'static str) {
     let _ = PROGRAM.set(program);
+}
+
+/// Sets the program name used as prefix, whether status lines are
+/// silenced (`-q`), and whether the details of `-v` are added to them.
+/// `-q` wins over `-v`. Call once at the start of `main`.
+pub fn init(program: &'static str, quiet: bool, verbose: bool) {
+    set_program(program);
     QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
 }
 
 /// The program name given to [`init`] (`"chat"` before it is called).
@@ -34,6 +43,19 @@ pub fn quiet() -> bool {
 /// Writes `PROGRAM: message` on standard error, unless `-q` was given.
 pub fn status(args: fmt::Arguments<'_>) {
     if !quiet() {
+        line(args);
+    }
+}
+
+/// Whether the details of `-v` are written (`-v` given, `-q` not).
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed) && !quiet()
+}
+
+/// Writes `PROGRAM: message` on standard error with `-v` only (and not
+/// `-q`): the detail `nc -v` users look for, such as each address tried.
+pub fn detail(args: fmt::Arguments<'_>) {
+    if verbose() {
         line(args);
     }
 }
@@ -59,4 +81,11 @@ macro_rules! status {
 #[macro_export]
 macro_rules! report {
     ($($arg:tt)*) => { $crate::messages::error(format_args!($($arg)*)) };
+}
+
+/// `detail!("connect to {host} ({ip}) port {port} failed: {why}")`: a
+/// status line written with `-v` only.
+#[macro_export]
+macro_rules! detail {
+    ($($arg:tt)*) => { $crate::messages::detail(format_args!($($arg)*)) };
 }

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, CString};
 use std::net::{
-    Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use nix::sys::socket::{
 
 use crate::error::Error;
 use crate::signals::Signals;
+use crate::{detail, status};
 
 /// How long a server stops accepting after `accept(2)` ran out of
 /// descriptors or memory ([`AcceptFailure::Exhausted`]).
@@ -32,13 +33,15 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 /// in TIME_WAIT; setting it after `bind` would do nothing), `bind`,
 /// `listen(SOMAXCONN)`. Port 0 picks a free port (see `local_addr`).
 /// An IPv6 wildcard `::` also accepts IPv4 clients where the system allows
-/// it (`net.ipv6.bindv6only=0`, the Linux default).
+/// it (`net.ipv6.bindv6only=0`, the Linux default), unless `family` is
+/// [`Family::V6`] (`-6`: IPv6 only), which sets `IPV6_V6ONLY` (RFC 3493
+/// §5.3) before `bind`.
 ///
 /// Errors: [`Error::Sys`] naming the call, e.g. `bind 0.0.0.0:8080: Address
 /// already in use`.
-pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
+pub fn listen(addr: SocketAddr, family: Family) -> Result<TcpListener, Error> {
     let fd = socket(
-        family(&addr),
+        self::family(&addr),
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
@@ -46,6 +49,10 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
     .map_err(|e| Error::sys("socket", e))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)
         .map_err(|e| Error::sys("setsockopt SO_REUSEADDR", e))?;
+    if addr.is_ipv6() && family == Family::V6 {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)
+            .map_err(|e| Error::sys("setsockopt IPV6_V6ONLY", e))?;
+    }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
         .map_err(|e| Error::sys(format!("bind {addr}"), e))?;
     sys_listen(&fd, Backlog::MAXCONN).map_err(|e| Error::sys(format!("listen {addr}"), e))?;
@@ -130,53 +137,191 @@ impl AcceptFailure {
     }
 }
 
+/// Which address families to use, as `nc -4` and `nc -6` say: for
+/// resolving a name, for the default listening address and, with
+/// [`Family::V6`], for the clients a listener accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 and IPv6 (no `-4` or `-6`).
+    #[default]
+    Any,
+    /// `-4`: IPv4 addresses only.
+    V4,
+    /// `-6`: IPv6 addresses only.
+    V6,
+}
+
+impl Family {
+    /// The family of the flags `-4` and `-6` (clap lets only one be given).
+    pub fn from_flags(ipv4: bool, ipv6: bool) -> Family {
+        match (ipv4, ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+
+    /// Whether `ip` is of this family.
+    pub fn admits(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+
+    /// The wildcard address a server listens on without `-b`: `0.0.0.0`
+    /// (every IPv4 address), or `::` with `-6`.
+    pub fn wildcard(self) -> IpAddr {
+        match self {
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+
+    /// `-4` or `-6`, for messages (empty for [`Family::Any`]).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Family::Any => "",
+            Family::V4 => "-4",
+            Family::V6 => "-6",
+        }
+    }
+
+    /// `IPv4` or `IPv6`, for messages (`IP` for [`Family::Any`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    fn hint(self) -> libc::c_int {
+        match self {
+            Family::Any => libc::AF_UNSPEC,
+            Family::V4 => libc::AF_INET,
+            Family::V6 => libc::AF_INET6,
+        }
+    }
+}
+
+/// The one form in which a peer's address is shown and checked: an IPv4
+/// client of an IPv6 listener (`chatd -b ::`), which the kernel reports as
+/// the IPv4-mapped `[::ffff:192.0.2.7]:51234` (RFC 4291 §2.5.5.2), is
+/// `192.0.2.7:51234`, as it is for an IPv4 listener. Other addresses are
+/// returned as they are. The 1-to-1 server, the room and the services all
+/// pass what `accept(2)` returns through this function.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
 /// Resolves `host` with the system resolver (`getaddrinfo(3)`, so
 /// `/etc/hosts`, DNS and numeric addresses of both families work) and returns
-/// every TCP address in the resolver's order, each with `port`.
+/// every TCP address of `family` in the resolver's order, each with `port`.
 ///
 /// Errors: `unknown host HOST` when the name does not exist
-/// (`EAI_NONAME`, `EAI_NODATA`); `resolve HOST: REASON` otherwise.
-pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+/// (`EAI_NONAME`, `EAI_NODATA`); `HOST has no IPv6 address (-6)` when it
+/// exists but has no address of `family`; `resolve HOST: REASON`
+/// otherwise.
+pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>, Error> {
     let unknown = || Error::Msg(format!("unknown host {host}"));
     let name = CString::new(host).map_err(|_| unknown())?;
+    match lookup(Some(&name), None, family) {
+        Ok(addrs) if !addrs.is_empty() => {
+            Ok(addrs.into_iter().map(|a| with_port(a, port)).collect())
+        }
+        // The name may exist with addresses of the other family only
+        // (glibc then says EAI_NODATA or EAI_ADDRFAMILY).
+        _ if family != Family::Any
+            && lookup(Some(&name), None, Family::Any).is_ok_and(|a| !a.is_empty()) =>
+        {
+            Err(Error::Msg(format!(
+                "{host} has no {} address ({})",
+                family.name(),
+                family.flag()
+            )))
+        }
+        Ok(_) => Err(unknown()),
+        Err(rc) if is_no_name(rc) => Err(unknown()),
+        Err(libc::EAI_SYSTEM) => Err(Error::sys(format!("resolve {host}"), Errno::last())),
+        Err(rc) => Err(Error::Msg(format!("resolve {host}: {}", gai_error(rc)))),
+    }
+}
+
+/// The TCP port of the service `name` (`http`, `gopher`), as
+/// `getaddrinfo(3)` finds it in `/etc/services` (or NSS); `None` if it
+/// knows no such service.
+pub fn service_port(name: &str) -> Option<u16> {
+    let service = CString::new(name).ok()?;
+    let addrs = lookup(None, Some(&service), Family::Any).ok()?;
+    addrs.first().map(SocketAddr::port)
+}
+
+/// Whether a `getaddrinfo` error means "no such name".
+fn is_no_name(rc: libc::c_int) -> bool {
+    matches!(rc, libc::EAI_NONAME | libc::EAI_NODATA | libc::EAI_FAIL)
+}
+
+/// The message of a `getaddrinfo` error code.
+fn gai_error(rc: libc::c_int) -> String {
+    // SAFETY: gai_strerror returns a static NUL-terminated string.
+    let why = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) };
+    why.to_string_lossy().into_owned()
+}
+
+fn with_port(addr: SocketAddr, port: u16) -> SocketAddr {
+    let mut addr = addr;
+    addr.set_port(port);
+    addr
+}
+
+/// `getaddrinfo(node, service)` for TCP streams of `family`: the addresses
+/// in the resolver's order (duplicates next to each other removed), or the
+/// `EAI_*` code.
+fn lookup(
+    node: Option<&CStr>,
+    service: Option<&CStr>,
+    family: Family,
+) -> Result<Vec<SocketAddr>, libc::c_int> {
     // SAFETY: addrinfo is a plain C struct for which all-zero is valid.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_family = family.hint();
     hints.ai_socktype = libc::SOCK_STREAM;
     hints.ai_protocol = libc::IPPROTO_TCP;
     let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: name is NUL-terminated, hints is initialised and list is a
-    // valid out-pointer; list is freed below with freeaddrinfo.
-    let rc = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut list) };
-    match rc {
-        0 => {}
-        libc::EAI_NONAME | libc::EAI_NODATA | libc::EAI_FAIL => return Err(unknown()),
-        libc::EAI_SYSTEM => return Err(Error::sys(format!("resolve {host}"), Errno::last())),
-        _ => {
-            // SAFETY: gai_strerror returns a static NUL-terminated string.
-            let why = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) };
-            return Err(Error::Msg(format!(
-                "resolve {host}: {}",
-                why.to_string_lossy()
-            )));
-        }
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: node and service are NUL-terminated or null (not both: the
+    // callers give one), hints is initialised and list is a valid
+    // out-pointer; list is freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(ptr(node), ptr(service), &hints, &mut list) };
+    if rc != 0 {
+        return Err(rc);
     }
     let mut addrs = Vec::new();
-    let mut node = list;
-    while !node.is_null() {
-        // SAFETY: node is an element of the list getaddrinfo returned, and
+    let mut next = list;
+    while !next.is_null() {
+        // SAFETY: next is an element of the list getaddrinfo returned, and
         // ai_addr points to a sockaddr of the family given in ai_family.
         unsafe {
-            let ai = &*node;
+            let ai = &*next;
             match ai.ai_family {
                 libc::AF_INET => {
                     let sin = &*(ai.ai_addr as *const libc::sockaddr_in);
                     let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    let port = u16::from_be(sin.sin_port);
                     addrs.push(SocketAddr::V4(SocketAddrV4::new(ip, port)));
                 }
                 libc::AF_INET6 => {
                     let sin6 = &*(ai.ai_addr as *const libc::sockaddr_in6);
                     let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                    let port = u16::from_be(sin6.sin6_port);
                     addrs.push(SocketAddr::V6(SocketAddrV6::new(
                         ip,
                         port,
@@ -186,67 +331,143 @@ pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
                 }
                 _ => {}
             }
-            node = ai.ai_next;
+            next = ai.ai_next;
         }
     }
     // SAFETY: list came from a successful getaddrinfo and is freed once.
     unsafe { libc::freeaddrinfo(list) };
     addrs.dedup();
-    if addrs.is_empty() {
-        return Err(unknown());
-    }
     Ok(addrs)
 }
 
-/// Connects to `host` on `port`, trying every address [`resolve`] returns,
-/// in order, until one accepts (as `nc` does). While every address refuses
+/// Opens the listening socket of `chatd -b HOST -p PORT` (issue 16):
+/// `host` is a name or an address (`None`: the wildcard of `family`);
+/// a name is resolved with [`resolve`], and its addresses are tried in
+/// order until one binds, as `nc -l` does (OpenBSD netcat.c,
+/// `local_listen`). Returns the listener; when the name had more than one
+/// address, a status line says which one is listened on, and with `-v`
+/// each address that failed is said with its reason.
+///
+/// Errors: those of [`resolve`]; when no address binds, the first
+/// address's [`Error::Sys`] (`bind 127.0.0.1:8080: Address already in
+/// use`).
+pub fn listen_on(host: Option<&str>, port: u16, family: Family) -> Result<TcpListener, Error> {
+    let addrs = match host {
+        None => vec![SocketAddr::new(family.wildcard(), port)],
+        Some(host) => resolve(host, port, family)?,
+    };
+    let mut first_error = None;
+    for addr in &addrs {
+        match listen(*addr, family) {
+            Ok(listener) => {
+                if let (Some(host), [_, _, ..]) = (host, addrs.as_slice()) {
+                    status!(
+                        "{host} is {}: listening on {} only",
+                        ip_list(&addrs),
+                        addr.ip()
+                    );
+                }
+                return Ok(listener);
+            }
+            Err(err) => {
+                detail!("{err}");
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| Error::Msg("no address to listen on".to_owned())))
+}
+
+/// `127.0.0.1 and ::1`, `a, b and c`: the addresses of a name, for messages.
+fn ip_list(addrs: &[SocketAddr]) -> String {
+    let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    match ips.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => ips.concat(),
+    }
+}
+
+/// How `chat` connects (issue 16): `--retry`, `-w`, `-4`/`-6`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dial {
+    /// `--retry SECS`: while every address refuses, try again for up to
+    /// this long, counted from the first try (zero: no retry).
+    pub retry: Duration,
+    /// `-w SECS`: the budget of one round of attempts, every address of
+    /// the name included (`None`: the kernel's own timeout, about two
+    /// minutes on Linux).
+    pub wait: Option<Duration>,
+    /// `-4`/`-6`: which addresses of the name to try.
+    pub family: Family,
+}
+
+/// Connects to `host` on `port`, trying every address [`resolve`] returns
+/// (of `dial.family`), in order, until one accepts, as `nc` does. With `-v`
+/// and more than one address, each address that fails is said (`connect to
+/// localhost (::1) port 8080 failed: Connection refused`, the form of
+/// OpenBSD `nc -v`).
+///
+/// With `dial.wait` (`-w SECS`), one round of attempts has that budget:
+/// the time left is shared by the addresses left (each gets its share,
+/// and what a quick failure leaves goes to the next), so every address is
+/// tried. With `dial.retry`, while every address refuses
 /// (`ECONNREFUSED`) and less than `retry` has passed since the first try,
-/// waits [`RETRY_INTERVAL`] and tries again: this lets a script start
-/// `chatd` and `chat` together.
+/// waits [`RETRY_INTERVAL`] and starts another round; a round in which an
+/// address timed out or failed otherwise is not repeated. The longest
+/// wait is thus about `retry` + `wait`.
 ///
 /// Each attempt is a non-blocking `connect` finished in a `poll` that also
 /// watches the signal pipe, so Ctrl-C interrupts a connection in progress.
 ///
-/// Errors: [`Error::Msg`] for an unknown host; [`Error::Signal`];
-/// [`Error::Sys`] `connect to HOST:PORT: REASON` with the last address's
-/// error.
-pub fn connect(
-    host: &str,
-    port: u16,
-    retry: Duration,
-    signals: &Signals,
-) -> Result<TcpStream, Error> {
-    let addrs = resolve(host, port)?;
+/// Errors: those of [`resolve`]; [`Error::Signal`]; `connect to HOST port
+/// PORT: timed out after N s` when the last address tried timed out;
+/// otherwise [`Error::Sys`] `connect to HOST port PORT: REASON` with the
+/// last address's error.
+pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<TcpStream, Error> {
+    let addrs = resolve(host, port, dial.family)?;
     let start = Instant::now();
+    let mut first_round = true;
     loop {
+        let deadline = dial.wait.map(|wait| Instant::now() + wait);
         let mut last = Errno::ECONNREFUSED;
         let mut all_refused = true;
-        for addr in &addrs {
-            match connect_one(*addr, signals) {
+        for (i, addr) in addrs.iter().enumerate() {
+            let budget = deadline.map(|deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX)
+            });
+            let errno = match connect_one(*addr, budget, signals) {
                 Ok(stream) => return Ok(stream),
                 Err(Attempt::Stop(err)) => return Err(err),
-                Err(Attempt::Failed(errno)) => {
-                    all_refused &= errno == Errno::ECONNREFUSED;
-                    last = errno;
-                }
+                Err(Attempt::Failed(errno)) => errno,
+            };
+            if first_round && addrs.len() > 1 {
+                let how = match errno {
+                    Errno::ETIMEDOUT if budget.is_some() => "timed out".to_owned(),
+                    _ => format!("failed: {}", errno.desc()),
+                };
+                detail!("connect to {host} ({}) port {port} {how}", addr.ip());
             }
+            all_refused &= errno == Errno::ECONNREFUSED;
+            last = errno;
         }
-        if !all_refused || start.elapsed() + RETRY_INTERVAL > retry {
-            return Err(Error::sys(
-                format!("connect to {}:{port}", bracketed(host)),
-                last,
-            ));
+        if !all_refused || start.elapsed() + RETRY_INTERVAL > dial.retry {
+            let what = format!("connect to {host} port {port}");
+            return Err(match (last, dial.wait) {
+                (Errno::ETIMEDOUT, Some(wait)) => {
+                    Error::Msg(format!("{what}: timed out after {} s", wait.as_secs_f64()))
+                }
+                _ => Error::sys(what, last),
+            });
+        }
+        if first_round {
+            detail!(
+                "connection refused: retrying for up to {} s",
+                dial.retry.as_secs_f64()
+            );
+            first_round = false;
         }
         signals.sleep(RETRY_INTERVAL).map_err(Error::Signal)?;
-    }
-}
-
-/// `host`, in brackets if it is an IPv6 literal (`[::1]:8080`).
-fn bracketed(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
     }
 }
 
@@ -254,11 +475,18 @@ fn bracketed(host: &str) -> String {
 enum Attempt {
     /// Stop trying altogether: a terminating signal, or `poll` failed.
     Stop(Error),
-    /// This address failed with `errno`; the next one may work.
+    /// This address failed with `errno` (`ETIMEDOUT` when its `budget`
+    /// ran out); the next one may work.
     Failed(Errno),
 }
 
-fn connect_one(addr: SocketAddr, signals: &Signals) -> Result<TcpStream, Attempt> {
+/// One non-blocking `connect` to `addr`, given up after `budget` (`None`:
+/// when the kernel gives up).
+fn connect_one(
+    addr: SocketAddr,
+    budget: Option<Duration>,
+    signals: &Signals,
+) -> Result<TcpStream, Attempt> {
     let fd: OwnedFd = socket(
         family(&addr),
         SockType::Stream,
@@ -266,16 +494,22 @@ fn connect_one(addr: SocketAddr, signals: &Signals) -> Result<TcpStream, Attempt
         None,
     )
     .map_err(Attempt::Failed)?;
+    let deadline = budget.map(|budget| Instant::now() + budget);
     match sys_connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) => {}
         Err(Errno::EINPROGRESS) => loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => crate::signals::timeout(left),
+                    _ => return Err(Attempt::Failed(Errno::ETIMEDOUT)),
+                },
+            };
             let mut fds = [
                 PollFd::new(signals.fd(), PollFlags::POLLIN),
                 PollFd::new(fd.as_fd(), PollFlags::POLLOUT),
             ];
-            signals
-                .poll(&mut fds, PollTimeout::NONE)
-                .map_err(Attempt::Stop)?;
+            signals.poll(&mut fds, timeout).map_err(Attempt::Stop)?;
             if fds[1].any() == Some(true) {
                 match getsockopt(&fd, sockopt::SocketError) {
                     Ok(0) => break,
@@ -302,6 +536,55 @@ fn family(addr: &SocketAddr) -> AddressFamily {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_mapped_peers_have_one_form() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:51234".parse().unwrap();
+        assert_eq!(canonical(mapped).to_string(), "127.0.0.1:51234");
+        let v4: SocketAddr = "127.0.0.1:51234".parse().unwrap();
+        assert_eq!(canonical(v4), v4);
+        let scoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, 2));
+        assert_eq!(canonical(scoped), scoped, "the scope is kept");
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn names_and_services_resolve_with_the_family_asked_for() {
+        let v4 = resolve("127.0.0.1", 80, Family::Any).unwrap();
+        assert_eq!(v4, ["127.0.0.1:80".parse().unwrap()]);
+        assert_eq!(
+            resolve("::1", 7, Family::V6).unwrap()[0].to_string(),
+            "[::1]:7"
+        );
+        let err = resolve("127.0.0.1", 80, Family::V6)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "127.0.0.1 has no IPv6 address (-6)");
+        let err = resolve("no-such-host.invalid", 80, Family::Any).unwrap_err();
+        assert_eq!(err.to_string(), "unknown host no-such-host.invalid");
+        assert!(
+            resolve("localhost", 1, Family::V4)
+                .unwrap()
+                .iter()
+                .all(|a| a.is_ipv4())
+        );
+        assert_eq!(service_port("no-such-service"), None);
+        if std::path::Path::new("/etc/services").exists() {
+            assert_eq!(service_port("http"), Some(80));
+        }
+    }
+
+    #[test]
+    fn several_addresses_are_listed_in_words() {
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:1", "10.0.0.1:1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(ip_list(&addrs[..1]), "127.0.0.1");
+        assert_eq!(ip_list(&addrs[..2]), "127.0.0.1 and ::1");
+        assert_eq!(ip_list(&addrs), "127.0.0.1, ::1 and 10.0.0.1");
+    }
 
     #[test]
     fn accept_failures_are_classified_as_accept_2_describes_them() {

@@ -11,7 +11,7 @@ use crate::service::Service;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
-use crate::{net, report, status};
+use crate::{detail, net, report, status};
 
 /// Runs `chatd` with `args` until `--once` has served a session, a session
 /// ends with `arret`, or a terminating signal arrives.
@@ -24,11 +24,11 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let access = Access::new(
         &args.allow,
         &args.deny,
-        args.allowfile.as_deref(),
-        args.denyfile.as_deref(),
-    )?;
+        args.allowfile.as_ref(),
+        args.denyfile.as_ref(),
+    );
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
-    let listener = net::listen(SocketAddr::new(args.bind, args.port))?;
+    let listener = net::listen_on(args.bind.as_deref(), args.port, args.family())?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
@@ -57,10 +57,14 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let close = [listener.as_raw_fd()];
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
+        let peer = net::canonical(peer);
         if !admit(&access, peer) {
             continue;
         }
         status!("connection from {peer}");
+        if let Ok(local) = stream.local_addr() {
+            detail!("{peer} connected to {}", net::canonical(local));
+        }
         let cx = Context {
             signals: &signals,
             options,

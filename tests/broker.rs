@@ -763,27 +763,6 @@ fn max_clients_that_cannot_fit_in_the_open_file_limit_is_said_on_stderr() {
 }
 
 #[test]
-fn limits_that_make_no_sense_are_one_line_errors() {
-    for (args, message) in [
-        (
-            &["--max-queue", "1000"][..],
-            "chatd: --max-queue 1000 is too small: a send queue must hold a whole line, at least --max-line + 512 = 66048 bytes\n",
-        ),
-        (
-            &["--max-line", "0"][..],
-            "chatd: --max-line must be at least 1\n",
-        ),
-    ] {
-        let port = free_port().to_string();
-        let mut all = vec!["--broker", "-b", "127.0.0.1", "-p", &port];
-        all.extend_from_slice(args);
-        let mut server = spawn(CHATD, &all);
-        assert_eq!(server.wait(), 1, "{}", server.dump());
-        assert!(server.stderr_text().ends_with(message), "{}", server.dump());
-    }
-}
-
-#[test]
 fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
     let (server, port) = room(&[]);
     let mut peers = crowd(port, 4);

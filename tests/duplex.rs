@@ -250,7 +250,7 @@ fn refused_connection_is_one_line_and_status_1() {
     assert_eq!(client.wait(), 1);
     assert_eq!(
         client.stderr_text(),
-        format!("chat: connect to 127.0.0.1:{port}: Connection refused\n")
+        format!("chat: connect to 127.0.0.1 port {port}: Connection refused\n")
     );
 }
 
@@ -268,13 +268,13 @@ fn unknown_host_is_one_line_and_status_1() {
 fn usage_errors_exit_2() {
     for (program, args) in [
         (CHATD, &["-p", "notaport"][..]),
-        (CHATD, &["-b", "not-an-address"][..]),
+        (CHATD, &["-b", "not an address"][..]),
         (CHAT, &["--retry", "soon"][..]),
         (CHAT, &["--no-such-option"][..]),
     ] {
         let mut p = spawn(program, args);
         assert_eq!(p.wait(), 2, "{program} {args:?}\n{}", p.dump());
-        assert!(p.stderr_text().contains("error:"), "{}", p.dump());
+        assert!(p.stderr_text().ends_with(" --help')\n"), "{}", p.dump());
     }
 }
 

@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use chatd::cli::ChatArgs;
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = ChatArgs::parse();
-    chatd::messages::init("chat", args.quiet);
+    let args: ChatArgs = chatd::cli::parse();
+    chatd::messages::init("chat", args.quiet, args.verbose);
     chatd::exit_status(chatd::client::run(&args))
 }

@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use chatd::cli::ChatdArgs;
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = ChatdArgs::parse();
-    chatd::messages::init("chatd", args.quiet);
+    let args: ChatdArgs = chatd::cli::parse();
+    chatd::messages::init("chatd", args.quiet, args.verbose);
     chatd::exit_status(chatd::server::run(&args))
 }

@@ -503,8 +503,8 @@ impl<'a> Broker<'a> {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    let shown = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    if crate::server::admit(&self.access, shown) {
+                    let peer = crate::net::canonical(peer);
+                    if crate::server::admit(&self.access, peer) {
                         self.admit(stream, peer)?;
                     }
                 }

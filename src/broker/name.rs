@@ -50,15 +50,12 @@ pub const SERVER: &str = "chatd";
 /// The name of a client at `addr` until it takes another with `/nick`;
 /// see the [module documentation](self) for the forms.
 pub fn address_name(addr: SocketAddr) -> String {
-    match addr {
+    match crate::net::canonical(addr) {
         SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => format!("{v4}:{}", v6.port()),
-            None if v6.scope_id() != 0 => {
-                format!("{}%{}.{}", v6.ip(), v6.scope_id(), v6.port())
-            }
-            None => format!("{}.{}", v6.ip(), v6.port()),
-        },
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+            format!("{}%{}.{}", v6.ip(), v6.scope_id(), v6.port())
+        }
+        SocketAddr::V6(v6) => format!("{}.{}", v6.ip(), v6.port()),
     }
 }
 

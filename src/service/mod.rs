@@ -219,9 +219,7 @@ impl Server<'_> {
                     }
                 }
             };
-            // An IPv4 client of a `::` listener shows as itself, not as
-            // `::ffff:a.b.c.d`.
-            let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+            let peer = crate::net::canonical(peer);
             if crate::server::admit(&self.access, peer) {
                 self.admit(stream, peer);
             }
