@@ -16,7 +16,10 @@
 //!   stale when an option is added to `src/cli.rs`).
 //!
 //! It also checks that `mandoc -Tlint -W warning` finds nothing to say about
-//! either page, and that `man -l` renders each one without a warning.
+//! either page, that `man -l` renders each one without a warning, and that
+//! the "Options at a glance" table of `README.md` has a row, ticked in the
+//! program's column, for every option of each `--help` (with the same
+//! value name), and no option `--help` does not print.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -113,6 +116,90 @@ fn chatd_usage_line_names_every_option_of_help() {
 #[test]
 fn chat_usage_line_names_every_option_of_help() {
     usage_names_every_option(&CHAT);
+}
+
+#[test]
+fn readme_table_lists_exactly_the_options_of_help() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("read README.md");
+    let table = readme_options(&readme);
+    for (column, tool) in [(0, &CHATD), (1, &CHAT)] {
+        let help = tool.help();
+        let ticked: Vec<&(String, Option<String>, [bool; 2])> =
+            table.iter().filter(|row| row.2[column]).collect();
+        for option in &help.options {
+            if option
+                .flags
+                .iter()
+                .any(|f| f == "--help" || f == "--version")
+            {
+                continue;
+            }
+            let row = ticked
+                .iter()
+                .find(|row| option.flags.contains(&row.0))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "README.md: no row ticked for {} in the options table for `{}`",
+                        tool.name, option.source
+                    )
+                });
+            assert_eq!(
+                row.1.as_deref(),
+                option.values.first().map(String::as_str),
+                "README.md: the row of {} names another value than `{}` of {} --help",
+                row.0,
+                option.source,
+                tool.name
+            );
+        }
+        let shown: BTreeSet<&str> = help.options.iter().flat_map(|o| o.flags()).collect();
+        let operands: BTreeSet<&str> = help.operands.iter().map(String::as_str).collect();
+        for row in &ticked {
+            assert!(
+                shown.contains(row.0.as_str()) || operands.contains(row.0.as_str()),
+                "README.md: the options table ticks {} for {}, which its --help does not list",
+                row.0,
+                tool.name
+            );
+        }
+    }
+}
+
+/// The rows of the README's "Options at a glance" table, one entry per
+/// option named in the first cell (`` `-p PORT` ``, `` `-4`, `-6` ``):
+/// the option, its value name, and the ticks of the chatd and chat
+/// columns.
+fn readme_options(readme: &str) -> Vec<(String, Option<String>, [bool; 2])> {
+    let start = readme
+        .find("Options at a glance")
+        .expect("README.md has an \"Options at a glance\" table");
+    let mut rows = Vec::new();
+    for line in readme[start..].lines().skip(1) {
+        let line = line.trim();
+        if line.is_empty() && !rows.is_empty() {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 || cells[1] == "option" || cells[1].starts_with("---") {
+            continue;
+        }
+        let ticks = [cells[2] == "✓", cells[3] == "✓"];
+        for code in cells[1].split('`').skip(1).step_by(2) {
+            let mut words = code.split_whitespace();
+            let name = words.next().unwrap_or_default().to_owned();
+            // `[PORT]` is an optional operand; `ADDR[/PREFIX]` a value name.
+            let value = words.next().map(|v| {
+                v.strip_prefix('[')
+                    .and_then(|v| v.strip_suffix(']'))
+                    .unwrap_or(v)
+                    .to_owned()
+            });
+            rows.push((name, value, ticks));
+        }
+    }
+    assert!(rows.len() > 10, "no options table found in README.md");
+    rows
 }
 
 #[test]
