@@ -25,6 +25,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod display;
+pub mod editor;
 pub mod error;
 pub mod messages;
 pub mod net;
