@@ -39,6 +39,8 @@ pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 #[derive(Debug)]
 pub struct Signals {
     read: UnixStream,
+    /// A copy of the write end, for [`Signals::watch`].
+    write: UnixStream,
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
@@ -68,9 +70,21 @@ impl Signals {
         }
         Ok(Signals {
             read,
+            write,
             terminated,
             pending,
         })
+    }
+
+    /// Adds `sig` to the signals that wake [`Signals::fd`], setting `flag`
+    /// first (the terminal editor's `SIGWINCH`, `SIGTSTP`, `SIGCONT`:
+    /// [`crate::editor::after_signals`] acts on them). Errors: registering
+    /// the handler failed.
+    pub fn watch(&self, sig: i32, flag: &Arc<AtomicBool>) -> io::Result<()> {
+        signal_hook::flag::register(sig, Arc::clone(flag))?;
+        signal_hook::flag::register(sig, Arc::clone(&self.pending))?;
+        signal_hook::low_level::pipe::register(sig, self.write.try_clone()?)?;
+        Ok(())
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
@@ -96,6 +110,8 @@ impl Signals {
                 break;
             }
         }
+        // Ctrl-Z, fg and resizes for the line editor, wherever we waited.
+        crate::editor::after_signals();
     }
 
     /// The terminating signal received (SIGINT, SIGTERM or SIGHUP), if any.
@@ -158,9 +174,12 @@ impl Signals {
 /// Restores the default action of the terminating signals and of `SIGCHLD`
 /// in a freshly forked child, which copies with blocking calls and has no
 /// poll loop: SIGINT (Ctrl-C reaches the whole process group), SIGTERM and
-/// SIGHUP then end it at once. `SIGPIPE` stays ignored.
+/// SIGHUP then end it at once; Ctrl-Z stops it (`SIGTSTP`, `SIGCONT` and
+/// `SIGWINCH` are the terminal editor's, caught only by the parent).
+/// `SIGPIPE` stays ignored.
 pub fn reset_in_child() {
-    for sig in TERMINATING.into_iter().chain([SIGCHLD]) {
+    let editor = crate::editor::CHILD_DEFAULTS;
+    for sig in TERMINATING.into_iter().chain([SIGCHLD]).chain(editor) {
         // SAFETY: restoring SIG_DFL installs no handler code; the child is
         // single-threaded (fork copies only the calling thread).
         unsafe { libc::signal(sig, libc::SIG_DFL) };
@@ -221,6 +240,8 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
         if libc::getppid() == *parent {
             return;
         }
+        // The parent cannot restore the terminal any more: we do.
+        crate::editor::restore_from_handler();
         libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
         libc::_exit(1);
     }

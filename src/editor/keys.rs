@@ -103,7 +103,8 @@ impl Decoder {
                 0x17 => push(keys, Key::KillWord, &mut i),
                 b'\t' | 0x20..=0xff => {
                     let start = i;
-                    while i < data.len() && (data[i] == b'\t' || (data[i] >= 0x20 && data[i] != 0x7f))
+                    while i < data.len()
+                        && (data[i] == b'\t' || (data[i] >= 0x20 && data[i] != 0x7f))
                     {
                         i += 1;
                     }
@@ -257,7 +258,10 @@ mod tests {
                 Key::Enter
             ]
         );
-        assert_eq!(keys(&[b"a\r\nb\n\n"]), vec![text("a"), Key::Enter, text("b"), Key::Enter, Key::Enter]);
+        assert_eq!(
+            keys(&[b"a\r\nb\n\n"]),
+            vec![text("a"), Key::Enter, text("b"), Key::Enter, Key::Enter]
+        );
         assert_eq!(keys(&[b"a\tb"]), vec![text("a\tb")]);
     }
 
@@ -292,10 +296,16 @@ mod tests {
         let e = "é".as_bytes();
         assert_eq!(keys(&[&e[..1], &e[1..]]), vec![text("é")]);
         let emoji = "🙂".as_bytes();
-        assert_eq!(keys(&[b"a", &emoji[..2], &emoji[2..], b"b"]), vec![text("a🙂b")]);
+        assert_eq!(
+            keys(&[b"a", &emoji[..2], &emoji[2..], b"b"]),
+            vec![text("a🙂b")]
+        );
         // Not UTF-8 at all: passed on as typed.
         // (a last byte that may start a character waits for the next key).
-        assert_eq!(keys(&[b"\xe9t\xe9\r"]), vec![Key::Text(b"\xe9t\xe9".to_vec()), Key::Enter]);
+        assert_eq!(
+            keys(&[b"\xe9t\xe9\r"]),
+            vec![Key::Text(b"\xe9t\xe9".to_vec()), Key::Enter]
+        );
     }
 
     proptest! {

@@ -54,7 +54,12 @@ impl Glyph {
             Glyph::Control(b) => out.extend_from_slice(&[b'^', b ^ 0x40]),
             Glyph::Byte(b) => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
             }
         }
     }
@@ -154,7 +159,8 @@ impl Line {
         if self.buf.len() + text.len() > LINE_MAX {
             return false;
         }
-        self.buf.splice(self.cursor..self.cursor, text.iter().copied());
+        self.buf
+            .splice(self.cursor..self.cursor, text.iter().copied());
         self.cursor += text.len();
         // A combining mark typed after the cursor's cluster joins it; the
         // cursor stays on a boundary.
@@ -480,7 +486,7 @@ mod tests {
             line.insert(&bad);
             for (op, s) in ops {
                 match op {
-                    0 | 1 | 2 => { line.insert(s.as_bytes()); }
+                    0..=2 => { line.insert(s.as_bytes()); }
                     3 => { line.backspace(); }
                     4 => { line.delete(); }
                     5 => { line.left(); }

@@ -234,7 +234,11 @@ pub fn draw(view: &View<'_>, cols: usize, lines: usize, out: &mut Vec<u8>) -> Dr
     };
     for line in view.pending.split_inclusive(|&b| b == b'\n') {
         prompt(&mut rows);
-        put_text(&mut rows, line.strip_suffix(b"\n").unwrap_or(line), |_, _| {});
+        put_text(
+            &mut rows,
+            line.strip_suffix(b"\n").unwrap_or(line),
+            |_, _| {},
+        );
         rows.break_row();
     }
     if view.editing {
@@ -310,7 +314,11 @@ pub fn full_rows(partial: &[u8], cols: usize) -> usize {
         }
         col += glyph_width(g, col, cols);
     }
-    if col >= cols { partial.len() } else { last_start }
+    if col >= cols {
+        partial.len()
+    } else {
+        last_start
+    }
 }
 
 /// The columns `g` takes when it starts at column `col` of a row `cols`
@@ -460,7 +468,15 @@ mod tests {
                 .map(|r| {
                     let s: String = r
                         .iter()
-                        .map(|c| if c.is_empty() { " " } else if c == "\0" { "" } else { c })
+                        .map(|c| {
+                            if c.is_empty() {
+                                " "
+                            } else if c == "\0" {
+                                ""
+                            } else {
+                                c
+                            }
+                        })
                         .collect();
                     s.trim_end().to_owned()
                 })
@@ -537,10 +553,16 @@ mod tests {
         let line = "abcdefghijklmnopqrstuvwxyz";
         let v = view(line, 5);
         redraw(&mut screen, &mut drawn, &v);
-        assert_eq!(&screen.text()[..3], ["chat> abcd", "efghijklmn", "opqrstuvwx"]);
+        assert_eq!(
+            &screen.text()[..3],
+            ["chat> abcd", "efghijklmn", "opqrstuvwx"]
+        );
         assert_eq!(screen.cursor(), (1, 1), "the cursor before f");
         above(&mut screen, &mut drawn, "hi\n", &v);
-        assert_eq!(&screen.text()[..5], ["hi", "chat> abcd", "efghijklmn", "opqrstuvwx", "yz"]);
+        assert_eq!(
+            &screen.text()[..5],
+            ["hi", "chat> abcd", "efghijklmn", "opqrstuvwx", "yz"]
+        );
         assert_eq!(screen.cursor(), (2, 1));
     }
 
@@ -580,7 +602,10 @@ mod tests {
         assert_eq!(&screen.text()[..2], ["no newline yet", "chat> typing"]);
         v.partial = b"";
         above(&mut screen, &mut drawn, "no newline yet, now one\n", &v);
-        assert_eq!(&screen.text()[..3], ["no newline yet, now one", "chat> typing", ""]);
+        assert_eq!(
+            &screen.text()[..3],
+            ["no newline yet, now one", "chat> typing", ""]
+        );
         assert_eq!(screen.cursor(), (1, 12));
     }
 
@@ -598,7 +623,10 @@ mod tests {
         let mut v = view("x", 1);
         v.partial = &text.as_bytes()[cut..];
         above(&mut screen, &mut drawn, &text[..cut], &v);
-        assert_eq!(&screen.text()[..4], ["0123456789", "abcdefghij", "KL", "chat> x"]);
+        assert_eq!(
+            &screen.text()[..4],
+            ["0123456789", "abcdefghij", "KL", "chat> x"]
+        );
     }
 
     #[test]
@@ -648,7 +676,10 @@ mod tests {
     fn colour_wraps_each_peer_line_and_ends_before_the_newline() {
         let mut out = Vec::new();
         peer_text(b"one\n\ntwo\npart", true, &mut out);
-        assert_eq!(out, b"\x1b[36mone\x1b[m\n\n\x1b[36mtwo\x1b[m\n\x1b[36mpart\x1b[m");
+        assert_eq!(
+            out,
+            b"\x1b[36mone\x1b[m\n\n\x1b[36mtwo\x1b[m\n\x1b[36mpart\x1b[m"
+        );
         out.clear();
         peer_text(b"one\npart", false, &mut out);
         assert_eq!(out, b"one\npart");

@@ -210,20 +210,29 @@ impl Shared {
         // SAFETY: the mutex was initialised in `new` and the mapping is
         // never unmapped.
         let rc = unsafe { libc::pthread_mutex_lock(self.mutex()) };
-        self.locked(rc)
-            .unwrap_or(Guard { shared: self, held: false })
+        self.locked(rc).unwrap_or(Guard {
+            shared: self,
+            held: false,
+        })
     }
 
     /// Takes the lock, waiting at most `limit`; `None` if its holder kept
     /// it that long (a process stopped while it drew).
     pub fn lock_within(&self, limit: Duration) -> Option<Guard<'_>> {
-        let mut now: libc::timespec = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut now: libc::timespec = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `now` is a valid timespec to write to.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        let nanos = now.tv_nsec as i64 + limit.subsec_nanos() as i64;
+        let nanos = now.tv_nsec + i64::from(limit.subsec_nanos());
+        let secs = now
+            .tv_sec
+            .saturating_add(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX))
+            .saturating_add(nanos / 1_000_000_000);
         let deadline = libc::timespec {
-            tv_sec: now.tv_sec + limit.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
-            tv_nsec: (nanos % 1_000_000_000) as _,
+            tv_sec: secs,
+            tv_nsec: nanos % 1_000_000_000,
         };
         // SAFETY: as in `lock`; `deadline` is a valid absolute time.
         let rc = unsafe { libc::pthread_mutex_timedlock(self.mutex(), &deadline) };
@@ -232,11 +241,17 @@ impl Shared {
 
     fn locked(&self, rc: libc::c_int) -> Option<Guard<'_>> {
         match rc {
-            0 => Some(Guard { shared: self, held: true }),
+            0 => Some(Guard {
+                shared: self,
+                held: true,
+            }),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD means it is ours).
                 unsafe { libc::pthread_mutex_consistent(self.mutex()) };
-                Some(Guard { shared: self, held: true })
+                Some(Guard {
+                    shared: self,
+                    held: true,
+                })
             }
             _ => None,
         }
