@@ -10,6 +10,8 @@
 //! - [`session::lockstep`]: `-a`, turns of one line each, no fork;
 //! - [`words`]: the protocol words `bye` and `arret`, across read boundaries;
 //! - [`display`]: received bytes made safe for a terminal;
+//! - [`editor`]: the line editor of a person at a terminal, shared by the
+//!   two processes of a session (a `MAP_SHARED` mapping and a lock);
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
