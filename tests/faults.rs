@@ -122,6 +122,23 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
     assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0);
 }
 
+/// Kills `proc` (whose one child serves `conn`) with SIGKILL and checks
+/// that the child does not outlive it: within a second it is gone, having
+/// said `line` on standard error (`{pid}` stands for the killed pid), and
+/// nothing keeps `conn` open.
+fn killed_parent_leaves_no_orphan(mut proc: Proc, mut conn: TcpStream, line: &str) {
+    let child = receiving_child(&proc);
+    proc.signal(libc::SIGKILL);
+    let _ = proc.wait_within(TIMEOUT);
+    assert!(
+        wait_until(Duration::from_secs(1), || gone(child)),
+        "orphan {child}"
+    );
+    proc.expect_stderr(&line.replace("{pid}", &proc.pid().to_string()));
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+}
+
 // The parent of chat (the sender) is killed: the child never outlives it:
 // it says so in one line and exits within a second, and nothing keeps the
 // socket open.
@@ -129,40 +146,35 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
 fn chat_whose_parent_is_killed_leaves_no_orphan() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut client = chat(port, &["-q"]);
-    let (mut conn, _) = listener.accept().unwrap();
-    let child = receiving_child(&client);
-    client.signal(libc::SIGKILL);
-    let _ = client.wait_within(TIMEOUT);
-    assert!(
-        wait_until(Duration::from_secs(1), || gone(child)),
-        "orphan {child}"
-    );
-    client.expect_stderr(&format!(
-        "chat: the sending process (pid {}) died: session ended\n",
-        client.pid()
-    ));
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+    let client = chat(port, &["-q"]);
+    let (conn, _) = listener.accept().unwrap();
+    let line = "chat: the sending process (pid {pid}) died: session ended\n";
+    killed_parent_leaves_no_orphan(client, conn, line);
 }
 
 #[test]
 fn chatd_whose_parent_is_killed_leaves_no_orphan() {
-    let (mut server, port) = chatd(&[]);
+    let (server, port) = chatd(&[]);
+    let conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let line = "chatd: the sending process (pid {pid}) died: session ended\n";
+    killed_parent_leaves_no_orphan(server, conn, line);
+}
+
+// The services' children are set up by the same code as the session's
+// child (src/fork.rs): the server killed, each says so in one line, naming
+// its client, and closes its connection.
+#[test]
+fn an_echo_server_killed_leaves_no_orphan() {
+    let (server, port) = chatd(&["--echo"]);
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let child = receiving_child(&server);
-    server.signal(libc::SIGKILL);
-    let _ = server.wait_within(TIMEOUT);
-    assert!(
-        wait_until(Duration::from_secs(1), || gone(child)),
-        "orphan {child}"
-    );
-    server.expect_stderr(&format!(
-        "chatd: the sending process (pid {}) died: session ended\n",
-        server.pid()
-    ));
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(b"hello\n").unwrap();
+    let mut echoed = [0u8; 6];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello\n");
+    let local = conn.local_addr().unwrap();
+    let line = format!("chatd: the server (pid {{pid}}) died: connection from {local} closed\n");
+    killed_parent_leaves_no_orphan(server, conn, &line);
 }
 
 // --- a storm of signals -------------------------------------------------------
