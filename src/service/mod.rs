@@ -48,7 +48,7 @@ use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::fork::{self, Forked};
 use crate::net::{ACCEPT_PAUSE, AcceptFailure};
-use crate::pump::{self, Drained};
+use crate::pump::{self, Drained, stdout};
 use crate::signals::{self, Signals};
 use crate::{report, status};
 
@@ -398,10 +398,4 @@ pub fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error>
         }
         e => Error::sys("read", e),
     })
-}
-
-/// Standard output, borrowed for the life of the process.
-fn stdout() -> BorrowedFd<'static> {
-    // SAFETY: descriptor 1 is never closed by this program.
-    unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
 }
