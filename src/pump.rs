@@ -16,6 +16,26 @@ use nix::sys::socket::{MsgFlags, send};
 /// more; `nc` uses 16 KiB, `socat` 8 KiB by default).
 pub const BUF_SIZE: usize = 128 * 1024;
 
+/// Standard input (descriptor 0), borrowed for the life of the process.
+/// The one place every module takes it from.
+pub fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 0 is never closed while borrowed: only a forked
+    // child that no longer reads it closes it, right after the fork. Rust's
+    // runtime opens /dev/null on a descriptor 0, 1 or 2 that was closed
+    // when the program started, so it is always open.
+    unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) }
+}
+
+/// Standard output (descriptor 1), borrowed for the life of the process.
+/// The one place every module takes it from.
+pub fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: descriptor 1 is never closed by this program (the duplex
+    // parent of a single session replaces it with /dev/null with dup2, see
+    // `session::duplex`); Rust's runtime opens /dev/null on it if it was
+    // closed when the program started.
+    unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
+}
+
 /// `read(2)` on `fd`, retrying `EINTR`. Returns the number of bytes read,
 /// 0 at end of file. Errors: the `errno` of `read(2)` (`EAGAIN` on a
 /// non-blocking descriptor with nothing to read).

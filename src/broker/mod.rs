@@ -87,6 +87,7 @@ use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::net::AcceptFailure;
+use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
 use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
@@ -214,16 +215,6 @@ fn writable(fd: BorrowedFd<'_>) -> bool {
         && fds[0]
             .revents()
             .is_some_and(|r| r.contains(PollFlags::POLLOUT))
-}
-
-/// Standard input, borrowed for the life of the process.
-fn stdin() -> BorrowedFd<'static> {
-    crate::session::stdin()
-}
-
-/// Standard output, borrowed for the life of the process.
-fn stdout() -> BorrowedFd<'static> {
-    crate::session::stdout()
 }
 
 /// A client's socket and what the loop knows of it.

@@ -47,6 +47,7 @@ use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::net::{ACCEPT_PAUSE, AcceptFailure};
+use crate::pump::stdout;
 use crate::signals::{self, Signals};
 use crate::{report, status};
 
@@ -409,10 +410,4 @@ pub fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error>
         }
         e => Error::sys("read", e),
     })
-}
-
-/// Standard output, borrowed for the life of the process.
-fn stdout() -> BorrowedFd<'static> {
-    // SAFETY: descriptor 1 is never closed by this program.
-    unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
 }

@@ -43,11 +43,11 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid};
 
 use crate::error::Error;
-use crate::pump::{self, BUF_SIZE};
+use crate::pump::{self, BUF_SIZE, stdin, stdout};
 use crate::report;
 use crate::session::{
     Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
-    stdin, stdout, stdout_gone, stdout_watch,
+    stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;

@@ -38,9 +38,9 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 use crate::error::Error;
 use crate::messages;
-use crate::pump::{self, BUF_SIZE, Sent};
+use crate::pump::{self, BUF_SIZE, Sent, stdin};
 use crate::session::{
-    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
+    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
     stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
