@@ -13,7 +13,7 @@
 //! the output state, relay pipes, message lines), which is sound only
 //! because the process has one thread when it forks. The binaries never
 //! start one (signal-hook's pipe and flag actions need none), and [`fork`]
-//! checks it every time (`/proc/self/task` has one entry), so that a
+//! checks it every time (`/proc/self/task` has one entry: [`Threads`]), so that a
 //! program that calls the library from a second thread gets a clear error
 //! instead of a child that may hang.
 //!
@@ -37,9 +37,12 @@
 //!    made (the race the request alone misses), it does so at once.
 //! 4. The signal mask of before the fork comes back.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use nix::dir::Dir;
+use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid, getpid};
 
 use crate::error::Error;
@@ -74,7 +77,7 @@ pub const PARENT_DEATH: i32 = libc::SIGUSR1;
 /// `/proc/self/task` cannot be read to tell); [`Error::Sys`] when
 /// `sigprocmask` or `fork` fails.
 pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
-    single_threaded()?;
+    signals.threads().single()?;
     let parent = getpid();
     // Built before the fork: the handler of PARENT_DEATH only reads it.
     let line = format!("{}: {orphan}\n", crate::messages::program()).into_bytes();
@@ -113,21 +116,65 @@ pub fn exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Errors unless the process has exactly one thread: the entries of
-/// `/proc/self/task` (proc(5)), one per thread.
-///
-/// Errors: [`Error::Msg`] naming the count, or why it could not be read.
-pub fn single_threaded() -> Result<(), Error> {
-    match std::fs::read_dir("/proc/self/task").map(Iterator::count) {
-        Ok(1) => Ok(()),
-        Ok(n) => Err(Error::Msg(format!(
-            "cannot fork: the process has {n} threads, and its child would \
-             inherit their locks (fork is sound here only with one thread)"
-        ))),
-        Err(e) => Err(Error::Msg(format!(
-            "cannot fork: cannot tell whether the process has one thread: \
-             /proc/self/task: {e}"
-        ))),
+/// The threads of this process, as `/proc/self/task` (proc(5)) lists them,
+/// one entry per thread. The directory is opened once, by
+/// [`Signals::install`](crate::signals::Signals::install), and read again
+/// before every fork: counting then needs no new descriptor, so a server
+/// that has just accepted with its last free descriptor can still fork.
+#[derive(Debug)]
+pub struct Threads {
+    /// The open directory, and the pid it belongs to (`self` is resolved
+    /// when it is opened); `None` if it could not be opened.
+    task: Mutex<Option<(Pid, Dir)>>,
+}
+
+impl Threads {
+    /// Opens `/proc/self/task`; a failure is kept for [`Threads::single`]
+    /// to report.
+    pub fn open() -> Threads {
+        let task = Dir::open(
+            "/proc/self/task",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        Threads {
+            task: Mutex::new(task.ok().map(|dir| (getpid(), dir))),
+        }
+    }
+
+    /// Errors unless the process has exactly one thread.
+    ///
+    /// Errors: [`Error::Msg`] naming the count, or why it could not be
+    /// read.
+    pub fn single(&self) -> Result<(), Error> {
+        let unknown = |why: &str| {
+            Error::Msg(format!(
+                "cannot fork: cannot tell whether the process has one thread: \
+                 /proc/self/task: {why}"
+            ))
+        };
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((pid, dir)) = task.as_mut() else {
+            return Err(unknown("cannot be opened"));
+        };
+        if *pid != getpid() {
+            // A child that forks again: its own directory, not its parent's.
+            return Err(unknown("opened by another process"));
+        }
+        let mut threads = 0;
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| unknown(e.desc()))?;
+            if !matches!(entry.file_name().to_bytes(), b"." | b"..") {
+                threads += 1;
+            }
+        }
+        match threads {
+            1 => Ok(()),
+            n => Err(Error::Msg(format!(
+                "cannot fork: the process has {n} threads, and its child would \
+                 inherit their locks (fork is sound here only with one thread)"
+            ))),
+        }
     }
 }
 
@@ -202,7 +249,7 @@ mod tests {
     fn a_second_thread_is_refused_with_the_count() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let extra = std::thread::spawn(move || rx.recv());
-        let err = single_threaded().expect_err("several threads run");
+        let err = Threads::open().single().expect_err("several threads run");
         let text = err.to_string();
         assert!(text.starts_with("cannot fork: the process has "), "{text}");
         assert!(text.contains(" threads"), "{text}");

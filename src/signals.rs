@@ -31,6 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGTERM};
 
 use crate::error::Error;
+use crate::fork::Threads;
 
 /// The signals that end the program (with status 128+N).
 pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
@@ -42,10 +43,13 @@ pub struct Signals {
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
+    /// Counted before every fork ([`crate::fork`]).
+    threads: Threads,
 }
 
 impl Signals {
-    /// Installs the handlers described in the module documentation.
+    /// Installs the handlers described in the module documentation, and
+    /// opens `/proc/self/task` for [`crate::fork::fork`] ([`Threads`]).
     /// Call once, early in `main`, while the process is single-threaded.
     /// Errors: creating the socket pair or registering a handler failed.
     pub fn install() -> io::Result<Signals> {
@@ -70,7 +74,13 @@ impl Signals {
             read,
             terminated,
             pending,
+            threads: Threads::open(),
         })
+    }
+
+    /// The threads of the process, which [`crate::fork::fork`] counts.
+    pub fn threads(&self) -> &Threads {
+        &self.threads
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.

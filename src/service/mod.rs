@@ -47,7 +47,7 @@ use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::fork::{self, Forked};
-use crate::net::{ACCEPT_PAUSE, AcceptFailure};
+use crate::net::{Accepting, Next};
 use crate::pump::{self, Drained, stdout};
 use crate::signals::{self, Signals};
 use crate::{report, status};
@@ -106,7 +106,7 @@ pub fn run(
         failed: false,
         children: HashMap::new(),
         refused: Vec::new(),
-        paused_until: None,
+        accepting: Accepting::default(),
     };
     let result = server.serve();
     server.stop_children();
@@ -141,8 +141,8 @@ struct Server<'a> {
     /// Live (unreaped) children and the client each serves.
     children: HashMap<Pid, SocketAddr>,
     refused: Vec<Refused>,
-    /// `accept` is paused until then ([`crate::net::ACCEPT_PAUSE`]).
-    paused_until: Option<Instant>,
+    /// Whether `accept` is paused for want of descriptors ([`Accepting`]).
+    accepting: Accepting,
 }
 
 impl Server<'_> {
@@ -160,19 +160,17 @@ impl Server<'_> {
             }
             let now = Instant::now();
             self.refused.retain(|r| r.deadline > now);
-            if self.paused_until.is_some_and(|t| t <= now) {
-                self.paused_until = None;
-            }
+            let open = self.accepting.open(now);
             let deadline = self
                 .refused
                 .iter()
                 .map(|r| r.deadline)
-                .chain(self.paused_until)
+                .chain(self.accepting.until())
                 .min();
             let timeout = deadline.map_or(PollTimeout::NONE, |d| {
                 signals::timeout(d.saturating_duration_since(now))
             });
-            let accepting = self.paused_until.is_none() && !(self.once && self.admitted);
+            let accepting = open && !(self.once && self.admitted);
             let mut fds = Vec::with_capacity(2 + self.refused.len());
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
             let listen_flags = if accepting {
@@ -202,24 +200,14 @@ impl Server<'_> {
                 return Ok(());
             }
             let (stream, peer) = match self.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) => {
-                    let errno = crate::error::errno_of(&e);
-                    match AcceptFailure::of(errno) {
-                        AcceptFailure::Empty => return Ok(()),
-                        AcceptFailure::Skip => continue,
-                        AcceptFailure::Exhausted => {
-                            report!(
-                                "accept: {}; not accepting for {} ms",
-                                errno.desc(),
-                                ACCEPT_PAUSE.as_millis()
-                            );
-                            self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                            return Ok(());
-                        }
-                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
-                    }
+                Ok(pair) => {
+                    self.accepting.accepted();
+                    pair
                 }
+                Err(e) => match self.accepting.failed(&e)? {
+                    Next::Again => continue,
+                    Next::Wait | Next::Paused(_) => return Ok(()),
+                },
             };
             // An IPv4 client of a `::` listener shows as itself, not as
             // `::ffff:a.b.c.d`.
