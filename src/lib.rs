@@ -13,6 +13,8 @@
 //! - [`editor`]: the line editor of a person at a terminal, shared by the
 //!   two processes of a session (a `MAP_SHARED` mapping and a lock);
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
+//! - [`fork`]: `fork()` in a single-threaded process only, and the child's
+//!   set-up (signals, death of the parent);
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
@@ -29,6 +31,7 @@ pub mod client;
 pub mod display;
 pub mod editor;
 pub mod error;
+pub mod fork;
 pub mod messages;
 pub mod net;
 pub mod pump;
