@@ -77,7 +77,9 @@ fn comma_separated_entries_and_files_with_comments() {
 }
 
 #[test]
-fn an_unreadable_or_bad_list_is_one_line_and_status_1() {
+fn an_unreadable_or_bad_list_is_a_one_line_usage_error() {
+    // Issue 16: the lists are read when the command line is parsed, before
+    // anything is bound or printed.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "127.0.0.1\nlocalhost\n").unwrap();
@@ -86,18 +88,20 @@ fn an_unreadable_or_bad_list_is_one_line_and_status_1() {
     for (args, says) in [
         (
             vec!["--denyfile", &bad],
-            format!("chatd: --denyfile {bad} line 2: 'localhost' is not an IPv4 or IPv6 address"),
+            format!(
+                "chatd: invalid --denyfile '{bad}': line 2: 'localhost': not an IPv4 or IPv6 address"
+            ),
         ),
         (
             vec!["--allowfile", &missing],
-            format!("chatd: read --allowfile {missing}: No such file or directory"),
+            format!("chatd: invalid --allowfile '{missing}': No such file or directory"),
         ),
     ] {
         let mut server = spawn(
             CHATD,
             &[&["-b", "127.0.0.1", "-p", "0"], &args[..]].concat(),
         );
-        assert_eq!(server.wait(), 1, "{}", server.dump());
+        assert_eq!(server.wait(), 2, "{}", server.dump());
         let stderr = server.stderr_text();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with(&says), "{stderr}");
