@@ -302,31 +302,35 @@ fn a_resize_redraws_the_line_at_the_new_width() {
     s.tmux.wait_for("chat", "two rows", |screen| {
         lines(screen).ends_with(&[&format!("chat> {}", &long[..54]), &long[54..]])
     });
-    s.tmux.resize("chat", 30, 20);
-    let screen = s.tmux.wait_for("chat", "three rows of 30", |screen| {
-        lines(screen).ends_with(&[
-            &format!("chat> {}", &long[..24]),
-            &long[24..54],
-            &long[54..80],
-        ])
+    // 25 columns: tmux rewraps the old rows (60 = 25 + 25 + 10, 26 = 25 + 1),
+    // which is not the new layout; only a redraw gives it.
+    s.tmux.resize("chat", 25, 20);
+    let rows = [
+        format!("chat> {}", &long[..19]),
+        long[19..44].to_owned(),
+        long[44..69].to_owned(),
+        long[69..80].to_owned(),
+    ];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let screen = s.tmux.wait_for("chat", "four rows of 25", |screen| {
+        lines(screen).ends_with(&rows)
     });
     assert_eq!(
         screen.matches("chat>").count(),
         1,
         "a stale copy of the line is left:\n{screen}"
     );
+    let all = lines(&screen);
+    assert!(
+        all[..all.len() - 4].iter().all(|l| l.starts_with("chat: ")),
+        "rows of the old layout are left:\n{screen}"
+    );
     peer.send(b"after the resize\n");
     let screen = s.tmux.expect_screen("chat", "after the resize");
-    assert!(
-        lines(&screen).ends_with(&[
-            "after the resize",
-            &format!("chat> {}", &long[..24]),
-            &long[24..54],
-            &long[54..80],
-        ]),
-        "{screen}"
-    );
-    assert_eq!(s.tmux.cursor("chat").0, 26);
+    let tail = lines(&screen);
+    assert_eq!(tail[tail.len() - 5..][0], "after the resize", "{screen}");
+    assert!(tail.ends_with(&rows), "{screen}");
+    assert_eq!(s.tmux.cursor("chat").0, 11);
 }
 
 #[test]
