@@ -281,16 +281,28 @@ fn the_one_to_one_server_accepts_again_after_running_out_of_descriptors() {
 
 // --- a storm of signals -------------------------------------------------------
 
-/// Sends SIGWINCH to every pid of `pids` every millisecond, and stops and
-/// continues each of them every 20 ms, until `stop` is set.
-fn storm(pids: Vec<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// Every millisecond until `stop` is set, sends each process of `pids`
+/// (pairs of a session's parent and its child) a signal it handles:
+/// - the parent, `SIGCHLD`: signal-hook's handler runs and wakes its
+///   `poll` through the self-pipe; the parent must find its child still
+///   running and go on;
+/// - the child, `SIGUSR1`: its parent-death handler ([`chatd::fork`])
+///   runs, installed without `SA_RESTART`, so a blocking call under way
+///   fails with `EINTR` and must be retried; the handler must find the
+///   parent alive and return.
+///
+/// Every 20 ms it also stops and continues each of them.
+fn storm(pids: Vec<(u32, u32)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let pairs = pids;
+    let pids: Vec<u32> = pairs.iter().flat_map(|&(p, c)| [p, c]).collect();
     std::thread::spawn(move || {
         let mut sent = 0u64;
         let mut tick = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            for &pid in &pids {
-                kill(pid, libc::SIGWINCH);
-                sent += 1;
+            for &(parent, child) in &pairs {
+                kill(parent, libc::SIGCHLD);
+                kill(child, chatd::fork::PARENT_DEATH);
+                sent += 2;
             }
             if tick.is_multiple_of(20) {
                 for &pid in &pids {
@@ -337,10 +349,8 @@ fn transfer_in_a_storm(extra: &[&str], to_client: bool) {
     });
     assert!(both, "no session\n{}\n{}", server.dump(), client.dump());
     let pids = vec![
-        server.pid(),
-        server.children()[0],
-        client.pid(),
-        client.children()[0],
+        (server.pid(), server.children()[0]),
+        (client.pid(), client.children()[0]),
     ];
     let stop = Arc::new(AtomicBool::new(false));
     let stormer = storm(pids, Arc::clone(&stop));
@@ -590,9 +600,12 @@ fn a_reset_in_a_service_is_one_line_and_the_server_goes_on() {
     for mode in ["--echo", "--sum"] {
         let (mut server, port) = chatd(&[mode]);
         let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let local = first.local_addr().unwrap();
         server.expect_stderr("connection from");
         reset_on_close(&first);
         drop(first);
+        // The child's one line is the event waited for; then it is gone.
+        server.expect_stderr(&format!("chatd: {local}: read: Connection reset by peer\n"));
         assert!(
             wait_until(TIMEOUT, || server.children().is_empty()),
             "{mode}"
@@ -601,7 +614,7 @@ fn a_reset_in_a_service_is_one_line_and_the_server_goes_on() {
         let lines = stderr
             .lines()
             .filter(|l| !l.contains("listening") && !l.contains("connection from"));
-        assert!(lines.count() <= 1, "{mode}: {stderr}");
+        assert_eq!(lines.count(), 1, "{mode}: {stderr}");
         let mut next = TcpStream::connect(("127.0.0.1", port)).unwrap();
         next.set_read_timeout(Some(TIMEOUT)).unwrap();
         if mode == "--echo" {
