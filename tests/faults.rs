@@ -83,7 +83,8 @@ fn a_reset_in_lockstep_is_one_line_and_chatd_serves_the_next_client() {
 // --- kill -9 ----------------------------------------------------------------
 
 // The receiving child of chat is killed: its parent says so in one line
-// and exits 1 within a second; the peer sees the connection end.
+// and exits 1 (nothing else happens that could end it); the peer sees the
+// connection end.
 #[test]
 fn chat_whose_child_is_killed_says_so_and_exits_1() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -92,10 +93,8 @@ fn chat_whose_child_is_killed_says_so_and_exits_1() {
     let (mut conn, _) = listener.accept().unwrap();
     let child = receiving_child(&client);
     kill(child, libc::SIGKILL);
-    let killed = Instant::now();
-    let status = client.wait_within(Duration::from_secs(1));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", client.dump());
-    assert!(killed.elapsed() < Duration::from_secs(1));
     assert_eq!(
         client.stderr_text(),
         "chat: receiving process killed by signal 9 (SIGKILL)\n"
@@ -115,7 +114,7 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let child = receiving_child(&server);
     kill(child, libc::SIGKILL);
-    let status = server.wait_within(Duration::from_secs(1));
+    let status = server.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", server.dump());
     server.expect_stderr("chatd: receiving process killed by signal 9 (SIGKILL)\n");
     conn.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -123,19 +122,17 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
 }
 
 /// Kills `proc` (whose one child serves `conn`) with SIGKILL and checks
-/// that the child does not outlive it: within a second it is gone, having
-/// said `line` on standard error (`{pid}` stands for the killed pid), and
+/// that the child does not outlive it: it is gone (its peer keeps the
+/// connection open, so only the parent's death can end it), having said
+/// `line` on standard error (`{pid}` stands for the killed pid), and
 /// nothing keeps `conn` open.
 fn killed_parent_leaves_no_orphan(mut proc: Proc, mut conn: TcpStream, line: &str) {
     let child = receiving_child(&proc);
     proc.signal(libc::SIGKILL);
     let _ = proc.wait_within(TIMEOUT);
-    assert!(
-        wait_until(Duration::from_secs(1), || gone(child)),
-        "orphan {child}"
-    );
+    assert!(wait_until(TIMEOUT, || gone(child)), "orphan {child}");
     proc.expect_stderr(&line.replace("{pid}", &proc.pid().to_string()));
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
     assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
 }
 
@@ -525,7 +522,7 @@ fn a_server_that_dies_mid_session_is_one_line_and_status_1() {
     let child = receiving_child(&server);
     server.signal(libc::SIGKILL);
     let _ = server.wait_within(TIMEOUT);
-    assert!(wait_until(Duration::from_secs(1), || gone(child)));
+    assert!(wait_until(TIMEOUT, || gone(child)));
     // The first write after the death meets the dead peer's reset; keep
     // typing until chat notices (a line or two).
     let noticed = wait_until(TIMEOUT, || {
