@@ -118,7 +118,7 @@ fn peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke() {
     client.expect_stdout("bye-from-server\n");
     let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
-    client.expect_stderr("chat: connection closed by peer");
+    client.expect_stderr(&format!("chat: 127.0.0.1:{port} closed the connection"));
 }
 
 // Issue 7: a pipe on stdin that stays open and idle is not a person who
