@@ -57,7 +57,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let close = [listener.as_raw_fd()];
     loop {
         let (stream, peer) = net::accept(&listener, &signals)?;
-        if !admit(&access, peer) {
+        if !access.admit(peer) {
             continue;
         }
         status!("connection from {peer}");
@@ -88,19 +88,6 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         }
         if args.once {
             return Ok(());
-        }
-    }
-}
-
-/// Checks `peer` against the `--allow`/`--deny` lists; a refused peer is
-/// logged with its address on standard error (a status line) and its
-/// connection, dropped by the caller, is closed before a byte is sent.
-pub fn admit(access: &Access, peer: SocketAddr) -> bool {
-    match access.check(peer.ip()) {
-        Ok(()) => true,
-        Err(why) => {
-            status!("refused {peer}: {why}");
-            false
         }
     }
 }
