@@ -2,9 +2,9 @@
 
 use crate::cli::ChatArgs;
 use crate::error::Error;
-use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
-use crate::{net, pump, status};
+use crate::{messages, net, pump, status};
 
 /// Runs `chat` with `args`: one session with the server.
 ///
@@ -24,12 +24,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             .map_err(|e| Error::sys("send /nick", e))?;
     }
     let options = Options::new(args.raw, args.crlf);
-    let first = if args.listen_first {
-        First::Listen
-    } else {
-        First::Speak
-    };
-    let kind = Kind::new(args.alternating, first);
+    let kind = Kind::new(args.alternating, First::Speak.swapped_if(args.listen_first));
     let mut input = Input::new(options);
     let cx = Context {
         signals: &signals,
@@ -40,13 +35,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     match session::run(kind, stream, peer, &cx, &mut input)? {
         End::PeerClosed => status!("connection closed by peer"),
         End::StdoutClosed => {}
-        End::Word { word, by } => {
-            let who = match by {
-                Side::Local => "you",
-                Side::Peer => "peer",
-            };
-            status!("{who} said {}: session ended", word.as_str());
-        }
+        End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 //! - [`words`]: the protocol words `bye` and `arret`, across read boundaries;
 //! - [`display`]: received bytes made safe for a terminal;
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
+//! - [`fork`]: `fork()` in a single-threaded process only, and the child's
+//!   set-up (signals, death of the parent);
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
 //! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod display;
 pub mod error;
+pub mod fork;
 pub mod messages;
 pub mod net;
 pub mod pump;

@@ -8,10 +8,10 @@ use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::service::Service;
-use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
-use crate::{net, report, status};
+use crate::{messages, net, report, status};
 
 /// Runs `chatd` with `args` until `--once` has served a session, a session
 /// ends with `arret`, or a terminating signal arrives.
@@ -45,12 +45,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         return crate::service::run(service, listener, &signals, args, access);
     }
     let options = Options::new(args.raw, args.crlf);
-    let first = if args.speak_first {
-        First::Speak
-    } else {
-        First::Listen
-    };
-    let kind = Kind::new(args.alternating, first);
+    let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
     let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
@@ -71,15 +66,12 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             Ok(End::PeerClosed) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
-                let who = match by {
-                    Side::Local => "you".to_owned(),
-                    Side::Peer => peer.to_string(),
-                };
+                let said = messages::said(word, by, &peer);
                 if word == Word::Arret {
-                    status!("{who} said arret: session ended, server stopping");
+                    status!("{said}, server stopping");
                     return Ok(());
                 }
-                status!("{who} said bye: session ended");
+                status!("{said}");
             }
             Err(err @ Error::Signal(_)) => return Err(err),
             Err(err) if args.once => return Err(err),

@@ -122,6 +122,23 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
     assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0);
 }
 
+/// Kills `proc` (whose one child serves `conn`) with SIGKILL and checks
+/// that the child does not outlive it: within a second it is gone, having
+/// said `line` on standard error (`{pid}` stands for the killed pid), and
+/// nothing keeps `conn` open.
+fn killed_parent_leaves_no_orphan(mut proc: Proc, mut conn: TcpStream, line: &str) {
+    let child = receiving_child(&proc);
+    proc.signal(libc::SIGKILL);
+    let _ = proc.wait_within(TIMEOUT);
+    assert!(
+        wait_until(Duration::from_secs(1), || gone(child)),
+        "orphan {child}"
+    );
+    proc.expect_stderr(&line.replace("{pid}", &proc.pid().to_string()));
+    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+}
+
 // The parent of chat (the sender) is killed: the child never outlives it:
 // it says so in one line and exits within a second, and nothing keeps the
 // socket open.
@@ -129,40 +146,137 @@ fn chatd_once_whose_child_is_killed_says_so_and_exits_1() {
 fn chat_whose_parent_is_killed_leaves_no_orphan() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut client = chat(port, &["-q"]);
-    let (mut conn, _) = listener.accept().unwrap();
-    let child = receiving_child(&client);
-    client.signal(libc::SIGKILL);
-    let _ = client.wait_within(TIMEOUT);
-    assert!(
-        wait_until(Duration::from_secs(1), || gone(child)),
-        "orphan {child}"
-    );
-    client.expect_stderr(&format!(
-        "chat: the sending process (pid {}) died: session ended\n",
-        client.pid()
-    ));
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+    let client = chat(port, &["-q"]);
+    let (conn, _) = listener.accept().unwrap();
+    let line = "chat: the sending process (pid {pid}) died: session ended\n";
+    killed_parent_leaves_no_orphan(client, conn, line);
 }
 
 #[test]
 fn chatd_whose_parent_is_killed_leaves_no_orphan() {
-    let (mut server, port) = chatd(&[]);
+    let (server, port) = chatd(&[]);
+    let conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let line = "chatd: the sending process (pid {pid}) died: session ended\n";
+    killed_parent_leaves_no_orphan(server, conn, line);
+}
+
+// The services' children are set up by the same code as the session's
+// child (src/fork.rs): the server killed, each says so in one line, naming
+// its client, and closes its connection.
+#[test]
+fn an_echo_server_killed_leaves_no_orphan() {
+    let (server, port) = chatd(&["--echo"]);
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let child = receiving_child(&server);
-    server.signal(libc::SIGKILL);
-    let _ = server.wait_within(TIMEOUT);
-    assert!(
-        wait_until(Duration::from_secs(1), || gone(child)),
-        "orphan {child}"
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(b"hello\n").unwrap();
+    let mut echoed = [0u8; 6];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello\n");
+    let local = conn.local_addr().unwrap();
+    let line = format!("chatd: the server (pid {{pid}}) died: connection from {local} closed\n");
+    killed_parent_leaves_no_orphan(server, conn, &line);
+}
+
+// --- out of descriptors ------------------------------------------------------
+
+/// `prlimit(1)` (util-linux) on `pid`, a child process of its own: the test
+/// process never changes its own limits. `args` follow `--pid PID`.
+fn prlimit(pid: u32, args: &[&str]) -> String {
+    let out = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .args(args)
+        .output()
+        .expect("prlimit(1) runs (util-linux; scripts/test installs it)");
+    assert!(out.status.success(), "prlimit {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The descriptor `pid`'s next `accept` or `open` would get: below it,
+/// every one is open, so a soft `RLIMIT_NOFILE` of this number leaves none
+/// free (those above it stay usable).
+fn lowest_free_fd(pid: u32) -> u32 {
+    let open: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    (0..).find(|fd| !open.contains(fd)).unwrap()
+}
+
+/// Starts `chatd EXTRA`, takes away every free descriptor it has (its soft
+/// `RLIMIT_NOFILE` lowered to its lowest free descriptor, at rest), connects, and
+/// checks that `accept` failing with `EMFILE` is said once, that nothing is
+/// served while the shortage lasts, and that once the limit is back the
+/// server accepts the waiting connection by itself (no client of its own
+/// leaves to free a descriptor: only the timer can bring it back), says
+/// so, and `served` sees the connection served.
+fn accepts_again_after_running_out_of_descriptors(
+    extra: &[&str],
+    served: impl FnOnce(&mut Proc, &mut TcpStream),
+) {
+    let (mut server, port) = chatd(extra);
+    let pid = server.pid();
+    let limits = prlimit(pid, &["--nofile", "--output=SOFT,HARD", "--noheadings"]);
+    let (soft, hard) = limits.trim().split_once(char::is_whitespace).unwrap();
+    let (soft, hard) = (soft.trim().to_owned(), hard.trim().to_owned());
+    prlimit(pid, &[&format!("--nofile={}:{hard}", lowest_free_fd(pid))]);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    server.expect_stderr(
+        "chatd: accept: Too many open files: not accepting new connections, \
+         trying again every 100 ms\n",
     );
-    server.expect_stderr(&format!(
-        "chatd: the sending process (pid {}) died: session ended\n",
-        server.pid()
-    ));
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "socket still open");
+    // Still out of descriptors: the connection waits, unserved.
+    assert_eq!(server.children().len(), 0, "{}", server.dump());
+    prlimit(pid, &[&format!("--nofile={soft}:{hard}")]);
+    served(&mut server, &mut conn);
+    server.expect_stderr("chatd: accepting new connections again\n");
+    let stderr = server.stderr_text();
+    assert_eq!(stderr.matches("Too many open files").count(), 1, "{stderr}");
+    assert!(server.try_status().is_none(), "{}", server.dump());
+}
+
+#[test]
+fn the_room_accepts_again_after_running_out_of_descriptors() {
+    accepts_again_after_running_out_of_descriptors(&["--broker"], |_, conn| {
+        let mut greeting = [0u8; 10];
+        conn.read_exact(&mut greeting).unwrap();
+        assert_eq!(&greeting, b"* you are ");
+    });
+}
+
+#[test]
+fn the_echo_service_accepts_again_after_running_out_of_descriptors() {
+    accepts_again_after_running_out_of_descriptors(&["--echo"], |_, conn| {
+        conn.write_all(b"back\n").unwrap();
+        let mut echoed = [0u8; 5];
+        conn.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"back\n");
+    });
+}
+
+// A connection accepted with the last free descriptor is served: the
+// check that the process has one thread, before the fork, needs no new
+// descriptor (src/fork.rs keeps /proc/self/task open).
+#[test]
+fn the_last_free_descriptor_is_enough_to_serve_an_echo_client() {
+    let (server, port) = chatd(&["--echo"]);
+    let pid = server.pid();
+    prlimit(pid, &[&format!("--nofile={}:", lowest_free_fd(pid) + 1)]);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(b"last one\n").unwrap();
+    let mut echoed = [0u8; 9];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"last one\n", "{}", server.dump());
+}
+
+#[test]
+fn the_one_to_one_server_accepts_again_after_running_out_of_descriptors() {
+    accepts_again_after_running_out_of_descriptors(&[], |server, conn| {
+        conn.write_all(b"served\n").unwrap();
+        server.expect_stdout("served\n");
+    });
 }
 
 // --- a storm of signals -------------------------------------------------------

@@ -152,7 +152,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
-use crate::net::AcceptFailure;
+use crate::net::{Accepting, Next};
+use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
 use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
@@ -293,16 +294,6 @@ fn writable(fd: BorrowedFd<'_>) -> bool {
             .is_some_and(|r| r.contains(PollFlags::POLLOUT))
 }
 
-/// Standard input, borrowed for the life of the process.
-fn stdin() -> BorrowedFd<'static> {
-    crate::session::stdin()
-}
-
-/// Standard output, borrowed for the life of the process.
-fn stdout() -> BorrowedFd<'static> {
-    crate::session::stdout()
-}
-
 /// A client's socket and what the loop knows of it.
 #[derive(Debug)]
 struct Conn {
@@ -360,8 +351,11 @@ struct Broker<'a> {
     epoll: Epoll,
     listener: TcpListener,
     /// The listener is in the interest list with `EPOLLIN` (not while
-    /// `accept` fails for want of descriptors).
+    /// `accept` is paused for want of descriptors, nor after `arret`).
     accepting: bool,
+    /// A pause of `accept` for want of descriptors ([`Accepting`]): until
+    /// it ends on its timer, or a client leaves.
+    pause: Accepting,
     room: Room,
     conns: Vec<Option<Conn>>,
     max_clients: usize,
@@ -453,6 +447,7 @@ impl<'a> Broker<'a> {
             epoll,
             listener,
             accepting: true,
+            pause: Accepting::default(),
             room,
             stdout_high: limits.max_queue / 2,
             conns: Vec::new(),
@@ -501,6 +496,11 @@ impl<'a> Broker<'a> {
                         None => Ok(()),
                     };
                 }
+            }
+            // `open` first: it ends a pause whose time is up, even after
+            // `arret`, so that `timeout` never sees a deadline passed.
+            if self.pause.open(Instant::now()) && !self.accepting && self.stop.is_none() {
+                self.set_accepting(true)?;
             }
             if self.input == Input::Watched {
                 let on = !self.paused;
@@ -592,6 +592,7 @@ impl<'a> Broker<'a> {
             .chain(self.stop)
             .chain(self.next_sweep)
             .chain(self.pace_next)
+            .chain(self.pause.until())
             .min();
         match next {
             Some(t) => crate::signals::timeout(t.saturating_duration_since(Instant::now())),
@@ -662,30 +663,19 @@ impl<'a> Broker<'a> {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
+                    self.pause.accepted();
                     let shown = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     if self.access.admit(shown) {
                         self.admit(stream, peer)?;
                     }
                 }
-                Err(e) => {
-                    let errno = crate::error::errno_of(&e);
-                    match AcceptFailure::of(errno) {
-                        AcceptFailure::Empty => return Ok(()),
-                        AcceptFailure::Skip => {}
-                        AcceptFailure::Exhausted => {
-                            // Out of descriptors or memory: stop asking until
-                            // a client leaves, instead of waking up for
-                            // nothing.
-                            report!(
-                                "accept: {}: new clients wait until one leaves",
-                                errno.desc()
-                            );
-                            self.set_accepting(false)?;
-                            return Ok(());
-                        }
-                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
-                    }
-                }
+                Err(e) => match self.pause.failed(&e)? {
+                    Next::Again => {}
+                    Next::Wait => return Ok(()),
+                    // Out of descriptors or memory: the listener leaves
+                    // epoll until the pause ends or a client leaves.
+                    Next::Paused(_) => return self.set_accepting(false),
+                },
             }
         }
     }
@@ -1121,7 +1111,8 @@ impl<'a> Broker<'a> {
         drop(conn);
         self.released.push(id);
         if !self.accepting && self.stop.is_none() {
-            // A descriptor is free again.
+            // A descriptor is free again: no need to wait for the timer.
+            self.pause.resume();
             let _ = self.set_accepting(true);
         }
     }

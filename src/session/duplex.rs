@@ -23,12 +23,12 @@
 //! ([`crate::signals`]), so the child's exit (`SIGCHLD`) is seen at once
 //! even while nobody types; it then reaps the child with `waitpid`. No
 //! zombie is left behind, and the child asks the kernel to signal it
-//! should the parent die first (`PR_SET_PDEATHSIG`,
-//! [`signals::die_with_parent`]): it then says so in one line and exits 1,
-//! so no orphan keeps the socket open. In a single session (`chat`, `chatd -1`) the
-//! parent replaces its standard output with `/dev/null` after the fork: the
-//! child holds the only copy, so whoever reads it sees end of file as soon
-//! as the peer's direction ends, even while the parent still sends.
+//! should the parent die first (`PR_SET_PDEATHSIG`, [`crate::fork`]): it
+//! then says so in one line and exits 1, so no orphan keeps the socket
+//! open. In a single session (`chat`, `chatd -1`) the parent replaces its
+//! standard output with `/dev/null` after the fork: the child holds the
+//! only copy, so whoever reads it sees end of file as soon as the peer's
+//! direction ends, even while the parent still sends.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
@@ -40,14 +40,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{MsgFlags, recv};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid};
+use nix::unistd::{Pid, getpid};
 
 use crate::error::Error;
-use crate::pump::{self, BUF_SIZE};
+use crate::fork::{self, Forked};
+use crate::pump::{self, BUF_SIZE, stdin, stdout};
 use crate::report;
 use crate::session::{
     Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
-    stdin, stdout, stdout_gone, stdout_watch,
+    stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;
@@ -117,24 +118,15 @@ pub fn run(
     cx: &Context<'_>,
     input: &mut Input,
 ) -> Result<End, Error> {
-    let parent = getpid();
     // Neither process ever blocks on the socket (the child reads with
     // MSG_DONTWAIT or SPLICE_F_NONBLOCK, the parent sends with
     // MSG_DONTWAIT): O_NONBLOCK, shared by both, lets the parent's splice
     // and sendfile (which have no such flag for the socket) do the same.
     let nonblocking = zerocopy::set_nonblocking(stream.as_fd()).is_ok();
-    // SAFETY: the binaries are single-threaded (no thread is ever spawned:
-    // signal-hook's pipe and flag actions need none), so the child gets a
-    // consistent copy of the whole process. The child only makes system
-    // calls and formats messages, then leaves through `_exit`.
-    match unsafe { fork() }.map_err(|e| Error::sys("fork", e))? {
-        ForkResult::Child => {
-            let code = receive(&stream, peer, parent, cx);
-            // SAFETY: _exit ends the child without running the parent's
-            // destructors or atexit handlers a second time.
-            unsafe { libc::_exit(code as i32) }
-        }
-        ForkResult::Parent { child } => {
+    let orphan = format!("the sending process (pid {}) died: session ended", getpid());
+    match crate::fork::fork(cx.signals, &orphan)? {
+        Forked::Child => fork::exit(receive(&stream, peer, cx) as i32),
+        Forked::Parent(child) => {
             if cx.policy.single {
                 give_up_stdout();
             }
@@ -179,13 +171,7 @@ fn give_up_stdout() {
 /// call per chunk. Only when nothing is ready does it wait, in `poll(2)` on
 /// the socket and on standard output (for `POLLERR`), so `chat host | head
 /// -1` ends as soon as `head` exits, even if the peer is silent.
-fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) -> ReceiverExit {
-    signals::reset_in_child();
-    // Die with the parent, saying so, even if it died before the request.
-    if let Err(e) = signals::die_with_parent(parent.as_raw()) {
-        report!("prctl PR_SET_PDEATHSIG: {}", e.desc());
-        return ReceiverExit::Failed;
-    }
+fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverExit {
     // SAFETY: these descriptors belong to the parent's objects, which the
     // child never uses again (it leaves through _exit): closing our copies
     // releases the listening port and stdin to the parent alone.

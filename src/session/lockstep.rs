@@ -38,9 +38,9 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 use crate::error::Error;
 use crate::messages;
-use crate::pump::{self, BUF_SIZE, Sent};
+use crate::pump::{self, BUF_SIZE, Drained, Sent, stdin};
 use crate::session::{
-    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest, stdin,
+    Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
     stdout_gone, stdout_watch,
 };
 use crate::signals::{self, Signals};
@@ -53,6 +53,18 @@ pub enum First {
     Speak,
     /// Wait for a line first (the default of `chatd -a`; `chat --listen-first`).
     Listen,
+}
+
+impl First {
+    /// `self`, the program's default, or the other turn when `swap` (the
+    /// option that swaps it: `chat --listen-first`, `chatd --speak-first`).
+    pub fn swapped_if(self, swap: bool) -> First {
+        match (self, swap) {
+            (_, false) => self,
+            (First::Speak, true) => First::Listen,
+            (First::Listen, true) => First::Speak,
+        }
+    }
 }
 
 /// Runs one lockstep session on `stream`, connected to `peer`, taking the
@@ -432,34 +444,17 @@ impl Lockstep<'_> {
     fn linger(&mut self, word: Word) -> Result<Turn, Error> {
         self.out.half_close();
         let deadline = Instant::now() + WORD_LINGER;
-        let mut buf = [0u8; 4096];
-        loop {
-            if self.rx_start < self.rx_end {
-                let pending = &self.rx[self.rx_start..self.rx_end];
-                let printed = self.output.print(pending);
-                self.rx_start = self.rx_end;
-                if printed.is_err() {
-                    break;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.peer_eof || left.is_zero() {
-                break;
-            }
-            let mut fds = [
-                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
-            ];
-            self.signals.poll(&mut fds, signals::timeout(left))?;
-            if fds[1].any() == Some(true) {
-                match pump::read(self.stream, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if self.output.print(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
+        let pending = &self.rx[self.rx_start..self.rx_end];
+        let printed = self.output.print(pending);
+        self.rx_start = self.rx_end;
+        if printed.is_ok() && !self.peer_eof {
+            let mut buf = [0u8; 4096];
+            let output = &mut self.output;
+            let mut print = |bytes: &[u8]| output.print(bytes);
+            let (sock, signals) = (self.stream.as_fd(), self.signals);
+            let wake = Some(signals.fd());
+            while pump::drain(sock, wake, deadline, &mut buf, &mut print) == Drained::Woken {
+                signals.check()?;
             }
         }
         Ok(Turn::Over(End::Word {
