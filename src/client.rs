@@ -12,6 +12,9 @@ use crate::{messages, net, pump, status};
 /// the session failed, or a terminating signal arrived ([`Error::Signal`]).
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    // A person at a terminal: the line editor, and the terminal restored
+    // on every way out (issue 13).
+    let restore = crate::editor::setup(args.raw, &signals);
     let stream = net::connect(&args.host, args.port, args.retry, &signals)?;
     let peer = stream
         .peer_addr()
@@ -32,8 +35,16 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         policy: Policy::new(args.recv_only, true, args.idle_timeout),
         close_in_child: &[],
     };
-    match session::run(kind, stream, peer, &cx, &mut input)? {
-        End::PeerClosed => status!("connection closed by peer"),
+    let end = session::run(kind, stream, peer, &cx, &mut input);
+    // The editor's line is finished before the last status line.
+    drop(restore);
+    match end? {
+        // Issue 13 point 8: say what happened.
+        End::PeerClosed if input.ended() && input.terminal() => {
+            status!("you ended your input (Ctrl-D); {peer} closed too")
+        }
+        End::PeerClosed if input.ended() => status!("your input ended; {peer} closed too"),
+        End::PeerClosed => status!("{peer} closed the connection"),
         End::StdoutClosed => {}
         End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
     }

@@ -24,7 +24,8 @@
 //!    would record it for a poll loop the child does not have: it waits,
 //!    pending, until step 4.
 //! 2. The default actions of SIGINT, SIGTERM, SIGHUP and SIGCHLD come
-//!    back: the child copies with blocking calls and no poll loop, so these
+//!    back (and those of the line editor's SIGWINCH, SIGTSTP and SIGCONT,
+//!    so that Ctrl-Z stops the child): the child copies with blocking calls and no poll loop, so these
 //!    end it at once (Ctrl-C reaches the whole process group; the parent
 //!    stops its children with SIGTERM). `SIGPIPE` stays ignored. If the
 //!    parent had received a terminating signal and not yet acted on it, the
@@ -32,7 +33,9 @@
 //! 3. The child asks the kernel for [`PARENT_DEATH`] should the parent die
 //!    (`PR_SET_PDEATHSIG`, Linux), and handles it by writing the caller's
 //!    one line (`PROGRAM: the sending process (pid N) died: session
-//!    ended`) and leaving with status 1, so that no orphan keeps a socket
+//!    ended`), after restoring the terminal's modes when the line editor
+//!    had set them ([`crate::editor::restore_from_handler`]), and leaving
+//!    with status 1, so that no orphan keeps a socket
 //!    open and the user is told. If the parent died before the request was
 //!    made (the race the request alone misses), it does so at once.
 //! 4. The signal mask of before the fork comes back.
@@ -184,7 +187,10 @@ static ORPHAN: OnceLock<(Box<[u8]>, libc::pid_t)> = OnceLock::new();
 
 /// Steps 2 to 4 of the module documentation, in the child.
 fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) {
-    for sig in TERMINATING.into_iter().chain([libc::SIGCHLD]) {
+    // The line editor's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
+    // Ctrl-Z must stop the child as it stops any program.
+    let editor = crate::editor::CHILD_DEFAULTS;
+    for sig in TERMINATING.into_iter().chain([libc::SIGCHLD]).chain(editor) {
         // SAFETY: restoring SIG_DFL installs no handler code.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
@@ -233,6 +239,9 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
         if libc::getppid() == *parent {
             return;
         }
+        // The parent cannot restore the terminal any more: the child does
+        // (async-signal-safe: write(2) and tcsetattr only).
+        crate::editor::restore_from_handler();
         libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
         libc::_exit(1);
     }

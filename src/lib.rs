@@ -10,6 +10,8 @@
 //! - [`session::lockstep`]: `-a`, turns of one line each, no fork;
 //! - [`words`]: the protocol words `bye` and `arret`, across read boundaries;
 //! - [`display`]: received bytes made safe for a terminal;
+//! - [`editor`]: the line editor of a person at a terminal, shared by the
+//!   two processes of a session (a `MAP_SHARED` mapping and a lock);
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
 //! - [`fork`]: `fork()` in a single-threaded process only, and the child's
 //!   set-up (signals, death of the parent);
@@ -27,6 +29,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod display;
+pub mod editor;
 pub mod error;
 pub mod fork;
 pub mod messages;

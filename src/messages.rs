@@ -45,6 +45,11 @@ pub fn error(args: fmt::Arguments<'_>) {
 
 fn line(args: fmt::Arguments<'_>) {
     let text = format!("{}: {}\n", program(), args);
+    // On a terminal, through the line editor's lock, on a fresh line.
+    if let Some(terminal) = crate::editor::terminal().filter(|t| t.takes_status()) {
+        terminal.status(text.as_bytes());
+        return;
+    }
     // Errors writing to stderr have nowhere to be reported: ignore them.
     let _ = crate::pump::write_all(std::io::stderr(), text.as_bytes());
 }

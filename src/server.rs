@@ -44,6 +44,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         };
         return crate::service::run(service, listener, &signals, args, access);
     }
+    let _restore = crate::editor::setup(args.raw, &signals);
     let options = Options::new(args.raw, args.crlf);
     let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
     // Standard input outlives sessions: what one did not send, the next does.
@@ -51,6 +52,15 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
     let close = [listener.as_raw_fd()];
     loop {
+        if !args.recv_only
+            && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
+        {
+            match stop {
+                Idle::Arret => status!("you said arret: server stopping"),
+                Idle::Eof => status!("you ended your input (Ctrl-D): server stopping"),
+            }
+            return Ok(());
+        }
         let (stream, peer) = net::accept(&listener, &signals)?;
         if !access.admit(peer) {
             continue;
@@ -80,6 +90,70 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         }
         if args.once {
             return Ok(());
+        }
+    }
+}
+
+/// Why `chatd` stops while nobody is connected ([`wait_idle`]).
+enum Idle {
+    /// `arret` was typed.
+    Arret,
+    /// Ctrl-D was typed on an empty line.
+    Eof,
+}
+
+/// `chatd` on a terminal with nobody connected (issue 13 point 9): waits
+/// for a client while the line editor takes what is typed. `arret` stops
+/// the server at once, Ctrl-D too; any other line stays for the next
+/// client, and a status line says so. Returns `None` when a client is
+/// waiting in the listening queue (or standard input has no editor: a pipe
+/// or a file keeps today's rule, what one session did not send, the next
+/// one sends).
+///
+/// Errors: [`Error::Signal`]; `poll(2)` or reading the terminal failed.
+fn wait_idle(
+    listener: &std::net::TcpListener,
+    signals: &Signals,
+    input: &mut Input,
+) -> Result<Option<Idle>, Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let Some(editor) = input.editor() else {
+        return Ok(None);
+    };
+    editor.start();
+    loop {
+        let mut fds = [
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(crate::pump::stdin(), PollFlags::POLLIN),
+        ];
+        signals.poll(&mut fds, PollTimeout::NONE)?;
+        if fds[2].any() == Some(true) {
+            let pumped = editor
+                .pump()
+                .map_err(|e| Error::sys("read from stdin", e))?;
+            let typed: Vec<Option<Word>> = editor
+                .typed_ahead()
+                .rev()
+                .take(pumped.lines)
+                .map(crate::words::line_word)
+                .collect();
+            for word in typed.into_iter().rev() {
+                if word == Some(Word::Arret) {
+                    editor.take_last();
+                    editor.stop();
+                    return Ok(Some(Idle::Arret));
+                }
+                status!("nobody is connected: this line will go to the next client");
+            }
+            if pumped.eof {
+                editor.stop();
+                return Ok(Some(Idle::Eof));
+            }
+        }
+        if fds[1].any() == Some(true) {
+            return Ok(None);
         }
     }
 }

@@ -40,6 +40,8 @@ pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 #[derive(Debug)]
 pub struct Signals {
     read: UnixStream,
+    /// A copy of the write end, for [`Signals::watch`].
+    write: UnixStream,
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
@@ -72,10 +74,22 @@ impl Signals {
         }
         Ok(Signals {
             read,
+            write,
             terminated,
             pending,
             threads: Threads::open(),
         })
+    }
+
+    /// Adds `sig` to the signals that wake [`Signals::fd`], setting `flag`
+    /// first (the terminal editor's `SIGWINCH`, `SIGTSTP`, `SIGCONT`:
+    /// [`crate::editor::after_signals`] acts on them). Errors: registering
+    /// the handler failed.
+    pub fn watch(&self, sig: i32, flag: &Arc<AtomicBool>) -> io::Result<()> {
+        signal_hook::flag::register(sig, Arc::clone(flag))?;
+        signal_hook::flag::register(sig, Arc::clone(&self.pending))?;
+        signal_hook::low_level::pipe::register(sig, self.write.try_clone()?)?;
+        Ok(())
     }
 
     /// The threads of the process, which [`crate::fork::fork`] counts.
@@ -106,6 +120,8 @@ impl Signals {
                 break;
             }
         }
+        // Ctrl-Z, fg and resizes for the line editor, wherever we waited.
+        crate::editor::after_signals();
     }
 
     /// The terminating signal received (SIGINT, SIGTERM or SIGHUP), if any.

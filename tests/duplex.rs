@@ -120,7 +120,7 @@ fn peer_closing_first_ends_a_client_on_a_terminal_within_a_second() {
     let status = client.wait_within(Duration::from_secs(1));
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     assert!(seen.elapsed() < Duration::from_secs(1));
-    client.expect_stderr("chat: connection closed by peer");
+    client.expect_stderr(&format!("chat: 127.0.0.1:{port} closed the connection"));
 }
 
 // Issue 7: a pipe on stdin that stays open and idle is not a person who

@@ -179,6 +179,12 @@ pub fn run(
     cx: &Context<'_>,
     input: &mut Input,
 ) -> Result<End, Error> {
+    if !cx.policy.recv_only
+        && let Some(editor) = input.editor()
+    {
+        // The prompt at once, and typing never echoed by the terminal.
+        editor.start();
+    }
     match kind {
         Kind::Duplex => duplex::run(stream, peer, cx, input),
         Kind::Lockstep { first, prompt } => lockstep::run(stream, peer, cx, input, first, prompt),

@@ -8,6 +8,7 @@
 mod random;
 #[allow(unused_imports)] // not every test file uses it
 pub use random::random_bytes;
+pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
