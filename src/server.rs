@@ -62,7 +62,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             return Ok(());
         }
         let (stream, peer) = net::accept(&listener, &signals)?;
-        if !admit(&access, peer) {
+        if !access.admit(peer) {
             continue;
         }
         status!("connection from {peer}");
@@ -154,19 +154,6 @@ fn wait_idle(
         }
         if fds[1].any() == Some(true) {
             return Ok(None);
-        }
-    }
-}
-
-/// Checks `peer` against the `--allow`/`--deny` lists; a refused peer is
-/// logged with its address on standard error (a status line) and its
-/// connection, dropped by the caller, is closed before a byte is sent.
-pub fn admit(access: &Access, peer: SocketAddr) -> bool {
-    match access.check(peer.ip()) {
-        Ok(()) => true,
-        Err(why) => {
-            status!("refused {peer}: {why}");
-            false
         }
     }
 }

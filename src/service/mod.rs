@@ -212,7 +212,7 @@ impl Server<'_> {
             // An IPv4 client of a `::` listener shows as itself, not as
             // `::ffff:a.b.c.d`.
             let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-            if crate::server::admit(&self.access, peer) {
+            if self.access.admit(peer) {
                 self.admit(stream, peer);
             }
         }
