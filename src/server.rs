@@ -1,7 +1,6 @@
 //! `chatd`: listen, then serve one client after another (the worksheets:
 //! "a client must be able to reconnect after the previous one left").
 
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use crate::access::Access;
@@ -63,7 +62,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         }
         let (stream, peer) = net::accept(&listener, &signals)?;
         let peer = net::canonical(peer);
-        if !admit(&access, peer) {
+        if !access.admit(peer) {
             continue;
         }
         status!("connection from {peer}");
@@ -77,7 +76,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             close_in_child: &close,
         };
         match session::run(kind, stream, peer, &cx, &mut input) {
-            Ok(End::PeerClosed) => status!("{peer} closed the connection"),
+            Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
                 let said = messages::said(word, by, &peer);
@@ -158,19 +157,6 @@ fn wait_idle(
         }
         if fds[1].any() == Some(true) {
             return Ok(None);
-        }
-    }
-}
-
-/// Checks `peer` against the `--allow`/`--deny` lists; a refused peer is
-/// logged with its address on standard error (a status line) and its
-/// connection, dropped by the caller, is closed before a byte is sent.
-pub fn admit(access: &Access, peer: SocketAddr) -> bool {
-    match access.check(peer.ip()) {
-        Ok(()) => true,
-        Err(why) => {
-            status!("refused {peer}: {why}");
-            false
         }
     }
 }

@@ -210,7 +210,7 @@ impl Server<'_> {
                 },
             };
             let peer = crate::net::canonical(peer);
-            if crate::server::admit(&self.access, peer) {
+            if self.access.admit(peer) {
                 self.admit(stream, peer);
             }
         }
