@@ -60,7 +60,11 @@
 //! A substring searcher's prefilter sees at most 4 bytes of a needle, and
 //! every 4 bytes of a word line also start or end a near miss, so each of
 //! them stops on near misses; this scan never stops. Its 64-start blocks
-//! overlap by the 7 bytes a word line reaches past its start.
+//! overlap by the 7 bytes a word line reaches past its start. Counted by
+//! callgrind, the AVX2 copy costs 1.50 instructions a byte on each of the
+//! three corpora alike. A first pass looking only for short lines would
+//! halve that on random letters (0.74) but make the cost depend on the
+//! text again (1.08 on the prose, 1.86 on short lines): not taken.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
