@@ -39,6 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/util/random.rs"]
+mod random;
+use random::random_bytes;
+
 /// The longest any single socket operation may wait.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -195,20 +199,6 @@ fn sessions(port: u16, stats: &Stats, until: Instant) {
         }
         n += 1;
     }
-}
-
-/// xorshift64* bytes from `seed`.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn bulk(chatd: &str, chat: &str, stats: &Stats, until: Instant, dir: &std::path::Path) {

@@ -13,7 +13,7 @@
 //! lines and text after `#` are ignored.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -182,6 +182,22 @@ impl Access {
     /// Whether any list was given (then every accepted peer is checked).
     pub fn restricts(&self) -> bool {
         self.allow.is_some() || !self.deny.is_empty()
+    }
+
+    /// Checks an accepted `peer` against the lists, for every mode (the
+    /// 1-to-1 server, the room, the services): a refused peer is logged
+    /// with its address on standard error (a status line,
+    /// `refused ADDR: in --deny`), and its connection, dropped by the
+    /// caller, is closed before a byte is sent. Returns whether it may
+    /// stay.
+    pub fn admit(&self, peer: SocketAddr) -> bool {
+        match self.check(peer.ip()) {
+            Ok(()) => true,
+            Err(why) => {
+                crate::status!("refused {peer}: {why}");
+                false
+            }
+        }
     }
 }
 

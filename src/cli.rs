@@ -21,7 +21,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-p PORT] [-b ADDR] [-1] [-q] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -91,10 +91,16 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, requires = "broker")]
     pub max_line: usize,
 
-    /// With --broker: a client whose unsent output exceeds BYTES bytes is
-    /// disconnected (too slow)
+    /// With --broker: a client more than BYTES bytes behind is
+    /// disconnected (too slow); the room slows its talkers for a client
+    /// that reads but is half that far behind
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, requires = "broker")]
     pub max_queue: usize,
+
+    /// With --broker: a client that accepts nothing for SECS seconds while
+    /// lines wait for it is disconnected (too slow)
+    #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, default_value = "10", requires = "broker")]
+    pub stall_timeout: Duration,
 
     /// With --broker: a client's line arret stops the server (by default it
     /// is relayed as an ordinary line)

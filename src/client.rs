@@ -2,9 +2,9 @@
 
 use crate::cli::ChatArgs;
 use crate::error::Error;
-use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
-use crate::{net, pump, status};
+use crate::{messages, net, pump, status};
 
 /// Runs `chat` with `args`: one session with the server.
 ///
@@ -12,6 +12,9 @@ use crate::{net, pump, status};
 /// the session failed, or a terminating signal arrived ([`Error::Signal`]).
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    // A person at a terminal: the line editor, and the terminal restored
+    // on every way out (issue 13).
+    let restore = crate::editor::setup(args.raw, &signals);
     let stream = net::connect(&args.host, args.port, args.retry, &signals)?;
     let peer = stream
         .peer_addr()
@@ -24,12 +27,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             .map_err(|e| Error::sys("send /nick", e))?;
     }
     let options = Options::new(args.raw, args.crlf);
-    let first = if args.listen_first {
-        First::Listen
-    } else {
-        First::Speak
-    };
-    let kind = Kind::new(args.alternating, first);
+    let kind = Kind::new(args.alternating, First::Speak.swapped_if(args.listen_first));
     let mut input = Input::new(options);
     let cx = Context {
         signals: &signals,
@@ -37,16 +35,21 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         policy: Policy::new(args.recv_only, true, args.idle_timeout),
         close_in_child: &[],
     };
-    match session::run(kind, stream, peer, &cx, &mut input)? {
-        End::PeerClosed => status!("connection closed by peer"),
-        End::StdoutClosed => {}
-        End::Word { word, by } => {
-            let who = match by {
-                Side::Local => "you",
-                Side::Peer => "peer",
-            };
-            status!("{who} said {}: session ended", word.as_str());
+    let end = session::run(kind, stream, peer, &cx, &mut input);
+    // The editor's line is finished before the last status line.
+    drop(restore);
+    match end? {
+        // Issue 13 point 8: say what happened.
+        End::PeerClosed if input.ended() && input.terminal() => {
+            status!("you ended your input (Ctrl-D); {peer} closed too")
         }
+        End::PeerClosed if input.ended() => status!("your input ended; {peer} closed too"),
+        End::PeerClosed => status!("{peer} closed the connection"),
+        End::Silent => {
+            status!("{peer} closed the connection without a word (not allowed from this address?)")
+        }
+        End::StdoutClosed => {}
+        End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
     }
     Ok(())
 }

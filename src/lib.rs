@@ -10,9 +10,14 @@
 //! - [`session::lockstep`]: `-a`, turns of one line each, no fork;
 //! - [`words`]: the protocol words `bye` and `arret`, across read boundaries;
 //! - [`display`]: received bytes made safe for a terminal;
+//! - [`editor`]: the line editor of a person at a terminal, shared by the
+//!   two processes of a session (a `MAP_SHARED` mapping and a lock);
 //! - [`signals`]: signal-hook's self-pipe, `SIGCHLD` reaping, 128+N statuses;
+//! - [`fork`]: `fork()` in a single-threaded process only, and the child's
+//!   set-up (signals, death of the parent);
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
-//! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
+//! - [`zerocopy`]: the kernel paths (`splice`, `sendfile`, `tee`) of both
+//!   modes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
 //! - [`broker`]: `chatd --broker`, the discussion room (one process, one
 //!   thread, an `epoll` loop, a room state machine without sockets);
@@ -25,7 +30,9 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod display;
+pub mod editor;
 pub mod error;
+pub mod fork;
 pub mod messages;
 pub mod net;
 pub mod pump;

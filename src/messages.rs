@@ -45,8 +45,25 @@ pub fn error(args: fmt::Arguments<'_>) {
 
 fn line(args: fmt::Arguments<'_>) {
     let text = format!("{}: {}\n", program(), args);
+    // On a terminal, through the line editor's lock, on a fresh line.
+    if let Some(terminal) = crate::editor::terminal().filter(|t| t.takes_status()) {
+        terminal.status(text.as_bytes());
+        return;
+    }
     // Errors writing to stderr have nowhere to be reported: ignore them.
     let _ = crate::pump::write_all(std::io::stderr(), text.as_bytes());
+}
+
+/// The status line of a session that a protocol word ended (issue 7):
+/// `WHO said WORD: session ended`, where WHO is `you` when the word was
+/// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
+/// address in `chatd`) when it was theirs.
+pub fn said(word: crate::words::Word, by: crate::session::Side, peer: &dyn fmt::Display) -> String {
+    let word = word.as_str();
+    match by {
+        crate::session::Side::Local => format!("you said {word}: session ended"),
+        crate::session::Side::Peer => format!("{peer} said {word}: session ended"),
+    }
 }
 
 /// `status!("connection from {peer}")`: a status line (silenced by `-q`).

@@ -20,7 +20,8 @@ use crate::error::Error;
 use crate::signals::Signals;
 
 /// How long a server stops accepting after `accept(2)` ran out of
-/// descriptors or memory ([`AcceptFailure::Exhausted`]).
+/// descriptors or memory ([`AcceptFailure::Exhausted`], [`Accepting`]),
+/// before it tries again.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// How long `chat --retry` waits between two rounds of connection attempts.
@@ -56,10 +57,14 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
 /// the signal pipe, so Ctrl-C stops an idle server at once. Returns the
 /// connected socket and the client's address.
 ///
+/// Out of descriptors or memory, it pauses and tries again
+/// ([`Accepting`]).
+///
 /// Errors: [`Error::Signal`] when a terminating signal arrives;
-/// [`Error::Sys`] when `accept` fails for a reason other than one
-/// connection's ([`AcceptFailure`]).
+/// [`Error::Sys`] when the listening socket itself is broken
+/// ([`AcceptFailure::Fatal`]).
 pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, SocketAddr), Error> {
+    let mut pause = Accepting::default();
     loop {
         let mut fds = [
             PollFd::new(signals.fd(), PollFlags::POLLIN),
@@ -70,20 +75,110 @@ pub fn accept(listener: &TcpListener, signals: &Signals) -> Result<(TcpStream, S
             continue;
         }
         match listener.accept() {
-            Ok(pair) => return Ok(pair),
-            Err(e) => {
-                let errno = crate::error::errno_of(&e);
-                match AcceptFailure::of(errno) {
-                    AcceptFailure::Empty | AcceptFailure::Skip => continue,
-                    AcceptFailure::Exhausted => {
-                        // One session at a time: wait a little for a
-                        // descriptor to be freed, then try again.
-                        signals.sleep(ACCEPT_PAUSE).map_err(Error::Signal)?;
-                    }
-                    AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
-                }
+            Ok(pair) => {
+                pause.accepted();
+                return Ok(pair);
             }
+            Err(e) => match pause.failed(&e)? {
+                Next::Wait | Next::Again => {}
+                // One session at a time: nothing else to do meanwhile.
+                Next::Paused(until) => signals
+                    .sleep(until.saturating_duration_since(Instant::now()))
+                    .map_err(Error::Signal)?,
+            },
         }
+    }
+}
+
+/// What a server does next after `accept(2)` failed ([`Accepting::failed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// No connection is waiting: wait until the listener is readable.
+    Wait,
+    /// That connection is lost, not the next: call `accept` again at once.
+    Again,
+    /// Out of descriptors or memory: neither call `accept` nor watch the
+    /// listener (it stays readable: waiting on it would spin) until this
+    /// instant; the connection stays queued in the kernel meanwhile.
+    Paused(Instant),
+}
+
+/// What to do about each [`AcceptFailure`], in one place, for the room
+/// ([`crate::broker`]), the services ([`crate::service`]) and the 1-to-1
+/// server ([`accept`]): the state of a listener whose `accept(2)` may run
+/// out of descriptors or memory.
+///
+/// Such a shortage pauses accepting for [`ACCEPT_PAUSE`], then `accept` is
+/// tried again, and again, until it works: the server never stops
+/// accepting for good, whether or not a client of its own leaves (the
+/// shortage may be system-wide, `ENFILE`). A server may end a pause early
+/// when it frees a descriptor itself ([`Accepting::resume`]). The first
+/// failure of a shortage is reported on standard error (`accept: Too many
+/// open files: not accepting new connections, trying again every 100 ms`),
+/// and the first connection accepted after it too (a status line:
+/// `accepting new connections again`); the attempts in between say
+/// nothing, so that a long shortage does not flood standard error.
+#[derive(Debug, Default)]
+pub struct Accepting {
+    /// The pause in progress: do not accept before then.
+    until: Option<Instant>,
+    /// A shortage was reported and no connection accepted since.
+    told: bool,
+}
+
+impl Accepting {
+    /// What to do after `accept(2)` failed with `err` (see [`Next`]).
+    ///
+    /// Errors: [`Error::Sys`] `accept: REASON` when the listening socket
+    /// itself is broken ([`AcceptFailure::Fatal`]).
+    pub fn failed(&mut self, err: &std::io::Error) -> Result<Next, Error> {
+        let errno = crate::error::errno_of(err);
+        match AcceptFailure::of(errno) {
+            AcceptFailure::Empty => Ok(Next::Wait),
+            AcceptFailure::Skip => Ok(Next::Again),
+            AcceptFailure::Exhausted => {
+                if !self.told {
+                    self.told = true;
+                    crate::report!(
+                        "accept: {}: not accepting new connections, trying again every {} ms",
+                        errno.desc(),
+                        ACCEPT_PAUSE.as_millis()
+                    );
+                }
+                let until = Instant::now() + ACCEPT_PAUSE;
+                self.until = Some(until);
+                Ok(Next::Paused(until))
+            }
+            AcceptFailure::Fatal => Err(Error::sys("accept", errno)),
+        }
+    }
+
+    /// `accept(2)` gave a connection: a shortage that was reported is over.
+    pub fn accepted(&mut self) {
+        if self.told {
+            self.told = false;
+            crate::status!("accepting new connections again");
+        }
+    }
+
+    /// Whether to accept (and watch the listener) at `now`: no pause, or
+    /// its end has come (the pause is then over).
+    pub fn open(&mut self, now: Instant) -> bool {
+        if self.until.is_some_and(|until| until <= now) {
+            self.until = None;
+        }
+        self.until.is_none()
+    }
+
+    /// When the pause in progress ends: a deadline for the server's
+    /// `poll`/`epoll_wait` timeout.
+    pub fn until(&self) -> Option<Instant> {
+        self.until
+    }
+
+    /// Ends a pause early: the server freed a descriptor (a client left).
+    pub fn resume(&mut self) {
+        self.until = None;
     }
 }
 

@@ -139,3 +139,67 @@ pub fn send_watching(
     }
     Ok(Sent::All)
 }
+
+/// How [`drain`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// The peer closed its direction (end of file), or its connection
+    /// failed (a reset, any read error): nothing more will come. (Also
+    /// when `poll` itself fails: waiting is over either way.)
+    Closed,
+    /// `deadline` passed first (or nothing was there, with a deadline
+    /// already past).
+    Deadline,
+    /// `wake` became readable first (a signal arrived): the caller acts on
+    /// it, then calls again with the same deadline.
+    Woken,
+    /// `sink` failed with this `errno` (`EPIPE`: standard output is gone).
+    Sink(Errno),
+}
+
+/// After our last byte and our half-close (`shutdown(SHUT_WR)`): reads
+/// what the peer of `sock` still sends, giving each piece to `sink`, until
+/// it closes too, `deadline` passes, or `wake` is readable. A socket
+/// closed with unread input makes the kernel send a reset (RFC 1122
+/// 4.2.2.13), which can destroy our last bytes before the peer reads them;
+/// waiting for the peer's own close avoids that, and the deadline bounds
+/// the wait for a peer that never closes.
+///
+/// Reads at least once if `sock` is readable, so that a deadline already
+/// past reads what is there without waiting (a poll loop that watches many
+/// lingering sockets calls it that way). `buf` is where each piece is read.
+pub fn drain(
+    sock: BorrowedFd<'_>,
+    wake: Option<BorrowedFd<'_>>,
+    deadline: std::time::Instant,
+    buf: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> Result<(), Errno>,
+) -> Drained {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = vec![PollFd::new(sock, PollFlags::POLLIN)];
+        fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        match poll(&mut fds, crate::signals::timeout(left)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return Drained::Closed,
+        }
+        if fds.get(1).is_some_and(|fd| fd.any() == Some(true)) {
+            return Drained::Woken;
+        }
+        if fds[0].any() == Some(true) {
+            match read(sock, buf) {
+                Ok(0) => return Drained::Closed,
+                Ok(n) => {
+                    if let Err(e) = sink(&buf[..n]) {
+                        return Drained::Sink(e);
+                    }
+                }
+                Err(Errno::EAGAIN) => {}
+                Err(_) => return Drained::Closed,
+            }
+        }
+        if left.is_zero() {
+            return Drained::Deadline;
+        }
+    }
+}

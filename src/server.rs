@@ -8,10 +8,10 @@ use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::service::Service;
-use crate::session::{self, Context, End, Input, Kind, Options, Policy, Side, lockstep::First};
+use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
-use crate::{net, report, status};
+use crate::{messages, net, report, status};
 
 /// Runs `chatd` with `args` until `--once` has served a session, a session
 /// ends with `arret`, or a terminating signal arrives.
@@ -44,20 +44,25 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         };
         return crate::service::run(service, listener, &signals, args, access);
     }
+    let _restore = crate::editor::setup(args.raw, &signals);
     let options = Options::new(args.raw, args.crlf);
-    let first = if args.speak_first {
-        First::Speak
-    } else {
-        First::Listen
-    };
-    let kind = Kind::new(args.alternating, first);
+    let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
     let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
     let close = [listener.as_raw_fd()];
     loop {
+        if !args.recv_only
+            && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
+        {
+            match stop {
+                Idle::Arret => status!("you said arret: server stopping"),
+                Idle::Eof => status!("you ended your input (Ctrl-D): server stopping"),
+            }
+            return Ok(());
+        }
         let (stream, peer) = net::accept(&listener, &signals)?;
-        if !admit(&access, peer) {
+        if !access.admit(peer) {
             continue;
         }
         status!("connection from {peer}");
@@ -68,18 +73,15 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             close_in_child: &close,
         };
         match session::run(kind, stream, peer, &cx, &mut input) {
-            Ok(End::PeerClosed) => status!("{peer} closed the connection"),
+            Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
-                let who = match by {
-                    Side::Local => "you".to_owned(),
-                    Side::Peer => peer.to_string(),
-                };
+                let said = messages::said(word, by, &peer);
                 if word == Word::Arret {
-                    status!("{who} said arret: session ended, server stopping");
+                    status!("{said}, server stopping");
                     return Ok(());
                 }
-                status!("{who} said bye: session ended");
+                status!("{said}");
             }
             Err(err @ Error::Signal(_)) => return Err(err),
             Err(err) if args.once => return Err(err),
@@ -92,15 +94,66 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     }
 }
 
-/// Checks `peer` against the `--allow`/`--deny` lists; a refused peer is
-/// logged with its address on standard error (a status line) and its
-/// connection, dropped by the caller, is closed before a byte is sent.
-pub fn admit(access: &Access, peer: SocketAddr) -> bool {
-    match access.check(peer.ip()) {
-        Ok(()) => true,
-        Err(why) => {
-            status!("refused {peer}: {why}");
-            false
+/// Why `chatd` stops while nobody is connected ([`wait_idle`]).
+enum Idle {
+    /// `arret` was typed.
+    Arret,
+    /// Ctrl-D was typed on an empty line.
+    Eof,
+}
+
+/// `chatd` on a terminal with nobody connected (issue 13 point 9): waits
+/// for a client while the line editor takes what is typed. `arret` stops
+/// the server at once, Ctrl-D too; any other line stays for the next
+/// client, and a status line says so. Returns `None` when a client is
+/// waiting in the listening queue (or standard input has no editor: a pipe
+/// or a file keeps today's rule, what one session did not send, the next
+/// one sends).
+///
+/// Errors: [`Error::Signal`]; `poll(2)` or reading the terminal failed.
+fn wait_idle(
+    listener: &std::net::TcpListener,
+    signals: &Signals,
+    input: &mut Input,
+) -> Result<Option<Idle>, Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let Some(editor) = input.editor() else {
+        return Ok(None);
+    };
+    editor.start();
+    loop {
+        let mut fds = [
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(crate::pump::stdin(), PollFlags::POLLIN),
+        ];
+        signals.poll(&mut fds, PollTimeout::NONE)?;
+        if fds[2].any() == Some(true) {
+            let pumped = editor
+                .pump()
+                .map_err(|e| Error::sys("read from stdin", e))?;
+            let typed: Vec<Option<Word>> = editor
+                .typed_ahead()
+                .rev()
+                .take(pumped.lines)
+                .map(crate::words::line_word)
+                .collect();
+            for word in typed.into_iter().rev() {
+                if word == Some(Word::Arret) {
+                    editor.take_last();
+                    editor.stop();
+                    return Ok(Some(Idle::Arret));
+                }
+                status!("nobody is connected: this line will go to the next client");
+            }
+            if pumped.eof {
+                editor.stop();
+                return Ok(Some(Idle::Eof));
+            }
+        }
+        if fds[1].any() == Some(true) {
+            return Ok(None);
         }
     }
 }

@@ -22,8 +22,8 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -31,6 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGTERM};
 
 use crate::error::Error;
+use crate::fork::Threads;
 
 /// The signals that end the program (with status 128+N).
 pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
@@ -39,13 +40,18 @@ pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 #[derive(Debug)]
 pub struct Signals {
     read: UnixStream,
+    /// A copy of the write end, for [`Signals::watch`].
+    write: UnixStream,
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
+    /// Counted before every fork ([`crate::fork`]).
+    threads: Threads,
 }
 
 impl Signals {
-    /// Installs the handlers described in the module documentation.
+    /// Installs the handlers described in the module documentation, and
+    /// opens `/proc/self/task` for [`crate::fork::fork`] ([`Threads`]).
     /// Call once, early in `main`, while the process is single-threaded.
     /// Errors: creating the socket pair or registering a handler failed.
     pub fn install() -> io::Result<Signals> {
@@ -68,9 +74,27 @@ impl Signals {
         }
         Ok(Signals {
             read,
+            write,
             terminated,
             pending,
+            threads: Threads::open(),
         })
+    }
+
+    /// Adds `sig` to the signals that wake [`Signals::fd`], setting `flag`
+    /// first (the terminal editor's `SIGWINCH`, `SIGTSTP`, `SIGCONT`:
+    /// [`crate::editor::after_signals`] acts on them). Errors: registering
+    /// the handler failed.
+    pub fn watch(&self, sig: i32, flag: &Arc<AtomicBool>) -> io::Result<()> {
+        signal_hook::flag::register(sig, Arc::clone(flag))?;
+        signal_hook::flag::register(sig, Arc::clone(&self.pending))?;
+        signal_hook::low_level::pipe::register(sig, self.write.try_clone()?)?;
+        Ok(())
+    }
+
+    /// The threads of the process, which [`crate::fork::fork`] counts.
+    pub fn threads(&self) -> &Threads {
+        &self.threads
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
@@ -96,6 +120,8 @@ impl Signals {
                 break;
             }
         }
+        // Ctrl-Z, fg and resizes for the line editor, wherever we waited.
+        crate::editor::after_signals();
     }
 
     /// The terminating signal received (SIGINT, SIGTERM or SIGHUP), if any.
@@ -152,77 +178,6 @@ impl Signals {
                 Err(_) => return Ok(()),
             }
         }
-    }
-}
-
-/// Restores the default action of the terminating signals and of `SIGCHLD`
-/// in a freshly forked child, which copies with blocking calls and has no
-/// poll loop: SIGINT (Ctrl-C reaches the whole process group), SIGTERM and
-/// SIGHUP then end it at once. `SIGPIPE` stays ignored.
-pub fn reset_in_child() {
-    for sig in TERMINATING.into_iter().chain([SIGCHLD]) {
-        // SAFETY: restoring SIG_DFL installs no handler code; the child is
-        // single-threaded (fork copies only the calling thread).
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-}
-
-/// The line the receiving child prints when its parent dies, and the
-/// parent's pid, set once by [`die_with_parent`] before the handler exists.
-static ORPHAN: OnceLock<(Box<[u8]>, libc::pid_t)> = OnceLock::new();
-
-/// The signal the kernel sends the receiving child when its parent dies
-/// (`PR_SET_PDEATHSIG`): one of its own, so that the `SIGTERM` the parent
-/// sends at the end of a session is not taken for its death.
-pub const PARENT_DEATH: i32 = libc::SIGUSR1;
-
-/// In a freshly forked child: asks the kernel for [`PARENT_DEATH`] should
-/// `parent` die (`PR_SET_PDEATHSIG`, Linux), and handles it by writing one
-/// line, `PROGRAM: the sending process (pid N) died: session ended`, and
-/// leaving with `_exit(1)`, so the child never outlives its parent and the
-/// user is told. If the parent is already gone, does the same at once.
-///
-/// Errors: `sigaction(2)` or `prctl(2)` failed.
-pub fn die_with_parent(parent: libc::pid_t) -> Result<(), Errno> {
-    let line = format!(
-        "{}: the sending process (pid {parent}) died: session ended\n",
-        crate::messages::program()
-    );
-    let _ = ORPHAN.set((line.into_bytes().into_boxed_slice(), parent));
-    // SAFETY: the handler only calls getppid, write and _exit, which are
-    // async-signal-safe, and reads ORPHAN, initialised above before the
-    // handler is installed. sigaction is given a zeroed, valid struct.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_parent_death as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(PARENT_DEATH, &action, std::ptr::null_mut()) != 0 {
-            return Err(Errno::last());
-        }
-    }
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGUSR1)?;
-    // SAFETY: getppid cannot fail; the parent may have died before the
-    // request above was made, in which case no signal will come.
-    if unsafe { libc::getppid() } != parent {
-        on_parent_death(PARENT_DEATH);
-    }
-    Ok(())
-}
-
-/// The [`PARENT_DEATH`] handler: see [`die_with_parent`]. A stray
-/// `SIGUSR1` while the parent lives is ignored.
-extern "C" fn on_parent_death(_sig: libc::c_int) {
-    let Some((line, parent)) = ORPHAN.get() else {
-        return;
-    };
-    // SAFETY: getppid, write and _exit are async-signal-safe; `line` lives
-    // in a static that is never changed after it is set.
-    unsafe {
-        if libc::getppid() == *parent {
-            return;
-        }
-        libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
-        libc::_exit(1);
     }
 }
 

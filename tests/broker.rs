@@ -315,24 +315,25 @@ impl Peer {
 
 #[test]
 fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
+    // Each piece is sent once the previous line was seen relayed, so the
+    // order is the order of events, not of sleeps: while a's "hel" waits
+    // for its end, b's lines go by whole, and neither is cut into.
     let (_server, port) = room(&[]);
     let mut peers = crowd(port, 3);
-    peers[0].send("hel");
-    peers[1].send("wor");
-    thread::sleep(Duration::from_millis(100));
-    peers[1].send("ld\nand mo");
-    thread::sleep(Duration::from_millis(100));
-    peers[0].send("lo\n");
-    peers[1].send("re\n");
     let a = peers[0].name.clone();
     let b = peers[1].name.clone();
+    peers[0].send("hel");
+    peers[1].send("wor");
+    peers[1].send("ld\nand mo");
     peers[2].expect(&format!("[{b}] world"));
+    peers[0].send("lo\n");
     peers[2].expect(&format!("[{a}] hello"));
+    peers[1].send("re\n");
     peers[2].expect(&format!("[{b}] and more"));
 }
 
 #[test]
-fn crlf_clients_are_accepted_and_the_cr_is_not_relayed() {
+fn crlf_clients_are_accepted_the_cr_is_not_relayed_and_they_receive_crlf() {
     let (_server, port) = room(&[]);
     let mut peers = crowd(port, 2);
     peers[0].send("from telnet\r\n/nick tel\r\n");
@@ -342,6 +343,11 @@ fn crlf_clients_are_accepted_and_the_cr_is_not_relayed() {
         format!("[{name}] from telnet").into_bytes()
     );
     peers[1].expect(&format!("* {name} is now tel"));
+    // telnet and PuTTY want CRLF back; the LF client keeps LF.
+    assert_eq!(peers[0].raw_line(), b"* you are now tel\r");
+    peers[1].send("hello tel\n");
+    let wanted = format!("[{}] hello tel\r", peers[1].name);
+    assert_eq!(peers[0].raw_line(), wanted.as_bytes());
 }
 
 #[test]
@@ -360,10 +366,10 @@ fn a_long_line_is_relayed_in_pieces_of_max_line_bytes() {
 }
 
 #[test]
-fn garbage_and_a_10_mib_line_pass_unchanged_in_pieces_and_memory_stays_bounded() {
-    // A send queue that holds the whole line: the reader is never dropped
-    // however slowly this test reads (speed is not what is checked here).
-    let (server, port) = room(&["--max-queue", "16777216"]);
+fn with_raw_garbage_and_a_10_mib_line_pass_unchanged_in_pieces_and_memory_stays_bounded() {
+    // --raw: a room of programs, bytes relayed unchanged. The reader is
+    // paced, never dropped, however slowly this test reads.
+    let (server, port) = room(&["--raw"]);
     let mut peers = crowd(port, 2);
     // Any byte but the newline, ending in a letter: NULs, escapes, invalid
     // UTF-8 and CRs inside are the line's own bytes.
@@ -463,7 +469,9 @@ fn who_me_msg_help_and_unknown_commands() {
 
     peers[0].send("/msg bob psst\n/msg nobody hi\n/msg chatd hello teacher\n");
     peers[1].expect(&format!("[{a} (private)] psst"));
+    peers[0].expect("* to bob: psst");
     peers[0].expect("* /msg: no one here is called nobody");
+    peers[0].expect("* to chatd: hello teacher");
     server.expect_stdout(&format!("[{a} (private)] hello teacher\n"));
     assert!(
         !server.stdout_text().contains("psst"),
@@ -523,9 +531,8 @@ fn a_client_reset_is_a_leave() {
     let mut peers = crowd(port, 2);
     let gone = peers.remove(1);
     let name = gone.name.clone();
-    // Unread data at close: the kernel sends a reset.
-    peers[0].send("unread by the leaver\n");
-    thread::sleep(Duration::from_millis(100));
+    // SO_LINGER 0: the close is a reset, whatever is in flight.
+    reset_on_close(&gone.stream);
     drop(gone);
     peers[0].expect(&format!("* {name} left"));
 }
@@ -620,7 +627,9 @@ impl Drop for Tmux {
 }
 
 #[test]
-fn the_server_terminal_shows_escapes_visibly_while_clients_get_them_unchanged() {
+fn escapes_are_shown_visibly_to_raw_socket_clients_and_on_the_server_terminal() {
+    // The issue's attack: a raw client renames itself, clears the screens
+    // and sets the window titles of the others, and reverses text.
     let port = free_port();
     let tmux = Tmux::start(port, &format!("{CHATD} --broker -b 127.0.0.1 -p {port}"));
     assert!(
@@ -628,22 +637,31 @@ fn the_server_terminal_shows_escapes_visibly_while_clients_get_them_unchanged() 
         "chatd did not listen"
     );
     let mut peers = crowd(port, 2);
-    peers[0].send(b"\x1b]0;pwned\x07\x1b[2Jhi\n");
-    let prefix = format!("[{}] ", peers[0].name);
-    let relayed = peers[1].raw_line();
-    assert_eq!(
-        relayed,
-        [prefix.as_bytes(), b"\x1b]0;pwned\x07\x1b[2Jhi"].concat()
-    );
-    let shown = format!("{prefix}^[]0;pwned^G^[[2Jhi");
+    peers[0].send(b"/nick mallory\n\x1b[2J\x1b[H\x1b]0;hacked\x07 \xe2\x80\xaetxet\n");
+    let renamed = format!("* {} is now mallory", peers[0].name);
+    peers[1].until(&renamed);
+    let shown = "[mallory] ^[[2J^[[H^[]0;hacked^G <U+202E>txet";
+    assert_eq!(peers[1].raw_line(), shown.as_bytes());
     let screen = || tmux.run(&["capture-pane", "-p", "-t", "t"]);
     assert!(
-        wait_until(TIMEOUT, || screen().contains(&shown)),
+        wait_until(TIMEOUT, || screen().contains(shown)),
         "{}",
         screen()
     );
     let title = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
-    assert!(!title.contains("pwned"), "title taken over: {title}");
+    assert!(!title.contains("hacked"), "title taken over: {title}");
+}
+
+#[test]
+fn with_raw_clients_get_the_bytes_unchanged() {
+    let (_server, port) = room(&["--raw"]);
+    let mut peers = crowd(port, 2);
+    peers[0].send(b"\x1b]0;pwned\x07\x1b[2Jhi\xff\n");
+    let prefix = format!("[{}] ", peers[0].name);
+    assert_eq!(
+        peers[1].raw_line(),
+        [prefix.as_bytes(), b"\x1b]0;pwned\x07\x1b[2Jhi\xff"].concat()
+    );
 }
 
 #[test]
@@ -717,15 +735,37 @@ fn allow_remote_stop_lets_a_client_close_the_room() {
 }
 
 #[test]
-fn a_terminating_signal_ends_the_room_with_128_plus_n() {
-    let (mut server, port) = room(&[]);
-    let _peers = crowd(port, 2);
-    server.signal(libc::SIGTERM);
-    assert_eq!(server.wait(), 128 + libc::SIGTERM);
+fn a_terminating_signal_tells_everyone_the_room_is_closing_and_ends_with_128_plus_n() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let (mut server, port) = room(&[]);
+        let peers = crowd(port, 2);
+        server.signal(sig);
+        for mut peer in peers {
+            let rest = peer.until_closed();
+            assert_eq!(rest, ["* the room is closing"], "signal {sig}");
+        }
+        assert_eq!(server.wait(), 128 + sig);
+        assert!(
+            server.stdout_text().ends_with("* the room is closing\n"),
+            "{}",
+            server.dump()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Limits
+
+#[test]
+fn a_room_of_one_says_so_in_the_singular() {
+    let (_server, port) = room(&["--max-clients", "1"]);
+    let _alone = Peer::join(port);
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "* the room is full (1 client); try again later\n");
+}
 
 #[test]
 fn one_client_more_than_max_clients_is_refused_with_one_line() {
@@ -870,4 +910,207 @@ fn small_window_stream(port: u16) -> TcpStream {
     let addr = SockaddrIn::new(127, 0, 0, 1, port);
     connect(fd.as_raw_fd(), &addr).unwrap();
     TcpStream::from(fd)
+}
+
+// ---------------------------------------------------------------------------
+// Pacing (issue 14)
+
+/// Reads `stream` at about `rate` bytes per second until `lines` lines
+/// starting with `prefix` arrived (or the deadline); returns them in order
+/// and any notices.
+fn throttled_reader(
+    mut stream: TcpStream,
+    rate: usize,
+    prefix: Vec<u8>,
+    lines: usize,
+) -> (Vec<Vec<u8>>, Vec<String>) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let (mut got, mut notices) = (Vec::new(), Vec::new());
+    let (mut pending, mut total) = (Vec::new(), 0usize);
+    let mut chunk = vec![0u8; 16 * 1024];
+    while got.len() < lines && Instant::now() < deadline {
+        // Never ahead of `rate` bytes per second.
+        let due = start + Duration::from_secs_f64(total as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => panic!("read: {e}"),
+        };
+        total += n;
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            let line = &line[..line.len() - 1];
+            match line.strip_prefix(&prefix[..]) {
+                Some(text) => got.push(text.to_vec()),
+                None => notices.push(String::from_utf8_lossy(line).into_owned()),
+            }
+        }
+    }
+    (got, notices)
+}
+
+#[test]
+fn readers_at_1_2_and_4_mib_per_second_get_every_line_of_a_burst_larger_than_max_queue() {
+    // 2 MiB of lines: 8 times --max-queue. The talker is paced to the
+    // slowest reader; nobody is dropped.
+    let (server, port) = room(&["--max-queue", "262144"]);
+    let mut peers = crowd(port, 4);
+    let talker = peers.remove(0);
+    let prefix = format!("[{}] ", talker.name).into_bytes();
+    const LINES: usize = 26_000; // 80 bytes each
+    let text: Vec<Vec<u8>> = (0..LINES)
+        .map(|k| format!("{k:07} {}", "x".repeat(72)).into_bytes())
+        .collect();
+    let readers: Vec<_> = peers
+        .into_iter()
+        .zip([1usize << 20, 2 << 20, 4 << 20])
+        .map(|(peer, rate)| {
+            let prefix = prefix.clone();
+            thread::spawn(move || throttled_reader(peer.stream, rate, prefix, LINES))
+        })
+        .collect();
+    let mut talker = talker;
+    let all: Vec<u8> = text.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+    let writer = thread::spawn(move || {
+        talker.send(&all);
+        talker
+    });
+    for reader in readers {
+        let (got, notices) = reader.join().expect("reader");
+        assert_eq!(got.len(), LINES, "every line; notices: {notices:?}");
+        assert!(got == text, "in order, unchanged");
+        // The faster readers leave when they are done; nobody is dropped.
+        assert!(notices.iter().all(|n| n.ends_with(" left")), "{notices:?}");
+    }
+    let _talker = writer.join().unwrap();
+    assert!(!server.stdout_text().contains("too slow"));
+}
+
+#[test]
+fn a_client_that_stops_reading_goes_after_the_stall_timeout_and_reads_why_then_end_of_file() {
+    let (server, port) = room(&["--stall-timeout", "1"]);
+    let mut peers = crowd(port, 3);
+    let stuck = Peer::from_stream(small_window_stream(port));
+    for peer in &mut peers {
+        peer.until(&format!("* {} joined", stuck.name));
+    }
+    // About 400 kB: more than its socket buffers hold, less than
+    // --max-queue: only the stall timeout can drop it.
+    let mut sender = peers.remove(0);
+    let prefix = format!("[{}] ", sender.name);
+    let lines: Vec<String> = (0..5000)
+        .map(|k| format!("{k:06} {}", "y".repeat(73)))
+        .collect();
+    let started = Instant::now();
+    for chunk in lines.chunks(500) {
+        sender.send(chunk.iter().map(|l| format!("{l}\n")).collect::<String>());
+    }
+    let notice = format!("* {} left (too slow)", stuck.name);
+    // The others read all the while (threads: with a 1 s stall timeout, a
+    // reader that waits its turn would be dropped too).
+    let readers: Vec<_> = peers
+        .into_iter()
+        .map(|mut peer| {
+            let (notice, prefix) = (notice.clone(), prefix.clone());
+            thread::spawn(move || {
+                let before = peer.until(&notice);
+                before.iter().filter(|l| l.starts_with(&prefix)).count()
+            })
+        })
+        .collect();
+    for reader in readers {
+        let relayed = reader.join().expect("a reader saw the notice");
+        assert_eq!(relayed, lines.len(), "the others got everything first");
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    // Now it reads: whole lines, a prefix of what was sent, then why, then
+    // end of file (not a reset).
+    let mut stream = stuck.stream;
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut received = stuck.buf[stuck.start..].to_vec();
+    let mut chunk = [0u8; 65536];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read after the drop: {e} (a reset loses the notice)"),
+        }
+    }
+    let text = String::from_utf8(received).unwrap();
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.last(), Some(&notice.as_str()));
+    for (k, line) in got[..got.len() - 1].iter().enumerate() {
+        assert_eq!(*line, format!("{prefix}{}", lines[k]), "line {k}");
+    }
+    assert!(got.len() < lines.len(), "it missed what came after");
+    server.expect_stdout(&format!("{notice}\n"));
+}
+
+#[test]
+fn a_server_stdout_pipe_that_keeps_up_gets_every_line_of_a_burst() {
+    // Standard output is read by the test (a pipe): a reader like the
+    // others, paced, never dropping a line.
+    let (server, port) = room(&["--max-queue", "70000"]);
+    let mut peers = crowd(port, 2);
+    let body = "z".repeat(70);
+    let all: String = (0..20_000).map(|k| format!("{k:06} {body}\n")).collect();
+    let mut talker = peers.remove(0);
+    let name = talker.name.clone();
+    let writer = thread::spawn(move || {
+        talker.send(&all);
+        talker
+    });
+    let last = format!("[{name}] 019999 {body}");
+    peers[0].until(&last);
+    server.expect_stdout(&format!("{last}\n"));
+    let shown = server.stdout_text();
+    let relayed = shown
+        .lines()
+        .filter(|l| l.starts_with(&format!("[{name}] ")))
+        .count();
+    assert_eq!(relayed, 20_000);
+    assert!(
+        !server.stderr_text().contains("not shown"),
+        "{}",
+        server.dump()
+    );
+    let _talker = writer.join().unwrap();
+}
+
+#[test]
+fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
+    // `chatd --broker | less` and nobody scrolls: after the stall timeout
+    // the lines for it are dropped and counted; the clients go on.
+    let port = free_port();
+    let script = format!(
+        "{CHATD} --broker -b 127.0.0.1 -p {port} --stall-timeout 1 </dev/null | \
+         {{ sleep 4; cat >/dev/null; }}"
+    );
+    let pipeline = spawn("bash", &["-c", &script]);
+    assert!(
+        wait_until(TIMEOUT, || listening(port)),
+        "{}",
+        pipeline.dump()
+    );
+    let mut peers = crowd(port, 2);
+    let body = "w".repeat(90);
+    let name = peers[0].name.clone();
+    for round in 0..8 {
+        let batch: String = (0..2000)
+            .map(|k| format!("{round}.{k:04} {body}\n"))
+            .collect();
+        peers[0].send(&batch);
+        peers[1].until(&format!("[{name}] {round}.1999 {body}"));
+    }
+    pipeline.expect_stderr(" of the room not shown: standard output did not keep up\n");
 }

@@ -8,10 +8,10 @@
 
 mod util;
 
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use util::tmux::*;
 use util::*;
 
 /// How long a negative check waits after its last positive checkpoint.
@@ -19,189 +19,6 @@ const QUIET_SPELL: Duration = Duration::from_secs(1);
 
 /// The lockstep indicator shown while it is the peer's turn.
 const WAITING: &str = "(waiting for peer...)";
-
-/// A tmux server of the test's own (socket `chat-test-PORT`), holding one
-/// detached session `t` of 100×30 cells. Dropping it kills the server,
-/// waits for it to end and removes its socket, even when the test failed.
-struct Tmux {
-    socket: String,
-    /// The server's pid and socket file, once known.
-    server: Option<(u32, String)>,
-}
-
-impl Tmux {
-    /// Starts the server with window `window` running `command` (a `sh -c`
-    /// command line). Panes stay on screen after their command exits.
-    fn start(port: u16, window: &str, command: &str) -> Tmux {
-        let mut tmux = Tmux {
-            socket: format!("chat-test-{port}"),
-            server: None,
-        };
-        tmux.run(&[
-            "start-server",
-            ";",
-            "set-option",
-            "-g",
-            "remain-on-exit",
-            "on",
-            ";",
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-n",
-            window,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            command,
-        ]);
-        let info = tmux.run(&["display-message", "-p", "-t", "t", "#{pid} #{socket_path}"]);
-        let (pid, path) = info
-            .trim_end()
-            .split_once(' ')
-            .expect("pid and socket path");
-        tmux.server = Some((pid.parse().expect("tmux server pid"), path.to_owned()));
-        tmux
-    }
-
-    /// Opens window `window` running `command` in the same session.
-    fn new_window(&self, window: &str, command: &str) {
-        self.run(&["new-window", "-d", "-t", "t", "-n", window, command]);
-    }
-
-    /// Runs one tmux command against this server; panics if it fails.
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .unwrap_or_else(|e| panic!("run tmux (scripts/test installs it): {e}"));
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("tmux output is UTF-8")
-    }
-
-    /// What the pane of `window` shows, one line per row, trailing blanks
-    /// trimmed by tmux.
-    fn screen(&self, window: &str) -> String {
-        self.run(&["capture-pane", "-p", "-t", &format!("t:{window}")])
-    }
-
-    /// A format variable of the pane of `window`, such as `pane_title`.
-    fn pane(&self, window: &str, variable: &str) -> String {
-        let format = format!("#{{{variable}}}");
-        let out = self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            &format!("t:{window}"),
-            &format,
-        ]);
-        out.trim_end_matches('\n').to_owned()
-    }
-
-    /// The title of the pane of `window`.
-    fn title(&self, window: &str) -> String {
-        self.pane(window, "pane_title")
-    }
-
-    fn set_title(&self, window: &str, title: &str) {
-        self.run(&["select-pane", "-t", &format!("t:{window}"), "-T", title]);
-        assert_eq!(self.title(window), title);
-    }
-
-    /// Types `text` then Enter in the pane of `window`, as a person would.
-    fn type_line(&self, window: &str, text: &str) {
-        let target = format!("t:{window}");
-        self.run(&["send-keys", "-t", &target, "-l", text]);
-        self.run(&["send-keys", "-t", &target, "Enter"]);
-    }
-
-    /// Polls the screen of `window` until `done` holds (at most
-    /// [`TIMEOUT`]) and returns it; panics with the screen if it never does.
-    fn wait_for(&self, window: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let mut screen = String::new();
-        let ok = wait_until(TIMEOUT, || {
-            screen = self.screen(window);
-            done(&screen)
-        });
-        assert!(
-            ok,
-            "{window}: never saw {what}; the screen (title {:?}):\n{screen}",
-            self.title(window)
-        );
-        screen
-    }
-
-    /// Waits until the screen of `window` contains `text`, and returns it.
-    fn expect_screen(&self, window: &str, text: &str) -> String {
-        self.wait_for(window, &format!("{text:?}"), |s| s.contains(text))
-    }
-
-    /// Waits until the last non-blank lines of `window` are `tail`.
-    fn expect_last_lines(&self, window: &str, tail: &[&str]) -> String {
-        self.wait_for(window, &format!("last lines {tail:?}"), |s| {
-            lines(s).ends_with(tail)
-        })
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null", "kill-server"])
-            .env_remove("TMUX")
-            .output();
-        // tmux takes a second or two to exit; a test started right after
-        // on the same socket would talk to the dying server.
-        if let Some((pid, path)) = &self.server {
-            let gone = wait_until(TIMEOUT, || !running(*pid));
-            if gone {
-                let _ = std::fs::remove_file(path);
-            } else if !thread::panicking() {
-                panic!("tmux server {pid} still running after kill-server");
-            }
-        }
-    }
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
-}
-
-/// The non-blank lines of a screen.
-fn lines(screen: &str) -> Vec<&str> {
-    screen.lines().filter(|l| !l.trim().is_empty()).collect()
-}
-
-/// `path` quoted for the `sh -c` command line of a tmux pane.
-fn quoted(path: &str) -> String {
-    format!("'{}'", path.replace('\'', r"'\''"))
-}
-
-/// `chat ARGS 127.0.0.1 PORT`, as a pane's command line.
-fn chat_command(port: u16, args: &str) -> String {
-    format!("{} {args} 127.0.0.1 {port}", quoted(CHAT))
-}
-
-/// `chatd ARGS` listening on 127.0.0.1:PORT, as a pane's command line.
-fn chatd_command(port: u16, args: &str) -> String {
-    format!("{} {args} -b 127.0.0.1 -p {port}", quoted(CHATD))
-}
 
 /// A socat server on a free port (the test writes what it sends) and a
 /// `chat ARGS` connected to it in tmux window `chat`, its title `before`.
@@ -284,7 +101,7 @@ fn eight_bit_csi_is_shown_and_utf8_text_passes_unchanged() {
     peer.send("\u{9b}2J \u{202e}evil\n".as_bytes());
     let screen = tmux.expect_screen("chat", "evil");
     assert!(
-        lines(&screen).ends_with(&[r"\x9b2Jcafé 日本 🙂", "<U+009B>2J <U+202E>evil"]),
+        lines(&screen).ends_with(&[r"\x9b2Jcafé 日本 🙂", "<U+009B>2J <U+202E>evil", "chat>"]),
         "{screen}"
     );
 }
@@ -296,13 +113,31 @@ fn chat_a_shows_whose_turn_it_is() {
     let screen = tmux.expect_last_lines("chat", &["chat>"]);
     assert!(!screen.contains(WAITING), "{screen}");
 
+    // The line editor's prompt is the turn indicator; the waiting line
+    // has a line of its own (issue 13 point 6).
     tmux.type_line("chat", "hello");
     peer.expect_stdout("hello\n");
-    tmux.expect_last_lines("chat", &["chat> hello", WAITING]);
+    tmux.expect_last_lines("chat", &["chat> hello", WAITING, "chat>"]);
+
+    // A line typed ahead during the peer's turn is shown when it is sent.
+    tmux.type_line("chat", "typed ahead");
+    tmux.expect_last_lines("chat", &[WAITING, "chat> typed ahead", "chat>"]);
+    thread::sleep(QUIET_SPELL);
+    assert_eq!(peer.stdout_text(), "hello\n", "sent out of turn");
 
     peer.send(b"reply\n");
-    tmux.expect_last_lines("chat", &["chat> hello", WAITING, "reply", "chat>"]);
-    assert_eq!(peer.stdout_text(), "hello\n");
+    peer.expect_stdout("hello\ntyped ahead\n");
+    tmux.expect_last_lines(
+        "chat",
+        &[
+            "chat> hello",
+            WAITING,
+            "reply",
+            "chat> typed ahead",
+            WAITING,
+            "chat>",
+        ],
+    );
 }
 
 #[test]
@@ -311,16 +146,15 @@ fn chatd_a_waits_for_the_client_first_then_prompts() {
     let tmux = Tmux::start(port, "chatd", &chatd_command(port, "-a"));
     tmux.expect_screen("chatd", &format!("chatd: listening on 127.0.0.1:{port}"));
     let mut peer = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
-    let screen = tmux.expect_last_lines("chatd", &[WAITING]);
+    let screen = tmux.expect_last_lines("chatd", &[WAITING, "chatd>"]);
     assert!(screen.contains("chatd: connection from 127.0.0.1:"));
-    assert!(!screen.contains("chatd>"), "{screen}");
 
     peer.send(b"hi from client\n");
     tmux.expect_last_lines("chatd", &[WAITING, "hi from client", "chatd>"]);
 
     tmux.type_line("chatd", "answer");
     peer.expect_stdout("answer\n");
-    tmux.expect_last_lines("chatd", &["chatd> answer", WAITING]);
+    tmux.expect_last_lines("chatd", &["chatd> answer", WAITING, "chatd>"]);
 }
 
 // The worksheet's question: both sides listening first wait for each other
@@ -331,21 +165,18 @@ fn both_listening_first_is_a_visible_deadlock() {
     let tmux = Tmux::start(port, "chatd", &chatd_command(port, "-a"));
     tmux.expect_screen("chatd", "chatd: listening on");
     tmux.new_window("chat", &chat_command(port, "-a --listen-first"));
-    tmux.expect_last_lines("chatd", &[WAITING]);
-    tmux.expect_last_lines("chat", &[WAITING]);
+    tmux.expect_last_lines("chatd", &[WAITING, "chatd>"]);
+    tmux.expect_last_lines("chat", &[WAITING, "chat>"]);
 
-    // Typing does not help: it is not the client's turn, so nothing is read.
+    // Typing does not help: it is not the client's turn, so the line
+    // waits, typed ahead, and is never sent.
     tmux.type_line("chat", "anyone there?");
-    tmux.expect_last_lines("chat", &[WAITING, "anyone there?"]);
+    tmux.expect_last_lines("chat", &[WAITING, "chat> anyone there?", "chat>"]);
     thread::sleep(QUIET_SPELL);
     for window in ["chatd", "chat"] {
-        let screen = tmux.screen(window);
-        assert!(
-            !screen.contains("chatd>") && !screen.contains("chat>"),
-            "{window} prompted:\n{screen}"
-        );
         assert_eq!(tmux.pane(window, "pane_dead"), "0", "{window} ended");
     }
     let server = tmux.screen("chatd");
-    assert!(lines(&server).ends_with(&[WAITING]), "{server}");
+    assert!(lines(&server).ends_with(&[WAITING, "chatd>"]), "{server}");
+    assert!(!server.contains("anyone"), "{server}");
 }

@@ -11,20 +11,20 @@ use std::ops::ControlFlow;
 use chatd::broker::frame::Framer;
 use libfuzzer_sys::fuzz_target;
 
-/// (text, starts_line, ends_line) of every piece.
-fn frame(input: &[u8], max: usize, step: usize) -> Vec<(Vec<u8>, bool, bool)> {
+/// (text, starts_line, ends_line, crlf) of every piece.
+fn frame(input: &[u8], max: usize, step: usize) -> Vec<(Vec<u8>, bool, bool, bool)> {
     let mut framer = Framer::new(max);
     let mut pieces = Vec::new();
     for chunk in input.chunks(step.max(1)) {
         let _ = framer.push(chunk, |p| {
             assert!(p.text.len() <= max, "piece of {} > {max}", p.text.len());
-            pieces.push((p.text.to_vec(), p.starts_line, p.ends_line));
+            pieces.push((p.text.to_vec(), p.starts_line, p.ends_line, p.crlf));
             ControlFlow::Continue(())
         });
         assert!(framer.held() <= max + 1, "holds {}", framer.held());
     }
     let _ = framer.finish(|p| {
-        pieces.push((p.text.to_vec(), p.starts_line, p.ends_line));
+        pieces.push((p.text.to_vec(), p.starts_line, p.ends_line, p.crlf));
         ControlFlow::Continue(())
     });
     pieces
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     // The pieces rebuild the lines.
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut current = Vec::new();
-    for (text, starts, ends) in &whole {
+    for (text, starts, ends, _) in &whole {
         assert_eq!(*starts, current.is_empty() || *starts, "a piece starts mid-line");
         current.extend_from_slice(text);
         if *ends {

@@ -39,6 +39,8 @@ pub struct Piece<'a> {
     /// This piece is the end of its line. A line of at most `max_line`
     /// bytes is one piece that both starts and ends it.
     pub ends_line: bool,
+    /// The line ended with `\r\n` (only on a piece that ends its line).
+    pub crlf: bool,
 }
 
 impl Piece<'_> {
@@ -104,6 +106,7 @@ impl Framer {
                         text: &self.buf,
                         starts_line: !self.continued,
                         ends_line: true,
+                        crlf: true,
                     });
                     self.reset();
                     flow?;
@@ -113,6 +116,7 @@ impl Framer {
                         text: &self.buf,
                         starts_line: !self.continued,
                         ends_line: false,
+                        crlf: false,
                     });
                     self.buf.clear();
                     self.buf.push(b'\r');
@@ -127,16 +131,17 @@ impl Framer {
                 // `\n`: the line ends (a `\r` ending the buffer was the
                 // first half of a CRLF); `\r\n`: it ends, with the buffer.
                 let ends = match input {
-                    [b'\n', ..] => Some((1, strip_cr(&self.buf))),
-                    [b'\r', b'\n', ..] => Some((2, &self.buf[..])),
+                    [b'\n', ..] => Some((1, strip_cr(&self.buf), self.buf.ends_with(b"\r"))),
+                    [b'\r', b'\n', ..] => Some((2, &self.buf[..], true)),
                     _ => None,
                 };
-                if let Some((used, text)) = ends {
+                if let Some((used, text, crlf)) = ends {
                     input = &input[used..];
                     let flow = each(Piece {
                         text,
                         starts_line: !self.continued,
                         ends_line: true,
+                        crlf,
                     });
                     self.reset();
                     flow?;
@@ -151,6 +156,7 @@ impl Framer {
                     text: &self.buf,
                     starts_line: !self.continued,
                     ends_line: false,
+                    crlf: false,
                 });
                 self.buf.clear();
                 self.continued = true;
@@ -160,6 +166,7 @@ impl Framer {
             match memchr(b'\n', input) {
                 Some(i) if self.buf.is_empty() => {
                     // A complete line in this chunk: no copy.
+                    let crlf = input[..i].ends_with(b"\r");
                     let line = strip_cr(&input[..i]);
                     input = &input[i + 1..];
                     let mut chunks = line.chunks(max).peekable();
@@ -168,6 +175,7 @@ impl Framer {
                             text: &[],
                             starts_line: !self.continued,
                             ends_line: true,
+                            crlf,
                         });
                         self.reset();
                         flow?;
@@ -179,6 +187,7 @@ impl Framer {
                             text,
                             starts_line: !self.continued,
                             ends_line: last,
+                            crlf: last && crlf,
                         });
                         if last {
                             self.reset();
@@ -196,6 +205,7 @@ impl Framer {
                         text: strip_cr(&self.buf),
                         starts_line: !self.continued,
                         ends_line: true,
+                        crlf: self.buf.ends_with(b"\r"),
                     });
                     self.reset();
                     flow?;
@@ -232,6 +242,7 @@ impl Framer {
             text,
             starts_line: !self.continued,
             ends_line: true,
+            crlf: false,
         });
         self.reset();
         flow

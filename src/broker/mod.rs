@@ -1,75 +1,141 @@
 //! `chatd --broker`: the discussion room of the worksheet ("a server that
 //! lets several clients talk together; the server relays each client's
-//! messages to the others, naming the machine that sent it"), issue 8.
+//! messages to the others, naming the machine that sent it"), issues 8, 14
+//! and 17.
 //!
 //! Two halves, as Redis splits `ae.c` from `networking.c`:
-//! - [`room`]: the room itself, a state machine with no sockets: line
-//!   framing ([`frame`]), names ([`name`]), commands, notices and the
-//!   bounded send queues ([`queue`]). Unit- and property-tested directly.
+//! - [`room`]: the room itself, a state machine with no sockets and no
+//!   clock: line framing ([`frame`]), names ([`name`]), commands, notices,
+//!   the room log ([`log`]), each reader's send queue ([`queue`]) and the
+//!   pacing and dropping rules ([`pace`]). Unit- and property-tested
+//!   directly.
 //! - this file: the event loop around it, which knows only "this socket is
 //!   readable / writable", "a signal arrived" and "a deadline passed".
 //!
+//! # One log, a cursor per reader (issue 17)
+//!
+//! Everything the room says to more than one reader (relayed lines, the
+//! server's lines, notices) is appended once to the room's [`log::Log`]:
+//! 64 KiB segments of whole lines, addressed by byte position. Each reader
+//! (every client, and the server's standard output) has a
+//! [`queue::SendQueue`]: a cursor into the log, the ranges of the log that
+//! are not for it (its own lines: no echo), and a small private queue for
+//! what goes to it alone (answers, `/msg`, its greeting, its `too slow`
+//! notice), each private line tagged with the log position it was said
+//! at, so that every reader sees the one order of the room. A writer
+//! sends a reader everything from its cursor with one `writev(2)` of the
+//! ranges between its own lines (128 slices at most). [`log::Log::trim`]
+//! frees the segments every reader has passed.
+//!
+//! So a backlog is a distance, not a list: relaying a line to N readers
+//! costs one copy of its bytes and nothing per reader until it is written,
+//! and a reader that lags holds the log, not its own copy. The memory of
+//! the room is its distinct bytes (at most `--max-queue` behind the head,
+//! since a reader further behind is dropped, plus one segment) and about
+//! 400 bytes per client (its name, framer, queue and socket). The previous
+//! design (a queue slot per line per client) held N²/2 slots after N
+//! joins: 1.4 GiB for 10,000 clients that joined without reading; see the
+//! bench table in `README.md` for the figures of this one.
+//!
+//! Clients that join within one turn of the loop are announced in one
+//! notice (`* 37 joined: alice, bob, … (and 30 more)`): a person at a
+//! terminal reads one line per burst instead of a screenful, and a storm
+//! of joins costs the room one notice per turn.
+//!
+//! # Pacing (issue 14)
+//!
+//! A reader that keeps reading receives every line, however big the burst:
+//! while a *moving* reader (one that accepted a byte in the last 500 ms)
+//! is more than half of `--max-queue` behind, the loop reads no talker and
+//! not its standard input, until every moving reader is within a quarter
+//! of it. TCP backpressure then slows the talkers' `chat`, whose unsent
+//! input waits in its standard input: nothing is lost. A reader that
+//! stopped never holds the room back: it is not moving, so it pauses
+//! nothing, and it is dropped (`* NAME left (too slow)`) after
+//! `--stall-timeout` or `--max-queue`. The rules and their figures are in
+//! [`pace`].
+//!
+//! A dropped client is not reset: the room sends it the rest of the line it
+//! was in and its own `too slow` notice, half-closes, and reads until its
+//! end of file for at most [`LINGER`], so that its `recv` returns the
+//! notice and then end of file.
+//!
 //! # One process, one thread, no locks
 //!
-//! Everything runs in one thread around one `epoll(7)` instance
-//! (level-triggered): the listening socket, every client socket, standard
-//! input and output, and the signal self-pipe
-//! ([`crate::signals::Signals`]). The worksheet's servers use one thread per
-//! client and therefore a lock around the list of clients; here each event
-//! is handled to its end before the next, so the room's state is never seen
-//! half-changed and there is nothing to lock (see [`room`]).
+//! Everything runs in one thread around one `epoll(7)` instance: the
+//! listening socket, every client socket, standard input and output, and
+//! the signal self-pipe ([`crate::signals::Signals`]). The worksheet's
+//! servers use one thread per client and therefore a lock around the list
+//! of clients; here each event is handled to its end before the next, so
+//! the room's state is never seen half-changed and there is nothing to
+//! lock (see [`room`]).
+//!
+//! Client sockets are registered once, edge-triggered, for reading and
+//! writing (`EPOLLIN | EPOLLOUT | EPOLLET`, as nginx does): the loop keeps
+//! "may read" and "may write" per client itself, so that pausing the
+//! room, or a client's queue filling and emptying, costs no `epoll_ctl`,
+//! even with 10,000 clients. The listener, standard input and output are
+//! level-triggered; standard input's interest is removed while the room
+//! is paused.
 //!
 //! # The loop
 //!
 //! Each turn:
-//! 1. the clients whose send queue became non-empty are written to at once
-//!    (Redis's `handleClientsWithPendingWrites`): usually the line leaves in
-//!    the same turn, with one `writev(2)` per client for all the lines
-//!    queued in the turn; only a client whose socket is full gets
-//!    `EPOLLOUT` interest, for as long as its queue is non-empty;
-//! 2. what the room asked is done: close a client (at once, or after its
-//!    queue is written: see *Leaving* below), or stop;
-//! 3. `epoll_wait(2)`, until an event or the next deadline; then, if more
-//!    events are ready as soon as these are handled (the room is busy),
-//!    more rounds of `epoll_wait` for at most [`COALESCE`] (1 ms), so that
-//!    the lines of many reads leave in one `writev` per client (the
-//!    trade-off of Nagle's algorithm, bounded, and only under load: in a
-//!    quiet room a line is written in the turn it arrives);
-//! 4. each event is handled: the signal pipe (drained first; SIGINT,
-//!    SIGTERM, SIGHUP end the server with status 128+N); the listening
-//!    socket (`accept` until `EAGAIN`; past `--max-clients`, the newcomer
-//!    gets a one-line refusal and is closed); a client (one `read(2)` of at
-//!    most 64 KiB per turn, so that a client that floods cannot starve the
-//!    others; what it sent goes to the room); standard input (lines to
-//!    every client as `[chatd] …`; at end of file the room goes on);
-//!    standard output (what the room shows).
+//! 1. the room is checked ([`room::Room::check`]): stalled or overflowing
+//!    readers are dropped, the pause is decided, the log is trimmed;
+//! 2. what the room asked is done (close a client, at once or after its
+//!    queue is written; stop);
+//! 3. the readers are written: every one when the log grew, otherwise
+//!    those that got a private line; a reader whose socket is full waits
+//!    for its `EPOLLOUT` edge;
+//! 4. `epoll_wait(2)`, until an event or the next deadline (a closing
+//!    client's linger, `--idle-timeout`, a reader's grace or stall
+//!    timeout); then rounds of reading: each readable client once per
+//!    round, at most [`room::Room::may_read`] bytes (about 20 KiB: what a
+//!    read may add to a queue stays below `--max-queue` minus the
+//!    high-water mark), and, while more events are ready at once (the room
+//!    is busy), more rounds for at most [`COALESCE`] (1 ms), so that the
+//!    lines of many reads leave in one `writev` per reader (the trade-off
+//!    of Nagle's algorithm, bounded, and only under load: in a quiet room
+//!    a line is written in the turn it arrives). The signal pipe is drained
+//!    first; the listening socket is accepted until `EAGAIN` (past
+//!    `--max-clients`, the newcomer gets a one-line refusal and is
+//!    closed); standard input's lines go to every client as `[chatd] …`
+//!    (at end of file the room goes on).
 //!
-//! # Leaving
+//! # Leaving and closing
 //!
 //! A client that says `bye` or reaches end of file leaves the room at once
 //! (nothing more is queued for it), and what was already queued is still
 //! written; then the server half-closes (`shutdown(SHUT_WR)`) and reads
 //! until the client closes too, for at most [`LINGER`], so that the client
-//! reads everything and the close never turns into a reset. A client that
-//! is too slow, or whose connection failed, is closed at once.
+//! reads everything and the close never turns into a reset. A client whose
+//! connection failed is closed at once.
+//!
+//! `arret` on standard input (or from a client, with
+//! `--allow-remote-stop`) closes the room the same way for everyone and
+//! exits 0. SIGINT, SIGTERM and SIGHUP do too, after `* the room is
+//! closing` to every client and to standard output, and the server exits
+//! 128+N; a second signal exits at once.
 //!
 //! # Standard output
 //!
-//! The server's standard output shows the room. When it is a terminal,
-//! bytes that would drive it are shown visibly ([`crate::display`]); the
-//! clients receive the bytes unchanged. It is never allowed to stop the
-//! room: when it is a pipe or a terminal, it is written only when
-//! `epoll` (or `poll`, between pieces) says it is writable, `PIPE_BUF`
-//! bytes at a time (a pipe takes that much without blocking), from a
-//! queue bounded like a
-//! client's; a pager that stops reading makes the room drop lines for the
-//! screen (counted on standard error), not wait. A regular file never
-//! blocks: it is written directly, every line. A closed standard output
-//! (`EPIPE`) ends the server quietly with status 0, as everywhere else in
-//! `chatd`.
+//! The server's standard output shows the room and is a reader like the
+//! clients. A pipe or a terminal is written only when `epoll` (or `poll`,
+//! between pieces) says it is writable, `PIPE_BUF` bytes at a time (a pipe
+//! takes that much without blocking): one that keeps up never loses a line
+//! (`chatd --broker | tee room.log`), and paces the room while it moves; a
+//! pager that stops reading, or a terminal frozen with Ctrl-S, is a reader
+//! that stopped: after the stall timeout (or `--max-queue` behind) the
+//! lines for it are dropped and counted on standard error, and the room
+//! goes on. A regular file never blocks: it is written directly, every
+//! line (`chatd --broker > room.log`). A closed standard output (`EPIPE`)
+//! ends the server quietly with status 0, as everywhere else in `chatd`.
 
 pub mod frame;
+pub mod log;
 pub mod name;
+pub mod pace;
 pub mod queue;
 pub mod room;
 
@@ -86,36 +152,45 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
-use crate::net::AcceptFailure;
+use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
 use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
 
-/// How long a leaving client (or, after `arret`, every client) has to read
-/// what is queued for it and close its end, after which its socket is
-/// closed anyway: 2 s, as the 1-to-1 sessions wait after a protocol word.
+/// How long a leaving client (or, after `arret` or a signal, every client)
+/// has to read what is queued for it and close its end, after which its
+/// socket is closed anyway: 2 s, as the 1-to-1 sessions wait after a
+/// protocol word.
 pub const LINGER: Duration = crate::session::WORD_LINGER;
 
-/// Bytes read from one socket (or standard input) per turn: 64 KiB.
+/// Bytes read from one socket (or standard input) at most at once: 64 KiB
+/// (usually less: see [`room::Room::may_read`]).
 const READ_SIZE: usize = 64 * 1024;
 
 /// Rounds of `epoll_wait` gathered into one turn while events keep coming
-/// without waiting (see [`Broker::run`]).
+/// without waiting (see the module documentation).
 const GATHER: usize = 64;
 
 /// Under load, how long a turn may keep gathering events before it writes:
 /// 1 ms, far below what a person notices, and enough for the lines of many
-/// reads to leave together (see [`Broker::run`]).
+/// reads to leave together.
 const COALESCE: Duration = Duration::from_millis(1);
 
-/// Queue slots (a line, or a range of a turn's shared chunk) written to one client
-/// per `writev(2)` (Linux allows 1024).
-const IOV_LINES: usize = 128;
+/// Slices written to one reader per `writev(2)` (Linux allows 1024).
+const IOV_SLICES: usize = 128;
 
 /// The most bytes written to a pipe or terminal standard output in one
 /// turn (256 KiB), so that a fast reader of it does not hold up the room.
 const STDOUT_TURN: usize = 256 * 1024;
+
+/// The send buffer asked for each client socket (`SO_SNDBUF`; Linux
+/// doubles it): 64 KiB. The room, not the kernel, holds a reader's
+/// backlog, and a reader's progress shows as `EPOLLOUT` in steps of at
+/// most this size, so that a reader of 1 MiB/s is seen moving every
+/// 64 ms or so (a send buffer grown to 4 MiB would show it every few
+/// seconds, and it would pass for stopped).
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// File descriptors kept free besides the clients: the epoll instance,
 /// a newcomer being refused, and room for the unexpected.
@@ -123,7 +198,8 @@ const SPARE_FDS: u64 = 8;
 
 /// The refusal a client beyond `--max-clients` receives before its close.
 fn refusal(max: usize) -> String {
-    format!("* the room is full ({max} clients); try again later\n")
+    let plural = if max == 1 { "" } else { "s" };
+    format!("* the room is full ({max} client{plural}); try again later\n")
 }
 
 /// Event tokens other than clients (whose token is their index).
@@ -142,9 +218,9 @@ const STDOUT: u64 = u64::MAX - 3;
 ///
 /// Errors: [`Error::Msg`] for limits that make no sense (`--max-line 0`, a
 /// `--max-queue` that cannot hold one line); [`Error::Signal`] for SIGINT,
-/// SIGTERM, SIGHUP; [`Error::Sys`] if `epoll` or `accept` fail for a reason
-/// other than a client's (or if writing to standard output fails other than
-/// with `EPIPE`).
+/// SIGTERM, SIGHUP (after the room was closed); [`Error::Sys`] if `epoll`
+/// or `accept` fail for a reason other than a client's (or if writing to
+/// standard output fails other than with `EPIPE`).
 pub fn run(
     listener: TcpListener,
     signals: &Signals,
@@ -180,7 +256,8 @@ fn limits(args: &ChatdArgs) -> Result<Limits, Error> {
         max_line: args.max_line,
         max_queue: args.max_queue,
         allow_remote_stop: args.allow_remote_stop,
-        sanitize_stdout: !args.raw && nix::unistd::isatty(stdout()).unwrap_or(false),
+        clean: !args.raw,
+        stall_timeout: args.stall_timeout,
     })
 }
 
@@ -224,8 +301,12 @@ struct Conn {
     /// When bytes last arrived from it (or it joined), for
     /// `--idle-timeout`.
     last_rx: Instant,
-    /// The epoll interest registered for it.
-    interest: EpollFlags,
+    /// A read may find bytes (or its end): set by an `EPOLLIN` edge,
+    /// cleared by a short read, `EAGAIN` or end of file.
+    readable: bool,
+    /// A write may be taken: cleared by `EAGAIN` or a short write, set by
+    /// an `EPOLLOUT` edge.
+    writable: bool,
     /// Set once it left the room with its queue to write ([`Action::Close`]
     /// with `flush`).
     closing: Option<Closing>,
@@ -257,9 +338,7 @@ enum Input {
 /// How standard output is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
-    /// Through epoll: `PIPE_BUF` bytes at a time when writable, from a
-    /// queue bounded like a client's (lines are dropped, and counted, when
-    /// it is full).
+    /// Through epoll: `PIPE_BUF` bytes at a time when writable.
     Watched,
     /// A regular file or `/dev/null`, which epoll refuses and which never
     /// blocks: written at once, in full, every turn and whenever half of
@@ -272,12 +351,18 @@ struct Broker<'a> {
     epoll: Epoll,
     listener: TcpListener,
     /// The listener is in the interest list with `EPOLLIN` (not while
-    /// `accept` fails for want of descriptors).
+    /// `accept` is paused for want of descriptors, nor after `arret`).
     accepting: bool,
+    /// A pause of `accept` for want of descriptors ([`Accepting`]): until
+    /// it ends on its timer, or a client leaves.
+    pause: Accepting,
     room: Room,
     conns: Vec<Option<Conn>>,
     max_clients: usize,
     input: Input,
+    /// `EPOLLIN` is asked for standard input (not while the room is
+    /// paused).
+    input_armed: bool,
     output: Output,
     /// `EPOLLOUT` is asked for standard output.
     output_armed: bool,
@@ -285,15 +370,29 @@ struct Broker<'a> {
     /// many bytes wait (half of `--max-queue`), not only once per turn.
     stdout_high: usize,
     buf: Vec<u8>,
+    /// Clients that got a private line (from the room), or whose socket
+    /// became writable, to write this turn.
     ready: Vec<ClientId>,
+    /// Clients whose `readable` is set, in the order they became so.
+    readable: Vec<ClientId>,
+    /// The last round of reads read something (more may follow at once).
+    reading: bool,
+    /// The room is paused (see [`pace`]).
+    paused: bool,
+    /// When the room must be checked again at the latest.
+    pace_next: Option<Instant>,
     actions: Vec<Action>,
     /// Deadlines of closing clients, in order (all are now + [`LINGER`]).
     deadlines: VecDeque<(Instant, ClientId)>,
     /// Closed this turn: their slots are given back to the room after the
     /// turn's events, so that no event of the turn reaches a newcomer.
     released: Vec<ClientId>,
-    /// `arret`: when everything is closed (or at this deadline), exit 0.
+    /// `arret` (or a signal): when everything is closed (or at this
+    /// deadline), exit.
     stop: Option<Instant>,
+    /// The terminating signal that closed the room: the exit status is
+    /// 128+N.
+    signal: Option<i32>,
     /// Standard output is closed: exit 0 quietly.
     stdout_closed: bool,
     /// `--allow`/`--deny`: checked before a newcomer joins.
@@ -324,46 +423,50 @@ impl<'a> Broker<'a> {
         };
         watch(signals.fd(), EpollFlags::EPOLLIN, SIGNALS, "signal pipe")?;
         watch(listener.as_fd(), EpollFlags::EPOLLIN, LISTENER, "listener")?;
+        // Descriptors 0 and 1 are always open: Rust's runtime opens
+        // /dev/null on them if they were closed (`chatd <&- >&-`). Files and
+        // /dev/null are refused by epoll (EPERM) and never block.
         let input = match epoll.add(stdin(), EpollEvent::new(EpollFlags::EPOLLIN, STDIN)) {
             Ok(()) => Input::Watched,
             Err(Errno::EPERM) => Input::Always,
-            // A closed descriptor 0: nothing to say.
-            Err(Errno::EBADF) => Input::Done,
             Err(e) => return Err(Error::sys("epoll_ctl add standard input", e)),
         };
         let output = match epoll.add(stdout(), EpollEvent::new(EpollFlags::empty(), STDOUT)) {
             Ok(()) => Output::Watched,
-            Err(Errno::EPERM | Errno::EBADF) => Output::Direct,
+            Err(Errno::EPERM) => Output::Direct,
             Err(e) => return Err(Error::sys("epoll_ctl add standard output", e)),
         };
         let mut room = Room::new(limits);
         if output == Output::Direct {
             // A file never blocks: its queue is written as it fills (see
             // `handle`), and nothing is dropped.
-            room.stdout_mut().set_limit(usize::MAX);
-        }
-        if nix::fcntl::fcntl(stdout(), nix::fcntl::FcntlArg::F_GETFD) == Err(Errno::EBADF) {
-            // No standard output at all (`>&-`): the room shows nothing.
-            room.stdout_mut().set_limit(0);
+            room.set_stdout(room::Stdout::Direct);
         }
         Ok(Broker {
             signals,
             epoll,
             listener,
             accepting: true,
+            pause: Accepting::default(),
             room,
             stdout_high: limits.max_queue / 2,
             conns: Vec::new(),
             max_clients,
             input,
+            input_armed: input == Input::Watched,
             output,
             output_armed: false,
             buf: vec![0; READ_SIZE],
             ready: Vec::new(),
+            readable: Vec::new(),
+            reading: false,
+            paused: false,
+            pace_next: None,
             actions: Vec::new(),
             deadlines: VecDeque::new(),
             released: Vec::new(),
             stop: None,
+            signal: None,
             stdout_closed: false,
             access: Access::default(),
             idle: None,
@@ -372,57 +475,47 @@ impl<'a> Broker<'a> {
     }
 
     fn run(mut self) -> Result<(), Error> {
-        let mut events = vec![EpollEvent::empty(); 256];
+        let mut events = vec![EpollEvent::empty(); 1024];
         loop {
+            let now = Instant::now();
+            self.sweep_idle(now);
+            let pace = self.room.check(now);
+            self.paused = pace.paused;
+            self.pace_next = pace.next;
+            self.act()?;
             self.write_ready()?;
             self.act()?;
             if self.stdout_closed {
                 return Ok(());
             }
             if let Some(deadline) = self.stop {
-                let idle = self.room.connections() == 0 && self.room.stdout_mut().is_empty();
-                if idle || Instant::now() >= deadline {
-                    return Ok(());
+                let done = self.room.connections() == 0 && self.room.stdout_pending() == 0;
+                if done || Instant::now() >= deadline {
+                    return match self.signal {
+                        Some(sig) => Err(Error::Signal(sig)),
+                        None => Ok(()),
+                    };
                 }
             }
-            // Wait for events and handle them. Under load (more events are
-            // ready as soon as these are handled), keep gathering events
-            // for at most COALESCE before writing, so that the lines of
-            // many reads leave in one writev per client; a lone line, in a
-            // quiet room, is written at once.
-            let mut timeout = self.timeout();
-            let mut busy_since: Option<Instant> = None;
-            for round in 0..GATHER {
-                let n = match self.epoll.wait(&mut events, timeout) {
-                    Ok(n) => n,
-                    Err(Errno::EINTR) => 0,
-                    Err(e) => return Err(Error::sys("epoll_wait", e)),
-                };
-                // The signal pipe first: a terminating signal wins.
-                if events[..n].iter().any(|e| e.data() == SIGNALS) {
-                    self.signals.check()?;
-                }
-                for event in &events[..n] {
-                    self.handle(event.data(), event.events())?;
-                }
-                if n == 0 || self.stdout_closed || self.room.has_actions() {
-                    break;
-                }
-                if round > 0 {
-                    busy_since.get_or_insert_with(Instant::now);
-                }
-                timeout = match busy_since {
-                    None => EpollTimeout::ZERO,
-                    Some(since) => {
-                        let left = COALESCE.saturating_sub(since.elapsed());
-                        if left.is_zero() {
-                            break;
-                        }
-                        crate::signals::timeout(left)
-                    }
-                };
+            // `open` first: it ends a pause whose time is up, even after
+            // `arret`, so that `timeout` never sees a deadline passed.
+            if self.pause.open(Instant::now()) && !self.accepting && self.stop.is_none() {
+                self.set_accepting(true)?;
             }
-            if self.input == Input::Always {
+            if self.input == Input::Watched {
+                let on = !self.paused;
+                interest(
+                    &self.epoll,
+                    stdin(),
+                    STDIN,
+                    EpollFlags::EPOLLIN,
+                    on,
+                    &mut self.input_armed,
+                    "standard input",
+                )?;
+            }
+            self.gather(&mut events)?;
+            if self.input == Input::Always && !self.paused {
                 self.read_stdin()?;
             }
             self.expire();
@@ -432,10 +525,63 @@ impl<'a> Broker<'a> {
         }
     }
 
-    /// How long `epoll_wait` may wait: until the next deadline, not at all
-    /// while standard input is a file being read.
-    fn timeout(&self) -> EpollTimeout {
-        if self.input == Input::Always {
+    /// Waits for events and handles them, with rounds of reads. Under load
+    /// (more events are ready as soon as these are handled), keeps
+    /// gathering for at most [`COALESCE`] before the turn writes, so that
+    /// the lines of many reads leave in one `writev` per reader; a lone
+    /// line, in a quiet room, is written at once.
+    fn gather(&mut self, events: &mut [EpollEvent]) -> Result<(), Error> {
+        let mut timeout = self.timeout();
+        let mut busy_since: Option<Instant> = None;
+        for round in 0..GATHER {
+            let n = match self.epoll.wait(events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => return Err(Error::sys("epoll_wait", e)),
+            };
+            // The signal pipe first: a terminating signal wins.
+            if events[..n].iter().any(|e| e.data() == SIGNALS) {
+                self.on_signal()?;
+            }
+            for event in &events[..n] {
+                self.handle(event.data(), event.events())?;
+            }
+            self.read_round();
+            if self.stdout_closed || self.room.has_actions() {
+                break;
+            }
+            if n == 0 && !self.reading {
+                break;
+            }
+            if round > 0 {
+                busy_since.get_or_insert_with(Instant::now);
+            }
+            timeout = match busy_since {
+                None => EpollTimeout::ZERO,
+                Some(since) => {
+                    let left = COALESCE.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    if self.reading {
+                        EpollTimeout::ZERO
+                    } else {
+                        crate::signals::timeout(left)
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// How long `epoll_wait` may wait: not at all while there is something
+    /// to do at once, otherwise until the next deadline.
+    fn timeout(&mut self) -> EpollTimeout {
+        let busy = (self.input == Input::Always && !self.paused)
+            || self.room.has_unwritten()
+            || self.room.has_actions()
+            || self.may_read_any();
+        if busy {
             return EpollTimeout::ZERO;
         }
         let next = self
@@ -445,6 +591,8 @@ impl<'a> Broker<'a> {
             .into_iter()
             .chain(self.stop)
             .chain(self.next_sweep)
+            .chain(self.pace_next)
+            .chain(self.pause.until())
             .min();
         match next {
             Some(t) => crate::signals::timeout(t.saturating_duration_since(Instant::now())),
@@ -452,11 +600,32 @@ impl<'a> Broker<'a> {
         }
     }
 
+    /// The signal pipe is readable: a terminating signal closes the room
+    /// (every client and standard output get `* the room is closing`, then
+    /// queues are written within [`LINGER`]); a second one ends at once.
+    fn on_signal(&mut self) -> Result<(), Error> {
+        self.signals.drain();
+        let Some(sig) = self.signals.terminated() else {
+            return Ok(());
+        };
+        if self.signal.is_some() {
+            return Err(Error::Signal(sig));
+        }
+        self.signal = Some(sig);
+        self.room.close();
+        Ok(())
+    }
+
     fn handle(&mut self, token: u64, flags: EpollFlags) -> Result<(), Error> {
         match token {
             SIGNALS => Ok(()),
             LISTENER => self.accept(),
-            STDIN => self.read_stdin(),
+            STDIN => {
+                if !self.paused {
+                    self.read_stdin()?;
+                }
+                Ok(())
+            }
             STDOUT => {
                 if flags.intersects(EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
                     // The reader of the pipe is gone (or the terminal).
@@ -467,17 +636,17 @@ impl<'a> Broker<'a> {
             }
             index => {
                 let id = ClientId(index as usize);
+                let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
+                    return Ok(());
+                };
                 let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
-                if flags.intersects(readable) {
-                    self.read_client(id);
-                    if self.output == Output::Direct
-                        && self.room.stdout_mut().len() >= self.stdout_high
-                    {
-                        self.write_stdout()?;
-                    }
+                if flags.intersects(readable) && !conn.readable {
+                    conn.readable = true;
+                    self.readable.push(id);
                 }
-                if flags.contains(EpollFlags::EPOLLOUT) {
-                    self.write_client(id);
+                if flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR) {
+                    conn.writable = true;
+                    self.write_client(id, Instant::now());
                 }
                 Ok(())
             }
@@ -494,30 +663,19 @@ impl<'a> Broker<'a> {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
+                    self.pause.accepted();
                     let shown = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    if crate::server::admit(&self.access, shown) {
+                    if self.access.admit(shown) {
                         self.admit(stream, peer)?;
                     }
                 }
-                Err(e) => {
-                    let errno = crate::error::errno_of(&e);
-                    match AcceptFailure::of(errno) {
-                        AcceptFailure::Empty => return Ok(()),
-                        AcceptFailure::Skip => {}
-                        AcceptFailure::Exhausted => {
-                            // Out of descriptors or memory: stop asking until
-                            // a client leaves, instead of waking up for
-                            // nothing.
-                            report!(
-                                "accept: {}: new clients wait until one leaves",
-                                errno.desc()
-                            );
-                            self.set_accepting(false)?;
-                            return Ok(());
-                        }
-                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
-                    }
-                }
+                Err(e) => match self.pause.failed(&e)? {
+                    Next::Again => {}
+                    Next::Wait => return Ok(()),
+                    // Out of descriptors or memory: the listener leaves
+                    // epoll until the pause ends or a client leaves.
+                    Next::Paused(_) => return self.set_accepting(false),
+                },
             }
         }
     }
@@ -526,7 +684,8 @@ impl<'a> Broker<'a> {
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Result<(), Error> {
         if self.room.members() >= self.max_clients {
             let max = self.max_clients;
-            status!("refused {peer}: the room is full ({max} clients)");
+            let plural = if max == 1 { "" } else { "s" };
+            status!("refused {peer}: the room is full ({max} client{plural})");
             // Non-blocking: a refusal never waits. Whatever happens, close.
             let _ = stream.set_nonblocking(true);
             let _ = (&stream).write(refusal(max).as_bytes());
@@ -540,18 +699,20 @@ impl<'a> Broker<'a> {
         // Lines are written whole, with one writev per turn: Nagle's delay
         // would only add latency.
         let _ = stream.set_nodelay(true);
+        let _ =
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
         let id = self.room.join(peer);
         let token = id.index() as u64;
-        let watched = self
-            .epoll
-            .add(&stream, EpollEvent::new(EpollFlags::EPOLLIN, token));
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        let watched = self.epoll.add(&stream, EpollEvent::new(flags, token));
         if self.conns.len() <= id.index() {
             self.conns.resize_with(id.index() + 1, || None);
         }
         self.conns[id.index()] = Some(Conn {
             stream,
             last_rx: Instant::now(),
-            interest: EpollFlags::EPOLLIN,
+            readable: false,
+            writable: true,
             closing: None,
         });
         if let Err(e) = watched {
@@ -578,33 +739,91 @@ impl<'a> Broker<'a> {
 
     // --- reading -----------------------------------------------------------
 
-    /// One read from a client: to the room, or (closing) to nowhere.
-    fn read_client(&mut self, id: ClientId) {
-        let Some(conn) = self.conns.get(id.index()).and_then(Option::as_ref) else {
+    /// Whether a readable client may be read now (see [`Room::may_read`]).
+    fn may_read_any(&mut self) -> bool {
+        for &id in &self.readable {
+            let Some(Some(conn)) = self.conns.get(id.index()) else {
+                continue;
+            };
+            if conn.readable && (conn.closing.is_some() || self.room.may_read(id).is_some()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One read from each readable client that may be read now (see
+    /// [`Room::may_read`]); the others stay readable for a later round.
+    /// Sets `self.reading` when a read happened and more may follow.
+    fn read_round(&mut self) {
+        let list = std::mem::take(&mut self.readable);
+        let mut keep = Vec::with_capacity(list.len());
+        let mut read_any = false;
+        for id in list {
+            let Some(Some(conn)) = self.conns.get(id.index()) else {
+                continue;
+            };
+            if !conn.readable {
+                continue;
+            }
+            let budget = if conn.closing.is_some() {
+                Some(READ_SIZE)
+            } else {
+                self.room.may_read(id)
+            };
+            if let Some(budget) = budget {
+                self.read_client(id, budget.min(READ_SIZE));
+                read_any = true;
+            }
+            if let Some(Some(conn)) = self.conns.get(id.index())
+                && conn.readable
+            {
+                keep.push(id);
+            }
+        }
+        keep.append(&mut self.readable);
+        self.readable = keep;
+        self.reading = read_any && !self.readable.is_empty();
+    }
+
+    /// One read of at most `want` bytes from a client: to the room, or
+    /// (closing) to nowhere.
+    fn read_client(&mut self, id: ClientId, want: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
             return;
         };
         let closing = conn.closing.is_some();
-        let got = pump::read(&conn.stream, &mut self.buf);
-        match (got, closing) {
-            (Ok(0), false) => self.room.end_of_input(id),
-            (Ok(n), false) => {
-                if let Some(Some(conn)) = self.conns.get_mut(id.index()) {
+        let got = pump::read(&conn.stream, &mut self.buf[..want]);
+        match got {
+            Ok(n) if n > 0 => {
+                conn.readable = n == want;
+                if !closing {
                     conn.last_rx = Instant::now();
+                    self.room.receive(id, &self.buf[..n]);
+                    if self.output == Output::Direct
+                        && self.room.stdout_pending() >= self.stdout_high
+                    {
+                        let _ = self.write_stdout();
+                    }
                 }
-                self.room.receive(id, &self.buf[..n]);
             }
-            (Err(Errno::EAGAIN), _) => {}
-            (Err(_), false) => self.room.lost(id),
-            // Closing: what it still sends is dropped; its end of file (or
-            // an error) is what we were waiting for.
-            (Ok(n), true) if n > 0 => {}
-            (Ok(_) | Err(_), true) => {
-                if let Some(Some(conn)) = self.conns.get_mut(id.index())
-                    && let Some(closing) = &mut conn.closing
-                {
+            Err(Errno::EAGAIN) => conn.readable = false,
+            Ok(_) | Err(_) if closing => {
+                // Its end of file (or an error) is what we were waiting
+                // for.
+                conn.readable = false;
+                if let Some(closing) = &mut conn.closing {
                     closing.eof = true;
                 }
                 self.finish_closing(id);
+            }
+            Ok(_) => {
+                conn.readable = false;
+                self.room.end_of_input(id);
+            }
+            Err(_) => {
+                conn.readable = false;
+                self.room.lost(id);
             }
         }
     }
@@ -614,8 +833,13 @@ impl<'a> Broker<'a> {
         if self.input == Input::Done {
             return Ok(());
         }
-        match pump::read(stdin(), &mut self.buf) {
-            Ok(0) | Err(Errno::EBADF | Errno::EIO) => {
+        let Some(budget) = self.room.may_read_server() else {
+            return Ok(());
+        };
+        let want = budget.min(READ_SIZE);
+        match pump::read(stdin(), &mut self.buf[..want]) {
+            // EIO: a terminal that hung up, or a background process group.
+            Ok(0) | Err(Errno::EIO) => {
                 self.room.server_end_of_input();
                 self.stop_input();
             }
@@ -638,18 +862,29 @@ impl<'a> Broker<'a> {
 
     // --- writing -----------------------------------------------------------
 
-    /// Writes to the clients whose queue became non-empty, and to standard
-    /// output.
+    /// Writes to the readers that may have something new: every client
+    /// when the log grew, otherwise those that got a private line; and
+    /// standard output.
     fn write_ready(&mut self) -> Result<(), Error> {
         self.room.flush();
-        self.room.take_ready(&mut self.ready);
-        let ready = std::mem::take(&mut self.ready);
-        for &id in &ready {
-            self.write_client(id);
+        let now = Instant::now();
+        let grew = self.room.take_ready(&mut self.ready);
+        if grew {
+            self.ready.clear();
+            for index in 0..self.conns.len() {
+                if self.conns[index].is_some() {
+                    self.write_client(ClientId(index), now);
+                }
+            }
+        } else {
+            let ready = std::mem::take(&mut self.ready);
+            for &id in &ready {
+                self.write_client(id, now);
+            }
+            self.ready = ready;
+            self.ready.clear();
         }
-        self.ready = ready;
-        self.ready.clear();
-        if !self.room.stdout_mut().is_empty() {
+        if self.room.stdout_pending() > 0 {
             match self.output {
                 Output::Direct => self.write_stdout()?,
                 Output::Watched => self.arm_stdout(true)?,
@@ -658,36 +893,49 @@ impl<'a> Broker<'a> {
         Ok(())
     }
 
-    /// Writes as much of the client's queue as its socket takes, then asks
-    /// for `EPOLLOUT` if (and only if) something is left.
-    fn write_client(&mut self, id: ClientId) {
-        let Some(Some(conn)) = self.conns.get(id.index()) else {
+    /// Writes as much of the client's queue as its socket takes.
+    fn write_client(&mut self, id: ClientId, now: Instant) {
+        let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
             return;
         };
-        let Some(queue) = self.room.queue_mut(id) else {
+        let Some((queue, log)) = self.room.outbox(id) else {
             return;
         };
+        let head = log.head();
+        queue.settle();
+        if !conn.writable {
+            queue.note_write(head, 0, now);
+            return;
+        }
         let mut failed = false;
-        while !queue.is_empty() {
-            let mut iov = [IoSlice::new(&[]); IOV_LINES];
-            let n = queue.io_slices(&mut iov, usize::MAX);
+        let mut total = 0;
+        while !queue.is_empty(head) {
+            let mut iov = [IoSlice::new(&[]); IOV_SLICES];
+            let n = queue.io_slices(log, &mut iov, usize::MAX);
             let want: usize = iov[..n].iter().map(|s| s.len()).sum();
             match nix::sys::uio::writev(&conn.stream, &iov[..n]) {
                 Ok(written) => {
-                    queue.advance(written);
+                    queue.advance(log, written);
+                    total += written;
                     if written < want {
-                        break; // the socket is full: the next try would be EAGAIN
+                        // The socket is full: wait for its EPOLLOUT edge.
+                        conn.writable = false;
+                        break;
                     }
                 }
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => {
+                    conn.writable = false;
+                    break;
+                }
                 Err(_) => {
                     failed = true;
                     break;
                 }
             }
         }
-        let pending = !queue.is_empty();
+        queue.note_write(head, total, now);
+        let pending = !queue.is_empty(head);
         if failed {
             if conn.closing.is_some() {
                 self.close(id);
@@ -696,31 +944,8 @@ impl<'a> Broker<'a> {
             }
             return;
         }
-        self.set_writable(id, pending);
         if !pending {
             self.finish_closing(id);
-        }
-    }
-
-    /// Registers `EPOLLOUT` interest for a client while its queue is
-    /// non-empty; `EPOLLIN` while it may still send (not after its end of
-    /// file).
-    fn set_writable(&mut self, id: ClientId, pending: bool) {
-        let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
-            return;
-        };
-        let mut want = EpollFlags::empty();
-        if !conn.closing.is_some_and(|c| c.eof) {
-            want |= EpollFlags::EPOLLIN;
-        }
-        if pending {
-            want |= EpollFlags::EPOLLOUT;
-        }
-        if want != conn.interest {
-            let mut event = EpollEvent::new(want, id.index() as u64);
-            if self.epoll.modify(&conn.stream, &mut event).is_ok() {
-                conn.interest = want;
-            }
         }
     }
 
@@ -732,17 +957,20 @@ impl<'a> Broker<'a> {
     fn write_stdout(&mut self) -> Result<(), Error> {
         let watched = self.output == Output::Watched;
         let max = if watched { libc::PIPE_BUF } else { usize::MAX };
-        let queue = self.room.stdout_mut();
+        let now = Instant::now();
+        let (queue, log) = self.room.stdout_outbox();
+        let head = log.head();
+        queue.settle();
         let mut written_now = 0;
-        while !queue.is_empty() {
+        while !queue.is_empty(head) {
             if watched && written_now > 0 && (written_now >= STDOUT_TURN || !writable(stdout())) {
                 break;
             }
-            let mut iov = [IoSlice::new(&[]); IOV_LINES];
-            let n = queue.io_slices(&mut iov, max);
+            let mut iov = [IoSlice::new(&[]); IOV_SLICES];
+            let n = queue.io_slices(log, &mut iov, max);
             match nix::sys::uio::writev(stdout(), &iov[..n]) {
                 Ok(written) => {
-                    queue.advance(written);
+                    queue.advance(log, written);
                     written_now += written;
                 }
                 Err(Errno::EINTR) => continue,
@@ -754,11 +982,15 @@ impl<'a> Broker<'a> {
                 Err(e) => return Err(Error::sys("write to standard output", e)),
             }
         }
-        let pending = !queue.is_empty();
-        if !pending {
+        queue.note_write(head, written_now, now);
+        let pending = !queue.is_empty(head);
+        if written_now > 0 {
             let dropped = self.room.take_stdout_dropped();
             if dropped > 0 {
-                status!("{dropped} lines of the room not shown: standard output was too slow");
+                let plural = if dropped == 1 { "" } else { "s" };
+                status!(
+                    "{dropped} line{plural} of the room not shown: standard output did not keep up"
+                );
             }
         }
         if watched {
@@ -783,15 +1015,13 @@ impl<'a> Broker<'a> {
 
     // --- leaving -------------------------------------------------------------
 
-    /// Does what the room asked.
     /// `--idle-timeout`: members from whom nothing arrived for that long
     /// leave as `* NAME left (idle)`. Checked every tenth of the timeout
     /// (between 10 ms and 1 s), so a silent client goes within 10 % late.
-    fn sweep_idle(&mut self) {
+    fn sweep_idle(&mut self, now: Instant) {
         let Some(idle) = self.idle else {
             return;
         };
-        let now = Instant::now();
         if self.next_sweep.is_some_and(|t| now < t) {
             return;
         }
@@ -807,15 +1037,15 @@ impl<'a> Broker<'a> {
         }
     }
 
+    /// Does what the room asked.
     fn act(&mut self) -> Result<(), Error> {
-        self.sweep_idle();
         self.room.take_actions(&mut self.actions);
         let actions = std::mem::take(&mut self.actions);
         for &action in &actions {
             match action {
                 Action::Close { id, flush: false } => self.close(id),
                 Action::Close { id, flush: true } => self.start_closing(id),
-                Action::Stop => self.stop_room()?,
+                Action::Stop => self.stop_room(),
             }
         }
         self.actions = actions;
@@ -829,14 +1059,22 @@ impl<'a> Broker<'a> {
         let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
             return;
         };
+        if conn.closing.is_some() {
+            return;
+        }
         let deadline = Instant::now() + LINGER;
         conn.closing = Some(Closing {
             deadline,
             eof: false,
             shut: false,
         });
+        if !conn.readable {
+            // Whatever it still sends is read (and dropped) until its end.
+            conn.readable = true;
+            self.readable.push(id);
+        }
         self.deadlines.push_back((deadline, id));
-        self.write_client(id);
+        self.write_client(id, Instant::now());
     }
 
     /// For a closing client whose queue is written: half-close once, and
@@ -848,8 +1086,7 @@ impl<'a> Broker<'a> {
         let Some(closing) = &mut conn.closing else {
             return;
         };
-        let written = self.room.queue(id).is_none_or(|q| q.is_empty());
-        if !written {
+        if self.room.pending(id) > 0 {
             return;
         }
         if !closing.shut {
@@ -874,7 +1111,8 @@ impl<'a> Broker<'a> {
         drop(conn);
         self.released.push(id);
         if !self.accepting && self.stop.is_none() {
-            // A descriptor is free again.
+            // A descriptor is free again: no need to wait for the timer.
+            self.pause.resume();
             let _ = self.set_accepting(true);
         }
     }
@@ -897,15 +1135,17 @@ impl<'a> Broker<'a> {
         }
     }
 
-    /// `arret`: no more clients, no more standard input; every client is
-    /// being closed (the room asked), then the server exits 0.
-    fn stop_room(&mut self) -> Result<(), Error> {
-        status!("arret: closing the room");
+    /// `arret` or a signal: no more clients, no more standard input; every
+    /// client is being closed (the room asked), then the server exits.
+    fn stop_room(&mut self) {
+        match self.signal {
+            Some(sig) => status!("signal {sig}: closing the room"),
+            None => status!("arret: closing the room"),
+        }
         self.stop = Some(Instant::now() + LINGER);
         let _ = self.epoll.delete(&self.listener);
         self.accepting = false;
         self.stop_input();
-        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The room of `chatd --broker`: who is present, under which name, what
-//! each line they send becomes, and who receives it. A plain state machine
-//! with no sockets inside: the event loop ([`super`]) hands it the bytes it
-//! reads and writes out what it queues; the tests drive it directly.
+//! each line they send becomes, who receives it, and who is too slow. A
+//! plain state machine with no sockets and no clock inside: the event loop
+//! ([`super`]) hands it the bytes it reads and the time, and writes out
+//! what it queues; the tests drive it directly.
 //!
 //! # One thread, no locks
 //!
@@ -20,44 +21,58 @@
 //!   with another's, however it was split across reads.
 //! - **Relay.** A line from a client goes to every other present client,
 //!   never back to its sender, prefixed with the sender's name:
-//!   `[alice] hello`. It is formatted once; every send queue holding it
-//!   shares the same bytes (see [`SendQueue`]), and the lines of a whole
-//!   turn of the event loop are shared as one chunk (see `Run`).
+//!   `[alice] hello`. It is written once, into the room's [`Log`]; every
+//!   reader reads it there through its own cursor (see [`SendQueue`]).
+//! - **Cleaning.** Unless `--raw`, what a line, a name or a notice holds
+//!   that would drive a terminal (C0 controls but tab, DEL, C1 controls,
+//!   escape sequences, bidirectional overrides, invalid UTF-8) is written
+//!   visibly, by [`crate::display::Sanitizer`], the cleaning `chat` uses for
+//!   its own display: `^[[2J`, `<U+202E>`, `\xff`. Valid UTF-8 passes
+//!   unchanged, also across the pieces of a long line.
 //! - **Names.** A client arrives with its address as name (see
 //!   [`super::name`] for the forms, IPv6 included) and may take another with
 //!   `/nick`.
 //! - **Commands**, answered to the sender alone unless said otherwise:
 //!   `/nick NAME`, `/who`, `/me ACTION` (to the others: `* NAME ACTION`),
-//!   `/msg NAME TEXT` (to NAME alone: `[SENDER (private)] TEXT`), `/help`;
-//!   `//TEXT` relays `/TEXT`; any other `/word` gets a one-line answer.
-//!   Commands and their words are ASCII case-insensitive.
+//!   `/msg NAME TEXT` (to NAME alone: `[SENDER (private)] TEXT`; the sender
+//!   gets `* to NAME: TEXT`), `/help`; `//TEXT` relays `/TEXT`; any other
+//!   `/word` gets a one-line answer. Commands and their words are ASCII
+//!   case-insensitive.
 //! - **Notices** to the others and on the server's standard output:
-//!   `* NAME joined`, `* NAME left`, `* NAME left (too slow)`,
-//!   `* NAME left (idle)` (`--idle-timeout`),
-//!   `* OLD is now NEW`.
+//!   `* NAME joined` (the clients that join within one turn of the event
+//!   loop are announced in one line, `* 3 joined: a, b, c`), `* NAME left`,
+//!   `* NAME left (too slow)`, `* NAME left (idle)` (`--idle-timeout`),
+//!   `* OLD is now NEW`, `* the room is closing` (a terminating signal).
+//! - **Line ends.** A client that ends a line with `\r\n` (telnet, PuTTY)
+//!   receives `\r\n` line ends from then on.
 //! - **Protocol words.** A line `bye` ends its client's session (announced
 //!   as a leave). A line `arret` from a client is relayed like any other,
 //!   unless [`Limits::allow_remote_stop`]; on the server's standard input it
 //!   closes the room.
-//! - **Backpressure.** Each client has a [`SendQueue`] of at most
-//!   `--max-queue` bytes. A client whose queue would overflow is
-//!   disconnected at once (`* NAME left (too slow)`, IRC's "SendQ
-//!   exceeded"): nobody ever waits for it, and it never misses a line in
-//!   the middle of what it receives. The server's standard output has a
-//!   queue of the same size; when it falls behind, lines are dropped and
-//!   counted ([`Room::take_stdout_dropped`]) rather than the room waiting.
+//! - **Pacing.** [`Room::check`] applies the rules of [`super::pace`]:
+//!   while a reader that keeps reading is behind, the event loop reads no
+//!   talker ([`Room::may_read`] says no); a reader that stopped is dropped
+//!   (`* NAME left (too slow)`) after `--stall-timeout`, or when it is
+//!   `--max-queue` behind. A dropped client still receives the rest of the
+//!   line it was in, then its own notice, then end of file.
 //!
-//! The server's standard output shows the room: every relayed line and
-//! every notice, but not what goes to a single client (answers, private
-//! messages), nor the server's own lines (it typed them).
+//! The server's standard output is a reader like the clients: it shows
+//! every relayed line and every notice, and the private messages sent to
+//! `chatd`, but not what goes to a single client, nor the server's own
+//! lines (it typed them). When it stops accepting bytes for the stall
+//! timeout, or falls `--max-queue` behind, the lines it misses are
+//! dropped and counted ([`Room::take_stdout_dropped`]) instead.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::frame::{Framer, Piece};
+use super::log::Log;
 use super::name::{self, Refusal, SERVER};
+use super::pace::{self, Marks, Pacer, Verdict};
 use super::queue::SendQueue;
 use crate::display::Sanitizer;
 
@@ -66,13 +81,16 @@ use crate::display::Sanitizer;
 pub struct Limits {
     /// `--max-line`: longer lines are relayed in pieces of this many bytes.
     pub max_line: usize,
-    /// `--max-queue`: the most unwritten bytes one client (or the server's
-    /// standard output) may have queued.
+    /// `--max-queue`: the most bytes one reader (a client, or the server's
+    /// standard output) may be behind.
     pub max_queue: usize,
     /// `--allow-remote-stop`: a client's line `arret` closes the room.
     pub allow_remote_stop: bool,
-    /// Make the server's standard output safe for a terminal (it is one).
-    pub sanitize_stdout: bool,
+    /// Neutralise the bytes that drive a terminal (not `--raw`).
+    pub clean: bool,
+    /// `--stall-timeout`: a reader that accepts nothing for this long
+    /// while lines wait for it is dropped.
+    pub stall_timeout: Duration,
 }
 
 /// A bound on what the room adds to `--max-line` bytes of text in any one
@@ -83,6 +101,10 @@ pub struct Limits {
 /// `--max-line` + this many bytes holds any single line, so `--max-queue`
 /// must be at least that.
 pub const LINE_OVERHEAD: usize = 512;
+
+/// The most bytes of names a combined join notice lists before
+/// `(and N more)`.
+const JOIN_NAMES: usize = 200;
 
 /// A client of the room: an index the event loop also uses for its socket.
 /// An index is given again to a new client only after
@@ -101,19 +123,43 @@ impl ClientId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// The client left the room. With `flush`, write what is still queued
-    /// for it, then close (it said `bye`, or reached end of file); without,
-    /// close at once (too slow, or its connection failed). Either way, call
-    /// [`Room::release`] once the socket is closed.
+    /// for it, then half-close and close (it said `bye`, reached end of
+    /// file, went idle, or was too slow: then its queue holds the rest of
+    /// its line and its notice); without, close at once (its connection
+    /// failed, or it left and then fell `--max-queue` behind). Either way,
+    /// call [`Room::release`] once the socket is closed.
     Close {
         /// The client.
         id: ClientId,
         /// Write its queue first.
         flush: bool,
     },
-    /// `arret`: the room is closed. Every client also has a
-    /// [`Action::Close`] with `flush`; once they are closed, the server
-    /// exits with status 0.
+    /// `arret` (or a terminating signal): the room is closed. Every client
+    /// also has a [`Action::Close`] with `flush`; once they are closed, the
+    /// server exits.
     Stop,
+}
+
+/// What [`Room::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// A moving reader is behind: read no talker.
+    pub paused: bool,
+    /// When to check again at the latest (a reader's grace or stall
+    /// timeout ends).
+    pub next: Option<Instant>,
+}
+
+/// How the server's standard output is written, as far as the room is
+/// concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    /// A pipe or a terminal: a reader like the clients (it paces the room
+    /// while it moves; lines are dropped and counted when it stops).
+    Paced,
+    /// A regular file or `/dev/null`, which never blocks: written as it
+    /// fills, every line, never pacing.
+    Direct,
 }
 
 /// Why a client leaves.
@@ -123,7 +169,7 @@ enum Why {
     Bye,
     /// Its connection failed: nothing more can be sent.
     Lost,
-    /// Its queue overflowed.
+    /// It stopped reading: the rest of its line and its notice are sent.
     TooSlow,
     /// Nothing was received from it for `--idle-timeout`: what is queued is
     /// still sent.
@@ -135,9 +181,6 @@ enum Why {
 enum State {
     /// In the room: receives the lines of the others.
     Member,
-    /// Its queue overflowed during the current call; it leaves before the
-    /// call returns, and receives nothing more meanwhile.
-    Overflowed,
     /// Out of the room; its queue may still be written ([`Action::Close`]).
     Leaving,
 }
@@ -150,15 +193,21 @@ struct Client {
     state: State,
     framer: Framer,
     queue: SendQueue,
+    /// Cleans its lines, across the pieces of a long one.
+    sanitizer: Sanitizer,
     /// The rest of the current line is dropped (a command longer than
     /// `--max-line`).
     skip_rest: bool,
+    /// Joined in this turn, not announced yet (see [`Room::flush`]).
+    joining: bool,
 }
 
 /// The room: see the [module documentation](self).
 #[derive(Debug)]
 pub struct Room {
     limits: Limits,
+    marks: Marks,
+    log: Log,
     clients: Vec<Option<Client>>,
     free: Vec<usize>,
     /// [`name::key`] of every member's name.
@@ -166,42 +215,23 @@ pub struct Room {
     members: usize,
     serial: u64,
     server: Framer,
+    server_sanitizer: Sanitizer,
     stdout: SendQueue,
+    stdout_mode: Stdout,
     stdout_dropped: u64,
-    sanitizer: Option<Sanitizer>,
     actions: Vec<Action>,
+    /// Clients whose private queue got a line since [`Room::take_ready`].
     ready: Vec<ClientId>,
-    overflowed: Vec<ClientId>,
-    run: Run,
+    /// The log head when [`Room::take_ready`] was last called.
+    written_head: u64,
+    joining: Vec<ClientId>,
+    pacer: Pacer,
+    /// From the last [`Room::check`]: the largest backlog of a moving
+    /// reader, and the log head then.
+    largest_moving: usize,
+    checked_head: u64,
     scratch: Vec<u8>,
-    clean: Vec<u8>,
     stopped: bool,
-}
-
-/// The lines relayed since the last flush, from any senders, in the order
-/// they arrived: relayed as one shared chunk.
-///
-/// A busy room relays the lines of many reads in one turn of the event
-/// loop. Rather than one allocation and one queue slot per line (or per
-/// read) and per client, they are gathered here, formatted once into one
-/// buffer, and each client's queue gets that chunk whole, or, for a client
-/// that spoke in it, the ranges around its own lines (no echo). The run is
-/// flushed before anything else is queued (an answer, a notice, a private
-/// message), so that every client receives the same order as line by line;
-/// when it would pass `--max-line` + [`LINE_OVERHEAD`] bytes, so that a
-/// chunk always fits in an empty queue; and at the end of each turn
-/// ([`Room::flush`]).
-#[derive(Debug)]
-struct Run {
-    /// The formatted lines, each ending in a newline.
-    bytes: Vec<u8>,
-    /// Who sent each stretch of `bytes`: a client, or `None` for the
-    /// server; consecutive lines of one sender make one stretch.
-    stretches: Vec<(Option<ClientId>, usize, usize)>,
-    /// The most bytes a chunk holds, unless one line alone is longer.
-    limit: usize,
-    /// Scratch: the clients' stretches sorted by client.
-    own: Vec<(usize, usize, usize)>,
 }
 
 impl Room {
@@ -213,43 +243,54 @@ impl Room {
     pub fn new(limits: Limits) -> Room {
         Room {
             limits,
+            marks: Marks::new(limits.max_queue, limits.stall_timeout),
+            log: Log::new(),
             clients: Vec::new(),
             free: Vec::new(),
             names: HashMap::new(),
             members: 0,
             serial: 0,
             server: Framer::new(limits.max_line),
-            stdout: SendQueue::new(limits.max_queue),
+            server_sanitizer: Sanitizer::new(),
+            stdout: SendQueue::new(0),
+            stdout_mode: Stdout::Paced,
             stdout_dropped: 0,
-            sanitizer: limits.sanitize_stdout.then(Sanitizer::new),
             actions: Vec::new(),
             ready: Vec::new(),
-            overflowed: Vec::new(),
-            run: Run {
-                bytes: Vec::new(),
-                stretches: Vec::new(),
-                limit: limits.max_line.saturating_add(LINE_OVERHEAD),
-                own: Vec::new(),
-            },
+            written_head: 0,
+            joining: Vec::new(),
+            pacer: Pacer::default(),
+            largest_moving: 0,
+            checked_head: 0,
             scratch: Vec::new(),
-            clean: Vec::new(),
             stopped: false,
         }
     }
 
-    /// A client connected from `addr`: it gets a slot, its address name
-    /// and a greeting, and the others a `* NAME joined`.
+    /// The room's marks (from `--max-queue` and `--stall-timeout`).
+    pub fn marks(&self) -> &Marks {
+        &self.marks
+    }
+
+    /// Says how standard output is written (see [`Stdout`]).
+    pub fn set_stdout(&mut self, mode: Stdout) {
+        self.stdout_mode = mode;
+    }
+
+    /// A client connected from `addr`: it gets a slot and its address
+    /// name. It is announced to the others, and greeted, when the turn's
+    /// joins are (the next call other than `join`, or [`Room::flush`]).
     pub fn join(&mut self, addr: SocketAddr) -> ClientId {
-        // What was said before it arrived is not for it.
-        self.flush_run();
         let name: Rc<str> = name::address_name(addr).into();
         let client = Client {
             name: Rc::clone(&name),
             serial: self.serial,
             state: State::Member,
             framer: Framer::new(self.limits.max_line),
-            queue: SendQueue::new(self.limits.max_queue),
+            queue: SendQueue::new(self.log.head()),
+            sanitizer: Sanitizer::new(),
             skip_rest: false,
+            joining: true,
         };
         self.serial += 1;
         let id = match self.free.pop() {
@@ -264,22 +305,14 @@ impl Room {
         };
         self.names.insert(name::key(&name), id);
         self.members += 1;
-        let others = self.members - 1;
-        let plural = if others == 1 { "" } else { "s" };
-        self.reply(
-            id,
-            &format!(
-                "* you are {name}, with {others} other{plural} here; /help lists the commands"
-            ),
-        );
-        self.notice(Some(id), &format!("* {name} joined"));
-        self.settle();
+        self.joining.push(id);
         id
     }
 
     /// Bytes `client` sent: relayed, obeyed or answered, line by line.
     /// Ignored once the client has left.
     pub fn receive(&mut self, id: ClientId, bytes: &[u8]) {
+        self.flush_joins();
         let Some(client) = self.member_mut(id) else {
             return;
         };
@@ -288,66 +321,203 @@ impl Room {
         if let Some(client) = self.client_mut(id) {
             client.framer = framer;
         }
-        self.settle();
     }
 
     /// `client` reached end of file: its last line, if it had no newline,
     /// counts; then it leaves, what is queued for it still sent.
     pub fn end_of_input(&mut self, id: ClientId) {
+        self.flush_joins();
         let Some(client) = self.member_mut(id) else {
             return;
         };
         let mut framer = std::mem::replace(&mut client.framer, Framer::new(1));
         let _ = framer.finish(|piece| self.piece(id, piece));
         self.leave(id, Why::Bye);
-        self.settle();
     }
 
     /// `client`'s connection failed (reset, or a write error): it leaves at
     /// once.
     pub fn lost(&mut self, id: ClientId) {
+        self.flush_joins();
         self.leave(id, Why::Lost);
-        self.settle();
     }
 
     /// Nothing was received from `client` for `--idle-timeout` (issue 10):
     /// it leaves as `* NAME left (idle)`, what is queued for it still sent.
     pub fn idle(&mut self, id: ClientId) {
+        self.flush_joins();
         self.leave(id, Why::Idle);
-        self.settle();
     }
 
     /// Bytes from the server's standard input: each line goes to every
     /// client as `[chatd] LINE`; a line `arret` closes the room.
     pub fn from_server(&mut self, bytes: &[u8]) {
+        self.flush_joins();
         if self.stopped {
             return;
         }
         let mut framer = std::mem::replace(&mut self.server, Framer::new(1));
         let _ = framer.push(bytes, |piece| self.server_piece(piece));
         self.server = framer;
-        self.settle();
     }
 
     /// End of file on the server's standard input: its last line counts.
     /// The room goes on.
     pub fn server_end_of_input(&mut self) {
+        self.flush_joins();
         if self.stopped {
             return;
         }
         let mut framer = std::mem::replace(&mut self.server, Framer::new(1));
         let _ = framer.finish(|piece| self.server_piece(piece));
         self.server = framer;
-        self.settle();
     }
 
-    /// Ends the current run: queues the lines relayed since the last flush
-    /// (see `Run`), then makes the clients that overflowed leave. The event
-    /// loop calls it once a turn, before writing; lines become visible in
-    /// the send queues only then.
+    /// A terminating signal: every client and standard output get
+    /// `* the room is closing`, then every client leaves with its queue
+    /// flushed, and the room stops ([`Action::Stop`]).
+    pub fn close(&mut self) {
+        self.flush_joins();
+        if !self.stopped {
+            self.stop_with("* the room is closing");
+        }
+    }
+
+    /// Ends the turn: announces the clients that joined in it (and greets
+    /// them). The event loop calls it once a turn, before writing.
     pub fn flush(&mut self) {
-        self.flush_run();
-        self.settle();
+        self.flush_joins();
+    }
+
+    /// Applies the pacing and dropping rules of [`super::pace`] at `now`:
+    /// drops the members that are `--max-queue` behind or stalled, closes
+    /// at once a leaver that fell `--max-queue` behind, drops and counts
+    /// the lines standard output cannot take, updates the pause, and frees
+    /// the log that every reader has passed.
+    pub fn check(&mut self, now: Instant) -> Pace {
+        self.flush_joins();
+        let marks = self.marks;
+        let head = self.log.head();
+        let mut largest = 0;
+        let mut next: Option<Instant> = None;
+        let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        let mut dropped = Vec::new();
+        let mut cut = Vec::new();
+        for (i, slot) in self.clients.iter().enumerate() {
+            let Some(client) = slot else { continue };
+            let queue = &client.queue;
+            if client.state == State::Leaving {
+                if queue.reads_log() && queue.behind(head) > marks.max_queue as u64 {
+                    cut.push(ClientId(i));
+                }
+                continue;
+            }
+            let backlog = queue.backlog(head);
+            let since = queue.waiting_since().filter(|_| queue.pending(head) > 0);
+            match pace::judge(backlog, since, now, &marks) {
+                Verdict::Keep => {}
+                Verdict::Overflow | Verdict::Stalled => {
+                    dropped.push(ClientId(i));
+                    continue;
+                }
+            }
+            if let Some(since) = since {
+                soonest(since + marks.stall);
+            }
+            if pace::moving(since, now, marks.grace) {
+                largest = largest.max(backlog);
+                if let Some(since) = since
+                    && backlog > marks.low
+                {
+                    soonest(since + marks.grace);
+                }
+            }
+        }
+        if self.stdout_mode == Stdout::Paced {
+            let backlog = self.stdout.backlog(head);
+            let since = self
+                .stdout
+                .waiting_since()
+                .filter(|_| self.stdout.pending(head) > 0);
+            match pace::judge(backlog, since, now, &marks) {
+                Verdict::Keep => {
+                    if let Some(since) = since {
+                        soonest(since + marks.stall);
+                    }
+                    if pace::moving(since, now, marks.grace) {
+                        largest = largest.max(backlog);
+                        if let Some(since) = since
+                            && backlog > marks.low
+                        {
+                            soonest(since + marks.grace);
+                        }
+                    }
+                }
+                Verdict::Overflow | Verdict::Stalled => {
+                    self.stdout_dropped += self.stdout.skip_to_head(&self.log);
+                }
+            }
+        }
+        for id in cut {
+            if let Some(Some(client)) = self.clients.get_mut(id.0) {
+                client.queue.detach(&self.log);
+                self.actions.push(Action::Close { id, flush: false });
+            }
+        }
+        for id in dropped {
+            self.leave(id, Why::TooSlow);
+        }
+        self.largest_moving = largest;
+        self.checked_head = self.log.head();
+        let paused = self.pacer.update(largest, &marks);
+        self.trim();
+        Pace { paused, next }
+    }
+
+    /// Whether the event loop may read from `client` now, and how many
+    /// bytes at most: not while the room is paused (checked against what
+    /// was relayed since [`Room::check`], so that the pause comes before
+    /// any moving reader passes `--max-queue`), nor while the client's own
+    /// queue is above the high-water mark (the answers to its commands
+    /// wait for it to read them). `None` for a client out of the room.
+    pub fn may_read(&mut self, id: ClientId) -> Option<usize> {
+        if self.would_pause() {
+            return None;
+        }
+        let head = self.log.head();
+        let client = self.clients.get(id.0)?.as_ref()?;
+        if client.state != State::Member || client.queue.backlog(head) >= self.marks.high {
+            return None;
+        }
+        // `[NAME] ` and a newline per line; a /nick notice is at most 25
+        // bytes per byte of its command.
+        let expansion = (client.name.len() + 4).max(25);
+        Some(pace::read_budget(
+            &self.marks,
+            expansion,
+            client.framer.held(),
+            LINE_OVERHEAD,
+        ))
+    }
+
+    /// Whether the event loop may read the server's standard input now,
+    /// and how many bytes at most (as [`Room::may_read`]).
+    pub fn may_read_server(&mut self) -> Option<usize> {
+        if self.would_pause() {
+            return None;
+        }
+        let held = self.server.held();
+        Some(pace::read_budget(&self.marks, 25, held, LINE_OVERHEAD))
+    }
+
+    /// Whether the room is paused, now or by what was relayed since the
+    /// last check.
+    fn would_pause(&mut self) -> bool {
+        let grown = usize::try_from(self.log.head() - self.checked_head).unwrap_or(usize::MAX);
+        if !self.pacer.paused() && self.largest_moving.saturating_add(grown) >= self.marks.high {
+            self.pacer.pause();
+        }
+        self.pacer.paused()
     }
 
     /// The event loop closed `client`'s socket after [`Action::Close`]: its
@@ -362,9 +532,9 @@ impl Room {
         self.free.push(id.0);
     }
 
-    /// The send queue of `client`, while it has a slot.
-    pub fn queue_mut(&mut self, id: ClientId) -> Option<&mut SendQueue> {
-        self.client_mut(id).map(|c| &mut c.queue)
+    /// The room's log.
+    pub fn log(&self) -> &Log {
+        &self.log
     }
 
     /// The send queue of `client`, while it has a slot.
@@ -372,21 +542,52 @@ impl Room {
         self.clients.get(id.0)?.as_ref().map(|c| &c.queue)
     }
 
-    /// What waits to be written to the server's standard output.
-    pub fn stdout_mut(&mut self) -> &mut SendQueue {
-        &mut self.stdout
+    /// The send queue of `client` and the log it reads, to write it.
+    pub fn outbox(&mut self, id: ClientId) -> Option<(&mut SendQueue, &Log)> {
+        let client = self.clients.get_mut(id.0)?.as_mut()?;
+        Some((&mut client.queue, &self.log))
     }
 
-    /// How many lines were not shown on standard output because its queue
-    /// was full, since the last call.
+    /// What waits to be written to the server's standard output, and the
+    /// log it reads.
+    pub fn stdout_outbox(&mut self) -> (&mut SendQueue, &Log) {
+        (&mut self.stdout, &self.log)
+    }
+
+    /// Bytes waiting for standard output.
+    pub fn stdout_pending(&self) -> usize {
+        self.stdout.pending(self.log.head())
+    }
+
+    /// Bytes waiting for `client`.
+    pub fn pending(&self, id: ClientId) -> usize {
+        self.queue(id).map_or(0, |q| q.pending(self.log.head()))
+    }
+
+    /// The backlog of `client` (see [`SendQueue::backlog`]).
+    pub fn backlog(&self, id: ClientId) -> usize {
+        self.queue(id).map_or(0, |q| q.backlog(self.log.head()))
+    }
+
+    /// How many lines were not shown on standard output because it was
+    /// stalled or too far behind, since the last call.
     pub fn take_stdout_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.stdout_dropped)
     }
 
-    /// Moves into `out` the clients whose queue went from empty to
-    /// non-empty since the last call (some may have left since).
-    pub fn take_ready(&mut self, out: &mut Vec<ClientId>) {
+    /// Moves into `out` the clients that got a private line since the last
+    /// call (some may have left since); returns whether the log grew
+    /// meanwhile (then every reader may have something to write).
+    pub fn take_ready(&mut self, out: &mut Vec<ClientId>) -> bool {
         out.append(&mut self.ready);
+        let grew = self.log.head() != self.written_head;
+        self.written_head = self.log.head();
+        grew
+    }
+
+    /// Whether something was queued since [`Room::take_ready`].
+    pub fn has_unwritten(&self) -> bool {
+        !self.ready.is_empty() || self.log.head() != self.written_head || !self.joining.is_empty()
     }
 
     /// Moves into `out` what the event loop must do, in order.
@@ -423,9 +624,70 @@ impl Room {
             .is_some_and(|c| c.state == State::Member)
     }
 
-    /// Whether `arret` closed the room.
+    /// Whether `arret` (or a signal) closed the room.
     pub fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    // --- joining -----------------------------------------------------------
+
+    /// Announces the clients that joined since the last call, in one
+    /// notice, and greets each of them; their reading starts after that
+    /// notice.
+    fn flush_joins(&mut self) {
+        if self.joining.is_empty() {
+            return;
+        }
+        let joining = std::mem::take(&mut self.joining);
+        let mut names: Vec<Rc<str>> = Vec::with_capacity(joining.len());
+        for &id in &joining {
+            if let Some(client) = self.client_mut(id)
+                && client.joining
+            {
+                client.joining = false;
+                names.push(Rc::clone(&client.name));
+            }
+        }
+        let notice = match &names[..] {
+            [] => return,
+            [one] => format!("* {one} joined"),
+            many => {
+                let mut text = format!("* {} joined:", many.len());
+                let mut listed = 0;
+                for name in many {
+                    if listed > 0 && text.len() + name.len() > JOIN_NAMES {
+                        break;
+                    }
+                    text.push_str(if listed == 0 { " " } else { ", " });
+                    text.push_str(name);
+                    listed += 1;
+                }
+                if listed < many.len() {
+                    text.push_str(&format!(" (and {} more)", many.len() - listed));
+                }
+                text
+            }
+        };
+        self.notice(&notice);
+        let head = self.log.head();
+        let others = self.members - 1;
+        let plural = if others == 1 { "" } else { "s" };
+        for id in joining {
+            let Some(client) = self.client_mut(id) else {
+                continue;
+            };
+            if client.state != State::Member {
+                continue;
+            }
+            client.queue.start_at(head);
+            let name = Rc::clone(&client.name);
+            self.reply(
+                id,
+                &format!(
+                    "* you are {name}, with {others} other{plural} here; /help lists the commands"
+                ),
+            );
+        }
     }
 
     // --- lines from clients ---------------------------------------------
@@ -434,6 +696,9 @@ impl Room {
         let Some(client) = self.member_mut(id) else {
             return ControlFlow::Break(());
         };
+        if piece.crlf {
+            client.queue.set_crlf();
+        }
         if client.skip_rest {
             client.skip_rest = !piece.ends_line;
             return ControlFlow::Continue(());
@@ -454,7 +719,7 @@ impl Room {
             }
             text = &text[1..];
         }
-        self.say(id, text);
+        self.say(id, text, piece.ends_line);
         ControlFlow::Continue(())
     }
 
@@ -471,7 +736,7 @@ impl Room {
                 ControlFlow::Break(())
             }
             [b'/', b'/', ..] => {
-                self.say(id, &text[1..]);
+                self.say(id, &text[1..], true);
                 ControlFlow::Continue(())
             }
             [b'/', command @ ..] => {
@@ -479,115 +744,37 @@ impl Room {
                 ControlFlow::Continue(())
             }
             _ => {
-                self.say(id, text);
+                self.say(id, text, true);
                 ControlFlow::Continue(())
             }
         }
     }
 
-    /// Relays `text` from `id` to every other member and standard output:
-    /// adds `[NAME] TEXT` to the run (see `Run`).
-    fn say(&mut self, id: ClientId, text: &[u8]) {
-        let name = self.client_name(id);
-        self.run_line(Some(id), &[b"[", name.as_bytes(), b"] ", text, b"\n"]);
-    }
-
-    /// Adds one formatted line from `from` (a client, or the server) to the
-    /// run, flushing the run first if the line would take it past its
-    /// bound.
-    fn run_line(&mut self, from: Option<ClientId>, parts: &[&[u8]]) {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if self.run.bytes.len() + len > self.run.limit {
-            self.flush_run();
-        }
-        let start = self.run.bytes.len();
-        for part in parts {
-            self.run.bytes.extend_from_slice(part);
-        }
-        let end = self.run.bytes.len();
-        match self.run.stretches.last_mut() {
-            Some((who, _, last)) if *who == from => *last = end,
-            _ => self.run.stretches.push((from, start, end)),
-        }
-    }
-
-    /// Sends the run: one shared chunk, whole to every member that said
-    /// nothing in it, in ranges around their own lines to the others; the
-    /// clients' lines (not the server's) to standard output.
-    fn flush_run(&mut self) {
-        if self.run.bytes.is_empty() {
+    /// Relays `text` (a piece of a line, `ends` if it ends it) from `id` to
+    /// every other member and standard output: `[NAME] TEXT`, in the log,
+    /// not for `id`.
+    fn say(&mut self, id: ClientId, text: &[u8], ends: bool) {
+        let clean = self.limits.clean;
+        let Some(Some(client)) = self.clients.get_mut(id.0) else {
             return;
-        }
-        let chunk: Rc<[u8]> = Rc::from(&self.run.bytes[..]);
-        let len = chunk.len();
-        self.run.bytes.clear();
-        if self.run.bytes.capacity() > 2 * self.run.limit.min(1 << 16) {
-            self.run.bytes = Vec::new();
-        }
-        let mut own = std::mem::take(&mut self.run.own);
-        own.clear();
-        own.extend(
-            self.run
-                .stretches
-                .iter()
-                .filter_map(|&(who, a, b)| who.map(|id| (id.0, a, b))),
-        );
-        own.sort_unstable();
-        // Each member, with its own stretches (sorted by client, then by
-        // position) walked alongside.
-        let mut k = 0;
-        for (i, slot) in self.clients.iter_mut().enumerate() {
-            while own.get(k).is_some_and(|o| o.0 < i) {
-                k += 1;
-            }
-            let Some(client) = slot else { continue };
-            if client.state != State::Member {
-                continue;
-            }
-            let id = ClientId(i);
-            let mut at = 0;
-            while let Some(&(_, a, b)) = own.get(k).filter(|o| o.0 == i) {
-                enqueue(
-                    client,
-                    id,
-                    &chunk,
-                    at..a,
-                    &mut self.ready,
-                    &mut self.overflowed,
-                );
-                at = b;
-                k += 1;
-            }
-            enqueue(
-                client,
-                id,
-                &chunk,
-                at..len,
-                &mut self.ready,
-                &mut self.overflowed,
-            );
-        }
-        self.run.own = own;
-        // Standard output: the clients' stretches (the server's own lines
-        // are not echoed), adjacent ones as one range.
-        let stretches = std::mem::take(&mut self.run.stretches);
-        let mut shown: Option<(usize, usize)> = None;
-        for &(who, a, b) in &stretches {
-            match (who, shown) {
-                (None, Some((x, y))) => {
-                    self.show_range(&chunk, x..y);
-                    shown = None;
+        };
+        let name = Rc::clone(&client.name);
+        let sanitizer = &mut client.sanitizer;
+        let range = self.log.append_with(|out| {
+            out.push(b'[');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"] ");
+            if clean {
+                sanitizer.push(text, out);
+                if ends {
+                    sanitizer.finish(out);
                 }
-                (None, None) => {}
-                (Some(_), Some((x, _))) => shown = Some((x, b)),
-                (Some(_), None) => shown = Some((a, b)),
+            } else {
+                out.extend_from_slice(text);
             }
-        }
-        if let Some((x, y)) = shown {
-            self.show_range(&chunk, x..y);
-        }
-        self.run.stretches = stretches;
-        self.run.stretches.clear();
+            out.push(b'\n');
+        });
+        client.queue.exclude(range);
     }
 
     /// A line that began with `/`, without it.
@@ -603,12 +790,13 @@ impl Room {
                 return;
             }
             let name = self.client_name(id);
-            let line = format(
-                &mut self.scratch,
-                &[b"* ", name.as_bytes(), b" ", args, b"\n"],
-            );
-            self.relay(&line, Some(id));
-            self.show(&line);
+            let text = self.cleaned(args);
+            let range = self
+                .log
+                .append(&[b"* ", name.as_bytes(), b" ", &text, b"\n"]);
+            if let Some(client) = self.client_mut(id) {
+                client.queue.exclude(range);
+            }
         } else if word.eq_ignore_ascii_case(b"msg") {
             let (to, text) = split_word(args);
             if to.is_empty() || text.is_empty() {
@@ -619,12 +807,25 @@ impl Room {
         } else if word.eq_ignore_ascii_case(b"help") {
             self.reply(id, HELP);
         } else {
-            let word = String::from_utf8_lossy(word);
+            let word = String::from_utf8_lossy(&self.cleaned(word)).into_owned();
             self.reply(
                 id,
                 &format!("* unknown command /{word}; /help lists the commands"),
             );
         }
+    }
+
+    /// `bytes` made safe for a terminal (unless `--raw`), as one whole
+    /// piece of text.
+    fn cleaned(&self, bytes: &[u8]) -> Vec<u8> {
+        if !self.limits.clean {
+            return bytes.to_vec();
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut sanitizer = Sanitizer::new();
+        sanitizer.push(bytes, &mut out);
+        sanitizer.finish(&mut out);
+        out
     }
 
     fn nick(&mut self, id: ClientId, wanted: &[u8]) {
@@ -653,7 +854,10 @@ impl Room {
             client.name = Rc::clone(&new);
         }
         self.reply(id, &format!("* you are now {new}"));
-        self.notice(Some(id), &format!("* {old} is now {new}"));
+        let range = self.notice(&format!("* {old} is now {new}"));
+        if let Some(client) = self.client_mut(id) {
+            client.queue.exclude(range);
+        }
     }
 
     fn who(&mut self, id: ClientId) {
@@ -683,21 +887,35 @@ impl Room {
 
     fn private(&mut self, id: ClientId, to: &[u8], text: &[u8]) {
         let from = self.client_name(id);
+        let text = self.cleaned(text);
         let line = format(
             &mut self.scratch,
-            &[b"[", from.as_bytes(), b" (private)] ", text, b"\n"],
+            &[b"[", from.as_bytes(), b" (private)] ", &text, b"\n"],
         );
         let target = std::str::from_utf8(to).ok();
-        if target.is_some_and(|t| t.eq_ignore_ascii_case(SERVER)) {
-            self.show(&line);
-            return;
-        }
-        match target.and_then(|t| self.names.get(&name::key(t)).copied()) {
-            Some(target) => self.send(target, &line),
-            None => {
-                let to = String::from_utf8_lossy(to);
-                self.reply(id, &format!("* /msg: no one here is called {to}"));
+        let (to, shown) = if target.is_some_and(|t| t.eq_ignore_ascii_case(SERVER)) {
+            let at = self.log.head();
+            self.stdout.push(at, &line);
+            (Rc::from(SERVER), true)
+        } else {
+            match target.and_then(|t| self.names.get(&name::key(t)).copied()) {
+                Some(target) => {
+                    self.send(target, &line);
+                    (self.client_name(target), true)
+                }
+                None => {
+                    let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
+                    self.reply(id, &format!("* /msg: no one here is called {to}"));
+                    (Rc::from(""), false)
+                }
             }
+        };
+        if shown {
+            let confirm = format(
+                &mut self.scratch,
+                &[b"* to ", to.as_bytes(), b": ", &text, b"\n"],
+            );
+            self.send(id, &confirm);
         }
     }
 
@@ -708,27 +926,53 @@ impl Room {
             self.stop(SERVER);
             return ControlFlow::Break(());
         }
-        self.run_line(None, &[b"[chatd] ", piece.text, b"\n"]);
+        let clean = self.limits.clean;
+        let sanitizer = &mut self.server_sanitizer;
+        let range = self.log.append_with(|out| {
+            out.extend_from_slice(b"[chatd] ");
+            if clean {
+                sanitizer.push(piece.text, out);
+                if piece.ends_line {
+                    sanitizer.finish(out);
+                }
+            } else {
+                out.extend_from_slice(piece.text);
+            }
+            out.push(b'\n');
+        });
+        // The server typed it: not shown on its standard output.
+        self.stdout.exclude(range);
         ControlFlow::Continue(())
     }
 
     // --- leaving and stopping --------------------------------------------
 
     fn leave(&mut self, id: ClientId, why: Why) {
-        // What was said before it left is still for it.
-        self.flush_run();
-        let Some(client) = self.client_mut(id) else {
+        let head = self.log.head();
+        let Some(Some(client)) = self.clients.get_mut(id.0) else {
             return;
         };
         if client.state == State::Leaving {
             return;
         }
         client.state = State::Leaving;
+        client.joining = false;
         let name = Rc::clone(&client.name);
-        let flush = matches!(why, Why::Bye | Why::Idle);
-        if !flush {
-            client.queue.clear();
-        }
+        let flush = match why {
+            Why::Bye | Why::Idle => {
+                // What was said before it left is still for it.
+                client.queue.stop_at(head);
+                true
+            }
+            Why::TooSlow => {
+                client.queue.detach(&self.log);
+                true
+            }
+            Why::Lost => {
+                client.queue.detach(&self.log);
+                false
+            }
+        };
         self.names.remove(&name::key(&name));
         self.members -= 1;
         self.actions.push(Action::Close { id, flush });
@@ -737,26 +981,37 @@ impl Room {
             Why::Idle => format!("* {name} left (idle)"),
             Why::Bye | Why::Lost => format!("* {name} left"),
         };
-        self.notice(None, &notice);
+        self.notice(&notice);
+        if why == Why::TooSlow {
+            // It reads why, then end of file.
+            let line = format(&mut self.scratch, &[notice.as_bytes(), b"\n"]);
+            let at = self.log.head();
+            if let Some(client) = self.client_mut(id) {
+                client.queue.push(at, &line);
+            }
+            self.ready.push(id);
+        }
     }
 
     /// `arret` from `by`: tells everyone, then every client leaves with
     /// its queue flushed, and the room stops.
     fn stop(&mut self, by: &str) {
-        self.notice(None, &format!("* {by} said arret: the room is closed"));
+        self.stop_with(&format!("* {by} said arret: the room is closed"));
+    }
+
+    fn stop_with(&mut self, notice: &str) {
+        self.notice(notice);
         self.stopped = true;
+        let head = self.log.head();
         for (i, slot) in self.clients.iter_mut().enumerate() {
             if let Some(client) = slot
                 && client.state != State::Leaving
             {
-                let flush = client.state == State::Member;
-                if !flush {
-                    client.queue.clear();
-                }
                 client.state = State::Leaving;
+                client.queue.stop_at(head);
                 self.actions.push(Action::Close {
                     id: ClientId(i),
-                    flush,
+                    flush: true,
                 });
             }
         }
@@ -765,40 +1020,16 @@ impl Room {
         self.actions.push(Action::Stop);
     }
 
-    /// Makes the clients whose queue overflowed leave, which may make
-    /// others overflow with the notice, until none is left.
-    fn settle(&mut self) {
-        while let Some(id) = self.overflowed.pop() {
-            self.leave(id, Why::TooSlow);
-        }
-    }
-
     // --- queues ----------------------------------------------------------
 
-    /// Queues `line` for every member but `except`, after the run.
-    fn relay(&mut self, line: &Rc<[u8]>, except: Option<ClientId>) {
-        self.flush_run();
-        let all = 0..line.len();
-        for (i, slot) in self.clients.iter_mut().enumerate() {
-            let id = ClientId(i);
-            if let Some(client) = slot
-                && client.state == State::Member
-                && Some(id) != except
-            {
-                let (ready, overflowed) = (&mut self.ready, &mut self.overflowed);
-                enqueue(client, id, line, all.clone(), ready, overflowed);
-            }
-        }
-    }
-
-    /// Queues `line` for one member, after the run.
+    /// Queues `line` for one member, after what is in the log now.
     fn send(&mut self, id: ClientId, line: &Rc<[u8]>) {
-        self.flush_run();
+        let at = self.log.head();
         if let Some(Some(client)) = self.clients.get_mut(id.0)
             && client.state == State::Member
         {
-            let all = 0..line.len();
-            enqueue(client, id, line, all, &mut self.ready, &mut self.overflowed);
+            client.queue.push(at, line);
+            self.ready.push(id);
         }
     }
 
@@ -808,36 +1039,24 @@ impl Room {
         self.send(id, &line);
     }
 
-    /// A notice, without newline, to every member but `except` and on
-    /// standard output.
-    fn notice(&mut self, except: Option<ClientId>, text: &str) {
-        let line = format(&mut self.scratch, &[text.as_bytes(), b"\n"]);
-        self.relay(&line, except);
-        self.show(&line);
+    /// A notice, without newline, to every member and on standard output
+    /// (through the log); returns its range, for the member it is not for.
+    fn notice(&mut self, text: &str) -> std::ops::Range<u64> {
+        self.log.append(&[text.as_bytes(), b"\n"])
     }
 
-    /// Queues `line` for the server's standard output (made safe for a
-    /// terminal if it is one); drops and counts it if that queue is full.
-    fn show(&mut self, line: &Rc<[u8]>) {
-        self.flush_run();
-        self.show_range(line, 0..line.len());
-    }
-
-    /// Queues the whole lines `range` of `chunk` for standard output, as
-    /// [`Room::show`] does.
-    fn show_range(&mut self, chunk: &Rc<[u8]>, range: std::ops::Range<usize>) {
-        let pushed = match &mut self.sanitizer {
-            Some(sanitizer) => {
-                self.clean.clear();
-                sanitizer.push(&chunk[range.clone()], &mut self.clean);
-                self.stdout.push(&Rc::from(&self.clean[..]))
+    /// Frees the log before the slowest reader.
+    fn trim(&mut self) {
+        let mut keep = self.log.head();
+        for client in self.clients.iter().flatten() {
+            if client.queue.reads_log() {
+                keep = keep.min(client.queue.cursor());
             }
-            None => self.stdout.push_range(chunk, range.clone()),
-        };
-        if pushed.is_err() {
-            let lines = chunk[range].iter().filter(|&&b| b == b'\n').count();
-            self.stdout_dropped += lines as u64;
         }
+        if self.stdout.reads_log() {
+            keep = keep.min(self.stdout.cursor());
+        }
+        self.log.trim(keep);
     }
 
     // --- slots -------------------------------------------------------------
@@ -861,31 +1080,6 @@ impl Room {
 /// The answer to `/help`, one line.
 pub const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
-
-/// Queues the bytes `range` of `chunk` (whole lines) for `client`, noting
-/// it in `ready` if its queue was empty, or in `overflowed` (and relaying
-/// nothing more to it) if it is full.
-fn enqueue(
-    client: &mut Client,
-    id: ClientId,
-    chunk: &Rc<[u8]>,
-    range: std::ops::Range<usize>,
-    ready: &mut Vec<ClientId>,
-    overflowed: &mut Vec<ClientId>,
-) {
-    if range.is_empty() || client.state != State::Member {
-        return;
-    }
-    let was_empty = client.queue.is_empty();
-    match client.queue.push_range(chunk, range) {
-        Ok(()) if was_empty => ready.push(id),
-        Ok(()) => {}
-        Err(_) => {
-            client.state = State::Overflowed;
-            overflowed.push(id);
-        }
-    }
-}
 
 /// Concatenates `parts` into one shared line, through a reused buffer.
 fn format(scratch: &mut Vec<u8>, parts: &[&[u8]]) -> Rc<[u8]> {

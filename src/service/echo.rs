@@ -22,14 +22,11 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::socket::{Shutdown, shutdown};
 
 use super::LINGER;
 use crate::error::Error;
 use crate::pump::{self, BUF_SIZE};
-use crate::signals;
 use crate::words::{EchoScanner, EchoWord};
 use crate::{report, status};
 
@@ -97,26 +94,12 @@ pub fn echo(sock: impl AsFd, words: bool) -> Result<Ended, Error> {
 }
 
 /// Half-closes `sock`, then reads and discards what the client still
-/// sends until it closes or [`LINGER`] passes, so that closing does not
-/// reset the connection before the client has read its last echo.
+/// sends until it closes or [`LINGER`] passes ([`pump::drain`]), so that
+/// closing does not reset the connection before the client has read its
+/// last echo.
 fn linger(sock: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) {
     let _ = shutdown(sock.as_raw_fd(), Shutdown::Write);
-    let deadline = Instant::now() + LINGER;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        let mut fds = [PollFd::new(sock, PollFlags::POLLIN)];
-        match poll(&mut fds, signals::timeout(left)) {
-            Ok(0) => return,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
-        }
-        if fds[0].any() == Some(true) && !matches!(pump::read(sock, buf), Ok(n) if n > 0) {
-            return;
-        }
-    }
+    pump::drain(sock, None, Instant::now() + LINGER, buf, |_| Ok(()));
 }
 
 #[cfg(test)]

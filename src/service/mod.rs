@@ -7,11 +7,11 @@
 //!   ([`crate::signals`]), the listening socket and the refused connections
 //!   it is still closing; it accepts until `EAGAIN`, and forks one child
 //!   per connection, then closes its own copy of the connection;
-//! - the child closes what it does not use (the listening socket, the
-//!   signal pipe, standard input, the refused connections), restores the
-//!   default action of the signals, asks the kernel for `SIGTERM` should
-//!   the server die first (`PR_SET_PDEATHSIG`), serves its one client with
-//!   plain blocking calls, and leaves through `_exit`;
+//! - the child is set up by [`crate::fork`] (default signal actions; should
+//!   the server die first, `PR_SET_PDEATHSIG` makes it say so in one line
+//!   and leave), closes what it does not use (the listening socket, the
+//!   signal pipe, standard input, the refused connections), serves its one
+//!   client with plain blocking calls, and leaves through `_exit`;
 //! - every child's end raises `SIGCHLD`, which writes to the self-pipe and
 //!   wakes the `poll`; after every wake the server reaps with
 //!   `waitpid(WNOHANG)` until `StillAlive`, so no zombie is left;
@@ -41,13 +41,14 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{MsgFlags, Shutdown, send, shutdown};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::unistd::{Pid, getpid};
 
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
-use crate::net::{ACCEPT_PAUSE, AcceptFailure};
-use crate::pump::stdout;
+use crate::fork::{self, Forked};
+use crate::net::{Accepting, Next};
+use crate::pump::{self, Drained, stdout};
 use crate::signals::{self, Signals};
 use crate::{report, status};
 
@@ -105,7 +106,7 @@ pub fn run(
         failed: false,
         children: HashMap::new(),
         refused: Vec::new(),
-        paused_until: None,
+        accepting: Accepting::default(),
     };
     let result = server.serve();
     server.stop_children();
@@ -140,8 +141,8 @@ struct Server<'a> {
     /// Live (unreaped) children and the client each serves.
     children: HashMap<Pid, SocketAddr>,
     refused: Vec<Refused>,
-    /// `accept` is paused until then ([`crate::net::ACCEPT_PAUSE`]).
-    paused_until: Option<Instant>,
+    /// Whether `accept` is paused for want of descriptors ([`Accepting`]).
+    accepting: Accepting,
 }
 
 impl Server<'_> {
@@ -159,19 +160,17 @@ impl Server<'_> {
             }
             let now = Instant::now();
             self.refused.retain(|r| r.deadline > now);
-            if self.paused_until.is_some_and(|t| t <= now) {
-                self.paused_until = None;
-            }
+            let open = self.accepting.open(now);
             let deadline = self
                 .refused
                 .iter()
                 .map(|r| r.deadline)
-                .chain(self.paused_until)
+                .chain(self.accepting.until())
                 .min();
             let timeout = deadline.map_or(PollTimeout::NONE, |d| {
                 signals::timeout(d.saturating_duration_since(now))
             });
-            let accepting = self.paused_until.is_none() && !(self.once && self.admitted);
+            let accepting = open && !(self.once && self.admitted);
             let mut fds = Vec::with_capacity(2 + self.refused.len());
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
             let listen_flags = if accepting {
@@ -201,29 +200,19 @@ impl Server<'_> {
                 return Ok(());
             }
             let (stream, peer) = match self.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) => {
-                    let errno = crate::error::errno_of(&e);
-                    match AcceptFailure::of(errno) {
-                        AcceptFailure::Empty => return Ok(()),
-                        AcceptFailure::Skip => continue,
-                        AcceptFailure::Exhausted => {
-                            report!(
-                                "accept: {}; not accepting for {} ms",
-                                errno.desc(),
-                                ACCEPT_PAUSE.as_millis()
-                            );
-                            self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                            return Ok(());
-                        }
-                        AcceptFailure::Fatal => return Err(Error::sys("accept", errno)),
-                    }
+                Ok(pair) => {
+                    self.accepting.accepted();
+                    pair
                 }
+                Err(e) => match self.accepting.failed(&e)? {
+                    Next::Again => continue,
+                    Next::Wait | Next::Paused(_) => return Ok(()),
+                },
             };
             // An IPv4 client of a `::` listener shows as itself, not as
             // `::ffff:a.b.c.d`.
             let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-            if crate::server::admit(&self.access, peer) {
+            if self.access.admit(peer) {
                 self.admit(stream, peer);
             }
         }
@@ -243,26 +232,20 @@ impl Server<'_> {
             return;
         }
         status!("connection from {peer}");
-        let parent = getpid();
-        // SAFETY: the process is single-threaded (no thread is ever
-        // spawned: signal-hook's pipe and flag actions need none), so the
-        // child gets a consistent copy of it. The child only makes system
-        // calls and formats messages, then leaves through `_exit`.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                let code = self.child(&stream, peer, parent);
-                // SAFETY: _exit ends the child without running the
-                // parent's destructors or atexit handlers a second time.
-                unsafe { libc::_exit(code) }
-            }
-            Ok(ForkResult::Parent { child }) => {
+        let orphan = format!(
+            "the server (pid {}) died: connection from {peer} closed",
+            getpid()
+        );
+        match crate::fork::fork(self.signals, &orphan) {
+            Ok(Forked::Child) => fork::exit(self.child(&stream, peer)),
+            Ok(Forked::Parent(child)) => {
                 self.children.insert(child, peer);
                 self.admitted = true;
                 // Dropping `stream` closes the server's copy: the
                 // connection now belongs to the child alone.
             }
             Err(e) => {
-                report!("fork for {peer}: {}", e.desc());
+                report!("{peer}: {e}");
                 self.refuse(stream, "cannot serve you now, try again later");
             }
         }
@@ -291,8 +274,9 @@ impl Server<'_> {
         }
     }
 
-    /// Reads (once each) the refused connections whose entry in `ready` is
-    /// true, dropping those that reached end of file or an error.
+    /// Reads (once each, [`pump::drain`]) the refused connections whose
+    /// entry in `ready` is true, dropping those that reached end of file or
+    /// an error.
     fn discard_refused_input(&mut self, ready: &[bool]) {
         let mut buf = [0u8; 16 * 1024];
         let mut index = 0;
@@ -302,17 +286,20 @@ impl Server<'_> {
             if !readable {
                 return true;
             }
-            match crate::pump::read(&r.stream, &mut buf) {
-                Ok(0) => false,
-                Ok(_) | Err(Errno::EAGAIN) => true,
-                Err(_) => false,
-            }
+            // The deadline is now: what is there, without waiting.
+            let drained = pump::drain(r.stream.as_fd(), None, Instant::now(), &mut buf, |_| Ok(()));
+            drained != Drained::Closed
         });
     }
 
     /// Reaps every child that has ended (`waitpid(WNOHANG)` until
-    /// `StillAlive`). A child killed by a signal it was not sent by us is
-    /// reported; the others reported their own end.
+    /// `StillAlive`), noting for `-1` whether one failed (a status other
+    /// than 0, or a signal). A child killed by a signal is reported here,
+    /// naming its client: it could not say so itself, and only something
+    /// outside sends one (the server's own `SIGTERM`s are reaped by
+    /// [`Server::stop_children`]). A child that exited wrote its own status
+    /// or error line ([`echo::serve`], [`sum::serve`]), except one that
+    /// left at once, in [`crate::fork`], because the server was stopping.
     fn reap(&mut self) {
         loop {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
@@ -353,18 +340,7 @@ impl Server<'_> {
 
     /// The child: serves `stream` and returns its exit status (0 when the
     /// connection ended normally, 1 after a failure it reported).
-    fn child(&self, stream: &TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
-        signals::reset_in_child();
-        // A terminating signal caught between `fork` and the reset above
-        // ran the server's handler in this process: honour it now.
-        if self.signals.terminated().is_some() {
-            return 1;
-        }
-        // Die with the server, and catch the case where it died before the
-        // request was made.
-        if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
-            return 1;
-        }
+    fn child(&self, stream: &TcpStream, peer: SocketAddr) -> i32 {
         // `--idle-timeout`: a read that waits that long fails with EAGAIN
         // ([`read_client`]).
         if let Some(idle) = self.idle {

@@ -23,12 +23,12 @@
 //! ([`crate::signals`]), so the child's exit (`SIGCHLD`) is seen at once
 //! even while nobody types; it then reaps the child with `waitpid`. No
 //! zombie is left behind, and the child asks the kernel to signal it
-//! should the parent die first (`PR_SET_PDEATHSIG`,
-//! [`signals::die_with_parent`]): it then says so in one line and exits 1,
-//! so no orphan keeps the socket open. In a single session (`chat`, `chatd -1`) the
-//! parent replaces its standard output with `/dev/null` after the fork: the
-//! child holds the only copy, so whoever reads it sees end of file as soon
-//! as the peer's direction ends, even while the parent still sends.
+//! should the parent die first (`PR_SET_PDEATHSIG`, [`crate::fork`]): it
+//! then says so in one line and exits 1, so no orphan keeps the socket
+//! open. In a single session (`chat`, `chatd -1`) the parent replaces its
+//! standard output with `/dev/null` after the fork: the child holds the
+//! only copy, so whoever reads it sees end of file as soon as the peer's
+//! direction ends, even while the parent still sends.
 
 use std::cell::Cell;
 use std::net::{SocketAddr, TcpStream};
@@ -40,9 +40,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{MsgFlags, recv};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid};
+use nix::unistd::{Pid, getpid};
 
 use crate::error::Error;
+use crate::fork::{self, Forked};
 use crate::pump::{self, BUF_SIZE, stdin, stdout};
 use crate::report;
 use crate::session::{
@@ -73,6 +74,9 @@ pub enum ReceiverExit {
     Reset = 6,
     /// Nothing was received for `--idle-timeout` seconds.
     Idle = 7,
+    /// End of file on the socket before a single byte arrived (see
+    /// [`End::Silent`]).
+    Silent = 8,
 }
 
 impl ReceiverExit {
@@ -85,6 +89,7 @@ impl ReceiverExit {
             Self::Arret,
             Self::Reset,
             Self::Idle,
+            Self::Silent,
         ]
         .into_iter()
         .find(|e| *e as i32 == code)
@@ -117,28 +122,19 @@ pub fn run(
     cx: &Context<'_>,
     input: &mut Input,
 ) -> Result<End, Error> {
-    let parent = getpid();
     // Neither process ever blocks on the socket (the child reads with
     // MSG_DONTWAIT or SPLICE_F_NONBLOCK, the parent sends with
     // MSG_DONTWAIT): O_NONBLOCK, shared by both, lets the parent's splice
     // and sendfile (which have no such flag for the socket) do the same.
     let nonblocking = zerocopy::set_nonblocking(stream.as_fd()).is_ok();
-    // SAFETY: the binaries are single-threaded (no thread is ever spawned:
-    // signal-hook's pipe and flag actions need none), so the child gets a
-    // consistent copy of the whole process. The child only makes system
-    // calls and formats messages, then leaves through `_exit`.
-    match unsafe { fork() }.map_err(|e| Error::sys("fork", e))? {
-        ForkResult::Child => {
-            let code = receive(&stream, peer, parent, cx);
-            // SAFETY: _exit ends the child without running the parent's
-            // destructors or atexit handlers a second time.
-            unsafe { libc::_exit(code as i32) }
-        }
-        ForkResult::Parent { child } => {
+    let orphan = format!("the sending process (pid {}) died: session ended", getpid());
+    match crate::fork::fork(cx.signals, &orphan)? {
+        Forked::Child => fork::exit(receive(&stream, peer, cx) as i32),
+        Forked::Parent(child) => {
             if cx.policy.single {
                 give_up_stdout();
             }
-            let end = Sender {
+            let sender = Sender {
                 out: if nonblocking {
                     Outbound::nonblocking(&stream, peer)
                 } else {
@@ -147,10 +143,17 @@ pub fn run(
                 child,
                 theirs: Cell::new(None),
                 reaped: Cell::new(false),
+                silent: Cell::new(false),
                 signals: cx.signals,
                 policy: cx.policy,
-            }
-            .run(input);
+            };
+            let end = match sender.run(input) {
+                // Neither side sent a byte: say so (issue 13 point 8).
+                Ok(End::PeerClosed) if sender.silent.get() && sender.out.sent() == 0 => {
+                    Ok(End::Silent)
+                }
+                end => end,
+            };
             // What was looked at in place and not sent becomes ordinary
             // buffered input for the next session.
             input.settle();
@@ -179,13 +182,7 @@ fn give_up_stdout() {
 /// call per chunk. Only when nothing is ready does it wait, in `poll(2)` on
 /// the socket and on standard output (for `POLLERR`), so `chat host | head
 /// -1` ends as soon as `head` exits, even if the peer is silent.
-fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) -> ReceiverExit {
-    signals::reset_in_child();
-    // Die with the parent, saying so, even if it died before the request.
-    if let Err(e) = signals::die_with_parent(parent.as_raw()) {
-        report!("prctl PR_SET_PDEATHSIG: {}", e.desc());
-        return ReceiverExit::Failed;
-    }
+fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverExit {
     // SAFETY: these descriptors belong to the parent's objects, which the
     // child never uses again (it leaves through _exit): closing our copies
     // releases the listening port and stdin to the parent alone.
@@ -207,6 +204,9 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
     let mut last = Instant::now();
+    // Whether a byte ever arrived: a peer that closes without one is told
+    // apart ([`ReceiverExit::Silent`]).
+    let mut received = false;
     // Default mode into a pipe: look at the bytes where they are
     // (MSG_PEEK, one copy), then splice exactly those up to the end of a
     // word's line to standard output (no second copy).
@@ -227,6 +227,7 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
             Ok(0) => break output.finish(),
             Ok(n) => {
                 last = Instant::now();
+                received = true;
                 n
             }
             Err(Errno::EINTR) => continue,
@@ -279,6 +280,7 @@ fn receive(stream: &TcpStream, peer: SocketAddr, parent: Pid, cx: &Context<'_>) 
         }
     };
     match written {
+        Ok(None) if !received => ReceiverExit::Silent,
         Ok(None) => ReceiverExit::PeerClosed,
         Ok(Some(word)) => ReceiverExit::word(word),
         Err(Errno::EPIPE) => ReceiverExit::StdoutClosed,
@@ -453,6 +455,8 @@ struct Sender<'a> {
     theirs: Cell<Option<Theirs>>,
     /// Whether the child is reaped (it may have ended in failure).
     reaped: Cell<bool>,
+    /// The child saw the peer's end of file before any byte.
+    silent: Cell<bool>,
     signals: &'a Signals,
     policy: Policy,
 }
@@ -655,6 +659,10 @@ impl Sender<'_> {
         let theirs = match status {
             Ok(WaitStatus::Exited(_, code)) => match ReceiverExit::from_code(code) {
                 Some(ReceiverExit::PeerClosed) => Theirs::Ended(End::PeerClosed),
+                Some(ReceiverExit::Silent) => {
+                    self.silent.set(true);
+                    Theirs::Ended(End::PeerClosed)
+                }
                 Some(ReceiverExit::StdoutClosed) => Theirs::Ended(End::StdoutClosed),
                 Some(ReceiverExit::Bye) => peer_said(Word::Bye),
                 Some(ReceiverExit::Arret) => peer_said(Word::Arret),

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::{Moved, Options};
+use crate::editor::Editor;
 use crate::pump::{self, BUF_SIZE, stdin};
 use crate::words::{Word, WordScanner};
 use crate::zerocopy::{self, FdKind};
@@ -82,6 +83,9 @@ pub struct Input {
     /// and [`super::Outbound::send`] moves them from there ([`Path::TeeSplice`],
     /// [`Path::PreadSendfile`]).
     peeked: bool,
+    /// The line editor, when standard input and standard output are the
+    /// same terminal ([`crate::editor`]): lines come from it, whole.
+    editor: Option<Editor>,
 }
 
 /// How standard input's bytes reach the socket, chosen once from what it
@@ -163,7 +167,16 @@ impl Input {
             },
             scan,
             peeked: false,
+            editor: match kind {
+                FdKind::Terminal if path == Path::Copy => Editor::new(),
+                _ => None,
+            },
         }
+    }
+
+    /// The line editor, if standard input has one.
+    pub fn editor(&mut self) -> Option<&mut Editor> {
+        self.editor.as_mut()
     }
 
     /// Whether the next bytes go straight from standard input to the
@@ -204,6 +217,16 @@ impl Input {
             self.start = self.start.min(at);
             self.unsent.end = self.unsent.end.min(at);
         }
+    }
+
+    /// Whether standard input reached end of file (Ctrl-D on a terminal).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether standard input is a terminal.
+    pub fn terminal(&self) -> bool {
+        self.terminal
     }
 
     /// Whether bytes are buffered, waiting to be sent.
@@ -264,6 +287,9 @@ impl Input {
     /// the `--raw` paths), in the [`ReadMode`] that fits it. Returns the
     /// count read, 0 at end of file; `EAGAIN` when nothing is there now.
     fn read_copy(&mut self) -> Result<usize, Errno> {
+        if let Some(editor) = &mut self.editor {
+            return editor.take(&mut self.buf);
+        }
         match self.read {
             ReadMode::Plain => pump::read(stdin(), &mut self.buf),
             ReadMode::NoWait => match pump::read_nowait(stdin(), &mut self.buf) {

@@ -38,7 +38,7 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 use crate::error::Error;
 use crate::messages;
-use crate::pump::{self, BUF_SIZE, Sent, stdin};
+use crate::pump::{self, BUF_SIZE, Drained, Sent, stdin};
 use crate::session::{
     Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
     stdout_gone, stdout_watch,
@@ -53,6 +53,18 @@ pub enum First {
     Speak,
     /// Wait for a line first (the default of `chatd -a`; `chat --listen-first`).
     Listen,
+}
+
+impl First {
+    /// `self`, the program's default, or the other turn when `swap` (the
+    /// option that swaps it: `chat --listen-first`, `chatd --speak-first`).
+    pub fn swapped_if(self, swap: bool) -> First {
+        match (self, swap) {
+            (_, false) => self,
+            (First::Speak, true) => First::Listen,
+            (First::Listen, true) => First::Speak,
+        }
+    }
 }
 
 /// Runs one lockstep session on `stream`, connected to `peer`, taking the
@@ -79,12 +91,16 @@ pub fn run(
     let _ = setsockopt(&stream, sockopt::TcpNoDelay, &true);
     // The peer's line is waited for in a blocking read (see
     // `Lockstep::receive_waiting`), which this timeout keeps interruptible.
-    let timed = setsockopt(
-        &stream,
-        sockopt::ReceiveTimeout,
-        &TimeVal::milliseconds(RECV_TICK.as_millis() as i64),
-    )
-    .is_ok();
+    // With the line editor, keys are read during the peer's turn too: the
+    // wait is a poll on the socket and the terminal, not a timed read.
+    let editing = input.editor().is_some();
+    let timed = !editing
+        && setsockopt(
+            &stream,
+            sockopt::ReceiveTimeout,
+            &TimeVal::milliseconds(RECV_TICK.as_millis() as i64),
+        )
+        .is_ok();
     Lockstep {
         stream: &stream,
         out: Outbound::new(&stream, peer),
@@ -100,6 +116,7 @@ pub fn run(
         last_rx: Instant::now(),
         prompt,
         timed,
+        editing,
         watch: stdout_watch(),
     }
     .run(input, first)
@@ -143,6 +160,9 @@ struct Lockstep<'a> {
     prompt: bool,
     /// The socket has its [`RECV_TICK`] receive timeout.
     timed: bool,
+    /// Standard input has the line editor ([`crate::editor`]): its prompt
+    /// is the turn indicator, and typing goes on during the peer's turn.
+    editing: bool,
     /// [`stdout_watch`], looked up once.
     watch: Option<PollFd<'static>>,
 }
@@ -153,13 +173,15 @@ impl Lockstep<'_> {
         let mut input_open = true;
         loop {
             let turn = if speaking && input_open {
-                self.indicate(&format!("{}> ", messages::program()));
+                if !self.editing {
+                    self.indicate(&format!("{}> ", messages::program()));
+                }
                 self.speak(input)?
             } else {
                 if input_open {
                     self.indicate("(waiting for peer...)\n");
                 }
-                self.listen()?
+                self.listen(input)?
             };
             match turn {
                 Turn::Next => speaking = !speaking,
@@ -197,8 +219,15 @@ impl Lockstep<'_> {
 
     /// The turn indicator, on standard error, only when prompting.
     fn indicate(&self, text: &str) {
-        if self.prompt {
-            let _ = pump::write_all(std::io::stderr(), text.as_bytes());
+        if !self.prompt {
+            return;
+        }
+        match crate::editor::terminal().filter(|t| t.takes_status()) {
+            // Its own line, above the line being typed.
+            Some(terminal) => terminal.status(text.as_bytes()),
+            None => {
+                let _ = pump::write_all(std::io::stderr(), text.as_bytes());
+            }
         }
     }
 
@@ -206,7 +235,9 @@ impl Lockstep<'_> {
     fn speak(&mut self, input: &mut Input) -> Result<Turn, Error> {
         loop {
             if !input.buffered() {
-                if let Some(end) = self.wait_for_input()? {
+                // A line typed ahead with the editor is sent without waiting.
+                let typed_ahead = input.editor().is_some_and(|e| e.has_lines());
+                if !typed_ahead && let Some(end) = self.wait_for_input()? {
                     return Ok(Turn::Over(end));
                 }
                 match input.fill().map_err(|e| Error::sys("read from stdin", e))? {
@@ -257,7 +288,9 @@ impl Lockstep<'_> {
                 if self.peer_eof {
                     // End the `PROGRAM> ` line first: what the peer sent last
                     // must not look typed.
-                    self.indicate("\n");
+                    if !self.editing {
+                        self.indicate("\n");
+                    }
                     return self.drain_rx().map(Some);
                 }
             }
@@ -268,7 +301,7 @@ impl Lockstep<'_> {
     }
 
     /// The peer's turn: prints one line, piece by piece.
-    fn listen(&mut self) -> Result<Turn, Error> {
+    fn listen(&mut self, input: &mut Input) -> Result<Turn, Error> {
         loop {
             if self.rx_start == self.rx_end {
                 if self.peer_eof {
@@ -285,10 +318,23 @@ impl Lockstep<'_> {
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                 ];
                 fds.extend(self.watch.clone());
+                let watched = fds.len() == 3;
+                if self.editing {
+                    // Typing goes on during the peer's turn.
+                    fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
+                }
                 self.signals.poll(&mut fds, self.idle_wait()?)?;
+                if self.editing
+                    && fds[fds.len() - 1].any() == Some(true)
+                    && let Some(editor) = input.editor()
+                {
+                    editor
+                        .pump()
+                        .map_err(|e| Error::sys("read from stdin", e))?;
+                }
                 if fds[1].any() == Some(true) {
                     self.receive()?;
-                } else if fds.len() == 3 && stdout_gone(&fds[2]) {
+                } else if watched && stdout_gone(&fds[2]) {
                     return Ok(Turn::Over(End::StdoutClosed));
                 }
                 continue;
@@ -432,34 +478,17 @@ impl Lockstep<'_> {
     fn linger(&mut self, word: Word) -> Result<Turn, Error> {
         self.out.half_close();
         let deadline = Instant::now() + WORD_LINGER;
-        let mut buf = [0u8; 4096];
-        loop {
-            if self.rx_start < self.rx_end {
-                let pending = &self.rx[self.rx_start..self.rx_end];
-                let printed = self.output.print(pending);
-                self.rx_start = self.rx_end;
-                if printed.is_err() {
-                    break;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.peer_eof || left.is_zero() {
-                break;
-            }
-            let mut fds = [
-                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
-                PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
-            ];
-            self.signals.poll(&mut fds, signals::timeout(left))?;
-            if fds[1].any() == Some(true) {
-                match pump::read(self.stream, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if self.output.print(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
+        let pending = &self.rx[self.rx_start..self.rx_end];
+        let printed = self.output.print(pending);
+        self.rx_start = self.rx_end;
+        if printed.is_ok() && !self.peer_eof {
+            let mut buf = [0u8; 4096];
+            let output = &mut self.output;
+            let mut print = |bytes: &[u8]| output.print(bytes);
+            let (sock, signals) = (self.stream.as_fd(), self.signals);
+            let wake = Some(signals.fd());
+            while pump::drain(sock, wake, deadline, &mut buf, &mut print) == Drained::Woken {
+                signals.check()?;
             }
         }
         Ok(Turn::Over(End::Word {

@@ -1,6 +1,8 @@
 //! The receiving direction's end: [`Output`] writes what the peer sent to
 //! standard output, through the protocol-word scanner ([`crate::words`])
-//! and, on a terminal, the [`Sanitizer`] ([`crate::display`]).
+//! and, on a terminal, the [`Sanitizer`] ([`crate::display`]); on the
+//! terminal of the line editor, above the line being typed
+//! ([`crate::editor::Terminal::peer`]).
 
 use nix::errno::Errno;
 
@@ -56,7 +58,13 @@ impl Output {
         if let Some(sanitizer) = &mut self.sanitizer {
             self.scratch.clear();
             sanitizer.finish(&mut self.scratch);
-            pump::write_all(stdout(), &self.scratch)?;
+            match crate::editor::terminal() {
+                Some(terminal) => {
+                    terminal.peer(&self.scratch)?;
+                    terminal.peer_end();
+                }
+                None => pump::write_all(stdout(), &self.scratch)?,
+            }
         }
         Ok(self.scanner.as_mut().and_then(WordScanner::finish))
     }
@@ -68,7 +76,11 @@ impl Output {
             Some(sanitizer) => {
                 self.scratch.clear();
                 sanitizer.push(bytes, &mut self.scratch);
-                pump::write_all(stdout(), &self.scratch)
+                match crate::editor::terminal() {
+                    // Above the line being typed, in the peer's colour.
+                    Some(terminal) => terminal.peer(&self.scratch),
+                    None => pump::write_all(stdout(), &self.scratch),
+                }
             }
             None => pump::write_all(stdout(), bytes),
         }

@@ -5,6 +5,11 @@
 
 #![allow(dead_code)]
 
+mod random;
+#[allow(unused_imports)] // not every test file uses it
+pub use random::random_bytes;
+pub mod tmux;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -349,21 +354,6 @@ pub fn listening(port: u16) -> bool {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     let needle = format!("0100007F:{port:04X} 00000000:0000 0A");
     table.lines().any(|line| line.contains(&needle))
-}
-
-/// `len` pseudo-random bytes from a fixed seed (xorshift64*), so a failure
-/// can be reproduced.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Runs a whole session between the real binaries, each fed from a file:

@@ -3,13 +3,15 @@
 
 use super::*;
 use proptest::prelude::*;
+use std::io::IoSlice;
 
 fn limits() -> Limits {
     Limits {
         max_line: 1000,
         max_queue: 100_000,
         allow_remote_stop: false,
-        sanitize_stdout: false,
+        clean: true,
+        stall_timeout: Duration::from_secs(10),
     }
 }
 
@@ -20,19 +22,39 @@ fn addr(i: u16) -> SocketAddr {
 /// Everything queued for `id` since the last call, as text; the queue is
 /// then empty (as if the event loop had written it).
 fn take(room: &mut Room, id: ClientId) -> String {
+    String::from_utf8(take_bytes(room, id)).unwrap()
+}
+
+fn take_bytes(room: &mut Room, id: ClientId) -> Vec<u8> {
     room.flush();
-    let queue = room.queue_mut(id).expect("client has a slot");
-    let bytes = queue.contents();
-    queue.advance(bytes.len());
-    String::from_utf8(bytes).unwrap()
+    let (queue, log) = room.outbox(id).expect("client has a slot");
+    let bytes = queue.contents(log);
+    queue.advance(log, bytes.len());
+    bytes
 }
 
 fn take_stdout(room: &mut Room) -> String {
     room.flush();
-    let queue = room.stdout_mut();
-    let bytes = queue.contents();
-    queue.advance(bytes.len());
+    let (queue, log) = room.stdout_outbox();
+    let bytes = queue.contents(log);
+    queue.advance(log, bytes.len());
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// What waits for `id`, as the event loop would write it.
+fn contents(room: &mut Room, id: ClientId) -> Vec<u8> {
+    room.flush();
+    let (queue, log) = room.outbox(id).expect("client has a slot");
+    queue.contents(log)
+}
+
+/// The slices of one `writev` to `id`.
+fn slices(room: &mut Room, id: ClientId) -> Vec<Vec<u8>> {
+    room.flush();
+    let (queue, log) = room.outbox(id).expect("client has a slot");
+    let mut iov = [IoSlice::new(&[]); 64];
+    let n = queue.io_slices(log, &mut iov, usize::MAX);
+    iov[..n].iter().map(|s| s.to_vec()).collect()
 }
 
 fn actions(room: &mut Room) -> Vec<Action> {
@@ -86,17 +108,25 @@ fn a_line_goes_to_every_other_client_once_never_back() {
 }
 
 #[test]
-fn a_relayed_line_is_one_allocation_shared_by_every_queue() {
+fn a_relayed_line_is_stored_once_and_every_reader_writes_it_from_the_log() {
     let (mut room, ids) = room_of(3, limits());
+    let before = room.log().head();
     room.receive(ids[0], b"shared\n");
     room.flush();
-    let mut iov = [std::io::IoSlice::new(&[]); 1];
-    let b = room.queue(ids[1]).unwrap();
-    b.io_slices(&mut iov, usize::MAX);
-    let in_b = iov[0].as_ptr();
-    let c = room.queue(ids[2]).unwrap();
-    c.io_slices(&mut iov, usize::MAX);
-    assert_eq!(in_b, iov[0].as_ptr(), "same bytes, not a copy");
+    let line = b"[192.168.1.1:50001] shared\n";
+    assert_eq!(room.log().head() - before, line.len() as u64, "one copy");
+    let pointer = |room: &Room, id: ClientId| {
+        let mut iov = [IoSlice::new(&[]); 1];
+        room.queue(id)
+            .unwrap()
+            .io_slices(room.log(), &mut iov, usize::MAX);
+        iov[0].as_ptr()
+    };
+    assert_eq!(
+        pointer(&room, ids[1]),
+        pointer(&room, ids[2]),
+        "same bytes, not a copy"
+    );
 }
 
 #[test]
@@ -114,14 +144,11 @@ fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
 }
 
 #[test]
-fn the_lines_of_one_read_leave_as_one_chunk_in_order_with_what_they_cause() {
+fn the_lines_of_one_read_leave_as_one_run_in_order_with_what_they_cause() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[0], b"one\ntwo\n/me waves\nthree\n/nick a\nfour\n");
-    room.flush();
-    let c = room.queue(ids[2]).unwrap();
-    let mut iov = [std::io::IoSlice::new(&[]); 8];
-    // [one, two], the action, [three], the rename, [four]
-    assert_eq!(c.io_slices(&mut iov, usize::MAX), 5);
+    // All of it in the log, one run: one slice.
+    assert_eq!(slices(&mut room, ids[2]).len(), 1);
     assert_eq!(
         take(&mut room, ids[2]),
         "[192.168.1.1:50001] one\n[192.168.1.1:50001] two\n* 192.168.1.1:50001 waves\n\
@@ -130,32 +157,30 @@ fn the_lines_of_one_read_leave_as_one_chunk_in_order_with_what_they_cause() {
     assert_eq!(take(&mut room, ids[0]), "* you are now a\n");
 }
 
-/// How many queue slots (shared chunks or ranges of one) `id` holds.
-fn slots(room: &Room, id: ClientId) -> usize {
-    let mut iov = [std::io::IoSlice::new(&[]); 64];
-    room.queue(id).unwrap().io_slices(&mut iov, usize::MAX)
+/// How many slices one `writev` to `id` takes.
+fn slots(room: &mut Room, id: ClientId) -> usize {
+    slices(room, id).len()
 }
 
 #[test]
-fn the_lines_of_a_turn_are_one_chunk_and_each_client_gets_it_around_its_own_lines() {
+fn the_lines_of_a_turn_are_one_run_and_each_client_gets_it_around_its_own_lines() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[0], b"a1\n");
     room.receive(ids[1], b"b1\n");
     room.from_server(b"s1\n");
     room.receive(ids[0], b"a2\n");
-    room.flush();
     let (a, b) = ("[192.168.1.1:50001]", "[192.168.1.2:50002]");
-    // Said nothing: the whole chunk, one slot.
-    assert_eq!(slots(&room, ids[2]), 1);
+    // Said nothing: the whole run, one slice.
+    assert_eq!(slots(&mut room, ids[2]), 1);
     assert_eq!(
         take(&mut room, ids[2]),
         format!("{a} a1\n{b} b1\n[chatd] s1\n{a} a2\n")
     );
     // The range between its two lines.
-    assert_eq!(slots(&room, ids[0]), 1);
+    assert_eq!(slots(&mut room, ids[0]), 1);
     assert_eq!(take(&mut room, ids[0]), format!("{b} b1\n[chatd] s1\n"));
     // The ranges before and after its line.
-    assert_eq!(slots(&room, ids[1]), 2);
+    assert_eq!(slots(&mut room, ids[1]), 2);
     assert_eq!(
         take(&mut room, ids[1]),
         format!("{a} a1\n[chatd] s1\n{a} a2\n")
@@ -184,12 +209,23 @@ fn a_newcomer_gets_nothing_said_before_it_arrived_and_a_leaver_everything_before
 }
 
 #[test]
-fn crlf_clients_are_accepted_and_the_cr_is_not_relayed() {
+fn crlf_clients_are_accepted_the_cr_is_not_relayed_and_they_receive_crlf() {
     let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[1], b"before\n");
     room.receive(ids[0], b"from telnet\r\n\r\n");
     assert_eq!(
         take(&mut room, ids[1]),
         "[192.168.1.1:50001] from telnet\n[192.168.1.1:50001] \n"
+    );
+    room.receive(ids[1], b"after\n/who\n");
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "[192.168.1.2:50002] before\r\n[192.168.1.2:50002] after\r\n"
+    );
+    let who = take(&mut room, ids[1]);
+    assert!(
+        who.starts_with("* 2 present") && who.ends_with("50002\n"),
+        "{who:?}"
     );
 }
 
@@ -355,7 +391,11 @@ fn msg_is_private_and_marked() {
         take(&mut room, ids[1]),
         "[192.168.1.1:50001 (private)] psst, bob\n"
     );
-    assert_eq!(take(&mut room, ids[0]), "", "no echo");
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "* to bob: psst, bob\n",
+        "confirmed"
+    );
     assert_eq!(take(&mut room, ids[2]), "", "private");
     assert_eq!(take_stdout(&mut room), "", "not shown to the room");
     room.receive(ids[0], b"/msg carol hi\n/msg bob\n");
@@ -367,6 +407,10 @@ fn msg_is_private_and_marked() {
     room.receive(ids[1], b"/msg 192.168.1.3:50003 hi\n/msg chatd teacher?\n");
     assert_eq!(take(&mut room, ids[2]), "[bob (private)] hi\n");
     assert_eq!(take_stdout(&mut room), "[bob (private)] teacher?\n");
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "* to 192.168.1.3:50003: hi\n* to chatd: teacher?\n"
+    );
 }
 
 #[test]
@@ -399,8 +443,9 @@ fn bye_ends_the_client_and_is_announced_as_a_leave() {
         take(&mut room, ids[1]),
         "[192.168.1.1:50001] last words\n* 192.168.1.1:50001 left\n"
     );
-    // What was queued for it stays, to be written before the close.
-    assert_eq!(take(&mut room, ids[0]), "[192.168.1.2:50002] hello\n");
+    // What was queued for it stays, to be written before the close (with
+    // CRLF line ends: its own lines end so).
+    assert_eq!(take(&mut room, ids[0]), "[192.168.1.2:50002] hello\r\n");
     room.receive(ids[0], b"ignored\n");
     room.receive(ids[2], b"still here\n");
     assert_eq!(take(&mut room, ids[0]), "", "out of the room");
@@ -444,7 +489,7 @@ fn a_lost_connection_leaves_at_once() {
             flush: false
         }]
     );
-    assert!(room.queue(ids[0]).unwrap().is_empty());
+    assert_eq!(room.pending(ids[0]), 0);
     assert_eq!(take(&mut room, ids[1]), "* 192.168.1.1:50001 left\n");
 }
 
@@ -542,81 +587,428 @@ fn the_server_last_line_counts_at_end_of_file_and_the_room_goes_on() {
     );
 }
 
-#[test]
-fn a_client_that_does_not_read_is_disconnected_too_slow_and_nobody_waits() {
-    let (mut room, ids) = room_of(
-        3,
-        Limits {
-            max_queue: 200,
-            ..limits()
-        },
-    );
-    // ids[2] never reads; ids[1] reads everything.
-    let line = b"0123456789012345678\n"; // 40 bytes with the prefix
-    for _ in 0..5 {
-        room.receive(ids[0], line);
-        assert_eq!(take(&mut room, ids[1]).len(), 40);
+// --- pacing and dropping (issue 14) -----------------------------------------
+
+/// Writes at most `n` bytes of `id`'s queue at `now`, as a socket that
+/// takes them would; returns them.
+fn write(room: &mut Room, id: ClientId, n: usize, now: Instant) -> Vec<u8> {
+    room.flush();
+    let (queue, log) = room.outbox(id).expect("client has a slot");
+    let head = log.head();
+    let mut bytes = queue.contents(log);
+    bytes.truncate(n);
+    queue.advance(log, bytes.len());
+    queue.note_write(head, bytes.len(), now);
+    bytes
+}
+
+/// A line of `len` bytes numbered `k`, with its newline.
+fn numbered(k: usize, len: usize) -> Vec<u8> {
+    let mut line = format!("{k:06} ").into_bytes();
+    line.resize(len - 1, b'.');
+    line.push(b'\n');
+    line
+}
+
+fn paced() -> Limits {
+    Limits {
+        max_queue: 100_000,
+        ..limits()
     }
-    assert_eq!(room.queue(ids[2]).unwrap().len(), 200);
-    assert!(actions(&mut room).is_empty());
-    room.receive(ids[0], line);
+}
+
+/// A room of `n` for the pacing tests: standard output is a file (never
+/// pacing; [`tick`] empties it).
+fn paced_room(n: u16) -> (Room, Vec<ClientId>) {
+    let (mut room, ids) = room_of(n, paced());
+    room.set_stdout(Stdout::Direct);
+    (room, ids)
+}
+
+/// One turn of the event loop at `now`, as far as the room is concerned:
+/// standard output written, the readers in `fast` written in full, those
+/// in `stuck` tried (their socket takes nothing), then the check.
+fn tick(room: &mut Room, fast: &[ClientId], stuck: &[ClientId], now: Instant) -> Pace {
+    take_stdout(room);
+    for &id in fast {
+        if room.is_member(id) {
+            write(room, id, usize::MAX, now);
+        }
+    }
+    for &id in stuck {
+        if room.is_member(id) {
+            write(room, id, 0, now);
+        }
+    }
+    room.check(now)
+}
+
+#[test]
+fn a_reader_that_keeps_reading_pauses_the_talkers_and_is_never_dropped() {
+    let (mut room, ids) = paced_room(3);
+    let (talker, slow, fast) = (ids[0], ids[1], ids[2]);
+    let marks = *room.marks();
+    let mut now = Instant::now();
+    let (mut sent, mut paused_at) = (0, None);
+    let (mut got_slow, mut got_fast) = (Vec::new(), Vec::new());
+    for step in 0..2000 {
+        now += Duration::from_millis(10);
+        let pace = tick(&mut room, &[], &[], now);
+        assert!(actions(&mut room).is_empty(), "nobody is dropped");
+        if pace.paused && paused_at.is_none() {
+            paused_at = Some(room.backlog(slow));
+        }
+        if let Some(budget) = room.may_read(talker) {
+            assert!(!pace.paused);
+            // As many 100-byte lines as the budget allows.
+            let mut bytes = Vec::new();
+            while bytes.len() + 100 <= budget.max(100) && sent < 3000 {
+                bytes.extend(numbered(sent, 100));
+                sent += 1;
+            }
+            room.receive(talker, &bytes);
+        } else if step % 10 == 0 {
+            assert!(
+                room.backlog(slow) > marks.low,
+                "paused only for a reader behind"
+            );
+        }
+        assert!(room.backlog(slow) <= marks.max_queue);
+        got_fast.extend(write(&mut room, fast, usize::MAX, now));
+        // The slow reader takes 1000 bytes every 10 ms: 100 kB/s.
+        got_slow.extend(write(&mut room, slow, 1000, now));
+        write(&mut room, talker, usize::MAX, now);
+        if sent == 3000 && room.pending(slow) == 0 {
+            break;
+        }
+    }
+    assert_eq!(sent, 3000, "the talker was paced, not stopped");
+    let paused_at = paused_at.expect("the room paused for the slow reader");
+    assert!(
+        paused_at >= marks.high && paused_at <= marks.max_queue,
+        "{paused_at}"
+    );
+    let expected: Vec<u8> = (0..3000)
+        .flat_map(|k| [b"[192.168.1.1:50001] ".to_vec(), numbered(k, 100)].concat())
+        .collect();
+    assert!(
+        got_fast == expected,
+        "the fast reader got every line in order"
+    );
+    assert!(
+        got_slow == expected,
+        "the slow reader got every line in order"
+    );
+}
+
+#[test]
+fn a_reader_that_stops_never_pauses_the_room_and_goes_after_the_stall_timeout() {
+    let (mut room, ids) = paced_room(3);
+    let (talker, stuck, reader) = (ids[0], ids[1], ids[2]);
+    let marks = *room.marks();
+    let start = Instant::now();
+    let mut now = start;
+    // It takes a few bytes, the middle of a line, then nothing.
+    room.receive(talker, &numbered(0, 100));
+    write(&mut room, stuck, 30, now);
+    let mut k = 1;
+    while now < start + marks.stall - Duration::from_millis(100) {
+        now += Duration::from_millis(50);
+        let pace = tick(&mut room, &[talker], &[stuck], now);
+        if now >= start + marks.grace {
+            assert!(!pace.paused, "a reader that stopped pauses nothing");
+            assert!(room.may_read(talker).is_some());
+        }
+        // About 72 kB in all: above the high mark, below --max-queue.
+        for _ in 0..3 {
+            if k < 600 {
+                room.receive(talker, &numbered(k, 100));
+                k += 1;
+            }
+        }
+        write(&mut room, reader, usize::MAX, now);
+        assert!(actions(&mut room).is_empty(), "not yet");
+    }
+    assert!(room.pending(stuck) > marks.high);
+    tick(&mut room, &[talker], &[stuck], start + marks.stall);
     assert_eq!(
         actions(&mut room),
         [Action::Close {
-            id: ids[2],
+            id: stuck,
+            flush: true
+        }]
+    );
+    let name = "192.168.1.2:50002";
+    assert_eq!(
+        take(&mut room, reader),
+        format!("* {name} left (too slow)\n"),
+        "the others are told"
+    );
+    // It receives the rest of the line it was in, then why.
+    let rest = String::from_utf8(numbered(0, 100)[10..].to_vec()).unwrap();
+    assert_eq!(
+        take(&mut room, stuck),
+        format!("{rest}* {name} left (too slow)\n")
+    );
+    assert!(!room.is_member(stuck));
+}
+
+#[test]
+fn a_reader_that_stops_is_dropped_as_soon_as_it_is_max_queue_behind() {
+    let (mut room, ids) = paced_room(3);
+    let (talker, stuck, reader) = (ids[0], ids[1], ids[2]);
+    let start = Instant::now();
+    room.receive(talker, &numbered(0, 100));
+    write(&mut room, stuck, 0, start);
+    let mut now = start + room.marks().grace;
+    let mut k = 1;
+    while room.backlog(stuck) <= 100_000 {
+        assert!(room.may_read(talker).is_some());
+        room.receive(talker, &numbered(k, 100));
+        k += 1;
+        write(&mut room, reader, usize::MAX, now);
+        now += Duration::from_millis(1);
+        if room.backlog(stuck) <= 100_000 {
+            tick(&mut room, &[talker], &[stuck], now);
+            assert!(actions(&mut room).is_empty());
+        }
+    }
+    tick(&mut room, &[talker], &[stuck], now);
+    assert_eq!(
+        actions(&mut room),
+        [Action::Close {
+            id: stuck,
+            flush: true
+        }]
+    );
+    assert!(
+        now < start + room.marks().stall,
+        "well before the stall timeout"
+    );
+    // It holds the log no more: the room's memory is the others' backlog.
+    tick(&mut room, &[talker, reader], &[], now);
+    assert!(room.log().head() - room.log().tail() < super::super::log::SEGMENT as u64 * 2);
+}
+
+#[test]
+fn a_talker_that_never_reads_holds_the_log_no_further_than_max_queue() {
+    // Its own lines are not for it, but its cursor stays behind the one
+    // line of another that it never took: its own lines count in how far
+    // behind it is, so it is not read past the high mark, and its memory
+    // is bounded.
+    let (mut room, ids) = paced_room(2);
+    let start = Instant::now();
+    room.receive(ids[1], b"unread\n");
+    write(&mut room, ids[0], 0, start);
+    let mut k = 0;
+    while let Some(budget) = room.may_read(ids[0]) {
+        let lines = (budget / 100).max(1);
+        let bytes: Vec<u8> = (0..lines)
+            .flat_map(|_| {
+                k += 1;
+                numbered(k, 100)
+            })
+            .collect();
+        room.receive(ids[0], &bytes);
+        tick(&mut room, &[ids[1]], &[ids[0]], start);
+        assert!(actions(&mut room).is_empty());
+    }
+    assert!(room.backlog(ids[0]) >= room.marks().high);
+    assert!(room.backlog(ids[0]) <= room.marks().max_queue);
+    assert!(room.log().head() - room.log().tail() <= room.marks().max_queue as u64 + 65536);
+}
+
+#[test]
+fn a_client_behind_on_its_own_answers_is_not_read_until_it_reads() {
+    let (mut room, ids) = paced_room(2);
+    assert!(room.may_read(ids[0]).is_some());
+    while room.backlog(ids[0]) < room.marks().high {
+        room.receive(ids[0], b"/help\n");
+    }
+    assert_eq!(room.may_read(ids[0]), None);
+    assert!(room.may_read(ids[1]).is_some(), "the others are read");
+    take(&mut room, ids[0]);
+    assert!(room.may_read(ids[0]).is_some());
+}
+
+#[test]
+fn the_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
+    let (mut room, ids) = room_of(2, paced());
+    let start = Instant::now();
+    room.receive(ids[0], &numbered(0, 100));
+    {
+        let (queue, log) = room.stdout_outbox();
+        let head = log.head();
+        queue.advance(log, 20);
+        queue.note_write(head, 20, start);
+    }
+    let mut k = 1;
+    let mut now = start;
+    while now < start + room.marks().stall {
+        now += Duration::from_millis(100);
+        room.receive(ids[0], &numbered(k, 100));
+        k += 1;
+        take(&mut room, ids[1]);
+        let pace = room.check(now);
+        assert!(!pace.paused || now < start + room.marks().grace);
+        assert!(room.may_read(ids[0]).is_some() || now < start + room.marks().grace);
+    }
+    // Dropped and counted at the stall timeout; the line begun is finished.
+    assert_eq!(room.take_stdout_dropped(), k as u64 - 1);
+    let rest = String::from_utf8(numbered(0, 100)[0..].to_vec()).unwrap();
+    let shown = take_stdout(&mut room);
+    assert_eq!(
+        shown,
+        format!("{}", &format!("[192.168.1.1:50001] {rest}")[20..])
+    );
+    assert!(actions(&mut room).is_empty(), "nobody leaves for it");
+}
+
+#[test]
+fn a_leaver_that_falls_max_queue_behind_is_closed_at_once() {
+    let (mut room, ids) = paced_room(3);
+    room.receive(ids[0], &numbered(0, 100));
+    room.receive(ids[1], b"bye\n");
+    assert_eq!(
+        actions(&mut room),
+        [Action::Close {
+            id: ids[1],
+            flush: true
+        }]
+    );
+    let mut k = 1;
+    let now = Instant::now();
+    while room.log().head() - room.queue(ids[1]).unwrap().cursor() <= 100_000 {
+        room.receive(ids[0], &numbered(k, 100));
+        k += 1;
+        take(&mut room, ids[2]);
+    }
+    tick(&mut room, &[ids[0], ids[2]], &[], now);
+    assert_eq!(
+        actions(&mut room),
+        [Action::Close {
+            id: ids[1],
             flush: false
         }]
     );
-    assert_eq!(
-        take(&mut room, ids[1]),
-        "[192.168.1.1:50001] 0123456789012345678\n* 192.168.1.3:50003 left (too slow)\n"
-    );
-    assert!(room.queue(ids[2]).unwrap().is_empty(), "its queue is freed");
-    assert!(!room.is_member(ids[2]));
 }
 
 #[test]
-fn the_server_stdout_drops_and_counts_what_it_cannot_hold() {
-    let (mut room, ids) = room_of(
-        2,
-        Limits {
-            max_queue: 200,
-            ..limits()
-        },
+fn clients_joining_in_one_turn_are_announced_in_one_notice() {
+    let (mut room, ids) = room_of(1, limits());
+    let newcomers: Vec<ClientId> = (2..=4).map(|i| room.join(addr(i))).collect();
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "* 3 joined: 192.168.1.2:50002, 192.168.1.3:50003, 192.168.1.4:50004\n"
     );
-    for _ in 0..8 {
-        room.receive(ids[0], b"0123456789012345678\n");
-        take(&mut room, ids[1]);
-    }
-    assert_eq!(room.stdout_mut().len(), 200);
-    assert_eq!(room.take_stdout_dropped(), 3);
-    assert_eq!(room.take_stdout_dropped(), 0);
+    // Each newcomer is greeted, counting the others of its turn.
+    assert_eq!(
+        take(&mut room, newcomers[0]),
+        "* you are 192.168.1.2:50002, with 3 others here; /help lists the commands\n"
+    );
+    let crowd: Vec<ClientId> = (10..100).map(|i| room.join(addr(i))).collect();
+    let notice = take(&mut room, ids[0]);
+    assert!(
+        notice.starts_with("* 90 joined: 192.168.1.10:50010, "),
+        "{notice}"
+    );
+    assert!(
+        notice.ends_with(" more)\n") && notice.len() < 300,
+        "{notice}"
+    );
+    assert!(take(&mut room, crowd[89]).contains("with 93 others"));
+    assert_eq!(take_stdout(&mut room).lines().count(), 2);
 }
 
 #[test]
-fn terminal_bytes_are_cleaned_on_the_server_terminal_only() {
-    let (mut room, ids) = room_of(
-        2,
-        Limits {
-            sanitize_stdout: true,
-            ..limits()
-        },
+fn a_terminating_signal_closes_the_room_with_a_notice_to_everyone() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[1], b"unread\n");
+    room.close();
+    let mut expected: Vec<Action> = ids
+        .iter()
+        .map(|&id| Action::Close { id, flush: true })
+        .collect();
+    expected.push(Action::Stop);
+    assert_eq!(actions(&mut room), expected);
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "[192.168.1.2:50002] unread\n* the room is closing\n"
     );
-    room.receive(ids[0], b"\x1b]0;pwned\x07hi\n");
+    assert_eq!(take(&mut room, ids[1]), "* the room is closing\n");
+    assert!(take_stdout(&mut room).ends_with("* the room is closing\n"));
+}
+
+// --- cleaning (issue 14) -----------------------------------------------------
+
+#[test]
+fn what_would_drive_a_terminal_is_shown_visibly_to_everyone() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(
+        ids[0],
+        b"\x1b[2J\x1b]0;pwned\x07 \xe2\x80\xaetxet caf\xc3\xa9 \x9b\xff\tok\n",
+    );
+    let shown = "^[[2J^[]0;pwned^G <U+202E>txet café \\x9b\\xff\tok";
     assert_eq!(
         take(&mut room, ids[1]),
-        "[192.168.1.1:50001] \x1b]0;pwned\x07hi\n"
+        format!("[192.168.1.1:50001] {shown}\n")
     );
     assert_eq!(
         take_stdout(&mut room),
-        "[192.168.1.1:50001] ^[]0;pwned^Ghi\n"
+        format!("[192.168.1.1:50001] {shown}\n")
+    );
+    room.receive(
+        ids[0],
+        b"/me \x1b[31mwaves\n/msg 192.168.1.2:50002 \x07hi\n/x\x1b[H\n",
+    );
+    room.from_server(b"\x1b[5mteacher\n");
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "* 192.168.1.1:50001 ^[[31mwaves\n[192.168.1.1:50001 (private)] ^Ghi\n[chatd] ^[[5mteacher\n"
+    );
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "* to 192.168.1.2:50002: ^Ghi\n* unknown command /x^[[H; /help lists the commands\n\
+         [chatd] ^[[5mteacher\n"
     );
 }
 
+#[test]
+fn raw_relays_bytes_unchanged() {
+    let (mut room, ids) = room_of(
+        2,
+        Limits {
+            clean: false,
+            ..limits()
+        },
+    );
+    let line = b"\x1b[2J\x9b\xff\r\x00end";
+    room.receive(ids[0], &[&line[..], b"\n"].concat());
+    let got = take_bytes(&mut room, ids[1]);
+    assert_eq!(got, [&b"[192.168.1.1:50001] "[..], line, b"\n"].concat());
+}
+
+#[test]
+fn utf8_stays_whole_across_the_pieces_of_a_long_line() {
+    let (mut room, ids) = room_of(
+        2,
+        Limits {
+            max_line: 5,
+            ..limits()
+        },
+    );
+    // "ab" then é (2 bytes) cut by the 5-byte pieces: abé|é... stays whole.
+    room.receive(ids[0], "abcdéfgh\n".as_bytes());
+    let got = take(&mut room, ids[1]);
+    let text: String = got.lines().map(|l| &l[20..]).collect();
+    assert_eq!(text, "abcdéfgh", "{got:?}");
+    assert!(!got.contains("\\x"), "{got:?}");
+}
 #[test]
 fn ipv6_clients_are_named_with_a_dot_before_the_port() {
     let mut room = Room::new(limits());
     let a = room.join(addr(1));
+    take(&mut room, a);
     room.join("[2001:db8::7]:51234".parse().unwrap());
     assert_eq!(
         take(&mut room, a).lines().last(),
@@ -647,8 +1039,9 @@ fn model_lines(stream: &[u8], max: usize) -> Vec<Vec<u8>> {
     out
 }
 
-/// The relayed lines in `received`, by sender name (notices left out).
-fn by_sender(received: &[u8]) -> HashMap<String, Vec<Vec<u8>>> {
+/// The relayed lines in `received`, by sender name (notices left out);
+/// `crlf` if the receiver gets CRLF line ends.
+fn by_sender(received: &[u8], crlf: bool) -> HashMap<String, Vec<Vec<u8>>> {
     let mut out: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
     let mut lines: Vec<&[u8]> = received.split(|&b| b == b'\n').collect();
     assert_eq!(
@@ -656,7 +1049,10 @@ fn by_sender(received: &[u8]) -> HashMap<String, Vec<Vec<u8>>> {
         Some(&b""[..]),
         "every queued line ends in a newline"
     );
-    for line in lines {
+    for mut line in lines {
+        if crlf {
+            line = line.strip_suffix(b"\r").expect("a CRLF line end");
+        }
         if line.starts_with(b"* ") {
             continue;
         }
@@ -685,7 +1081,8 @@ proptest! {
         schedule in proptest::collection::vec((any::<prop::sample::Index>(), 1usize..30), 0..60),
         max_line in 1usize..10,
     ) {
-        let limits = Limits { max_line, ..limits() };
+        // Raw: the bytes as sent (cleaning is tested on its own).
+        let limits = Limits { max_line, clean: false, ..limits() };
         let (mut room, ids) = room_of(streams.len() as u16, limits);
         let mut sent = vec![0usize; streams.len()];
         let mut received = vec![Vec::new(); streams.len()];
@@ -703,10 +1100,11 @@ proptest! {
         }
         room.flush();
         for (i, &id) in ids.iter().enumerate() {
-            received[i] = room.queue(id).unwrap().contents();
+            received[i] = contents(&mut room, id);
         }
         for (r, got) in received.iter().enumerate() {
-            let got = by_sender(got);
+            let crlf = room.queue(ids[r]).unwrap().crlf();
+            let got = by_sender(got, crlf);
             for (s, stream) in streams.iter().enumerate() {
                 let name = room.name(ids[s]).unwrap().to_owned();
                 let lines = got.get(&name).cloned().unwrap_or_default();
@@ -720,69 +1118,87 @@ proptest! {
         prop_assert!(actions(&mut room).is_empty());
     }
 
-    /// With clients that read at random paces: no queue ever holds more
-    /// than --max-queue bytes; a client is disconnected exactly when a line
-    /// does not fit; and what a client received from each sender is a
-    /// prefix of what that sender said (never a line missing in between).
+    /// With readers that keep reading at random paces, a talker that talks
+    /// whenever the room lets it, and one reader that stops: no reader
+    /// that keeps reading is ever dropped or more than --max-queue behind,
+    /// and it receives every line in order; the room never waits for the
+    /// one that stopped, which is dropped by the stall timeout or
+    /// --max-queue, whichever comes first.
     #[test]
-    fn queues_stay_bounded_and_a_slow_client_misses_nothing_before_it_goes(
-        ops in proptest::collection::vec(
-            (any::<prop::sample::Index>(), any::<bool>(), 0usize..200, 1usize..40),
-            1..120,
-        ),
-        max_queue in 300usize..600,
+    fn readers_that_read_get_everything_and_only_the_one_that_stops_goes(
+        paces in proptest::collection::vec(1usize..3000, 3),
+        ops in proptest::collection::vec((1u64..200, 1usize..40), 50..400),
+        stop_after in 0usize..5000,
     ) {
-        let limits = Limits { max_line: 16, max_queue, ..limits() };
-        let (mut room, ids) = room_of(4, limits);
-        let mut said: Vec<Vec<Vec<u8>>> = vec![Vec::new(); ids.len()];
-        let mut got: Vec<Vec<u8>> = vec![Vec::new(); ids.len()];
-        let mut closed = vec![false; ids.len()];
-        for (who, speak, n, len) in ops {
-            let who = who.index(ids.len());
-            if closed[who] {
-                continue;
-            }
-            if speak {
-                let line = vec![b'a' + (said[who].len() % 26) as u8; len.min(16)];
-                said[who].push(line.clone());
-                let mut bytes = line;
-                bytes.push(b'\n');
-                room.receive(ids[who], &bytes);
+        let limits = Limits { max_line: 64, max_queue: 20_000, ..limits() };
+        let (mut room, ids) = room_of(5, limits);
+        let marks = *room.marks();
+        let (talker, readers, stopper) = (ids[0], &ids[1..4], ids[4]);
+        let mut now = Instant::now();
+        let mut said: Vec<Vec<u8>> = Vec::new();
+        let mut got: Vec<Vec<u8>> = vec![Vec::new(); 3];
+        let mut stopper_got = 0;
+        let mut dropped_at = None;
+        for (dt, lines) in ops {
+            now += Duration::from_millis(dt);
+            // The stopper goes exactly when the rules say.
+            let due = room.is_member(stopper) && {
+                let q = room.queue(stopper).unwrap();
+                let pending = room.pending(stopper);
+                room.backlog(stopper) > marks.max_queue
+                    || (pending > 0 && q.waiting_since().is_some_and(|t| now - t >= marks.stall))
+            };
+            let pace = room.check(now);
+            let went = actions(&mut room);
+            if due {
+                prop_assert_eq!(went, vec![Action::Close { id: stopper, flush: true }]);
+                dropped_at = Some(now);
             } else {
-                let queue = room.queue_mut(ids[who]).unwrap();
-                let n = n.min(queue.len());
-                got[who].extend_from_slice(&queue.contents()[..n]);
-                queue.advance(n);
+                prop_assert!(went.is_empty(), "{:?}", went);
             }
-            for action in actions(&mut room) {
-                match action {
-                    Action::Close { id, flush } => {
-                        prop_assert!(!flush, "only too-slow leaves here");
-                        closed[id.index()] = true;
+            if pace.paused {
+                let behind = readers.iter().map(|&r| room.backlog(r)).max().unwrap_or(0);
+                prop_assert!(behind > marks.low || room.stdout_pending() > marks.low);
+            }
+            if let Some(budget) = room.may_read(talker) {
+                let mut bytes = Vec::new();
+                for _ in 0..lines {
+                    let line = numbered(said.len(), 40);
+                    if bytes.len() + line.len() > budget {
+                        break;
                     }
-                    Action::Stop => prop_assert!(false, "no arret here"),
+                    said.push(line[..39].to_vec());
+                    bytes.extend(line);
                 }
+                room.receive(talker, &bytes);
             }
-            for &id in &ids {
-                prop_assert!(room.queue(id).unwrap().len() <= max_queue);
+            for (i, &r) in readers.iter().enumerate() {
+                got[i].extend(write(&mut room, r, paces[i], now));
+                prop_assert!(room.backlog(r) <= marks.max_queue);
+            }
+            if room.is_member(stopper) {
+                let n = stop_after.saturating_sub(stopper_got).min(1000);
+                stopper_got += write(&mut room, stopper, n, now).len();
+            } else {
+                prop_assert!(dropped_at.is_some());
+            }
+            take(&mut room, talker);
+            take_stdout(&mut room);
+        }
+        // Drain what is left, then compare.
+        for (i, &r) in readers.iter().enumerate() {
+            got[i].extend(take_bytes(&mut room, r));
+            let lines: Vec<&[u8]> = got[i]
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"[192.168.1.1:50001] "))
+                .map(|l| &l[20..])
+                .collect();
+            prop_assert_eq!(lines.len(), said.len());
+            for (a, b) in lines.iter().zip(&said) {
+                prop_assert_eq!(a, &&b[..]);
             }
         }
-        for (r, bytes) in got.iter().enumerate() {
-            // Cut at the last complete line received.
-            let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let from = by_sender(&bytes[..end]);
-            for (s, lines) in said.iter().enumerate() {
-                let name = room.name(ids[s]).unwrap().to_owned();
-                let heard = from.get(&name).cloned().unwrap_or_default();
-                if r == s {
-                    prop_assert!(heard.is_empty());
-                } else {
-                    // A disconnected speaker said nothing after it left,
-                    // and a listener hears a prefix of the rest.
-                    prop_assert!(heard.len() <= lines.len());
-                    prop_assert_eq!(&heard[..], &lines[..heard.len()]);
-                }
-            }
-        }
+        // It went only once it had stopped.
+        prop_assert!(dropped_at.is_none() || stopper_got >= stop_after);
     }
 }

@@ -1,0 +1,513 @@
+//! The line being typed: its bytes, the cursor, and the history of the
+//! lines sent, without a terminal (pure logic, unit and property tested).
+//!
+//! The buffer holds bytes, not a `String`: what a person types on a
+//! terminal that is not UTF-8 (a Latin-1 `é`, 0xE9) is sent as typed, as
+//! canonical mode sent it, and shown as `\xe9`, the notation
+//! [`crate::display`] uses for received invalid UTF-8. Control characters
+//! (a pasted tab) are kept and shown in caret notation (`^I`).
+//!
+//! The cursor moves by *clusters*: a character together with the
+//! zero-width characters that follow it (combining marks such as U+0301,
+//! variation selectors, U+200D), so that `e` + U+0301 is one step, one
+//! Backspace, as on screen. Display widths are those of `unicode-width`
+//! (East Asian Wide and emoji: 2 columns).
+
+use unicode_width::UnicodeWidthChar;
+
+/// The most bytes a typed line may hold (32 KiB): one more is refused
+/// with the terminal bell. Sized so the whole line fits in the shared
+/// mapping ([`super::shared`]), and far beyond what a person types.
+pub const LINE_MAX: usize = 32 * 1024;
+
+/// How many sent lines Up/Down can recall.
+pub const HISTORY_MAX: usize = 500;
+
+/// One character of the buffer as the screen shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Glyph {
+    /// A valid, printable UTF-8 character, `len` bytes long.
+    Char(char),
+    /// A control character (C0 or DEL), shown as `^X` (2 columns).
+    Control(u8),
+    /// A byte that is not part of valid UTF-8, shown as `\xNN` (4 columns).
+    Byte(u8),
+}
+
+impl Glyph {
+    /// The columns it takes on screen.
+    pub fn width(self) -> usize {
+        match self {
+            Glyph::Char(c) => c.width().unwrap_or(0),
+            Glyph::Control(_) => 2,
+            Glyph::Byte(_) => 4,
+        }
+    }
+
+    /// Appends what the screen shows for it to `out`.
+    pub fn show(self, out: &mut Vec<u8>) {
+        match self {
+            Glyph::Char(c) => {
+                let mut tmp = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+            Glyph::Control(b) => out.extend_from_slice(&[b'^', b ^ 0x40]),
+            Glyph::Byte(b) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
+            }
+        }
+    }
+}
+
+/// The glyph that starts at `bytes[0]` and its length in bytes. `bytes`
+/// must not be empty.
+pub fn glyph(bytes: &[u8]) -> (Glyph, usize) {
+    let b = bytes[0];
+    if b < 0x20 || b == 0x7f {
+        return (Glyph::Control(b), 1);
+    }
+    if b < 0x80 {
+        return (Glyph::Char(b as char), 1);
+    }
+    let len = match b {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return (Glyph::Byte(b), 1),
+    };
+    match bytes.get(..len).map(std::str::from_utf8) {
+        Some(Ok(s)) => {
+            let c = s.chars().next().unwrap_or('\u{fffd}');
+            // C1 controls are controls even in UTF-8: shown as bytes.
+            if ('\u{80}'..='\u{9f}').contains(&c) {
+                return (Glyph::Byte(b), 1);
+            }
+            (Glyph::Char(c), len)
+        }
+        _ => (Glyph::Byte(b), 1),
+    }
+}
+
+/// Iterates over the glyphs of `bytes` with their byte offsets.
+pub fn glyphs(bytes: &[u8]) -> impl Iterator<Item = (usize, Glyph)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let (g, len) = glyph(&bytes[at..]);
+        let start = at;
+        at += len;
+        Some((start, g))
+    })
+}
+
+/// The display width of `bytes` in columns.
+pub fn width(bytes: &[u8]) -> usize {
+    glyphs(bytes).map(|(_, g)| g.width()).sum()
+}
+
+fn zero_width(g: Glyph) -> bool {
+    matches!(g, Glyph::Char(c) if c.width() == Some(0))
+}
+
+/// The line under edit and the history of sent lines.
+#[derive(Debug, Default, Clone)]
+pub struct Line {
+    buf: Vec<u8>,
+    /// Byte offset of the cursor, always on a cluster boundary.
+    cursor: usize,
+    history: Vec<Vec<u8>>,
+    /// While Up/Down browse the history: the entry shown.
+    browsing: Option<usize>,
+    /// The line being typed before browsing began (Down past the newest
+    /// entry brings it back).
+    stash: Vec<u8>,
+}
+
+impl Line {
+    /// An empty line with an empty history.
+    pub fn new() -> Line {
+        Line::default()
+    }
+
+    /// The bytes of the line.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The cursor, as a byte offset into [`Line::bytes`].
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Whether the line is empty.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Inserts `text` at the cursor and moves the cursor after it. Returns
+    /// `false` (inserting nothing) when the line would exceed [`LINE_MAX`]
+    /// bytes.
+    pub fn insert(&mut self, text: &[u8]) -> bool {
+        if self.buf.len() + text.len() > LINE_MAX {
+            return false;
+        }
+        self.buf
+            .splice(self.cursor..self.cursor, text.iter().copied());
+        self.cursor += text.len();
+        // A combining mark typed after the cursor's cluster joins it; the
+        // cursor stays on a boundary.
+        self.cursor = self.boundary_after(self.cursor.min(self.buf.len()));
+        true
+    }
+
+    /// The cluster boundary at or after `at` (skipping zero-width glyphs
+    /// that belong to the cluster before `at`).
+    fn boundary_after(&self, mut at: usize) -> usize {
+        if at == 0 {
+            return 0;
+        }
+        while at < self.buf.len() {
+            let (g, len) = glyph(&self.buf[at..]);
+            if !zero_width(g) {
+                break;
+            }
+            at += len;
+        }
+        at
+    }
+
+    /// The start of the cluster after the one at `at`.
+    fn next(&self, at: usize) -> usize {
+        if at >= self.buf.len() {
+            return self.buf.len();
+        }
+        let (_, len) = glyph(&self.buf[at..]);
+        self.boundary_after(at + len)
+    }
+
+    /// The start of the cluster that ends at `at`.
+    fn prev(&self, at: usize) -> usize {
+        let starts: Vec<(usize, Glyph)> = glyphs(&self.buf[..at]).collect();
+        let mut i = starts.len();
+        while i > 0 {
+            i -= 1;
+            if !zero_width(starts[i].1) || i == 0 {
+                return starts[i].0;
+            }
+        }
+        0
+    }
+
+    /// Backspace: deletes the cluster before the cursor.
+    pub fn backspace(&mut self) -> bool {
+        if self.cursor == 0 {
+            return false;
+        }
+        let from = self.prev(self.cursor);
+        self.buf.drain(from..self.cursor);
+        self.cursor = from;
+        true
+    }
+
+    /// Delete: deletes the cluster under the cursor.
+    pub fn delete(&mut self) -> bool {
+        if self.cursor >= self.buf.len() {
+            return false;
+        }
+        let to = self.next(self.cursor);
+        self.buf.drain(self.cursor..to);
+        true
+    }
+
+    /// Ctrl-U: deletes from the start of the line to the cursor (readline's
+    /// `unix-line-discard`).
+    pub fn kill_to_start(&mut self) -> bool {
+        let any = self.cursor > 0;
+        self.buf.drain(..self.cursor);
+        self.cursor = 0;
+        any
+    }
+
+    /// Ctrl-K: deletes from the cursor to the end of the line.
+    pub fn kill_to_end(&mut self) -> bool {
+        let any = self.cursor < self.buf.len();
+        self.buf.truncate(self.cursor);
+        any
+    }
+
+    /// Ctrl-W: deletes the word before the cursor, and the blanks after it
+    /// (readline's `unix-word-rubout`: words end at white space).
+    pub fn kill_word(&mut self) -> bool {
+        let mut from = self.cursor;
+        while from > 0 && self.buf[from - 1].is_ascii_whitespace() {
+            from -= 1;
+        }
+        while from > 0 && !self.buf[from - 1].is_ascii_whitespace() {
+            from -= 1;
+        }
+        let any = from < self.cursor;
+        self.buf.drain(from..self.cursor);
+        self.cursor = from;
+        any
+    }
+
+    /// Left: one cluster back.
+    pub fn left(&mut self) -> bool {
+        let any = self.cursor > 0;
+        self.cursor = self.prev(self.cursor);
+        any
+    }
+
+    /// Right: one cluster forward.
+    pub fn right(&mut self) -> bool {
+        let any = self.cursor < self.buf.len();
+        self.cursor = self.next(self.cursor);
+        any
+    }
+
+    /// Home, Ctrl-A: to the start of the line.
+    pub fn home(&mut self) -> bool {
+        std::mem::replace(&mut self.cursor, 0) != 0
+    }
+
+    /// End, Ctrl-E: to the end of the line.
+    pub fn end(&mut self) -> bool {
+        let end = self.buf.len();
+        std::mem::replace(&mut self.cursor, end) != end
+    }
+
+    /// Up: the previous sent line (the line being typed is kept for Down).
+    pub fn up(&mut self) -> bool {
+        let at = match self.browsing {
+            None if self.history.is_empty() => return false,
+            None => {
+                self.stash = std::mem::take(&mut self.buf);
+                self.history.len() - 1
+            }
+            Some(0) => return false,
+            Some(i) => i - 1,
+        };
+        self.browsing = Some(at);
+        self.buf = self.history[at].clone();
+        self.cursor = self.buf.len();
+        true
+    }
+
+    /// Down: the next sent line, then the line that was being typed.
+    pub fn down(&mut self) -> bool {
+        let Some(at) = self.browsing else {
+            return false;
+        };
+        if at + 1 < self.history.len() {
+            self.browsing = Some(at + 1);
+            self.buf = self.history[at + 1].clone();
+        } else {
+            self.browsing = None;
+            self.buf = std::mem::take(&mut self.stash);
+        }
+        self.cursor = self.buf.len();
+        true
+    }
+
+    /// Enter: takes the line out (the buffer is empty again) and records
+    /// it in the history, unless it is empty or repeats the last entry.
+    pub fn take(&mut self) -> Vec<u8> {
+        let line = std::mem::take(&mut self.buf);
+        self.cursor = 0;
+        self.browsing = None;
+        self.stash.clear();
+        if !line.is_empty() && self.history.last() != Some(&line) {
+            if self.history.len() == HISTORY_MAX {
+                self.history.remove(0);
+            }
+            self.history.push(line.clone());
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn typed(text: &str) -> Line {
+        let mut line = Line::new();
+        assert!(line.insert(text.as_bytes()));
+        line
+    }
+
+    fn text(line: &Line) -> &str {
+        std::str::from_utf8(line.bytes()).unwrap()
+    }
+
+    #[test]
+    fn widths_of_ascii_cjk_emoji_combining_controls_and_bad_bytes() {
+        assert_eq!(width(b"abc"), 3);
+        assert_eq!(width("日本".as_bytes()), 4);
+        assert_eq!(width("🙂".as_bytes()), 2);
+        assert_eq!(width("e\u{301}".as_bytes()), 1);
+        assert_eq!(width(b"a\tb"), 4);
+        assert_eq!(width(b"\xe9t\xe9"), 9);
+        // A C1 control in UTF-8 is shown byte by byte.
+        assert_eq!(width("\u{9b}".as_bytes()), 8);
+    }
+
+    #[test]
+    fn glyphs_show_controls_and_bad_bytes_visibly() {
+        let mut out = Vec::new();
+        for (_, g) in glyphs(b"a\t\x7f\xe9") {
+            g.show(&mut out);
+        }
+        assert_eq!(out, b"a^I^?\\xe9");
+    }
+
+    #[test]
+    fn insert_in_the_middle_and_move() {
+        let mut line = typed("helo");
+        assert!(line.left());
+        assert!(line.insert(b"l"));
+        assert_eq!(text(&line), "hello");
+        assert_eq!(line.cursor(), 4);
+        assert!(line.home());
+        assert!(!line.left());
+        assert!(line.insert(b">"));
+        assert!(line.end());
+        assert!(!line.right());
+        assert_eq!(text(&line), ">hello");
+    }
+
+    #[test]
+    fn a_combining_mark_moves_and_deletes_with_its_base() {
+        let mut line = typed("ae\u{301}b");
+        line.left();
+        assert_eq!(line.cursor(), 4, "before b");
+        line.left();
+        assert_eq!(line.cursor(), 1, "before e + accent");
+        line.delete();
+        assert_eq!(text(&line), "ab");
+        let mut line = typed("e\u{301}");
+        assert!(line.backspace());
+        assert!(line.is_empty());
+    }
+
+    #[test]
+    fn wide_characters_are_one_step() {
+        let mut line = typed("日本語");
+        line.left();
+        assert_eq!(line.cursor(), 6);
+        line.backspace();
+        assert_eq!(text(&line), "日語");
+    }
+
+    #[test]
+    fn backspace_delete_at_the_ends_do_nothing() {
+        let mut line = typed("ab");
+        assert!(!line.delete());
+        line.home();
+        assert!(!line.backspace());
+        assert_eq!(text(&line), "ab");
+    }
+
+    #[test]
+    fn ctrl_u_kills_to_the_start_ctrl_k_to_the_end() {
+        let mut line = typed("hello world");
+        for _ in 0..5 {
+            line.left();
+        }
+        assert!(line.kill_to_start());
+        assert_eq!(text(&line), "world");
+        assert_eq!(line.cursor(), 0);
+        line.right();
+        assert!(line.kill_to_end());
+        assert_eq!(text(&line), "w");
+    }
+
+    #[test]
+    fn ctrl_w_kills_the_word_before_the_cursor_and_its_blanks() {
+        let mut line = typed("one two  three  ");
+        assert!(line.kill_word());
+        assert_eq!(text(&line), "one two  ");
+        assert!(line.kill_word());
+        assert_eq!(text(&line), "one ");
+        line.kill_word();
+        assert!(!line.kill_word());
+        assert!(line.is_empty());
+    }
+
+    #[test]
+    fn history_up_down_keeps_the_line_being_typed() {
+        let mut line = Line::new();
+        for sent in ["first", "second", "second", ""] {
+            line.insert(sent.as_bytes());
+            line.take();
+        }
+        line.insert(b"draft");
+        assert!(line.up());
+        assert_eq!(text(&line), "second");
+        assert!(line.up());
+        assert_eq!(text(&line), "first", "a repeated line is recorded once");
+        assert!(!line.up());
+        assert!(line.down());
+        assert_eq!(text(&line), "second");
+        assert!(line.down());
+        assert_eq!(text(&line), "draft");
+        assert!(!line.down());
+        assert_eq!(line.cursor(), 5);
+    }
+
+    #[test]
+    fn the_line_has_a_limit() {
+        let mut line = Line::new();
+        assert!(line.insert(&vec![b'x'; LINE_MAX]));
+        assert!(!line.insert(b"y"));
+        assert_eq!(line.bytes().len(), LINE_MAX);
+    }
+
+    proptest! {
+        /// Any sequence of edits keeps the cursor on a glyph boundary
+        /// inside the buffer, and Left/Right visit the same boundaries.
+        #[test]
+        fn the_cursor_stays_on_a_boundary(
+            ops in proptest::collection::vec((0u8..10, proptest::sample::select(vec![
+                "a", "é", "e\u{301}", "日", "🙂", "\u{301}", "\t", "\u{fe0f}", " ",
+            ])), 0..60),
+            bad in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let mut line = Line::new();
+            line.insert(&bad);
+            for (op, s) in ops {
+                match op {
+                    0..=2 => { line.insert(s.as_bytes()); }
+                    3 => { line.backspace(); }
+                    4 => { line.delete(); }
+                    5 => { line.left(); }
+                    6 => { line.right(); }
+                    7 => { line.kill_word(); }
+                    8 => { line.home(); }
+                    _ => { line.end(); }
+                }
+                let starts: Vec<usize> = glyphs(line.bytes()).map(|(i, _)| i).collect();
+                prop_assert!(line.cursor() <= line.bytes().len());
+                prop_assert!(line.cursor() == line.bytes().len() || starts.contains(&line.cursor()));
+            }
+            // Right from the start reaches the end; Left from the end the start.
+            line.home();
+            let mut forward = vec![0];
+            while line.right() { forward.push(line.cursor()); }
+            prop_assert_eq!(line.cursor(), line.bytes().len());
+            let mut backward = vec![line.cursor()];
+            while line.left() { backward.push(line.cursor()); }
+            backward.reverse();
+            prop_assert_eq!(forward, backward);
+        }
+    }
+}
