@@ -186,10 +186,10 @@ const STDOUT_TURN: usize = 256 * 1024;
 
 /// The send buffer asked for each client socket (`SO_SNDBUF`; Linux
 /// doubles it): 64 KiB. The room, not the kernel, holds a reader's
-/// backlog, and a reader's progress shows as `EPOLLOUT` in steps of at
-/// most this size, so that a reader of 1 MiB/s is seen moving every
-/// 64 ms or so (a send buffer grown to 4 MiB would show it every few
-/// seconds, and it would pass for stopped).
+/// backlog: with 10,000 clients, buffers autotuned up to 4 MiB each would
+/// be kernel memory the room cannot see, and a reader's progress would
+/// show as `EPOLLOUT` only in steps of megabytes (a slow reader could
+/// then look stopped for more than [`pace::GRACE`]).
 const SEND_BUFFER: usize = 64 * 1024;
 
 /// File descriptors kept free besides the clients: the epoll instance,
