@@ -45,7 +45,8 @@
 //! # Pacing (issue 14)
 //!
 //! A reader that keeps reading receives every line, however big the burst:
-//! while a *moving* reader (one that accepted a byte in the last 500 ms)
+//! while a *moving* reader (one that makes room in its socket: within
+//! 300 ms of the socket filling, then every 500 ms at least)
 //! is more than half of `--max-queue` behind, the loop reads no talker and
 //! not its standard input, until every moving reader is within a quarter
 //! of it. TCP backpressure then slows the talkers' `chat`, whose unsent
@@ -904,7 +905,7 @@ impl<'a> Broker<'a> {
         let head = log.head();
         queue.settle();
         if !conn.writable {
-            queue.note_write(head, 0, now);
+            queue.note_write(head, 0, true, now);
             return;
         }
         let mut failed = false;
@@ -934,7 +935,7 @@ impl<'a> Broker<'a> {
                 }
             }
         }
-        queue.note_write(head, total, now);
+        queue.note_write(head, total, !conn.writable, now);
         let pending = !queue.is_empty(head);
         if failed {
             if conn.closing.is_some() {
@@ -982,8 +983,8 @@ impl<'a> Broker<'a> {
                 Err(e) => return Err(Error::sys("write to standard output", e)),
             }
         }
-        queue.note_write(head, written_now, now);
         let pending = !queue.is_empty(head);
+        queue.note_write(head, written_now, pending, now);
         if written_now > 0 {
             let dropped = self.room.take_stdout_dropped();
             if dropped > 0 {

@@ -598,7 +598,8 @@ fn write(room: &mut Room, id: ClientId, n: usize, now: Instant) -> Vec<u8> {
     let mut bytes = queue.contents(log);
     bytes.truncate(n);
     queue.advance(log, bytes.len());
-    queue.note_write(head, bytes.len(), now);
+    let full = !queue.is_empty(head);
+    queue.note_write(head, bytes.len(), full, now);
     bytes
 }
 
@@ -873,7 +874,7 @@ fn the_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
         let (queue, log) = room.stdout_outbox();
         let head = log.head();
         queue.advance(log, 20);
-        queue.note_write(head, 20, start);
+        queue.note_write(head, 20, true, start);
     }
     let mut k = 1;
     let mut now = start;
