@@ -45,6 +45,9 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         }
         End::PeerClosed if input.ended() => status!("your input ended; {peer} closed too"),
         End::PeerClosed => status!("{peer} closed the connection"),
+        End::Silent => {
+            status!("{peer} closed the connection without a word (not allowed from this address?)")
+        }
         End::StdoutClosed => {}
         End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
     }

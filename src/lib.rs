@@ -16,7 +16,8 @@
 //! - [`fork`]: `fork()` in a single-threaded process only, and the child's
 //!   set-up (signals, death of the parent);
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
-//! - [`zerocopy`]: `splice`/`sendfile` paths of `--raw`;
+//! - [`zerocopy`]: the kernel paths (`splice`, `sendfile`, `tee`) of both
+//!   modes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
 //! - [`broker`]: `chatd --broker`, the discussion room (one process, one
 //!   thread, an `epoll` loop, a room state machine without sockets);

@@ -73,7 +73,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             close_in_child: &close,
         };
         match session::run(kind, stream, peer, &cx, &mut input) {
-            Ok(End::PeerClosed) => status!("{peer} closed the connection"),
+            Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
                 let said = messages::said(word, by, &peer);

@@ -22,22 +22,52 @@
 //! [`EchoWord`] and [`EchoScanner`]. Any set of words whose lines fit in
 //! [`MAX_WORD_LINE`] bytes can be recognised by implementing [`LineWord`].
 //!
-//! Cost: the scanner never looks at every line. It finds the first
-//! newline of a chunk with `memchr` (it ends the line carried from earlier
-//! chunks), then searches the rest of the chunk for the two words with
-//! `memchr::memmem` (SIMD substring search, which skips over text that
-//! cannot hold them), checks that each hit is a whole line, and looks at
-//! the last 7 bytes of the chunk for a line that may continue in the next
-//! one. Measured in release mode on 128 KiB chunks of text lines 10 to 80
-//! bytes long, side by side on a loaded 2-CPU machine: 10.4 GB/s, against
-//! 3.5 GB/s for the hand-written newline bitmap it replaced and 2.2 GB/s
-//! for a `memchr` iteration over every newline; well above what a loopback
-//! TCP socket delivers (2 to 3 GB/s).
+//! # Cost, and why this scan
+//!
+//! A word line is short: a `\n`, at most [`MAX_WORD_LINE`] bytes, a `\n`.
+//! The scanner takes each chunk's first newline with `memchr` (it ends the
+//! line carried from earlier chunks), then checks every line start of the
+//! rest at once, 64 at a time: for each position, "a `\n` before it, then
+//! `bye` or `arret`, then `\n` or `\r\n`" is a handful of byte comparisons
+//! at fixed distances, with no branch. That loop is plain Rust; the
+//! compiler turns it into vector compares (SSE2 on any x86-64, a second
+//! copy for AVX2 chosen at run time when the CPU has it, NEON on AArch64,
+//! scalar code elsewhere): no intrinsics, and no CPU feature needed. Only
+//! a block of 64 starts that holds a word line is looked at again, line by
+//! line, to find where it ends. So the cost per byte is the same on any
+//! text: it does not grow with near misses (`bye!`, `arret?`, `byebye`,
+//! `j'arrete`), which are what real chat text is full of.
+//!
+//! The scans that search for the words and check each hit slow down as
+//! such hits get frequent. Measured by `examples/wordscan.rs` (`scripts/bench
+//! scan`), 128 KiB chunks, median GB/s of 7 interleaved rounds on the
+//! shared 2-CPU machine under a load of 7 to 8 (other builds running: the
+//! figures move with the load, the ratios within one run are what counts), on
+//! the benchmark's corpora (`scripts/bench.d/data.sh`: random letters,
+//! chat prose where half the lines hold a near miss, lines of 2 to 7 bytes)
+//! and on lines that are all near misses:
+//!
+//! | scan | letters | prose | short lines | near misses only |
+//! |---|--:|--:|--:|--:|
+//! | this one (AVX2 copy) | 4.56 | 4.21 | 3.83 | 5.23 |
+//! | this one, portable copy (SSE2) | 2.57 | 2.22 | 2.10 | 2.55 |
+//! | `memmem` for `bye` and `arret`, each hit checked (issue 9) | 5.26 | 0.82 | 0.33 | 0.24 |
+//! | `memmem` for `\nbye\n`, `\nbye\r\n`, `\narret\n`, `\narret\r\n` | 2.94 | 0.87 | 0.39 | 0.31 |
+//! | `aho-corasick` packed (Teddy), the same four | 5.59 | 1.48 | 0.39 | 0.49 |
+//! | `aho-corasick` packed, line ends `bye\n`, `ye\r\n`, `ret\n`, `et\r\n` | 4.83 | 1.77 | 0.81 | 0.33 |
+//! | `memchr` over every newline, short lines checked | 1.66 | 0.84 | 0.24 | 0.37 |
+//!
+//! A substring searcher's prefilter sees at most 4 bytes of a needle, and
+//! every 4 bytes of a word line also start or end a near miss, so each of
+//! them stops on near misses; this scan never stops. Its 64-start blocks
+//! overlap by the 7 bytes a word line reaches past its start. Counted by
+//! callgrind, the AVX2 copy costs 1.50 instructions a byte on each of the
+//! three corpora alike. A first pass looking only for short lines would
+//! halve that on random letters (0.74) but make the cost depend on the
+//! text again (1.08 on the prose, 1.86 on short lines): not taken.
 
 use std::marker::PhantomData;
-use std::sync::LazyLock;
-
-use memchr::memmem::Finder;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Longest line, without its `\n`, that can still be a protocol word:
 /// `arret` plus an optional `\r`, i.e. 6 bytes. This is also the bound on
@@ -50,20 +80,49 @@ pub const MAX_WORD_LINE: usize = 6;
 /// the line). [`LineScanner`] finds them in a stream.
 ///
 /// Implemented by [`Word`] (`bye`, `arret`: the chat sessions) and
-/// [`EchoWord`] (`bye`, `fin`: `chatd --echo`). Every word line, with its
-/// optional `\r`, must be at most [`MAX_WORD_LINE`] bytes long.
-pub trait LineWord: Copy + 'static {
-    /// Classifies one line given *without* its `\n` (one trailing `\r` is
-    /// ignored). `line` is never longer than [`MAX_WORD_LINE`] bytes.
-    fn from_line(line: &[u8]) -> Option<Self>;
+/// [`EchoWord`] (`bye`, `fin`: `chatd --echo`): a set of words is its
+/// table, [`WORDS`](Self::WORDS); everything else follows from it.
+pub trait LineWord: Copy + PartialEq + 'static {
+    /// Each word as written on the wire, without line ending, and its
+    /// value. A word is 1 to [`MAX_WORD_LINE`]` - 1` bytes (room for its
+    /// optional `\r`) and holds no `\r`, `\n` or NUL byte; checked by a
+    /// unit test for every implementation.
+    const WORDS: &'static [(&'static str, Self)];
 
-    /// Whether `head`, the start of a line (at most [`MAX_WORD_LINE`]
-    /// bytes, no `\n`), can still grow into a word line, `\r` included.
-    fn is_prefix(head: &[u8]) -> bool;
+    /// The word as it is written on the wire, without line ending.
+    fn as_str(self) -> &'static str {
+        Self::WORDS
+            .iter()
+            .find(|&&(_, word)| word == self)
+            .map_or("", |&(text, _)| text)
+    }
 
-    /// A SIMD substring searcher (`memchr::memmem`) for each word, without
-    /// line ending, built once: what [`LineScanner::scan`] looks for.
-    fn finders() -> &'static [(Finder<'static>, Self)];
+    /// Classifies one line given *without* its `\n`: the word whose line it
+    /// is, one trailing `\r` ignored.
+    fn from_line(line: &[u8]) -> Option<Self> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Self::WORDS
+            .iter()
+            .find(|&&(text, _)| text.as_bytes() == line)
+            .map(|&(_, word)| word)
+    }
+
+    /// Whether `head`, the start of a line (no `\n`), can still grow into a
+    /// word line, `\r` included.
+    fn is_prefix(head: &[u8]) -> bool {
+        let (text, cr) = match head.split_last() {
+            Some((b'\r', text)) => (text, true),
+            _ => (head, false),
+        };
+        Self::WORDS.iter().any(|&(word, _)| {
+            let word = word.as_bytes();
+            if cr {
+                word == text
+            } else {
+                word.starts_with(text)
+            }
+        })
+    }
 }
 
 /// A protocol word, from the worksheet exercises: "bye stops the client but
@@ -81,38 +140,14 @@ pub enum Word {
 
 impl Word {
     /// The word as it is written on the wire, without line ending:
-    /// `"bye"` or `"arret"`.
+    /// `"bye"` or `"arret"` (from [`LineWord::WORDS`]).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Word::Bye => "bye",
-            Word::Arret => "arret",
-        }
+        LineWord::as_str(self)
     }
 }
 
 impl LineWord for Word {
-    #[inline]
-    fn from_line(line: &[u8]) -> Option<Word> {
-        match line {
-            b"bye" | b"bye\r" => Some(Word::Bye),
-            b"arret" | b"arret\r" => Some(Word::Arret),
-            _ => None,
-        }
-    }
-
-    #[inline]
-    fn is_prefix(head: &[u8]) -> bool {
-        b"bye\r".starts_with(head) || b"arret\r".starts_with(head)
-    }
-    fn finders() -> &'static [(Finder<'static>, Word)] {
-        static FINDERS: LazyLock<[(Finder<'static>, Word); 2]> = LazyLock::new(|| {
-            [
-                (Finder::new(b"bye"), Word::Bye),
-                (Finder::new(b"arret"), Word::Arret),
-            ]
-        });
-        &*FINDERS
-    }
+    const WORDS: &'static [(&'static str, Word)] = &[("bye", Word::Bye), ("arret", Word::Arret)];
 }
 
 /// A word of `chatd --echo`: the line is echoed, then that connection is
@@ -129,38 +164,15 @@ pub enum EchoWord {
 
 impl EchoWord {
     /// The word as it is written on the wire, without line ending:
-    /// `"bye"` or `"fin"`.
+    /// `"bye"` or `"fin"` (from [`LineWord::WORDS`]).
     pub fn as_str(self) -> &'static str {
-        match self {
-            EchoWord::Bye => "bye",
-            EchoWord::Fin => "fin",
-        }
+        LineWord::as_str(self)
     }
 }
 
 impl LineWord for EchoWord {
-    #[inline]
-    fn from_line(line: &[u8]) -> Option<EchoWord> {
-        match line {
-            b"bye" | b"bye\r" => Some(EchoWord::Bye),
-            b"fin" | b"fin\r" => Some(EchoWord::Fin),
-            _ => None,
-        }
-    }
-
-    #[inline]
-    fn is_prefix(head: &[u8]) -> bool {
-        b"bye\r".starts_with(head) || b"fin\r".starts_with(head)
-    }
-    fn finders() -> &'static [(Finder<'static>, EchoWord)] {
-        static FINDERS: LazyLock<[(Finder<'static>, EchoWord); 2]> = LazyLock::new(|| {
-            [
-                (Finder::new(b"bye"), EchoWord::Bye),
-                (Finder::new(b"fin"), EchoWord::Fin),
-            ]
-        });
-        &*FINDERS
-    }
+    const WORDS: &'static [(&'static str, EchoWord)] =
+        &[("bye", EchoWord::Bye), ("fin", EchoWord::Fin)];
 }
 
 /// Is this one complete line a protocol word?
@@ -256,8 +268,9 @@ impl<W: LineWord> LineScanner<W> {
     /// calling `scan(&chunk[offset..])` continues with the rest of the chunk.
     /// Without a hit the whole chunk is consumed and `None` is returned.
     ///
-    /// Cost: one `memchr` for the first newline, one `memmem` search per
-    /// word over the rest, one `memrchr` over the last 7 bytes.
+    /// Cost: one `memchr` for the first newline, the block loop of the
+    /// module documentation over the rest, one `memrchr` over the last 7
+    /// bytes.
     pub fn scan(&mut self, chunk: &[u8]) -> Option<(W, usize)> {
         // The first newline ends the line carried from earlier chunks.
         let Some(first) = memchr::memchr(b'\n', chunk) else {
@@ -337,35 +350,114 @@ impl<W: LineWord> LineScanner<W> {
     }
 }
 
+/// Line starts looked at together.
+const BLOCK: usize = 64;
+
+/// Bytes a block reads: the byte before its first start, its starts, and
+/// the longest word line (`\r` and `\n` included) from its last start.
+const SPAN: usize = 1 + BLOCK + MAX_WORD_LINE;
+
 /// The first complete word line of `text`, which starts at a line start:
 /// the word and the offset just past its `\n`. A line still open at the end
 /// of `text` is not looked at (the caller carries it).
 fn first_word_line<W: LineWord>(text: &[u8]) -> Option<(W, usize)> {
-    let mut best: Option<(W, usize)> = None;
-    for (finder, word) in W::finders() {
-        // A later word cannot come first: search only before the best hit.
-        let limit = best.map_or(text.len(), |(_, end)| end);
-        if let Some(end) = word_line_end(&text[..limit], finder) {
-            best = Some((*word, end));
-        }
+    #[cfg(target_arch = "x86_64")]
+    if !PORTABLE_ONLY.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above, which is all that
+        // `first_block_avx2` requires beyond what every x86-64 CPU has.
+        let base = unsafe { first_block_avx2::<W>(text) };
+        return base.and_then(|base| locate::<W>(text, base));
     }
-    best
+    first_block::<W>(text).and_then(|base| locate::<W>(text, base))
 }
 
-/// The end (just past the `\n`) of the first line of `text` that is
-/// exactly `finder`'s needle, with an optional `\r` before its `\n`.
-fn word_line_end(text: &[u8], finder: &Finder<'_>) -> Option<usize> {
-    let len = finder.needle().len();
-    finder.find_iter(text).find_map(|at| {
-        if at > 0 && text[at - 1] != b'\n' {
-            return None;
+/// For benchmarks only (`examples/wordscan.rs`): when set, every scanner
+/// of the process uses the portable loop of [`first_block`] even where the
+/// CPU has AVX2. The results are the same either way.
+#[doc(hidden)]
+pub static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// [`first_block`] compiled for AVX2 (32-byte compares instead of 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn first_block_avx2<W: LineWord>(text: &[u8]) -> Option<usize> {
+    first_block::<W>(text)
+}
+
+/// The start of the first block of [`BLOCK`] line starts in `text` where a
+/// word line starts, if any.
+#[inline(always)]
+fn first_block<W: LineWord>(text: &[u8]) -> Option<usize> {
+    let mut base = 0;
+    while base < text.len() {
+        let hit = if base > 0 && base - 1 + SPAN <= text.len() {
+            let span = text[base - 1..base - 1 + SPAN]
+                .try_into()
+                .expect("SPAN bytes");
+            block_has_word_line::<W>(span)
+        } else {
+            // Before `text`: a line start; after it: NUL bytes, no newline.
+            // `span[j]` is `text[base + j - 1]`.
+            let mut span = [0u8; SPAN];
+            let skip = usize::from(base == 0);
+            let (from, to) = (base + skip - 1, text.len().min(base + SPAN - 1));
+            span[skip..skip + to - from].copy_from_slice(&text[from..to]);
+            if base == 0 {
+                span[0] = b'\n';
+            }
+            block_has_word_line::<W>(&span)
+        };
+        if hit {
+            return Some(base);
         }
-        match &text[at + len..] {
-            [b'\n', ..] => Some(at + len + 1),
-            [b'\r', b'\n', ..] => Some(at + len + 2),
-            _ => None,
+        base += BLOCK;
+    }
+    None
+}
+
+/// Whether a word line starts at one of bytes 1 to [`BLOCK`] of `span`.
+///
+/// Every start is checked the same way, by comparisons of bytes at fixed
+/// distances, with no branch: a loop the compiler turns into vector
+/// compares (16 bytes at a time with SSE2, 32 with AVX2, NEON on AArch64,
+/// scalar code elsewhere). Its cost does not depend on the text.
+#[inline(always)]
+fn block_has_word_line<W: LineWord>(span: &[u8; SPAN]) -> bool {
+    let mut any = false;
+    for i in 0..BLOCK {
+        let line = &span[i..i + 1 + MAX_WORD_LINE + 1];
+        let mut hit = false;
+        for &(word, _) in W::WORDS {
+            let word = word.as_bytes();
+            let len = word.len();
+            let mut m = line[0] == b'\n';
+            for (j, &byte) in word.iter().enumerate() {
+                m &= line[1 + j] == byte;
+            }
+            m &= (line[1 + len] == b'\n') | ((line[1 + len] == b'\r') & (line[2 + len] == b'\n'));
+            hit |= m;
         }
-    })
+        any |= hit;
+    }
+    any
+}
+
+/// The first word line starting in the block at `base` (found there by
+/// [`first_block`]) or later: the word and the offset just past its `\n`.
+fn locate<W: LineWord>(text: &[u8], base: usize) -> Option<(W, usize)> {
+    let mut start = base;
+    if start > 0 && text[start - 1] != b'\n' {
+        start += memchr::memchr(b'\n', &text[start..])? + 1;
+    }
+    loop {
+        let nl = start + memchr::memchr(b'\n', &text[start..])?;
+        if nl - start <= MAX_WORD_LINE
+            && let Some(word) = W::from_line(&text[start..nl])
+        {
+            return Some((word, nl + 1));
+        }
+        start = nl + 1;
+    }
 }
 
 #[cfg(test)]
@@ -406,8 +498,10 @@ mod tests {
         scan_chunks(&[stream])
     }
 
-    /// Reference: split the whole stream on `\n` and test each line.
-    fn reference(stream: &[u8]) -> Vec<(Word, usize)> {
+    /// Reference: split the whole stream on `\n`, strip one `\r`, and
+    /// ask `word` about each line (spelled out by each caller, not taken
+    /// from the code under test).
+    fn reference_with<W>(stream: &[u8], word: impl Fn(&[u8]) -> Option<W>) -> Vec<(W, usize)> {
         let mut found = Vec::new();
         let mut start = 0;
         let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
@@ -418,20 +512,30 @@ mod tests {
             } else {
                 start + line.len() + 1
             };
-            let text = line.strip_suffix(b"\r").unwrap_or(line);
-            let word = if text == b"bye" {
-                Some(Word::Bye)
-            } else if text == b"arret" {
-                Some(Word::Arret)
-            } else {
-                None
-            };
-            if let Some(word) = word {
+            if let Some(word) = word(line.strip_suffix(b"\r").unwrap_or(line)) {
                 found.push((word, end));
             }
             start = end;
         }
         found
+    }
+
+    /// The reference for `bye` and `arret`.
+    fn reference(stream: &[u8]) -> Vec<(Word, usize)> {
+        reference_with(stream, |line| match line {
+            b"bye" => Some(Word::Bye),
+            b"arret" => Some(Word::Arret),
+            _ => None,
+        })
+    }
+
+    /// `stream` cut at `cuts` (indices into it, in any order).
+    fn cut<'a>(stream: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        at.push(0);
+        at.push(stream.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| &stream[w[0]..w[1]]).collect()
     }
 
     /// Every split of `stream` into two chunks, and byte by byte, agree
@@ -696,16 +800,9 @@ mod tests {
             stream in stream_strategy(),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
         ) {
-            let mut cuts: Vec<usize> =
-                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
-            cuts.push(0);
-            cuts.push(stream.len());
-            cuts.sort_unstable();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let chunks = cut(&stream, &cuts);
             prop_assert_eq!(scan_chunks(&chunks), reference(&stream));
         }
-
-
 
         #[test]
         fn line_word_matches_reference(line in stream_strategy()) {
@@ -719,29 +816,13 @@ mod tests {
         }
     }
 
-    /// Reference for the echo words: split on `\n`, test each line.
+    /// The reference for the echo words.
     fn echo_reference(stream: &[u8]) -> Vec<(EchoWord, usize)> {
-        let mut found = Vec::new();
-        let mut start = 0;
-        let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-        let last = lines.len() - 1;
-        for (i, line) in lines.into_iter().enumerate() {
-            let end = if i == last {
-                stream.len()
-            } else {
-                start + line.len() + 1
-            };
-            let word = match line.strip_suffix(b"\r").unwrap_or(line) {
-                b"bye" => Some(EchoWord::Bye),
-                b"fin" => Some(EchoWord::Fin),
-                _ => None,
-            };
-            if let Some(word) = word {
-                found.push((word, end));
-            }
-            start = end;
-        }
-        found
+        reference_with(stream, |line| match line {
+            b"bye" => Some(EchoWord::Bye),
+            b"fin" => Some(EchoWord::Fin),
+            _ => None,
+        })
     }
 
     #[test]
@@ -790,6 +871,116 @@ mod tests {
         check(&[(EchoWord::Bye, "bye"), (EchoWord::Fin, "fin")]);
         assert!(!EchoWord::is_prefix(b"a"));
         assert!(!Word::is_prefix(b"f"));
+        assert!(!Word::is_prefix(b"bye\r\r"));
+        assert!(!Word::is_prefix(b"by\r"));
+    }
+
+    /// What `LineWord::WORDS` promises: 1 to `MAX_WORD_LINE - 1` bytes,
+    /// no `\r`, `\n` or NUL (the block loop pads with NUL bytes and needs
+    /// room for the `\r`), each value once, spelled by `as_str`.
+    #[test]
+    fn word_tables_keep_their_promises() {
+        fn check<W: LineWord + std::fmt::Debug>() {
+            for (i, &(text, word)) in W::WORDS.iter().enumerate() {
+                assert!((1..MAX_WORD_LINE).contains(&text.len()), "{text:?}");
+                assert!(
+                    !text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)),
+                    "{text:?}"
+                );
+                assert_eq!(word.as_str(), text);
+                assert!(W::WORDS[..i].iter().all(|&(t, w)| w != word && t != text));
+            }
+        }
+        check::<Word>();
+        check::<EchoWord>();
+        assert_eq!(Word::Arret.as_str(), "arret");
+        assert_eq!(EchoWord::Fin.as_str(), "fin");
+    }
+
+    /// Chat text where the words and their near misses are frequent: lines
+    /// drawn from `LINES` (a few of them words), ended by `\n` or `\r\n`,
+    /// long enough to span many 64-byte blocks.
+    fn near_miss_text() -> impl Strategy<Value = Vec<u8>> {
+        const LINES: [&[u8]; 24] = [
+            b"bye!",
+            b"arret?",
+            b"bye bye",
+            b"byebye",
+            b"j'arrete",
+            b"ok bye!",
+            b"Bye",
+            b"bye ",
+            b" bye",
+            b"byee",
+            b"by",
+            b"arre",
+            b"arrets",
+            b"bye\r",
+            b"\rbye",
+            b"",
+            b"ok",
+            b"oui",
+            b"non",
+            b"lol",
+            b"salut, on se voit demain ?",
+            b"bye",
+            b"arret",
+            b"fin",
+        ];
+        prop::collection::vec((0..LINES.len(), any::<bool>(), 0..8u8), 0..400).prop_map(|lines| {
+            let mut text = Vec::new();
+            for (i, crlf, rare) in lines {
+                // Word lines one time in eight, near misses otherwise.
+                let i = if rare == 0 || i < LINES.len() - 3 {
+                    i
+                } else {
+                    i - 3
+                };
+                text.extend_from_slice(LINES[i]);
+                text.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            }
+            text
+        })
+    }
+
+    /// The first word line of `text` (at a line start) by the reference,
+    /// as `first_word_line` answers: its end must be a `\n` in `text`.
+    fn reference_first(text: &[u8]) -> Option<(Word, usize)> {
+        reference(text)
+            .into_iter()
+            .find(|&(_, end)| text[end - 1] == b'\n')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn near_miss_text_in_any_chunking_matches_reference(
+            stream in near_miss_text(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let chunks = cut(&stream, &cuts);
+            prop_assert_eq!(scan_chunks(&chunks), reference(&stream));
+        }
+
+        /// The portable loop and the AVX2 one (where the CPU has it) find
+        /// the same first word line as the reference, from every start.
+        #[test]
+        fn both_block_loops_match_reference(text in near_miss_text(), from in any::<prop::sample::Index>()) {
+            // From a line start: the start of the text or just after a `\n`.
+            let from = from.index(text.len() + 1);
+            let from = text[..from].iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1);
+            let text = &text[from..];
+            let expected = reference_first(text);
+            let portable = first_block::<Word>(text).and_then(|base| locate::<Word>(text, base));
+            prop_assert_eq!(portable, expected);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is there, checked just above.
+                let avx2 = unsafe { first_block_avx2::<Word>(text) };
+                prop_assert_eq!(avx2.and_then(|base| locate::<Word>(text, base)), expected);
+            }
+        }
     }
 
     proptest! {
@@ -803,12 +994,7 @@ mod tests {
             const TOKENS: [&[u8]; 9] =
                 [b"fin", b"bye", b"\n", b"\r\n", b"\r", b"f", b"in", b"x", b"arret"];
             let stream: Vec<u8> = tokens.iter().flat_map(|&i| TOKENS[i]).copied().collect();
-            let mut cuts: Vec<usize> =
-                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
-            cuts.push(0);
-            cuts.push(stream.len());
-            cuts.sort_unstable();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let chunks = cut(&stream, &cuts);
             prop_assert_eq!(scan_chunks_for::<EchoWord, _>(&chunks), echo_reference(&stream));
         }
     }

@@ -1,7 +1,8 @@
-//! Zero-copy transfer for `--raw` (issue 9): the kernel moves the bytes
-//! between standard input or output and the socket, without copying them
-//! through this process.
+//! Zero-copy transfer (issue 9): the kernel moves the bytes between
+//! standard input or output and the socket, without copying them through
+//! this process, in both modes.
 //!
+//! With `--raw`, nothing looks at the bytes:
 //! - standard input a pipe: `splice(2)` pipe to socket. Bytes leave the
 //!   pipe only once the socket accepted them, so what a session did not
 //!   send stays in the pipe for the next client of `chatd`;
@@ -9,19 +10,34 @@
 //!   offset by what the socket accepted (the same rule);
 //! - standard output a pipe: `splice(2)` socket to pipe;
 //! - standard output a regular file, `/dev/null`, a socket: `splice(2)`
-//!   through an intermediate pipe of [`RELAY_SIZE`] bytes ([`Relay`]);
-//! - terminals, and whatever refuses `splice(2)` or `sendfile(2)` with
-//!   `EINVAL`, `ENOSYS` or `EOPNOTSUPP`: the ordinary `read`/`write` path,
-//!   silently (the error comes before any byte moved).
+//!   through an intermediate pipe of [`RELAY_SIZE`] bytes ([`Relay`]).
 //!
-//! The path is chosen once per session from what the descriptors are. The
-//! default mode reads the bytes anyway (it looks for the protocol words,
-//! and `--crlf` rewrites line ends), so it keeps the copy path.
+//! The default mode must see the bytes (it looks for the protocol words),
+//! but it looks at them where they are, then lets the kernel move them:
+//! one copy instead of two ([`crate::session::Input`],
+//! [`crate::session::duplex`]):
+//! - standard input a pipe: `tee(2)` into a [`ScanPipe`], whose copy is
+//!   read and scanned, then `splice(2)` of what was looked at;
+//! - standard input a regular file: `pread(2)` (the offset stays), then
+//!   `sendfile(2)`;
+//! - standard output a pipe: `recv(MSG_PEEK)`, then `splice(2)` of exactly
+//!   what was looked at, up to the end of a word's line.
 //!
-//! Every call here is non-blocking on the socket side (the duplex session
-//! sets `O_NONBLOCK` on its socket) and on the pipe side
-//! (`SPLICE_F_NONBLOCK`); [`wait`] then waits for both sides at once, so a
-//! signal or the reader of standard output going away is seen while idle.
+//! The ordinary `read`/`write` path remains for terminals (whose output is
+//! made safe, [`crate::display`]), `--crlf` (which rewrites line ends), the
+//! lockstep mode, the default mode's other descriptors, and whatever
+//! refuses `splice(2)`, `sendfile(2)` or `tee(2)` with `EINVAL`, `ENOSYS`
+//! or `EOPNOTSUPP` ([`unsupported`]): it takes over silently, since the
+//! error comes before any byte moved (`tests/zerocopy.rs` traces the
+//! system calls to tell the paths apart). The path is chosen once per
+//! session from what the descriptors are.
+//!
+//! The calls never wait on the socket (the duplex session sets
+//! `O_NONBLOCK` on it) nor on a pipe of ours or of standard input and
+//! output (`SPLICE_F_NONBLOCK`); [`wait`] then waits for both sides at
+//! once, so a signal or the reader of standard output going away is seen
+//! while idle. One call blocks: [`Relay::flush`] writes to a file,
+//! `/dev/null` or a socket as `write(2)` would.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 

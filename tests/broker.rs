@@ -316,19 +316,20 @@ impl Peer {
 
 #[test]
 fn lines_split_across_reads_are_relayed_whole_never_interleaved() {
+    // Each piece is sent once the previous line was seen relayed, so the
+    // order is the order of events, not of sleeps: while a's "hel" waits
+    // for its end, b's lines go by whole, and neither is cut into.
     let (_server, port) = room(&[]);
     let mut peers = crowd(port, 3);
-    peers[0].send("hel");
-    peers[1].send("wor");
-    thread::sleep(Duration::from_millis(100));
-    peers[1].send("ld\nand mo");
-    thread::sleep(Duration::from_millis(100));
-    peers[0].send("lo\n");
-    peers[1].send("re\n");
     let a = peers[0].name.clone();
     let b = peers[1].name.clone();
+    peers[0].send("hel");
+    peers[1].send("wor");
+    peers[1].send("ld\nand mo");
     peers[2].expect(&format!("[{b}] world"));
+    peers[0].send("lo\n");
     peers[2].expect(&format!("[{a}] hello"));
+    peers[1].send("re\n");
     peers[2].expect(&format!("[{b}] and more"));
 }
 
@@ -531,9 +532,8 @@ fn a_client_reset_is_a_leave() {
     let mut peers = crowd(port, 2);
     let gone = peers.remove(1);
     let name = gone.name.clone();
-    // Unread data at close: the kernel sends a reset.
-    peers[0].send("unread by the leaver\n");
-    thread::sleep(Duration::from_millis(100));
+    // SO_LINGER 0: the close is a reset, whatever is in flight.
+    reset_on_close(&gone.stream);
     drop(gone);
     peers[0].expect(&format!("* {name} left"));
 }

@@ -302,31 +302,35 @@ fn a_resize_redraws_the_line_at_the_new_width() {
     s.tmux.wait_for("chat", "two rows", |screen| {
         lines(screen).ends_with(&[&format!("chat> {}", &long[..54]), &long[54..]])
     });
-    s.tmux.resize("chat", 30, 20);
-    let screen = s.tmux.wait_for("chat", "three rows of 30", |screen| {
-        lines(screen).ends_with(&[
-            &format!("chat> {}", &long[..24]),
-            &long[24..54],
-            &long[54..80],
-        ])
+    // 25 columns: tmux rewraps the old rows (60 = 25 + 25 + 10, 26 = 25 + 1),
+    // which is not the new layout; only a redraw gives it.
+    s.tmux.resize("chat", 25, 20);
+    let rows = [
+        format!("chat> {}", &long[..19]),
+        long[19..44].to_owned(),
+        long[44..69].to_owned(),
+        long[69..80].to_owned(),
+    ];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let screen = s.tmux.wait_for("chat", "four rows of 25", |screen| {
+        lines(screen).ends_with(&rows)
     });
     assert_eq!(
         screen.matches("chat>").count(),
         1,
         "a stale copy of the line is left:\n{screen}"
     );
+    let all = lines(&screen);
+    assert!(
+        all[..all.len() - 4].iter().all(|l| l.starts_with("chat: ")),
+        "rows of the old layout are left:\n{screen}"
+    );
     peer.send(b"after the resize\n");
     let screen = s.tmux.expect_screen("chat", "after the resize");
-    assert!(
-        lines(&screen).ends_with(&[
-            "after the resize",
-            &format!("chat> {}", &long[..24]),
-            &long[24..54],
-            &long[54..80],
-        ]),
-        "{screen}"
-    );
-    assert_eq!(s.tmux.cursor("chat").0, 26);
+    let tail = lines(&screen);
+    assert_eq!(tail[tail.len() - 5..][0], "after the resize", "{screen}");
+    assert!(tail.ends_with(&rows), "{screen}");
+    assert_eq!(s.tmux.cursor("chat").0, 11);
 }
 
 #[test]
@@ -535,4 +539,170 @@ fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
     )
     .is_ok_and(|s| s.ends_with('\n'))));
     assert_eq!(read("after"), read("before"));
+}
+
+#[test]
+fn a_refused_client_is_told_what_probably_happened_not_a_crash() {
+    let (_server, port) = chatd(&["--deny", "127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(port, "chat", &wrapped(dir.path(), &chat_command(port, "")));
+    let screen = tmux.expect_screen("chat", "without a word");
+    let status = dir.path().join("status");
+    assert!(wait_until(TIMEOUT, || status.exists()));
+    assert!(
+        lines(&screen).ends_with(&[
+            &format!("chat: connected to 127.0.0.1:{port}"),
+            &format!(
+                "chat: 127.0.0.1:{port} closed the connection without a word \
+                 (not allowed from this address?)"
+            ),
+        ]),
+        "{screen}"
+    );
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let after = dir.path().join("after");
+    assert!(wait_until(TIMEOUT, || std::fs::read_to_string(&after)
+        .is_ok_and(|s| s.ends_with('\n'))));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("status").trim(), "0");
+    assert_eq!(read("before"), read("after"));
+}
+
+/// `chatd ARGS` in window `chatd` of a tmux of its own, wrapped to record
+/// `stty -g`, listening on a free port.
+fn chatd_in_a_pane(args: &str) -> (Tmux, tempfile::TempDir, u16) {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(
+        port,
+        "chatd",
+        &wrapped(dir.path(), &chatd_command(port, args)),
+    );
+    tmux.expect_screen("chatd", &format!("chatd: listening on 127.0.0.1:{port}"));
+    tmux.expect_last_lines("chatd", &["chatd>"]);
+    (tmux, dir, port)
+}
+
+/// Waits for the wrapped program of `dir` (in window `window`) to end,
+/// then returns its status, whether `stty -g` is the same as before, and
+/// the screen it left.
+fn ended(tmux: &Tmux, window: &str, dir: &Path) -> (String, bool, String) {
+    let status = dir.join("status");
+    assert!(wait_until(TIMEOUT, || status.exists()), "it did not end");
+    let screen = tmux.screen(window);
+    std::fs::write(dir.join("go"), "").unwrap();
+    let after = dir.join("after");
+    assert!(wait_until(TIMEOUT, || std::fs::read_to_string(&after)
+        .is_ok_and(|s| s.ends_with('\n'))));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    (
+        read("status").trim().to_owned(),
+        read("before") == read("after"),
+        screen,
+    )
+}
+
+#[test]
+fn chatd_with_nobody_connected_keeps_a_line_for_the_next_client_and_stops_on_arret() {
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    tmux.type_line("chatd", "for whoever comes");
+    tmux.expect_last_lines(
+        "chatd",
+        &[
+            "chatd: nobody is connected: this line will go to the next client",
+            "chatd> for whoever comes",
+            "chatd>",
+        ],
+    );
+    let client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
+    client.expect_stdout("for whoever comes\n");
+    drop(client);
+    tmux.expect_screen("chatd", "closed the connection");
+    tmux.expect_last_lines("chatd", &["chatd>"]);
+    // arret with nobody connected: stops at once, exit 0.
+    tmux.type_line("chatd", "arret");
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0");
+    assert!(same, "the terminal's modes changed");
+    assert!(
+        lines(&screen).ends_with(&["chatd> arret", "chatd: you said arret: server stopping"]),
+        "{screen}"
+    );
+    assert!(!listening(port), "still listening");
+}
+
+#[test]
+fn chatd_with_nobody_connected_ends_on_ctrl_d() {
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    tmux.keys("chatd", &["C-d"]);
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0");
+    assert!(same, "the terminal's modes changed");
+    assert!(
+        lines(&screen).ends_with(&["chatd: you ended your input (Ctrl-D): server stopping"]),
+        "{screen}"
+    );
+    assert!(!listening(port));
+}
+
+#[test]
+fn three_chat_clients_typing_at_once_in_a_room() {
+    let (mut room, port) = chatd(&["--broker"]);
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alice", "bob", "carol"];
+    let tmux = Tmux::start(
+        port,
+        "alice",
+        &wrapped(dir.path(), &chat_command(port, "--name alice")),
+    );
+    tmux.expect_last_lines("alice", &["* you are now alice", "chat>"]);
+    for name in &names[1..] {
+        tmux.new_window(name, &chat_command(port, &format!("--name {name}")));
+        tmux.expect_last_lines(name, &[&format!("* you are now {name}"), "chat>"]);
+    }
+    // Everyone starts a line; then each in turn finishes theirs, while the
+    // others' half-typed lines must stay whole.
+    for name in names {
+        tmux.type_text(name, &format!("{name} is typing a long sent"));
+    }
+    for name in names {
+        tmux.type_line(name, "ence");
+        for other in names {
+            let line = format!("[{name}] {name} is typing a long sentence");
+            if other == name {
+                tmux.expect_screen(other, &format!("chat> {name} is typing a long sentence"));
+            } else {
+                tmux.expect_screen(other, &line);
+            }
+        }
+    }
+    for name in names {
+        let screen = tmux.screen(name);
+        let tail: Vec<&str> = lines(&screen);
+        let tail = &tail[tail.len() - 3..];
+        // In each transcript the three lines appear in the order they were
+        // sent, one's own behind the prompt, then the empty prompt.
+        let expected: Vec<String> = names
+            .iter()
+            .map(|who| {
+                if *who == name {
+                    format!("chat> {who} is typing a long sentence")
+                } else {
+                    format!("[{who}] {who} is typing a long sentence")
+                }
+            })
+            .collect();
+        let all = lines(&screen);
+        let at: Vec<usize> = expected
+            .iter()
+            .map(|e| all.iter().position(|l| l == e).expect("line shown"))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{name}:\n{screen}");
+        assert_eq!(tail[2], "chat>", "{name}:\n{screen}");
+        println!("--- {name}\n{screen}");
+    }
+    room.send(b"arret\n");
+    let (status, same, _) = ended(&tmux, "alice", dir.path());
+    assert!(same, "the terminal's modes changed");
+    assert_eq!(status, "0");
 }

@@ -52,20 +52,36 @@ fn chat_closes_a_silent_connection_with_one_line_and_status_1() {
     }
 }
 
+// A client that sends a line every 300 ms for 2.4 s is never idle for the
+// 1 s of the timeout: it is closed 1 s after its last line, not 1 s after
+// it connected; and the next client's timer starts with its own connection.
 #[test]
 fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
     let (server, port) = chatd_with(&["--idle-timeout", "1"], Stdio::null());
     let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    for i in 0..6 {
+    let mut last_sent = Instant::now();
+    for i in 0..8 {
         talker.write_all(format!("tick {i}\n").as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(400));
+        last_sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(300));
     }
-    server.expect_stdout("tick 5\n");
+    server.expect_stdout("tick 7\n");
     assert!(!server.stderr_text().contains("idle"), "{}", server.dump());
     let (_, closed) = read_until_closed(&mut talker);
-    let quiet_since = Instant::now() - Duration::from_millis(400);
-    assert!(closed >= quiet_since, "closed while talking");
+    let quiet = closed - last_sent;
+    assert!(
+        quiet >= Duration::from_millis(950),
+        "closed {quiet:?} after the last line"
+    );
     server.expect_stderr("for 1 s: connection closed (--idle-timeout)");
+    let connected = Instant::now();
+    let mut next = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (_, closed) = read_until_closed(&mut next);
+    let lived = closed - connected;
+    assert!(
+        lived >= Duration::from_millis(950),
+        "the next client lived {lived:?}"
+    );
 }
 
 #[test]
@@ -107,16 +123,38 @@ fn the_services_close_a_silent_client_only() {
             "{mode}"
         );
     }
+    // A talker and a silent client connect together; the talker echoes
+    // lines back to back until the silent one is closed (at least 0.5 s
+    // later), and is still served after it: only the silent one was idle.
     let (_server, port) = chatd(&["--echo", "--idle-timeout", "0.5"]);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
     talker.set_read_timeout(Some(TIMEOUT)).unwrap();
-    for _ in 0..4 {
-        talker.write_all(b"ping\n").unwrap();
-        let mut buf = [0u8; 5];
-        talker.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"ping\n");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
+    let talking = std::thread::spawn(move || {
+        let mut pings = 0u64;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            ping(&mut talker);
+            pings += 1;
+        }
+        (talker, pings)
+    });
+    let (got, _) = read_until_closed(&mut silent);
+    assert!(got.is_empty(), "{got:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut talker, pings) = talking.join().unwrap();
+    assert!(pings > 0);
+    ping(&mut talker);
+}
+
+/// Sends `ping` on `conn` and reads its echo (bounded by `conn`'s read
+/// timeout).
+fn ping(conn: &mut TcpStream) {
+    conn.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    conn.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping\n");
 }
 
 #[test]

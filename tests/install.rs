@@ -117,8 +117,8 @@ fn install_into_a_prefix_works_and_uninstall_leaves_it_empty() {
             out.stderr
         );
     }
-    syntax_check_if_present(prefix, "zsh", &["-n"], "share/zsh/site-functions/_");
-    syntax_check_if_present(
+    syntax_check(prefix, "zsh", &["-n"], "share/zsh/site-functions/_");
+    syntax_check(
         prefix,
         "fish",
         &["--no-execute"],
@@ -197,9 +197,10 @@ fn script(name: &str, prefix: &Path, destdir: Option<&Path>) {
     );
 }
 
-/// Parses the installed zsh or fish completions with that shell, when it
-/// is installed (neither is needed to run the tests).
-fn syntax_check_if_present(prefix: &Path, shell: &str, args: &[&str], stem: &str) {
+/// Parses the installed zsh or fish completions with that shell. Without
+/// the shell it fails, saying what to install (`scripts/test` installs
+/// both): a skipped check would pass unseen.
+fn syntax_check(prefix: &Path, shell: &str, args: &[&str], stem: &str) {
     let found = Command::new(shell)
         .args(["-c", "exit 0"])
         .stdin(Stdio::null())
@@ -207,10 +208,10 @@ fn syntax_check_if_present(prefix: &Path, shell: &str, args: &[&str], stem: &str
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !found {
-        println!("{shell} not installed: its completions were not parsed");
-        return;
-    }
+    assert!(
+        found,
+        "{shell} not found: install the {shell} package (scripts/test does)"
+    );
     for bin in ["chatd", "chat"] {
         let file = match shell {
             "fish" => prefix.join(format!("{stem}{bin}.fish")),

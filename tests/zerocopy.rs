@@ -6,7 +6,10 @@
 //! line, what a session did not send stays for the next client, and the
 //! copy path takes over silently where the kernel refuses a splice.
 //!
-//! These tests check bytes, never speed (that is `scripts/bench`).
+//! These tests check bytes, never speed (that is `scripts/bench`), and
+//! which system calls moved them: the fall-back to copying is silent, so
+//! only a trace (`strace(1)`, [`Trace`]) shows that the kernel path was
+//! taken.
 
 mod util;
 
@@ -57,6 +60,101 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// The system calls that move bytes, as `strace -ff` records them for
+/// every process of a traced program (its forked child too), one file per
+/// process. Only these calls are traced (`--seccomp-bpf`: the others run
+/// at full speed).
+struct Trace {
+    dir: tempfile::TempDir,
+}
+
+/// The calls [`Trace`] records: the kernel paths, and `write(2)`, the copy
+/// path's way out.
+const TRACED: &str = "trace=splice,tee,sendfile,write";
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The arguments of `strace` running `program args`, its files named
+    /// after `who`.
+    fn argv(&self, who: &str, program: &str, args: &[&str]) -> Vec<String> {
+        let prefix = self.dir.path().join(who);
+        let mut argv: Vec<String> = ["-ff", "--seccomp-bpf", "-qq", "-e", TRACED]
+            .into_iter()
+            .chain(["-e", "signal=none", "-o"])
+            .map(str::to_owned)
+            .collect();
+        argv.push(prefix.to_str().unwrap().to_owned());
+        argv.push(program.to_owned());
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        argv
+    }
+
+    /// `chatd -b 127.0.0.1 -p PORT EXTRA` under strace, once it listens.
+    fn chatd(&self, extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
+        let port = free_port();
+        let port_text = port.to_string();
+        let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
+        args.extend_from_slice(extra);
+        let argv = self.argv("chatd", CHATD, &args);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let server = spawn_io("strace", &argv, stdin, stdout);
+        let up = wait_until(TIMEOUT, || listening(port));
+        assert!(up, "chatd does not listen under strace\n{}", server.dump());
+        (server, port)
+    }
+
+    /// `chat EXTRA 127.0.0.1 PORT` under strace.
+    fn chat(&self, port: u16, extra: &[&str], stdin: Stdio) -> Proc {
+        let port_text = port.to_string();
+        let mut args = extra.to_vec();
+        args.extend_from_slice(&["127.0.0.1", &port_text]);
+        let argv = self.argv("chat", CHAT, &args);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        spawn_with("strace", &argv, stdin)
+    }
+
+    /// Bytes that successful calls of `call` moved, over every process of
+    /// `who` (`chatd` or `chat`), from lines such as
+    /// `splice(3, NULL, 1, NULL, 1048576, SPLICE_F_NONBLOCK) = 65536` (a
+    /// failed call ends `= -1 EAGAIN (...)` and counts nothing).
+    fn bytes(&self, who: &str, call: &str) -> u64 {
+        let mut total = 0;
+        let opening = format!("{call}(");
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if !name.starts_with(&format!("{who}.")) {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                if !line.starts_with(&opening) {
+                    continue;
+                }
+                // strace pads short calls with spaces before ` = `.
+                let result = line.rsplit_once(" = ").map(|(_, r)| r);
+                if let Some(Ok(n)) = result.map(str::parse::<u64>) {
+                    total += n;
+                }
+            }
+        }
+        total
+    }
+
+    /// Asserts that `call` moved at least `len` bytes in `who`'s processes.
+    fn moved(&self, who: &str, call: &str, len: usize) {
+        let moved = self.bytes(who, call);
+        assert!(
+            moved >= len as u64,
+            "{who}: {call} moved {moved} bytes, not the {len} sent (the copy path was taken?)"
+        );
+    }
+}
+
 fn assert_same(got: &[u8], want: &[u8], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: bytes received");
     assert!(got == want, "{what}: bytes differ");
@@ -68,8 +166,9 @@ fn assert_same(got: &[u8], want: &[u8], what: &str) {
 #[test]
 fn raw_pipes_in_and_out_carry_exact_bytes_both_ways() {
     let (to_client, to_server) = (raw_payload(6 * MIB, 11), raw_payload(6 * MIB, 12));
-    let (mut server, port) = chatd(&["-1", "-q", "--raw"]);
-    let mut client = chat(port, &["-q", "--raw"]);
+    let trace = Trace::new();
+    let (mut server, port) = trace.chatd(&["-1", "-q", "--raw"], Stdio::piped(), Stdio::piped());
+    let mut client = trace.chat(port, &["-q", "--raw"], Stdio::piped());
     let feeder = {
         let data = to_client.clone();
         let mut stdin = server.take_stdin();
@@ -91,26 +190,29 @@ fn raw_pipes_in_and_out_carry_exact_bytes_both_ways() {
     assert_eq!(server.wait(), 0, "{}", server.dump());
     assert_same(&client.stdout(), &to_client, "client");
     assert_same(&server.stdout(), &to_server, "server");
+    // Each side spliced what it sent (pipe to socket) and what it received
+    // (socket to pipe).
+    trace.moved("chatd", "splice", to_client.len() + to_server.len());
+    trace.moved("chat", "splice", to_client.len() + to_server.len());
 }
 
 /// `chatd -1 EXTRA < file` with its stdout a regular file, and `chat EXTRA
-/// < file`: both receive exactly what the other sent.
-fn files_in_file_out(extra: &[&str], to_client: &[u8], to_server: &[u8]) {
+/// < file`: both receive exactly what the other sent. Returns the trace of
+/// both.
+fn files_in_file_out(extra: &[&str], to_client: &[u8], to_server: &[u8]) -> Trace {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("server.out");
     let mut args = vec!["-1", "-q"];
     args.extend_from_slice(extra);
-    let (mut server, port) = chatd_io(
+    let trace = Trace::new();
+    let (mut server, port) = trace.chatd(
         &args,
         file_with(&dir, "to-client", to_client),
         Stdio::from(std::fs::File::create(&out).unwrap()),
     );
     let mut args = vec!["-q"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["127.0.0.1"]);
-    let port_text = port.to_string();
-    args.push(&port_text);
-    let mut client = spawn_with(CHAT, &args, file_with(&dir, "to-server", to_server));
+    let mut client = trace.chat(port, &args, file_with(&dir, "to-server", to_server));
     let status = client.wait_within(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
@@ -120,24 +222,31 @@ fn files_in_file_out(extra: &[&str], to_client: &[u8], to_server: &[u8]) {
         to_server,
         "server (stdout a file)",
     );
+    trace
 }
 
 // --raw, stdin a regular file (sendfile), stdout a file (splice through a
 // relay pipe) on one side and a pipe on the other.
 #[test]
 fn raw_files_in_and_a_file_out_carry_exact_bytes() {
-    files_in_file_out(
-        &["--raw"],
-        &raw_payload(5 * MIB, 21),
-        &raw_payload(5 * MIB + 7, 22),
-    );
+    let (to_client, to_server) = (raw_payload(5 * MIB, 21), raw_payload(5 * MIB + 7, 22));
+    let trace = files_in_file_out(&["--raw"], &to_client, &to_server);
+    trace.moved("chatd", "sendfile", to_client.len());
+    trace.moved("chat", "sendfile", to_server.len());
+    trace.moved("chat", "splice", to_client.len());
+    // Socket to relay pipe, relay pipe to file: twice the bytes.
+    trace.moved("chatd", "splice", 2 * to_server.len());
 }
 
 // The default mode, stdin a regular file (pread then sendfile) and stdout
 // a file (copy path) or a pipe (MSG_PEEK then splice).
 #[test]
 fn default_mode_files_in_and_a_file_out_carry_exact_bytes() {
-    files_in_file_out(&[], &text(5 * MIB, 23), &text(5 * MIB + 3, 24));
+    let (to_client, to_server) = (text(5 * MIB, 23), text(5 * MIB + 3, 24));
+    let trace = files_in_file_out(&[], &to_client, &to_server);
+    trace.moved("chatd", "sendfile", to_client.len());
+    trace.moved("chat", "sendfile", to_server.len());
+    trace.moved("chat", "splice", to_client.len());
 }
 
 // The default mode with pipes everywhere: tee + splice out of stdin,
@@ -145,8 +254,9 @@ fn default_mode_files_in_and_a_file_out_carry_exact_bytes() {
 #[test]
 fn default_mode_pipes_in_and_out_carry_exact_bytes() {
     let data = text(8 * MIB, 25);
-    let (mut server, port) = chatd_with(&["-1", "-q"], Stdio::null());
-    let mut client = chat(port, &["-q"]);
+    let trace = Trace::new();
+    let (mut server, port) = trace.chatd(&["-1", "-q"], Stdio::null(), Stdio::piped());
+    let mut client = trace.chat(port, &["-q"], Stdio::piped());
     for part in data.chunks(MIB) {
         client.send(part);
     }
@@ -155,6 +265,11 @@ fn default_mode_pipes_in_and_out_carry_exact_bytes() {
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
     assert_same(&server.stdout(), &data, "server");
+    // chat looked at its stdin with tee and spliced it; chatd peeked at
+    // the socket and spliced it into its stdout.
+    trace.moved("chat", "tee", data.len());
+    trace.moved("chat", "splice", data.len());
+    trace.moved("chatd", "splice", data.len());
 }
 
 // --raw with stdin a socket, not a terminal: the copy path, exact bytes.
@@ -188,20 +303,20 @@ fn raw_into_a_file_opened_for_append_falls_back_to_copying() {
     let log = dir.path().join("log");
     std::fs::write(&log, b"already here\n").unwrap();
     let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    let (mut server, port) = chatd_io(&["-1", "-q", "--raw"], Stdio::null(), Stdio::from(append));
+    let trace = Trace::new();
+    let (mut server, port) =
+        trace.chatd(&["-1", "-q", "--raw"], Stdio::null(), Stdio::from(append));
     let data = raw_payload(3 * MIB, 41);
-    let port_text = port.to_string();
-    let mut client = spawn_with(
-        CHAT,
-        &["-q", "--raw", "127.0.0.1", &port_text],
-        file_with(&dir, "data", &data),
-    );
+    let mut client = trace.chat(port, &["-q", "--raw"], file_with(&dir, "data", &data));
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
     assert_eq!(server.stderr_text(), "", "the fallback is silent");
     let mut want = b"already here\n".to_vec();
     want.extend_from_slice(&data);
     assert_same(&std::fs::read(&log).unwrap(), &want, "log");
+    // The bytes went out by write(2): the copy path took over.
+    trace.moved("chatd", "write", data.len());
+    trace.moved("chat", "sendfile", data.len());
 }
 
 // The default mode with a pipe on chatd's stdin (tee, then splice): a bye

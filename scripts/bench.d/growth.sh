@@ -1,6 +1,6 @@
 # scripts/bench.d/growth.sh, sourced by scripts/bench: section 6, growth.
 # Ours and nc at BENCH_GROWTH_MIB ("16 256 2048") MiB, client -> server:
-# MiB/s and CPU s/GiB must not get worse as the size grows.
+# MiB/s and CPU s/GiB must not get worse as the size grows (random letters).
 # shellcheck shell=bash
 
 section_growth() {
@@ -8,7 +8,7 @@ section_growth() {
   local -a gtools=(p-chat p-raw p-nc) sizes
   read -r -a sizes <<<"$GROWTH_MIB"
   for size in "${sizes[@]}"; do
-    text_files "$size" # made before the clock runs
+    text_files letters "$size" # made before the clock runs
     for tool in "${gtools[@]}"; do
       times[$tool@$size]="" cpus[$tool@$size]=""
     done
@@ -16,7 +16,7 @@ section_growth() {
   # Sizes interleaved too, so that a change of load hits them alike.
   for ((rep = 1; rep <= REPS; rep++)); do
     for size in "${sizes[@]}"; do
-      text_files "$size"
+      text_files letters "$size"
       for tool in "${gtools[@]}"; do
         pipe_way "$tool" cs "wc:$tmp/pipe.count"
         received "$tmp/pipe.count" "$((size * 1048576))" "growth $size MiB, ${label[$tool]}, run $rep"

@@ -19,7 +19,7 @@ die() {
 require_tools() {
   # command -> Debian package providing it
   local -A need=([socat]=socat [ncat]=ncat [ss]=iproute2 [nc.openbsd]=netcat-openbsd
-    [iperf3]=iperf3 [/usr/bin/time]=time)
+    [iperf3]=iperf3 [/usr/bin/time]=time [tmux]=tmux)
   local -a missing=()
   local cmd
   for cmd in "${!need[@]}"; do
@@ -106,13 +106,16 @@ received() {
   [ "$got" = "$2" ] || die "$3: received $got bytes of $2: not a figure"
 }
 
-# run_pair NAME SERVER_IN SERVER_OUT CLIENT_IN CLIENT_OUT -- SERVER... -- CLIENT...
-# Runs one server/client pair on a free port (@P in the arguments) and sets
-# SECS to the time from the client's start to both exiting. Fails unless
-# both exit with status 0. An OUT may be wc:FILE (see launch).
-run_pair() {
-  local name=$1 sin=$2 sout=$3 cin=$4 cout=$5
-  shift 6
+# timed_pair NAME SERVER_LAUNCH CLIENT_LAUNCH -- SERVER... -- CLIENT...:
+# runs one server/client pair on a free port (@P in the arguments), each
+# started by the launcher command held in the array named SERVER_LAUNCH or
+# CLIENT_LAUNCH (launch or pipe_launch and their first arguments), the
+# client once the server listens. Sets SECS to the time from the client's
+# start to both exiting. Fails unless both exit with status 0.
+timed_pair() {
+  local name=$1
+  local -n slaunch=$2 claunch=$3
+  shift 4
   local -a srv=() cli=()
   while [ "$1" != -- ]; do
     srv+=("$1")
@@ -123,14 +126,12 @@ run_pair() {
   pick_port
   srv=("${srv[@]//@P/$PORT}")
   cli=("${cli[@]//@P/$PORT}")
-  launch "$sin" "$sout" "${srv[@]}"
+  "${slaunch[@]}" "${srv[@]}"
   local spid=$LAUNCHED
   live=("$spid")
-  if ! wait_listen "$PORT" "$spid"; then
-    die "$name: the server never listened on 127.0.0.1:$PORT"
-  fi
+  wait_listen "$PORT" "$spid" || die "$name: the server never listened on 127.0.0.1:$PORT"
   local t0=$EPOCHREALTIME
-  launch "$cin" "$cout" "${cli[@]}"
+  "${claunch[@]}" "${cli[@]}"
   local cpid=$LAUNCHED
   live+=("$cpid")
   local src=0 crc=0
@@ -141,6 +142,16 @@ run_pair() {
   [ "$src" -eq 0 ] && [ "$crc" -eq 0 ] ||
     die "$name: exit status server $src, client $crc (124: timed out after ${LIMIT}s)"
   SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+}
+
+# run_pair NAME SERVER_IN SERVER_OUT CLIENT_IN CLIENT_OUT -- SERVER... -- CLIENT...
+# timed_pair with each side's standard input and output; an OUT may be
+# wc:FILE (see launch). Sets SECS.
+run_pair() {
+  local name=$1
+  local -a sl=(launch "$2" "$3") cl=(launch "$4" "$5")
+  shift 5
+  timed_pair "$name" sl cl "$@"
 }
 
 # same FILE1 FILE2 WHAT: fails unless the two files are byte-identical.
@@ -225,6 +236,7 @@ label+=(
   [p-nc]="nc (OpenBSD)"
   [p-socat]="socat -b 131072"
   [p-ncat]="ncat"
+  [p-base]="baseline chatd/chat"
 )
 
 # pipe_launch ROLE OUT TIMEFILE COMMAND...: starts, under `timeout`,
@@ -258,35 +270,11 @@ pipe_launch() {
 # and RSS_R (KiB). Fails unless both exit 0.
 pipe_pair() {
   local name=$1 dir=$2 out=$3
-  shift 4
-  local -a srv=() cli=()
-  while [ "$1" != -- ]; do
-    srv+=("$1")
-    shift
-  done
-  shift
-  cli=("$@")
-  pick_port
-  srv=("${srv[@]//@P/$PORT}")
-  cli=("${cli[@]//@P/$PORT}")
   local srole=recv crole=send
   [ "$dir" = sc ] && srole=send crole=recv
-  pipe_launch "$srole" "$out" "$tmp/time.srv" "${srv[@]}"
-  local spid=$LAUNCHED
-  live=("$spid")
-  wait_listen "$PORT" "$spid" || die "$name: the server never listened on 127.0.0.1:$PORT"
-  local t0=$EPOCHREALTIME
-  pipe_launch "$crole" "$out" "$tmp/time.cli" "${cli[@]}"
-  local cpid=$LAUNCHED
-  live+=("$cpid")
-  local src=0 crc=0
-  wait "$cpid" || crc=$?
-  wait "$spid" || src=$?
-  local t1=$EPOCHREALTIME
-  live=()
-  [ "$src" -eq 0 ] && [ "$crc" -eq 0 ] ||
-    die "$name: exit status server $src, client $crc (124: timed out after ${LIMIT}s)"
-  SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+  local -a sl=(pipe_launch "$srole" "$out" "$tmp/time.srv") cl=(pipe_launch "$crole" "$out" "$tmp/time.cli")
+  shift 3
+  timed_pair "$name" sl cl "$@"
   local su ss sm cu cs cm
   read -r su ss sm <"$tmp/time.srv"
   read -r cu cs cm <"$tmp/time.cli"
@@ -308,6 +296,10 @@ pipe_way() {
     pipe_pair "$tool" "$dir" "$out" -- \
       "$CHATD" -1 -q "${raw[@]}" -b 127.0.0.1 -p @P -- \
       "$CHAT" -q "${raw[@]}" --retry 5 127.0.0.1 @P ;;
+  p-base)
+    pipe_pair "$tool" "$dir" "$out" -- \
+      "$BASELINE/chatd" -1 -q -b 127.0.0.1 -p @P -- \
+      "$BASELINE/chat" -q --retry 5 127.0.0.1 @P ;;
   p-nc)
     if [ "$dir" = cs ]; then
       pipe_pair "$tool" "$dir" "$out" -- "$NC" -l 127.0.0.1 @P -- "$NC" -N 127.0.0.1 @P
@@ -330,50 +322,65 @@ pipe_way() {
   esac
 }
 
-# pipe_rounds TOOLS_ARRAY_NAME DIR MIB: REPS interleaved rounds over the
-# tools, each transfer of FILES (MIB MiB) counted at the receiver.
+# pipe_rounds TOOLS_ARRAY_NAME DIR MIB CORPUS...: REPS rounds, each
+# corpus's MIB MiB (text_files) sent by each tool in turn, corpora and
+# tools interleaved so that a change of load hits them alike; every
+# transfer counted at the receiver. Figures under the key TOOL@CORPUS.
 pipe_rounds() {
   local -n ptools=$1
-  local dir=$2 mib=$3 rep tool
-  for tool in "${ptools[@]}"; do
-    times[$tool]="" cpus[$tool]="" rss_send[$tool]=0 rss_recv[$tool]=0
+  local dir=$2 mib=$3 rep tool corpus key
+  shift 3
+  for corpus in "$@"; do
+    for tool in "${ptools[@]}"; do
+      key=$tool@$corpus
+      times[$key]="" cpus[$key]="" rss_send[$key]=0 rss_recv[$key]=0
+    done
   done
   for ((rep = 1; rep <= REPS; rep++)); do
-    for tool in "${ptools[@]}"; do
-      pipe_way "$tool" "$dir" "wc:$tmp/pipe.count"
-      received "$tmp/pipe.count" "$((mib * 1048576))" "pipeline $dir, ${label[$tool]}, run $rep"
-      times[$tool]+=" $SECS"
-      cpus[$tool]+=" $CPU"
-      if [ "$RSS_S" -gt "${rss_send[$tool]}" ]; then rss_send[$tool]=$RSS_S; fi
-      if [ "$RSS_R" -gt "${rss_recv[$tool]}" ]; then rss_recv[$tool]=$RSS_R; fi
+    for corpus in "$@"; do
+      text_files "$corpus" "$mib"
+      for tool in "${ptools[@]}"; do
+        key=$tool@$corpus
+        pipe_way "$tool" "$dir" "wc:$tmp/pipe.count"
+        received "$tmp/pipe.count" "$((mib * 1048576))" "pipeline $dir, $corpus, ${label[$tool]}, run $rep"
+        times[$key]+=" $SECS"
+        cpus[$key]+=" $CPU"
+        if [ "$RSS_S" -gt "${rss_send[$key]}" ]; then rss_send[$key]=$RSS_S; fi
+        if [ "$RSS_R" -gt "${rss_recv[$key]}" ]; then rss_recv[$key]=$RSS_R; fi
+      done
     done
   done
 }
 
-# pipe_table TITLE MIB TOOLS_ARRAY_NAME: one row per tool; ratios to p-nc.
+# pipe_table TITLE MIB TOOLS_ARRAY_NAME CORPUS...: one row per corpus and
+# tool, from pipe_rounds; ratios to p-nc on the same corpus.
 pipe_table() {
   local -n prow=$3
-  local mib=$2 tool m c nm nc
-  # shellcheck disable=SC2086 # space-separated numbers
-  nm=$(median ${times[p-nc]})
-  # shellcheck disable=SC2086
-  nc=$(median ${cpus[p-nc]})
+  local mib=$2 title=$1 tool corpus key m c nm nc
+  shift 3
   echo
-  echo "$1"
-  printf '  %-20s %9s %7s %6s %10s %6s %10s %10s %9s\n' tool "median s" "MiB/s" "x nc" \
+  echo "$title"
+  printf '  %-8s %-20s %9s %7s %6s %10s %6s %10s %10s %9s\n' corpus tool "median s" "MiB/s" "x nc" \
     "CPU s/GiB" "/nc" "RSS send" "RSS recv" "RSS-nc"
-  for tool in "${prow[@]}"; do
+  for corpus in "$@"; do
+    # shellcheck disable=SC2086 # space-separated numbers
+    nm=$(median ${times[p-nc@$corpus]})
     # shellcheck disable=SC2086
-    m=$(median ${times[$tool]})
-    # shellcheck disable=SC2086
-    c=$(median ${cpus[$tool]})
-    awk -v name="${label[$tool]}" -v m="$m" -v c="$c" -v nm="$nm" -v nc="$nc" -v mib="$mib" \
-      -v rs="${rss_send[$tool]}" -v rr="${rss_recv[$tool]}" \
-      -v ns="${rss_send[p-nc]}" -v nr="${rss_recv[p-nc]}" 'BEGIN {
-        d = rs - ns > rr - nr ? rs - ns : rr - nr
-        printf "  %-20s %9.3f %7.0f %6.2f %10.2f %6.2f %7d KiB %6d KiB %5d KiB\n",
-          name, m, mib / m, nm / m, c * 1024 / mib, c / nc, rs, rr, d
-      }'
+    nc=$(median ${cpus[p-nc@$corpus]})
+    for tool in "${prow[@]}"; do
+      key=$tool@$corpus
+      # shellcheck disable=SC2086
+      m=$(median ${times[$key]})
+      # shellcheck disable=SC2086
+      c=$(median ${cpus[$key]})
+      awk -v corpus="$corpus" -v name="${label[$tool]}" -v m="$m" -v c="$c" -v nm="$nm" -v nc="$nc" \
+        -v mib="$mib" -v rs="${rss_send[$key]}" -v rr="${rss_recv[$key]}" \
+        -v ns="${rss_send[p-nc@$corpus]}" -v nr="${rss_recv[p-nc@$corpus]}" 'BEGIN {
+          d = rs - ns > rr - nr ? rs - ns : rr - nr
+          printf "  %-8s %-20s %9.3f %7.0f %6.2f %10.2f %6.2f %7d KiB %6d KiB %5d KiB\n",
+            corpus, name, m, mib / m, nm / m, c * 1024 / mib, c / nc, rs, rr, d
+        }'
+    done
   done
 }
 

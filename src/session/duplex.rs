@@ -74,6 +74,9 @@ pub enum ReceiverExit {
     Reset = 6,
     /// Nothing was received for `--idle-timeout` seconds.
     Idle = 7,
+    /// End of file on the socket before a single byte arrived (see
+    /// [`End::Silent`]).
+    Silent = 8,
 }
 
 impl ReceiverExit {
@@ -86,6 +89,7 @@ impl ReceiverExit {
             Self::Arret,
             Self::Reset,
             Self::Idle,
+            Self::Silent,
         ]
         .into_iter()
         .find(|e| *e as i32 == code)
@@ -130,7 +134,7 @@ pub fn run(
             if cx.policy.single {
                 give_up_stdout();
             }
-            let end = Sender {
+            let sender = Sender {
                 out: if nonblocking {
                     Outbound::nonblocking(&stream, peer)
                 } else {
@@ -139,10 +143,17 @@ pub fn run(
                 child,
                 theirs: Cell::new(None),
                 reaped: Cell::new(false),
+                silent: Cell::new(false),
                 signals: cx.signals,
                 policy: cx.policy,
-            }
-            .run(input);
+            };
+            let end = match sender.run(input) {
+                // Neither side sent a byte: say so (issue 13 point 8).
+                Ok(End::PeerClosed) if sender.silent.get() && sender.out.sent() == 0 => {
+                    Ok(End::Silent)
+                }
+                end => end,
+            };
             // What was looked at in place and not sent becomes ordinary
             // buffered input for the next session.
             input.settle();
@@ -193,6 +204,9 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
     let mut buf = vec![0u8; BUF_SIZE];
     let sock = stream.as_raw_fd();
     let mut last = Instant::now();
+    // Whether a byte ever arrived: a peer that closes without one is told
+    // apart ([`ReceiverExit::Silent`]).
+    let mut received = false;
     // Default mode into a pipe: look at the bytes where they are
     // (MSG_PEEK, one copy), then splice exactly those up to the end of a
     // word's line to standard output (no second copy).
@@ -213,6 +227,7 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
             Ok(0) => break output.finish(),
             Ok(n) => {
                 last = Instant::now();
+                received = true;
                 n
             }
             Err(Errno::EINTR) => continue,
@@ -265,6 +280,7 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
         }
     };
     match written {
+        Ok(None) if !received => ReceiverExit::Silent,
         Ok(None) => ReceiverExit::PeerClosed,
         Ok(Some(word)) => ReceiverExit::word(word),
         Err(Errno::EPIPE) => ReceiverExit::StdoutClosed,
@@ -439,6 +455,8 @@ struct Sender<'a> {
     theirs: Cell<Option<Theirs>>,
     /// Whether the child is reaped (it may have ended in failure).
     reaped: Cell<bool>,
+    /// The child saw the peer's end of file before any byte.
+    silent: Cell<bool>,
     signals: &'a Signals,
     policy: Policy,
 }
@@ -641,6 +659,10 @@ impl Sender<'_> {
         let theirs = match status {
             Ok(WaitStatus::Exited(_, code)) => match ReceiverExit::from_code(code) {
                 Some(ReceiverExit::PeerClosed) => Theirs::Ended(End::PeerClosed),
+                Some(ReceiverExit::Silent) => {
+                    self.silent.set(true);
+                    Theirs::Ended(End::PeerClosed)
+                }
                 Some(ReceiverExit::StdoutClosed) => Theirs::Ended(End::StdoutClosed),
                 Some(ReceiverExit::Bye) => peer_said(Word::Bye),
                 Some(ReceiverExit::Arret) => peer_said(Word::Arret),

@@ -47,6 +47,12 @@ pub enum End {
     /// The peer's direction ended (end of file on the socket), and ours
     /// too, or the [`Policy`] ends the session on the peer's end of file.
     PeerClosed,
+    /// The peer closed the connection before either side sent a byte (the
+    /// duplex session tells it apart; elsewhere it is [`End::PeerClosed`]).
+    /// A server that refuses the client's address does that: `chatd
+    /// --allow/--deny` (like `ncat --allow`) closes at once without a word,
+    /// and TCP has no way to say why (issue 13 point 8).
+    Silent,
     /// Standard output is a closed pipe (`chat host | head -1`): the program
     /// ends quietly with status 0, as ripgrep does on `BrokenPipe`.
     StdoutClosed,

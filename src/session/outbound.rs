@@ -33,6 +33,11 @@ pub struct Outbound<'a> {
 }
 
 impl<'a> Outbound<'a> {
+    /// How many bytes the socket accepted in this session.
+    pub fn sent(&self) -> u64 {
+        self.sent.get()
+    }
+
     /// The sending direction of `stream`, connected to `peer`.
     pub fn new(stream: &'a TcpStream, peer: SocketAddr) -> Outbound<'a> {
         Outbound {
