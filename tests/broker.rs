@@ -1149,3 +1149,78 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
     }
     pipeline.expect_stderr(" of the room not shown: standard output did not keep up\n");
 }
+
+// ---------------------------------------------------------------------------
+// A large room (issue 17)
+
+/// A field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// The open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
+    // The room used to hold a queue slot per client per notice: N joins
+    // made N²/2 slots (75 MiB at 2,000 clients, 1.4 GiB at 10,000). With
+    // one log and a cursor per client, each join costs a constant.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    const STEP: usize = 1000;
+    const STEPS: usize = 4;
+    assert!(hard > (STEP * STEPS + 100) as u64, "hard limit {hard}");
+    let (server, port) = room(&["-q", "--max-clients", "5000"]);
+    let pid = server.pid();
+    let base_fds = open_fds(pid);
+    let mut clients: Vec<TcpStream> = Vec::with_capacity(STEP * STEPS);
+    let mut rss = Vec::new();
+    for step in 1..=STEPS {
+        while clients.len() < step * STEP {
+            clients.push(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+        }
+        let all = base_fds + clients.len();
+        assert!(
+            wait_until(Duration::from_secs(60), || open_fds(pid) >= all),
+            "the room holds {} descriptors, not {all}",
+            open_fds(pid)
+        );
+        // Let the last joins be announced and written.
+        thread::sleep(Duration::from_millis(300));
+        rss.push(status_kib(pid, "VmRSS:"));
+    }
+    // Linear: every thousand clients cost about the same, and little.
+    let per_step: Vec<u64> = rss.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+    let first = per_step[0].max(1024);
+    for (k, cost) in per_step.iter().enumerate() {
+        assert!(
+            *cost <= 2 * first + 512,
+            "thousand {}: {cost} KiB after {first} KiB for the first (RSS {rss:?} KiB)",
+            k + 2
+        );
+        assert!(*cost <= 4 * 1024, "{cost} KiB per thousand clients (RSS {rss:?} KiB)");
+    }
+    // And the room works: one line reaches the first and the last client.
+    let line = b"hello, four thousand\n";
+    (&clients[1]).write_all(line).unwrap();
+    for k in [0, clients.len() - 1] {
+        let stream = &mut clients[k];
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        while !got.windows(line.len() - 1).any(|w| w == &line[..line.len() - 1]) {
+            let n = stream.read(&mut chunk).expect("the line arrives");
+            assert!(n > 0, "client {k} closed");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
