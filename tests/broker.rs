@@ -1207,7 +1207,10 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
             "thousand {}: {cost} KiB after {first} KiB for the first (RSS {rss:?} KiB)",
             k + 2
         );
-        assert!(*cost <= 4 * 1024, "{cost} KiB per thousand clients (RSS {rss:?} KiB)");
+        assert!(
+            *cost <= 4 * 1024,
+            "{cost} KiB per thousand clients (RSS {rss:?} KiB)"
+        );
     }
     // And the room works: one line reaches the first and the last client.
     let line = b"hello, four thousand\n";
@@ -1217,7 +1220,10 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         let mut got = Vec::new();
         let mut chunk = vec![0u8; 65536];
-        while !got.windows(line.len() - 1).any(|w| w == &line[..line.len() - 1]) {
+        while !got
+            .windows(line.len() - 1)
+            .any(|w| w == &line[..line.len() - 1])
+        {
             let n = stream.read(&mut chunk).expect("the line arrives");
             assert!(n > 0, "client {k} closed");
             got.extend_from_slice(&chunk[..n]);
