@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example fanout -- PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]
+//!                                              [--burst] [--rate BYTES]
+//! cargo run --release --example fanout -- PORT N 1 --one-line before|while --pid PID [--limit SECS]
 //! ```
 //!
 //! Opens N connections to 127.0.0.1:PORT from one process and one thread
@@ -39,15 +41,41 @@
 //! `--pid PID` names the relay's process: the CPU time it spends during
 //! the timed part (user + system, from `/proc/PID/stat`) is reported.
 //!
+//! `--burst`: no window, every client sends its M lines as fast as the
+//! relay takes them (a paste, a piped log). `--rate BYTES` (implies
+//! `--burst`): every client reads at most BYTES bytes per second, in
+//! 10 ms steps, as a slow link or a slow terminal would: the readers are
+//! slower than the talkers, and a relay must slow the talkers or drop
+//! readers (chatd slows them: issue 14).
+//!
+//! With more than 1000 clients, only the last one is synchronised (a relay
+//! accepts in order: once it relays the last client, it has accepted every
+//! other).
+//!
 //! Output, one line on standard output:
-//! `N M DELIVERIES SECONDS RATE STALLED CPU`, RATE in deliveries per second,
-//! CPU the relay's CPU seconds during the timed part (`-` without `--pid`),
-//! STALLED one of `none`, `disconnected`, `connected` or (when the time
-//! limit passed first) `unchecked`. Exit status 0 when
-//! every line arrived; 3 when `--limit SECS` passed first (the line then
-//! shows the deliveries made so far and the time); 1 on a wrong line (lost,
-//! duplicated, out of order, echoed) or an I/O error, with one line on
-//! standard error; 2 on a usage error.
+//! `N M DELIVERIES SECONDS RATE STALLED CPU DROPPED BYTES`, RATE in
+//! deliveries per second, CPU the relay's CPU seconds during the timed
+//! part (`-` without `--pid`), STALLED one of `none`, `disconnected`,
+//! `connected` or (when the time limit passed first) `unchecked`, DROPPED
+//! the seconds from the start of the timed part to the first
+//! `* NAME left (too slow)` a client received (`-` if none), BYTES the
+//! bytes the clients received in all during the timed part. Exit status 0
+//! when every line arrived; 3 when `--limit SECS` passed first (the line
+//! then shows the deliveries made so far and the time); 1 on a wrong line
+//! (lost, duplicated, out of order, echoed) or an I/O error, with one line
+//! on standard error; 2 on a usage error.
+//!
+//! # One line to a large room (issue 17)
+//!
+//! `--one-line before|while`: N clients connect one after another (`while`:
+//! each reading what it is sent all along; `before`: none reading, as a
+//! class joins before anyone looks at the screen); once the relay holds N
+//! connections (its descriptors, from `/proc/PID/fd`), its resident size
+//! is taken, then client 0 sends one line and every client reads until it
+//! has that line (through whatever was queued for it before). Output:
+//! `N MODE RSS_KIB PEAK_KIB SECONDS`: the relay's RSS after the joins, its
+//! peak RSS at the end, and the seconds from the line's sending to its
+//! arrival at the last client.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -71,6 +99,10 @@ struct Args {
     limit: Duration,
     window: Option<u64>,
     pid: Option<u32>,
+    burst: bool,
+    rate: Option<u64>,
+    /// `--one-line`: whether the clients read while the others join.
+    one_line: Option<bool>,
 }
 
 fn parse() -> Option<Args> {
@@ -86,10 +118,25 @@ fn parse() -> Option<Args> {
         limit: Duration::from_secs(3600),
         window: None,
         pid: None,
+        burst: false,
+        rate: None,
+        one_line: None,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--stalled" => out.stalled = true,
+            "--burst" => out.burst = true,
+            "--rate" => {
+                out.rate = Some(args.next()?.parse().ok().filter(|&r| r >= 1)?);
+                out.burst = true;
+            }
+            "--one-line" => {
+                out.one_line = match args.next()?.as_str() {
+                    "before" => Some(false),
+                    "while" => Some(true),
+                    _ => return None,
+                }
+            }
             "--limit" => out.limit = Duration::from_secs_f64(args.next()?.parse().ok()?),
             "--window" => out.window = Some(args.next()?.parse().ok().filter(|&w| w >= 1)?),
             "--pid" => out.pid = Some(args.next()?.parse().ok()?),
@@ -102,21 +149,40 @@ fn parse() -> Option<Args> {
 fn main() -> ExitCode {
     let Some(args) = parse() else {
         eprintln!(
-            "usage: fanout PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID]   (N >= 2, M >= 1)"
+            "usage: fanout PORT N M [--stalled] [--limit SECS] [--window W] [--pid PID] [--burst] [--rate BYTES]\n\
+             \x20      fanout PORT N 1 --one-line before|while --pid PID [--limit SECS]   (N >= 2, M >= 1)"
         );
         return ExitCode::from(2);
     };
+    if let Some(reading) = args.one_line {
+        let Some(pid) = args.pid else {
+            eprintln!("fanout: --one-line needs --pid");
+            return ExitCode::from(2);
+        };
+        return match one_line(&args, pid, reading) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("fanout: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&args) {
         Ok(report) => {
             let cpu = report.cpu.map_or("-".to_owned(), |c| format!("{c:.3}"));
+            let dropped = report.dropped.map_or("-".to_owned(), |d| format!("{d:.3}"));
             println!(
-                "{} {} {} {:.6} {:.0} {} {cpu}",
+                "{} {} {} {:.6} {:.0} {} {cpu} {dropped} {}",
                 args.n,
                 args.m,
                 report.deliveries,
                 report.secs,
                 report.deliveries as f64 / report.secs,
-                report.stalled
+                report.stalled,
+                report.bytes
             );
             if report.complete {
                 ExitCode::SUCCESS
@@ -138,6 +204,10 @@ struct Report {
     stalled: &'static str,
     /// The relay's CPU seconds during the timed part.
     cpu: Option<f64>,
+    /// Seconds from the start to the first `left (too slow)` received.
+    dropped: Option<f64>,
+    /// Bytes received by the clients during the timed part.
+    bytes: u64,
 }
 
 /// One connection of the generator.
@@ -158,6 +228,14 @@ struct Client {
     /// The other clients (N − 1), and the window W·(N − 1) in lines.
     peers: u64,
     budget: u64,
+    /// Bytes received, and their number when the clock started.
+    bytes: u64,
+    timed_base: u64,
+    /// When it received a `* NAME left (too slow)`.
+    too_slow: Option<Instant>,
+    /// The epoll interest besides `EPOLLOUT` (none with `--rate`: reads
+    /// are made on a timer).
+    base: EpollFlags,
 }
 
 fn bad(text: String) -> io::Error {
@@ -200,9 +278,17 @@ fn run(args: &Args) -> io::Result<Report> {
                 received: 0,
                 writing: false,
                 peers: n as u64 - 1,
-                budget: window * (n as u64 - 1),
+                budget: if args.burst {
+                    u64::MAX / 4
+                } else {
+                    window * (n as u64 - 1)
+                },
+                bytes: 0,
+                timed_base: 0,
+                too_slow: None,
+                base: EpollFlags::EPOLLIN,
             });
-            if k > 0 {
+            if k > 0 && (n <= 1000 || k + 1 == n) {
                 let line = format!("sync {k}\n");
                 let mut bytes = line.as_bytes();
                 while !bytes.is_empty() {
@@ -216,10 +302,10 @@ fn run(args: &Args) -> io::Result<Report> {
                 }
             }
         }
-        if k == 0 {
+        if k == 0 || (n > 1000 && k + 1 < n) {
             continue;
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !synced[k] {
             if Instant::now() > deadline {
                 return Err(bad(format!("client {k} was never relayed (sync)")));
@@ -231,6 +317,20 @@ fn run(args: &Args) -> io::Result<Report> {
             }
         }
     }
+    if args.rate.is_some() {
+        // Reads on a timer from now on.
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.base = EpollFlags::empty();
+            epoll.modify(
+                client.stream.as_fd(),
+                &mut EpollEvent::new(client.base, i as u64),
+            )?;
+        }
+    }
+    let bytes_before: u64 = clients.iter().map(|c| c.bytes).sum();
+    for client in &mut clients {
+        client.timed_base = client.bytes;
+    }
 
     // The timed part: everyone sends M lines, everyone reads.
     let cpu_start = args.pid.and_then(cpu_seconds);
@@ -241,6 +341,8 @@ fn run(args: &Args) -> io::Result<Report> {
     for (i, client) in clients.iter_mut().enumerate() {
         send(client, i, &epoll)?;
     }
+    let tick = Duration::from_millis(10);
+    let mut next_tick = start;
     let complete = loop {
         if delivered == total {
             break true;
@@ -249,7 +351,10 @@ fn run(args: &Args) -> io::Result<Report> {
         if now >= deadline {
             break false;
         }
-        let wait = (deadline - now).min(Duration::from_millis(500));
+        let mut wait = (deadline - now).min(Duration::from_millis(500));
+        if args.rate.is_some() {
+            wait = wait.min(next_tick.saturating_duration_since(now));
+        }
         let got = epoll.wait(
             &mut events,
             EpollTimeout::try_from(wait).unwrap_or(EpollTimeout::NONE),
@@ -259,15 +364,42 @@ fn run(args: &Args) -> io::Result<Report> {
             if event.events().contains(EpollFlags::EPOLLOUT) {
                 send(&mut clients[i], i, &epoll)?;
             }
-            if event
-                .events()
-                .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+            if args.rate.is_none()
+                && event
+                    .events()
+                    .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
             {
                 let before = clients[i].received;
                 receive(&mut clients, i, &mut buf, &mut next, n, &mut synced)?;
                 delivered += clients[i].received - before;
                 if !clients[i].writing {
                     // What it received may open its window.
+                    send(&mut clients[i], i, &epoll)?;
+                }
+            }
+        }
+        if let Some(rate) = args.rate
+            && Instant::now() >= next_tick
+        {
+            // Each client may have read `rate` bytes a second since the
+            // start: it reads what it is allowed, no more.
+            next_tick += tick;
+            let allowed = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
+            for i in 0..clients.len() {
+                loop {
+                    let taken = clients[i].bytes - clients[i].timed_base;
+                    let room = allowed.saturating_sub(taken).min(buf.len() as u64) as usize;
+                    if room == 0 {
+                        break;
+                    }
+                    let before = (clients[i].received, clients[i].bytes);
+                    receive(&mut clients, i, &mut buf[..room], &mut next, n, &mut synced)?;
+                    delivered += clients[i].received - before.0;
+                    if clients[i].bytes == before.1 {
+                        break; // nothing more to read now
+                    }
+                }
+                if !clients[i].writing {
                     send(&mut clients[i], i, &epoll)?;
                 }
             }
@@ -281,12 +413,20 @@ fn run(args: &Args) -> io::Result<Report> {
         // The relay waits for it: what it would do next is not measured.
         Some(_) => "unchecked",
     };
+    let dropped = clients
+        .iter()
+        .filter_map(|c| c.too_slow)
+        .min()
+        .map(|t| t.saturating_duration_since(start).as_secs_f64());
+    let bytes = clients.iter().map(|c| c.bytes).sum::<u64>() - bytes_before;
     Ok(Report {
         deliveries: delivered,
         secs,
         complete,
         stalled,
         cpu,
+        dropped,
+        bytes,
     })
 }
 
@@ -330,7 +470,7 @@ fn send(client: &mut Client, i: usize, epoll: &Epoll) -> io::Result<()> {
     }
     let pending = client.out_at < client.out.len();
     if pending != client.writing {
-        let mut flags = EpollFlags::EPOLLIN;
+        let mut flags = client.base;
         if pending {
             flags |= EpollFlags::EPOLLOUT;
         }
@@ -363,6 +503,7 @@ fn receive(
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
         Err(e) => return Err(e),
     };
+    client.bytes += got as u64;
     let mut data = &buf[..got];
     if !client.partial.is_empty() {
         // Finish the line the last read left unfinished.
@@ -429,7 +570,11 @@ fn line(
         return Ok(());
     }
     if !payload.starts_with(b"m ") {
-        return Ok(()); // a notice
+        // A notice: note when a client was dropped as too slow.
+        if line.starts_with(b"* ") && line.ends_with(b" left (too slow)") {
+            client.too_slow.get_or_insert_with(Instant::now);
+        }
+        return Ok(());
     }
     match fields(payload) {
         Some(fields) => count(client, r, fields, next, n, line),
@@ -527,6 +672,143 @@ fn stalled_state(mut stream: TcpStream) -> &'static str {
             Err(_) => return "connected",
         }
     }
+}
+
+/// `--one-line`: see the module documentation. Returns the output line.
+fn one_line(args: &Args, pid: u32, reading: bool) -> io::Result<String> {
+    raise_nofile();
+    let n = args.n;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    let mut streams: Vec<TcpStream> = Vec::with_capacity(n);
+    let mut events = vec![EpollEvent::empty(); 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let deadline = Instant::now() + args.limit;
+    // While joining, readers take whatever comes (notices), and drop it.
+    let mut drain = |streams: &mut Vec<TcpStream>, timeout: EpollTimeout| -> io::Result<usize> {
+        let got = epoll.wait(&mut events, timeout)?;
+        for event in &events[..got] {
+            let mut stream = &streams[event.data() as usize];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => return Err(bad("the relay closed a connection while joining".into())),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(got)
+    };
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let base = fds();
+    for k in 0..n {
+        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, args.port))?;
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        if reading {
+            epoll.add(
+                stream.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, k as u64),
+            )?;
+        }
+        streams.push(stream);
+        if reading && k % 16 == 15 {
+            while drain(&mut streams, EpollTimeout::ZERO)? > 0 {}
+        }
+        if Instant::now() > deadline {
+            return Err(bad(format!(
+                "only {k} clients joined within the time limit"
+            )));
+        }
+    }
+    // Wait until the relay holds every connection.
+    while fds() < base + n {
+        if Instant::now() > deadline {
+            return Err(bad(format!(
+                "the relay holds {} descriptors, not {n}",
+                fds()
+            )));
+        }
+        if reading {
+            drain(&mut streams, EpollTimeout::from(10u16))?;
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if reading {
+        // What the last joins caused: read it before the clock starts.
+        let quiet = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < quiet {
+            drain(&mut streams, EpollTimeout::from(20u16))?;
+        }
+    }
+    let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+    // The clock: client 0 says one line, every other reads until it has it.
+    let marker = b"m 0000 000000 one line for everyone";
+    let start = Instant::now();
+    (&streams[0]).write_all(&[&marker[..], b"\n"].concat())?;
+    if !reading {
+        for (k, stream) in streams.iter().enumerate().skip(1) {
+            epoll.add(
+                stream.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, k as u64),
+            )?;
+        }
+    }
+    let finder = memchr::memmem::Finder::new(&marker[..]);
+    let mut tails: Vec<Vec<u8>> = vec![Vec::new(); n];
+    let mut done = vec![false; n];
+    let mut left = n - 1;
+    let mut last = start;
+    while left > 0 {
+        if Instant::now() > deadline {
+            return Err(bad(format!("{left} clients never got the line")));
+        }
+        let got = epoll.wait(&mut events, EpollTimeout::from(100u16))?;
+        for event in &events[..got] {
+            let k = event.data() as usize;
+            let mut stream = &streams[k];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => return Err(bad(format!("client {k}: the relay closed it"))),
+                    Ok(r) => {
+                        if done[k] || k == 0 {
+                            continue;
+                        }
+                        let tail = &mut tails[k];
+                        tail.extend_from_slice(&buf[..r]);
+                        if finder.find(tail).is_some() {
+                            done[k] = true;
+                            left -= 1;
+                            last = Instant::now();
+                            tail.clear();
+                        } else {
+                            let keep = tail.len().saturating_sub(marker.len());
+                            tail.drain(..keep);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let secs = last.duration_since(start).as_secs_f64();
+    let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
+    let mode = if reading { "while" } else { "before" };
+    Ok(format!("{n} {mode} {rss} {peak} {secs:.6}"))
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Raises the soft limit of open files to the hard limit (N sockets).

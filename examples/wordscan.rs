@@ -19,11 +19,15 @@
 //!
 //! The scans:
 //! * `chatd` (`words::WordScanner`): what chatd and chat run;
+//! * `chatd, no AVX2`: the same on its portable loop (SSE2 on x86-64),
+//!   what a CPU without AVX2 runs;
 //! * `memmem words`: `memchr::memmem` for `bye` and `arret`, then a check
 //!   that each hit is a whole line (issue 9's scan, before issue 15);
 //! * `memmem lines`: `memmem` for the four whole-line needles `\nbye\n`,
 //!   `\nbye\r\n`, `\narret\n`, `\narret\r\n`;
 //! * `teddy lines`: `aho-corasick`'s packed (Teddy) searcher for those four;
+//! * `teddy tails`: the same searcher for the last 4 bytes of each word
+//!   line (`bye\n`, `ye\r\n`, `ret\n`, `et\r\n`), each hit checked backwards;
 //! * `newlines`: `memchr` over every newline, a look at each line of at
 //!   most 6 bytes.
 //!
@@ -31,8 +35,9 @@
 //! word line planted in a copy of it at the right offset: a fast wrong scan
 //! is not a figure (status 1, one line on standard error).
 //!
-//! Output: one line per corpus and scan, GB/s (10^9 bytes per second) as
-//! the median of the rounds, then the lowest and highest.
+//! Output: one line per scan, one column per corpus: GB/s (10^9 bytes per
+//! second), the median of the rounds, and in brackets the lowest and the
+//! highest.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -51,29 +56,50 @@ const CHUNK: usize = 128 * 1024;
 /// The whole-line needles.
 const LINES: [&[u8]; 4] = [b"\nbye\n", b"\nbye\r\n", b"\narret\n", b"\narret\r\n"];
 
-/// A scan: the offset just past the first word line of each chunk, if any
-/// (a word split across chunks is the library's business: the others are
-/// measured on their inner loop only, which is what costs).
-trait Scan {
-    fn name(&self) -> &'static str;
-    /// Offsets (in `text`) just past each word line found, at most `max`.
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize>;
+/// A scan's search: the offsets (in a text) just past each word line it
+/// finds, at most the number given.
+type Find = Box<dyn FnMut(&[u8], usize) -> Vec<usize>>;
+
+/// A scan, by name.
+struct Scan {
+    name: &'static str,
+    find: Find,
 }
 
-/// `chatd::words::WordScanner`, fed chunk by chunk.
-struct Chatd;
-
-impl Scan for Chatd {
-    fn name(&self) -> &'static str {
-        "chatd"
+/// `chatd::words::WordScanner`, fed chunk by chunk, on its AVX2 copy where
+/// the CPU has it unless `portable`.
+fn chatd(text: &[u8], max: usize, portable: bool) -> Vec<usize> {
+    PORTABLE_ONLY.store(portable, Ordering::Relaxed);
+    let mut scanner = WordScanner::new();
+    let mut found = Vec::new();
+    let mut base = 0;
+    'chunks: for chunk in text.chunks(CHUNK) {
+        let mut at = 0;
+        while let Some((_, end)) = scanner.scan(&chunk[at..]) {
+            at += end;
+            found.push(base + at);
+            if found.len() == max {
+                break 'chunks;
+            }
+        }
+        base += chunk.len();
     }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        let mut scanner = WordScanner::new();
+    PORTABLE_ONLY.store(false, Ordering::Relaxed);
+    found
+}
+
+/// A scan made of `first` (the end of the first word line in a text that
+/// starts at a line start), run over each chunk from its first line start
+/// and on after each hit. A word split across chunks is the library's
+/// business: the other scans are measured on their inner loop only, which
+/// is what costs.
+fn kernel(name: &'static str, mut first: impl FnMut(&[u8]) -> Option<usize> + 'static) -> Scan {
+    let find = move |text: &[u8], max: usize| {
         let mut found = Vec::new();
         let mut base = 0;
         for chunk in text.chunks(CHUNK) {
-            let mut at = 0;
-            while let Some((_, end)) = scanner.scan(&chunk[at..]) {
+            let mut at = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |nl| nl + 1);
+            while let Some(end) = first(&chunk[at..]) {
                 at += end;
                 found.push(base + at);
                 if found.len() == max {
@@ -83,127 +109,94 @@ impl Scan for Chatd {
             base += chunk.len();
         }
         found
+    };
+    Scan {
+        name,
+        find: Box::new(find),
     }
 }
 
-/// Runs `first` (the first word line's end in a text that starts at a
-/// line start) over each chunk from its first line start (as the library
-/// does: the line carried from the chunk before is its own case), and on
-/// after each hit.
-fn by_chunks(text: &[u8], max: usize, mut first: impl FnMut(&[u8]) -> Option<usize>) -> Vec<usize> {
-    let mut found = Vec::new();
-    let mut base = 0;
-    for chunk in text.chunks(CHUNK) {
-        let mut at = memchr::memchr(b'\n', chunk).map_or(chunk.len(), |nl| nl + 1);
-        while let Some(end) = first(&chunk[at..]) {
-            at += end;
-            found.push(base + at);
-            if found.len() == max {
-                return found;
-            }
-        }
-        base += chunk.len();
-    }
-    found
-}
-
-/// The end of `text[at..]`'s line if it is exactly `word` (`\r` allowed)
-/// and starts a line.
-fn whole_line(text: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+/// The end of the line at `text[at..]` if it starts a line and is exactly
+/// the `len` bytes there (`\r` allowed).
+fn whole_line(text: &[u8], at: usize, len: usize) -> Option<usize> {
     if at > 0 && text[at - 1] != b'\n' {
         return None;
     }
-    match &text[at + word.len()..] {
-        [b'\n', ..] => Some(at + word.len() + 1),
-        [b'\r', b'\n', ..] => Some(at + word.len() + 2),
+    match &text[at + len..] {
+        [b'\n', ..] => Some(at + len + 1),
+        [b'\r', b'\n', ..] => Some(at + len + 2),
         _ => None,
     }
 }
 
-/// The same, forced onto the portable loop (what a CPU without AVX2 runs).
-struct ChatdPortable;
-
-impl Scan for ChatdPortable {
-    fn name(&self) -> &'static str {
-        "chatd, no AVX2"
+/// The earliest line end that `hit` finds in `chunk` with any of
+/// `finders`, each searched only before the best so far.
+fn earliest(
+    chunk: &[u8],
+    finders: &[Finder<'static>],
+    hit: impl Fn(&[u8], &Finder<'static>) -> Option<usize>,
+) -> Option<usize> {
+    let mut best = None;
+    for finder in finders {
+        let limit = best.unwrap_or(chunk.len());
+        best = hit(&chunk[..limit], finder).or(best);
     }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        PORTABLE_ONLY.store(true, Ordering::Relaxed);
-        let found = Chatd.find(text, max);
-        PORTABLE_ONLY.store(false, Ordering::Relaxed);
-        found
-    }
+    best
 }
 
-/// Issue 9's scan: `memmem` for each word, each hit checked.
-struct MemmemWords(Vec<Finder<'static>>);
-
-impl Scan for MemmemWords {
-    fn name(&self) -> &'static str {
-        "memmem words"
-    }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        by_chunks(text, max, |chunk| {
-            let mut best: Option<usize> = None;
-            for finder in &self.0 {
-                let limit = best.unwrap_or(chunk.len());
-                let hit = finder
-                    .find_iter(&chunk[..limit])
-                    .find_map(|at| whole_line(&chunk[..limit], at, finder.needle()));
-                best = hit.or(best);
-            }
-            best
+/// `aho-corasick`'s packed searcher (Teddy where the CPU has SSSE3, AVX2
+/// or NEON, Rabin-Karp otherwise) for `needles`.
+fn packed(needles: &[&[u8]]) -> Result<packed::Searcher, String> {
+    needles
+        .iter()
+        .fold(&mut packed::Config::new().builder(), |b, needle| {
+            b.add(needle)
         })
-    }
+        .build()
+        .ok_or_else(|| format!("aho-corasick: no packed searcher for {needles:?}"))
 }
 
-/// `memmem` for each whole-line needle (a line start at 0 is missed: the
-/// cost is the point here).
-struct MemmemLines(Vec<Finder<'static>>);
-
-impl Scan for MemmemLines {
-    fn name(&self) -> &'static str {
-        "memmem lines"
-    }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        by_chunks(text, max, |chunk| {
-            let mut best: Option<usize> = None;
-            for finder in &self.0 {
-                let limit = best.unwrap_or(chunk.len());
-                if let Some(at) = finder.find(&chunk[..limit]) {
-                    best = Some(at + finder.needle().len());
-                }
-            }
-            best
-        })
-    }
-}
-
-/// `aho-corasick`'s packed searcher (Teddy where the CPU has SSSE3 or
-/// AVX2 or NEON, Rabin-Karp otherwise) for the whole-line needles.
-struct TeddyLines(packed::Searcher);
-
-impl Scan for TeddyLines {
-    fn name(&self) -> &'static str {
-        "teddy lines"
-    }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        by_chunks(text, max, |chunk| self.0.find(chunk).map(|m| m.end()))
-    }
-}
-
-/// `aho-corasick`'s packed searcher for the last 4 bytes of each word line
-/// (`bye\n`, `ye\r\n`, `ret\n`, `et\r\n`), each hit checked backwards.
-struct TeddyTails(packed::Searcher);
-
-impl Scan for TeddyTails {
-    fn name(&self) -> &'static str {
-        "teddy tails"
-    }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        by_chunks(text, max, |chunk| {
+/// Every scan compared.
+fn scans() -> Result<Vec<Scan>, String> {
+    let words: Vec<Finder<'static>> = [&b"bye"[..], b"arret"]
+        .iter()
+        .map(|w| Finder::new(w).into_owned())
+        .collect();
+    let lines: Vec<Finder<'static>> = LINES.iter().map(|l| Finder::new(l).into_owned()).collect();
+    let teddy_lines = packed(&LINES)?;
+    let teddy_tails = packed(&[b"bye\n", b"ye\r\n", b"ret\n", b"et\r\n"])?;
+    Ok(vec![
+        Scan {
+            name: "chatd",
+            find: Box::new(|text, max| chatd(text, max, false)),
+        },
+        Scan {
+            name: "chatd, no AVX2",
+            find: Box::new(|text, max| chatd(text, max, true)),
+        },
+        // Issue 9's scan: `memmem` for each word, each hit checked.
+        kernel("memmem words", move |chunk| {
+            earliest(chunk, &words, |text, finder| {
+                let len = finder.needle().len();
+                finder
+                    .find_iter(text)
+                    .find_map(|at| whole_line(text, at, len))
+            })
+        }),
+        // `memmem` for each whole-line needle (a line start at 0 is
+        // missed: the cost is the point here).
+        kernel("memmem lines", move |chunk| {
+            earliest(chunk, &lines, |text, finder| {
+                finder.find(text).map(|at| at + finder.needle().len())
+            })
+        }),
+        kernel("teddy lines", move |chunk| {
+            teddy_lines.find(chunk).map(|m| m.end())
+        }),
+        // The last 4 bytes of each word line, each hit checked backwards.
+        kernel("teddy tails", move |chunk| {
             let mut at = 0;
-            while let Some(m) = self.0.find(&chunk[at..]) {
+            while let Some(m) = teddy_tails.find(&chunk[at..]) {
                 let end = at + m.end();
                 let line_end = if chunk[end - 2] == b'\r' {
                     end - 2
@@ -218,22 +211,12 @@ impl Scan for TeddyTails {
                         return Some(end);
                     }
                 }
-                at = at + m.start() + 1;
+                at += m.start() + 1;
             }
             None
-        })
-    }
-}
-
-/// `memchr` over every newline; a short line is looked at.
-struct Newlines;
-
-impl Scan for Newlines {
-    fn name(&self) -> &'static str {
-        "newlines"
-    }
-    fn find(&mut self, text: &[u8], max: usize) -> Vec<usize> {
-        by_chunks(text, max, |chunk| {
+        }),
+        // `memchr` over every newline; a short line is looked at.
+        kernel("newlines", |chunk| {
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', chunk) {
                 if nl - start <= 6 {
@@ -246,8 +229,8 @@ impl Scan for Newlines {
                 start = nl + 1;
             }
             None
-        })
-    }
+        }),
+    ])
 }
 
 /// Every line a near miss of 1 to 7 bytes, about `size` bytes.
@@ -270,13 +253,10 @@ fn near_misses(size: usize) -> Vec<u8> {
 }
 
 /// Checks a scan: nothing in `text`, and a planted word found where it is.
-fn check(scan: &mut dyn Scan, name: &str, text: &[u8]) -> Result<(), String> {
-    let found = scan.find(text, 1);
+fn check(scan: &mut Scan, name: &str, text: &[u8]) -> Result<(), String> {
+    let found = (scan.find)(text, 1);
     if !found.is_empty() {
-        return Err(format!(
-            "{}: a word line in {name} at {found:?}",
-            scan.name()
-        ));
+        return Err(format!("{}: a word line in {name} at {found:?}", scan.name));
     }
     // Plant `arret\r\n` and `bye\n` at line starts a third and two thirds in.
     let mut planted = text.to_vec();
@@ -287,11 +267,11 @@ fn check(scan: &mut dyn Scan, name: &str, text: &[u8]) -> Result<(), String> {
         planted.splice(at..at, word.iter().copied());
         expected.push(at + word.len());
     }
-    let found = scan.find(&planted, 2);
+    let found = (scan.find)(&planted, 2);
     if found != expected {
         return Err(format!(
             "{}: in {name} with planted words, found {found:?}, expected {expected:?}",
-            scan.name()
+            scan.name
         ));
     }
     Ok(())
@@ -343,34 +323,10 @@ fn run() -> Result<(), String> {
         corpora.push(("near misses only".to_owned(), near_misses(16 << 20)));
     }
 
-    let teddy = LINES
-        .iter()
-        .fold(&mut packed::Config::new().builder(), |b, line| b.add(line))
-        .build()
-        .ok_or("aho-corasick: no packed searcher for the four needles")?;
-    let mut scans: Vec<Box<dyn Scan>> = vec![
-        Box::new(Chatd),
-        Box::new(ChatdPortable),
-        Box::new(MemmemWords(vec![
-            Finder::new(b"bye").into_owned(),
-            Finder::new(b"arret").into_owned(),
-        ])),
-        Box::new(MemmemLines(
-            LINES.iter().map(|l| Finder::new(l).into_owned()).collect(),
-        )),
-        Box::new(TeddyLines(teddy)),
-        Box::new(Newlines),
-        Box::new(TeddyTails(
-            [&b"bye\n"[..], b"ye\r\n", b"ret\n", b"et\r\n"]
-                .iter()
-                .fold(&mut packed::Config::new().builder(), |b, line| b.add(line))
-                .build()
-                .ok_or("aho-corasick: no packed searcher for the tails")?,
-        )),
-    ];
+    let mut scans = scans()?;
     for (name, text) in &corpora {
         for scan in &mut scans {
-            check(scan.as_mut(), name, text)?;
+            check(scan, name, text)?;
         }
     }
 
@@ -383,7 +339,7 @@ fn run() -> Result<(), String> {
                 let passes = total.div_ceil(text.len());
                 let t0 = Instant::now();
                 for _ in 0..passes {
-                    black_box(scan.find(black_box(text), 1));
+                    black_box((scan.find)(black_box(text), 1));
                 }
                 let secs = t0.elapsed().as_secs_f64();
                 rates[c][s].push((passes * text.len()) as f64 / secs / 1e9);
@@ -396,7 +352,7 @@ fn run() -> Result<(), String> {
     }
     println!();
     for (s, scan) in scans.iter().enumerate() {
-        print!("  {:<16}", scan.name());
+        print!("  {:<16}", scan.name);
         for rates in &mut rates {
             let v = &mut rates[s];
             let m = median(v);

@@ -498,8 +498,10 @@ mod tests {
         scan_chunks(&[stream])
     }
 
-    /// Reference: split the whole stream on `\n` and test each line.
-    fn reference(stream: &[u8]) -> Vec<(Word, usize)> {
+    /// Reference: split the whole stream on `\n`, strip one `\r`, and
+    /// ask `word` about each line (spelled out by each caller, not taken
+    /// from the code under test).
+    fn reference_with<W>(stream: &[u8], word: impl Fn(&[u8]) -> Option<W>) -> Vec<(W, usize)> {
         let mut found = Vec::new();
         let mut start = 0;
         let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
@@ -510,20 +512,30 @@ mod tests {
             } else {
                 start + line.len() + 1
             };
-            let text = line.strip_suffix(b"\r").unwrap_or(line);
-            let word = if text == b"bye" {
-                Some(Word::Bye)
-            } else if text == b"arret" {
-                Some(Word::Arret)
-            } else {
-                None
-            };
-            if let Some(word) = word {
+            if let Some(word) = word(line.strip_suffix(b"\r").unwrap_or(line)) {
                 found.push((word, end));
             }
             start = end;
         }
         found
+    }
+
+    /// The reference for `bye` and `arret`.
+    fn reference(stream: &[u8]) -> Vec<(Word, usize)> {
+        reference_with(stream, |line| match line {
+            b"bye" => Some(Word::Bye),
+            b"arret" => Some(Word::Arret),
+            _ => None,
+        })
+    }
+
+    /// `stream` cut at `cuts` (indices into it, in any order).
+    fn cut<'a>(stream: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        at.push(0);
+        at.push(stream.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| &stream[w[0]..w[1]]).collect()
     }
 
     /// Every split of `stream` into two chunks, and byte by byte, agree
@@ -788,16 +800,9 @@ mod tests {
             stream in stream_strategy(),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
         ) {
-            let mut cuts: Vec<usize> =
-                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
-            cuts.push(0);
-            cuts.push(stream.len());
-            cuts.sort_unstable();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let chunks = cut(&stream, &cuts);
             prop_assert_eq!(scan_chunks(&chunks), reference(&stream));
         }
-
-
 
         #[test]
         fn line_word_matches_reference(line in stream_strategy()) {
@@ -811,29 +816,13 @@ mod tests {
         }
     }
 
-    /// Reference for the echo words: split on `\n`, test each line.
+    /// The reference for the echo words.
     fn echo_reference(stream: &[u8]) -> Vec<(EchoWord, usize)> {
-        let mut found = Vec::new();
-        let mut start = 0;
-        let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-        let last = lines.len() - 1;
-        for (i, line) in lines.into_iter().enumerate() {
-            let end = if i == last {
-                stream.len()
-            } else {
-                start + line.len() + 1
-            };
-            let word = match line.strip_suffix(b"\r").unwrap_or(line) {
-                b"bye" => Some(EchoWord::Bye),
-                b"fin" => Some(EchoWord::Fin),
-                _ => None,
-            };
-            if let Some(word) = word {
-                found.push((word, end));
-            }
-            start = end;
-        }
-        found
+        reference_with(stream, |line| match line {
+            b"bye" => Some(EchoWord::Bye),
+            b"fin" => Some(EchoWord::Fin),
+            _ => None,
+        })
     }
 
     #[test]
@@ -970,12 +959,7 @@ mod tests {
             stream in near_miss_text(),
             cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
         ) {
-            let mut cuts: Vec<usize> =
-                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
-            cuts.push(0);
-            cuts.push(stream.len());
-            cuts.sort_unstable();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let chunks = cut(&stream, &cuts);
             prop_assert_eq!(scan_chunks(&chunks), reference(&stream));
         }
 
@@ -1010,12 +994,7 @@ mod tests {
             const TOKENS: [&[u8]; 9] =
                 [b"fin", b"bye", b"\n", b"\r\n", b"\r", b"f", b"in", b"x", b"arret"];
             let stream: Vec<u8> = tokens.iter().flat_map(|&i| TOKENS[i]).copied().collect();
-            let mut cuts: Vec<usize> =
-                cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
-            cuts.push(0);
-            cuts.push(stream.len());
-            cuts.sort_unstable();
-            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let chunks = cut(&stream, &cuts);
             prop_assert_eq!(scan_chunks_for::<EchoWord, _>(&chunks), echo_reference(&stream));
         }
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -1036,28 +1037,62 @@ fn a_client_that_stops_reading_goes_after_the_stall_timeout_and_reads_why_then_e
 }
 
 #[test]
-fn a_server_stdout_pipe_that_keeps_up_gets_every_line_of_a_burst() {
-    // Standard output is read by the test (a pipe): a reader like the
-    // others, paced, never dropping a line.
-    let (server, port) = room(&["--max-queue", "70000"]);
+fn a_server_stdout_pipe_read_at_1_mib_per_second_gets_every_line_of_a_burst() {
+    // `chatd --broker | slow-consumer`: standard output is a reader like
+    // the others, paced, never dropping a line, here 30 times --max-queue.
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    let port = free_port().to_string();
+    let args = [
+        "--broker",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--max-queue",
+        "70000",
+    ];
+    let server = spawn_io(CHATD, &args, Stdio::piped(), Stdio::from(write_end));
+    let port: u16 = port.parse().unwrap();
+    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
     let mut peers = crowd(port, 2);
-    let body = "z".repeat(70);
+    let body = "z".repeat(90);
     let all: String = (0..20_000).map(|k| format!("{k:06} {body}\n")).collect();
     let mut talker = peers.remove(0);
-    let name = talker.name.clone();
+    let prefix = format!("[{}] ", talker.name);
+    let shown = thread::spawn(move || {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let mut pipe = std::fs::File::from(read_end);
+        let start = Instant::now();
+        let (mut total, mut lines) = (0usize, 0usize);
+        let mut chunk = [0u8; 16384];
+        // Bounded: a line lost would otherwise be waited for forever.
+        while lines < 20_000 + 2 && start.elapsed() < Duration::from_secs(30) {
+            let due = start + Duration::from_secs_f64(total as f64 / f64::from(1 << 20));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+            let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(200u16)) != Ok(1) {
+                continue;
+            }
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n;
+                    lines += chunk[..n].iter().filter(|&&b| b == b'\n').count();
+                }
+            }
+        }
+        lines
+    });
     let writer = thread::spawn(move || {
         talker.send(&all);
         talker
     });
-    let last = format!("[{name}] 019999 {body}");
-    peers[0].until(&last);
-    server.expect_stdout(&format!("{last}\n"));
-    let shown = server.stdout_text();
-    let relayed = shown
-        .lines()
-        .filter(|l| l.starts_with(&format!("[{name}] ")))
-        .count();
-    assert_eq!(relayed, 20_000);
+    peers[0].until(&format!("{prefix}019999 {body}"));
+    // Two join notices, then every line.
+    assert_eq!(shown.join().unwrap(), 20_000 + 2);
     assert!(
         !server.stderr_text().contains("not shown"),
         "{}",
@@ -1092,4 +1127,85 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
         peers[1].until(&format!("[{name}] {round}.1999 {body}"));
     }
     pipeline.expect_stderr(" of the room not shown: standard output did not keep up\n");
+}
+
+// ---------------------------------------------------------------------------
+// A large room (issue 17)
+
+/// A field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// The open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
+    // The room used to hold a queue slot per client per notice: N joins
+    // made N²/2 slots (75 MiB at 2,000 clients, 1.4 GiB at 10,000). With
+    // one log and a cursor per client, each join costs a constant.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    const STEP: usize = 1000;
+    const STEPS: usize = 4;
+    assert!(hard > (STEP * STEPS + 100) as u64, "hard limit {hard}");
+    let (server, port) = room(&["-q", "--max-clients", "5000"]);
+    let pid = server.pid();
+    let base_fds = open_fds(pid);
+    let mut clients: Vec<TcpStream> = Vec::with_capacity(STEP * STEPS);
+    let mut rss = Vec::new();
+    for step in 1..=STEPS {
+        while clients.len() < step * STEP {
+            clients.push(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+        }
+        let all = base_fds + clients.len();
+        assert!(
+            wait_until(Duration::from_secs(60), || open_fds(pid) >= all),
+            "the room holds {} descriptors, not {all}",
+            open_fds(pid)
+        );
+        // Let the last joins be announced and written.
+        thread::sleep(Duration::from_millis(300));
+        rss.push(status_kib(pid, "VmRSS:"));
+    }
+    // Linear: every thousand clients cost about the same, and little.
+    let per_step: Vec<u64> = rss.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+    let first = per_step[0].max(1024);
+    for (k, cost) in per_step.iter().enumerate() {
+        assert!(
+            *cost <= 2 * first + 512,
+            "thousand {}: {cost} KiB after {first} KiB for the first (RSS {rss:?} KiB)",
+            k + 2
+        );
+        assert!(
+            *cost <= 4 * 1024,
+            "{cost} KiB per thousand clients (RSS {rss:?} KiB)"
+        );
+    }
+    // And the room works: one line reaches the first and the last client.
+    let line = b"hello, four thousand\n";
+    (&clients[1]).write_all(line).unwrap();
+    for k in [0, clients.len() - 1] {
+        let stream = &mut clients[k];
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        while !got
+            .windows(line.len() - 1)
+            .any(|w| w == &line[..line.len() - 1])
+        {
+            let n = stream.read(&mut chunk).expect("the line arrives");
+            assert!(n > 0, "client {k} closed");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
 }

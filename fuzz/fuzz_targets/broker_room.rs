@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
                     let head = log.head();
                     let half = queue.pending(head) / 2;
                     queue.advance(log, half);
-                    queue.note_write(head, half, now);
+                    queue.note_write(head, half, true, now);
                 }
             }
             5 => {
@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
             let head = log.head();
             let all = queue.pending(head);
             queue.advance(log, all);
-            queue.note_write(head, all, now);
+            queue.note_write(head, all, false, now);
         }
         let keen_name = keen.and_then(|id| room.name(id).map(str::to_owned));
         room.check(now);
@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
             let head = log.head();
             let shown = queue.contents(log);
             queue.advance(log, shown.len());
-            queue.note_write(head, shown.len(), now);
+            queue.note_write(head, shown.len(), false, now);
             if let Some(name) = &keen_name {
                 let notice = format!("* {name} left (too slow)\n");
                 assert!(

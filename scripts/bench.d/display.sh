@@ -45,9 +45,11 @@ tty_run() {
     wait_listen "$PORT" "$spid" || die "${label[$tool]}: the server never listened on 127.0.0.1:$PORT"
   fi
   # The pane: the receiver under /usr/bin/time, then the tmux server's
-  # CPU (the pane's parent), then the signal that it is over.
+  # CPU (the pane's parent), then the signal that it is over. `timeout
+  # --foreground`: chat sets the terminal's modes, which a background
+  # process group may not do (SIGTTOU would stop it).
   local pane
-  pane="timeout $LIMIT /usr/bin/time -o $tmp/tty.time -f '%U %S' ${recv[*]}; echo \$? > $tmp/tty.rc;"
+  pane="timeout --foreground $LIMIT /usr/bin/time -o $tmp/tty.time -f '%U %S' ${recv[*]}; echo \$? > $tmp/tty.rc;"
   pane+=" cut -d' ' -f14,15 /proc/\$PPID/stat > $tmp/tty.stat; tmux -L $sock wait-for -S shown"
   local t0=$EPOCHREALTIME
   timeout "$LIMIT" tmux -L "$sock" -f /dev/null new-session -d -x 80 -y 24 "$pane" ||

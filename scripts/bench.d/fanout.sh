@@ -7,12 +7,15 @@ label[chatd-broker]="chatd --broker"
 label[ncat-broker]="ncat --broker"
 label[chatd-stalled]="chatd, +1 stalled"
 fan_tools=(chatd-broker ncat-broker)
+FAN_EXTRA=()
 
 # fan_run TOOL N M STALLED SECS: starts the relay TOOL on a free port, runs
 # examples/fanout with N clients of M lines (plus one that never reads if
-# STALLED is 1) for at most SECS seconds, then stops the relay. Sets
-# FAN_OUT (the generator's line: N M DELIVERIES SECONDS RATE STALLED CPU,
-# CPU being the relay's user + system seconds during the timed part),
+# STALLED is 1; plus the generator options in the array FAN_EXTRA, if set)
+# for at most SECS seconds, then stops the relay. Sets FAN_OUT (the
+# generator's line: N M DELIVERIES SECONDS RATE STALLED CPU DROPPED BYTES,
+# CPU being the relay's user + system seconds during the timed part,
+# DROPPED the seconds to the first `left (too slow)`, BYTES received),
 # FAN_RC (its exit status: 0 complete, 3 time limit), FAN_CPU (that CPU
 # time) and FAN_HWM (the relay's peak RSS in KiB). Any other failure of the
 # generator ends the benchmark.
@@ -36,7 +39,7 @@ fan_run() {
   local spid
   spid=$(pgrep -P "$tpid" | head -n1 || true)
   [ -n "$spid" ] || die "${label[$tool]}: cannot find the server process"
-  local -a extra=(--limit "$secs" --pid "$spid")
+  local -a extra=(--limit "$secs" --pid "$spid" "${FAN_EXTRA[@]}")
   [ "$stalled" -eq 1 ] && extra+=(--stalled)
   FAN_RC=0
   FAN_OUT=$(timeout "$LIMIT" "$FANOUT" "$PORT" "$n" "$m" "${extra[@]}" 2>"$tmp/fanout.err") ||
@@ -115,6 +118,21 @@ section_fanout() {
       fan_row "$n" "$m" "$tool" "$base"
     done
   done
+  # N = 10,000: chatd alone. ncat --broker waits in select(2), whose sets
+  # hold descriptors below FD_SETSIZE (1024): it cannot take that many.
+  n=10000
+  m=1
+  fan_secs[chatd-broker]=""
+  fan_cpu[chatd-broker]=""
+  for ((rep = 1; rep <= REPS; rep++)); do
+    fan_run chatd-broker "$n" "$m" 0 "$LIMIT"
+    fan_check chatd-broker "$n" "$m"
+    fan_secs[chatd-broker]+=" $(echo "$FAN_OUT" | awk '{ print $4 }')"
+    fan_cpu[chatd-broker]+=" $FAN_CPU"
+  done
+  # shellcheck disable=SC2086
+  fan_row "$n" "$m" chatd-broker "$(median ${fan_secs[chatd-broker]})"
+  echo "  $n ncat --broker: cannot (select(2) takes descriptors below FD_SETSIZE, 1024)"
   awk -v k="$peak_hwm" 'BEGIN { printf "  peak RSS of chatd --broker with 1000 clients connected and talking: %.1f MiB (target: under 64 MiB)\n", k / 1024 }'
 
     # 8. one stalled client
@@ -126,6 +144,7 @@ section_fanout() {
     fan_secs[$tool]=""
     fan_cpu[$tool]=""
   done
+  local drops=""
   for ((rep = 1; rep <= REPS; rep++)); do
     for tool in "${stall_tools[@]}"; do
       case $tool in
@@ -134,6 +153,7 @@ section_fanout() {
         fan_check chatd-broker "$n" "$m"
         [ "$(echo "$FAN_OUT" | awk '{ print $6 }')" = disconnected ] ||
           die "chatd, +1 stalled: the stalled client was never disconnected (raise BENCH_STALL_LINES)"
+        drops+=" $(echo "$FAN_OUT" | awk '{ print $8 }')"
         ;;
       *)
         fan_run "$tool" "$n" "$m" 0 "$LIMIT"
@@ -146,7 +166,8 @@ section_fanout() {
   done
   echo
   echo "8. one client that never reads: N=$n readers each send M lines, plus 1 client that only connects;"
-  echo "   chatd disconnects it when its send queue overflows (checked on every run)"
+  echo "   each reader receives $(( (n - 1) * m * 50 / 1048576 )) MiB, more than 4 times chatd's --max-queue (1 MiB);"
+  echo "   chatd disconnects the client that never reads (checked on every run) and never waits for it"
   printf '  %5s %-16s %6s %10s %9s %12s %15s %7s %6s\n' \
     N tool M deliveries "median s" deliveries/s "min-max s" "CPU s" ratio
   # shellcheck disable=SC2086
@@ -157,6 +178,10 @@ section_fanout() {
   # shellcheck disable=SC2086
   awk -v a="$(median ${fan_secs[chatd-broker]})" -v b="$(median ${fan_secs[chatd-stalled]})" \
     'BEGIN { printf "  chatd with the stalled client: %.0f %% of its rate without it (target: at least 90 %%)\n", 100 * a / b }'
+  # shellcheck disable=SC2086
+  printf '%s\n' $drops | sort -g | awk '{ v[NR] = $1 } END {
+    printf "  the stalled client was dropped %.2f s after the start (median; %.2f-%.2f), target: within the stall timeout (10 s) + 1 s\n",
+      (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
   # ncat with the stalled client, once: it waits for the client that never
   # reads, so the run ends at the time limit (or completes, if it does not).
   fan_run ncat-broker "$n" "$m" 1 "$STALL_LIMIT"

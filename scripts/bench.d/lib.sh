@@ -106,13 +106,16 @@ received() {
   [ "$got" = "$2" ] || die "$3: received $got bytes of $2: not a figure"
 }
 
-# run_pair NAME SERVER_IN SERVER_OUT CLIENT_IN CLIENT_OUT -- SERVER... -- CLIENT...
-# Runs one server/client pair on a free port (@P in the arguments) and sets
-# SECS to the time from the client's start to both exiting. Fails unless
-# both exit with status 0. An OUT may be wc:FILE (see launch).
-run_pair() {
-  local name=$1 sin=$2 sout=$3 cin=$4 cout=$5
-  shift 6
+# timed_pair NAME SERVER_LAUNCH CLIENT_LAUNCH -- SERVER... -- CLIENT...:
+# runs one server/client pair on a free port (@P in the arguments), each
+# started by the launcher command held in the array named SERVER_LAUNCH or
+# CLIENT_LAUNCH (launch or pipe_launch and their first arguments), the
+# client once the server listens. Sets SECS to the time from the client's
+# start to both exiting. Fails unless both exit with status 0.
+timed_pair() {
+  local name=$1
+  local -n slaunch=$2 claunch=$3
+  shift 4
   local -a srv=() cli=()
   while [ "$1" != -- ]; do
     srv+=("$1")
@@ -123,14 +126,12 @@ run_pair() {
   pick_port
   srv=("${srv[@]//@P/$PORT}")
   cli=("${cli[@]//@P/$PORT}")
-  launch "$sin" "$sout" "${srv[@]}"
+  "${slaunch[@]}" "${srv[@]}"
   local spid=$LAUNCHED
   live=("$spid")
-  if ! wait_listen "$PORT" "$spid"; then
-    die "$name: the server never listened on 127.0.0.1:$PORT"
-  fi
+  wait_listen "$PORT" "$spid" || die "$name: the server never listened on 127.0.0.1:$PORT"
   local t0=$EPOCHREALTIME
-  launch "$cin" "$cout" "${cli[@]}"
+  "${claunch[@]}" "${cli[@]}"
   local cpid=$LAUNCHED
   live+=("$cpid")
   local src=0 crc=0
@@ -141,6 +142,16 @@ run_pair() {
   [ "$src" -eq 0 ] && [ "$crc" -eq 0 ] ||
     die "$name: exit status server $src, client $crc (124: timed out after ${LIMIT}s)"
   SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+}
+
+# run_pair NAME SERVER_IN SERVER_OUT CLIENT_IN CLIENT_OUT -- SERVER... -- CLIENT...
+# timed_pair with each side's standard input and output; an OUT may be
+# wc:FILE (see launch). Sets SECS.
+run_pair() {
+  local name=$1
+  local -a sl=(launch "$2" "$3") cl=(launch "$4" "$5")
+  shift 5
+  timed_pair "$name" sl cl "$@"
 }
 
 # same FILE1 FILE2 WHAT: fails unless the two files are byte-identical.
@@ -259,35 +270,11 @@ pipe_launch() {
 # and RSS_R (KiB). Fails unless both exit 0.
 pipe_pair() {
   local name=$1 dir=$2 out=$3
-  shift 4
-  local -a srv=() cli=()
-  while [ "$1" != -- ]; do
-    srv+=("$1")
-    shift
-  done
-  shift
-  cli=("$@")
-  pick_port
-  srv=("${srv[@]//@P/$PORT}")
-  cli=("${cli[@]//@P/$PORT}")
   local srole=recv crole=send
   [ "$dir" = sc ] && srole=send crole=recv
-  pipe_launch "$srole" "$out" "$tmp/time.srv" "${srv[@]}"
-  local spid=$LAUNCHED
-  live=("$spid")
-  wait_listen "$PORT" "$spid" || die "$name: the server never listened on 127.0.0.1:$PORT"
-  local t0=$EPOCHREALTIME
-  pipe_launch "$crole" "$out" "$tmp/time.cli" "${cli[@]}"
-  local cpid=$LAUNCHED
-  live+=("$cpid")
-  local src=0 crc=0
-  wait "$cpid" || crc=$?
-  wait "$spid" || src=$?
-  local t1=$EPOCHREALTIME
-  live=()
-  [ "$src" -eq 0 ] && [ "$crc" -eq 0 ] ||
-    die "$name: exit status server $src, client $crc (124: timed out after ${LIMIT}s)"
-  SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+  local -a sl=(pipe_launch "$srole" "$out" "$tmp/time.srv") cl=(pipe_launch "$crole" "$out" "$tmp/time.cli")
+  shift 3
+  timed_pair "$name" sl cl "$@"
   local su ss sm cu cs cm
   read -r su ss sm <"$tmp/time.srv"
   read -r cu cs cm <"$tmp/time.cli"

@@ -62,6 +62,11 @@ pub struct SendQueue {
     /// Since when lines wait for this reader without it accepting a byte
     /// (`None` when nothing waits).
     waiting_since: Option<Instant>,
+    /// Its socket was full after the last write attempt.
+    full: bool,
+    /// It made room in its socket after it filled, since lines began to
+    /// wait (it reads).
+    drained: bool,
 }
 
 /// The newline of a CRLF reader, and its second half.
@@ -107,6 +112,8 @@ impl SendQueue {
             crlf: false,
             half_crlf: false,
             waiting_since: None,
+            full: false,
+            drained: false,
         }
     }
 
@@ -216,15 +223,28 @@ impl SendQueue {
         self.waiting_since
     }
 
-    /// Records a write attempt at `now` that took `written` bytes: the
-    /// stall clock restarts on progress, starts when lines begin to wait,
-    /// and stops when nothing waits.
-    pub fn note_write(&mut self, head: u64, written: usize, now: Instant) {
+    /// Whether it made room in its socket after the socket filled, since
+    /// lines began to wait (see [`super::pace::moving`]).
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Records a write attempt at `now` that took `written` bytes, after
+    /// which the socket is `full` (it took less than offered): the stall
+    /// clock restarts on progress, starts when lines begin to wait, and
+    /// stops when nothing waits; bytes taken by a socket that was full
+    /// mean the reader reads.
+    pub fn note_write(&mut self, head: u64, written: usize, full: bool, now: Instant) {
         if self.is_empty(head) {
             self.waiting_since = None;
+            self.drained = false;
         } else if written > 0 || self.waiting_since.is_none() {
+            if written > 0 && self.full {
+                self.drained = true;
+            }
             self.waiting_since = Some(now);
         }
+        self.full = full && !self.is_empty(head);
     }
 
     /// Forgets everything but the rest of the line being written (so that
@@ -620,20 +640,23 @@ mod tests {
         let mut log = Log::new();
         let mut q = SendQueue::new(0);
         let t0 = Instant::now();
-        q.note_write(log.head(), 0, t0);
+        q.note_write(log.head(), 0, false, t0);
         assert_eq!(q.waiting_since(), None, "nothing waits");
         said(&mut log, "line\n");
-        q.note_write(log.head(), 0, t0);
+        q.note_write(log.head(), 0, true, t0);
         assert_eq!(q.waiting_since(), Some(t0));
         let t1 = t0 + std::time::Duration::from_secs(1);
-        q.note_write(log.head(), 0, t1);
+        q.note_write(log.head(), 0, true, t1);
         assert_eq!(q.waiting_since(), Some(t0), "no progress: the clock runs");
+        assert!(!q.drained());
         q.advance(&log, 2);
-        q.note_write(log.head(), 2, t1);
+        q.note_write(log.head(), 2, true, t1);
         assert_eq!(q.waiting_since(), Some(t1), "progress restarts it");
+        assert!(q.drained(), "room made in a full socket: it reads");
         q.advance(&log, 3);
-        q.note_write(log.head(), 3, t1);
+        q.note_write(log.head(), 3, false, t1);
         assert_eq!(q.waiting_since(), None);
+        assert!(!q.drained());
     }
 
     #[test]

@@ -424,11 +424,12 @@ impl Room {
             if let Some(since) = since {
                 soonest(since + marks.stall);
             }
-            if pace::moving(since, now, marks.grace) {
+            if pace::moving(since, queue.drained(), now, &marks) {
                 largest = largest.max(backlog);
                 if let Some(since) = since
                     && backlog > marks.low
                 {
+                    soonest(since + marks.first_grace);
                     soonest(since + marks.grace);
                 }
             }
@@ -444,11 +445,12 @@ impl Room {
                     if let Some(since) = since {
                         soonest(since + marks.stall);
                     }
-                    if pace::moving(since, now, marks.grace) {
+                    if pace::moving(since, self.stdout.drained(), now, &marks) {
                         largest = largest.max(backlog);
                         if let Some(since) = since
                             && backlog > marks.low
                         {
+                            soonest(since + marks.first_grace);
                             soonest(since + marks.grace);
                         }
                     }

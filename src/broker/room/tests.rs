@@ -598,7 +598,8 @@ fn write(room: &mut Room, id: ClientId, n: usize, now: Instant) -> Vec<u8> {
     let mut bytes = queue.contents(log);
     bytes.truncate(n);
     queue.advance(log, bytes.len());
-    queue.note_write(head, bytes.len(), now);
+    let full = !queue.is_empty(head);
+    queue.note_write(head, bytes.len(), full, now);
     bytes
 }
 
@@ -819,6 +820,39 @@ fn a_talker_that_never_reads_holds_the_log_no_further_than_max_queue() {
 }
 
 #[test]
+fn the_log_holds_only_what_the_slowest_reader_still_needs() {
+    let (mut room, ids) = paced_room(3);
+    let now = Instant::now();
+    let segment = super::super::log::SEGMENT;
+    for k in 0..20_000 {
+        room.receive(ids[k % 3], &numbered(k, 100));
+        if k % 100 == 99 {
+            tick(&mut room, &ids, &[], now);
+            assert!(
+                room.log().footprint() <= 2 * segment,
+                "{}",
+                room.log().footprint()
+            );
+        }
+    }
+    assert!(
+        room.log().head() > 30 * segment as u64,
+        "2.4 MB went through"
+    );
+    // A reader that stops holds it, up to --max-queue.
+    write(&mut room, ids[2], 0, now);
+    for k in 0..5_000 {
+        room.receive(ids[0], &numbered(k, 100));
+        tick(&mut room, &ids[..2], &ids[2..], now);
+    }
+    let held = room.log().head() - room.log().tail();
+    assert!(
+        held <= room.marks().max_queue as u64 + segment as u64,
+        "{held}"
+    );
+}
+
+#[test]
 fn a_client_behind_on_its_own_answers_is_not_read_until_it_reads() {
     let (mut room, ids) = paced_room(2);
     assert!(room.may_read(ids[0]).is_some());
@@ -840,7 +874,7 @@ fn the_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
         let (queue, log) = room.stdout_outbox();
         let head = log.head();
         queue.advance(log, 20);
-        queue.note_write(head, 20, start);
+        queue.note_write(head, 20, true, start);
     }
     let mut k = 1;
     let mut now = start;
