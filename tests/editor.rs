@@ -260,7 +260,13 @@ fn wide_characters_and_a_long_line_that_wraps() {
     s.tmux
         .keys("chat", &["Left", "Left", "Left", "Left", "Left"]);
     let width = unicode_width::UnicodeWidthStr::width("chat> 日本語 café e\u{301}t\u{e9} ");
-    assert_eq!(s.tmux.cursor("chat").0, width);
+    // The keys are handled after tmux sends them: wait for the cursor.
+    let moved = wait_until(TIMEOUT, || s.tmux.cursor("chat").0 == width);
+    assert!(
+        moved,
+        "cursor at {:?}, not column {width}",
+        s.tmux.cursor("chat")
+    );
     s.tmux.keys("chat", &["End", "C-u"]);
     // Three rows at 40 columns, a wide character at a row's end.
     let long: String = std::iter::repeat_n("abc日", 16).collect();
