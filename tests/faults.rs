@@ -165,10 +165,7 @@ fn an_echo_server_killed_leaves_no_orphan() {
     let (server, port) = chatd(&["--echo"]);
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    conn.write_all(b"hello\n").unwrap();
-    let mut echoed = [0u8; 6];
-    conn.read_exact(&mut echoed).unwrap();
-    assert_eq!(&echoed, b"hello\n");
+    echo_round_trip(&mut conn, b"hello\n");
     let local = conn.local_addr().unwrap();
     let line = format!("chatd: the server (pid {{pid}}) died: connection from {local} closed\n");
     killed_parent_leaves_no_orphan(server, conn, &line);
@@ -245,10 +242,7 @@ fn the_room_accepts_again_after_running_out_of_descriptors() {
 #[test]
 fn the_echo_service_accepts_again_after_running_out_of_descriptors() {
     accepts_again_after_running_out_of_descriptors(&["--echo"], |_, conn| {
-        conn.write_all(b"back\n").unwrap();
-        let mut echoed = [0u8; 5];
-        conn.read_exact(&mut echoed).unwrap();
-        assert_eq!(&echoed, b"back\n");
+        echo_round_trip(conn, b"back\n");
     });
 }
 
@@ -262,10 +256,7 @@ fn the_last_free_descriptor_is_enough_to_serve_an_echo_client() {
     prlimit(pid, &[&format!("--nofile={}:", lowest_free_fd(pid) + 1)]);
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    conn.write_all(b"last one\n").unwrap();
-    let mut echoed = [0u8; 9];
-    conn.read_exact(&mut echoed).unwrap();
-    assert_eq!(&echoed, b"last one\n", "{}", server.dump());
+    echo_round_trip(&mut conn, b"last one\n");
 }
 
 #[test]
@@ -615,10 +606,7 @@ fn a_reset_in_a_service_is_one_line_and_the_server_goes_on() {
         let mut next = TcpStream::connect(("127.0.0.1", port)).unwrap();
         next.set_read_timeout(Some(TIMEOUT)).unwrap();
         if mode == "--echo" {
-            next.write_all(b"still\n").unwrap();
-            let mut buf = [0u8; 6];
-            next.read_exact(&mut buf).unwrap();
-            assert_eq!(&buf, b"still\n");
+            echo_round_trip(&mut next, b"still\n");
         }
         assert!(server.try_status().is_none(), "{mode}");
     }

@@ -135,7 +135,7 @@ fn the_services_close_a_silent_client_only() {
     let talking = std::thread::spawn(move || {
         let mut pings = 0u64;
         while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-            ping(&mut talker);
+            echo_round_trip(&mut talker, b"ping\n");
             pings += 1;
         }
         (talker, pings)
@@ -145,16 +145,7 @@ fn the_services_close_a_silent_client_only() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut talker, pings) = talking.join().unwrap();
     assert!(pings > 0);
-    ping(&mut talker);
-}
-
-/// Sends `ping` on `conn` and reads its echo (bounded by `conn`'s read
-/// timeout).
-fn ping(conn: &mut TcpStream) {
-    conn.write_all(b"ping\n").unwrap();
-    let mut buf = [0u8; 5];
-    conn.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ping\n");
+    echo_round_trip(&mut talker, b"ping\n");
 }
 
 #[test]

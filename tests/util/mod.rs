@@ -348,6 +348,15 @@ pub fn socat_server(port: u16, address: &str) -> Proc {
     server
 }
 
+/// Sends `line` on `conn`, a client of `chatd --echo`, and reads it back
+/// (bounded by `conn`'s read timeout): the echo service serves it.
+pub fn echo_round_trip(conn: &mut std::net::TcpStream, line: &[u8]) {
+    conn.write_all(line).unwrap();
+    let mut echoed = vec![0u8; line.len()];
+    conn.read_exact(&mut echoed).unwrap();
+    assert_eq!(echoed, line, "echoed");
+}
+
 /// Whether something listens on 127.0.0.1:`port` (from /proc/net/tcp, so
 /// that checking does not itself connect).
 pub fn listening(port: u16) -> bool {
