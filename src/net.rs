@@ -528,8 +528,10 @@ pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<
         let mut all_refused = true;
         for (i, addr) in addrs.iter().enumerate() {
             let budget = deadline.map(|deadline| {
-                let left = deadline.saturating_duration_since(Instant::now());
-                left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX)
+                share(
+                    deadline.saturating_duration_since(Instant::now()),
+                    addrs.len() - i,
+                )
             });
             let errno = match connect_one(*addr, budget, signals) {
                 Ok(stream) => return Ok(stream),
@@ -564,6 +566,14 @@ pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<
         }
         signals.sleep(RETRY_INTERVAL).map_err(Error::Signal)?;
     }
+}
+
+/// The time one address gets of a `-w` round: an equal share of what is
+/// `left` among the `addresses_left` (this one included), so an address
+/// that hangs cannot take the time of the ones after it, and the time a
+/// quick failure leaves goes to the next. `addresses_left` is at least 1.
+fn share(left: Duration, addresses_left: usize) -> Duration {
+    left / u32::try_from(addresses_left.max(1)).unwrap_or(u32::MAX)
 }
 
 /// Why one connection attempt did not give a socket.
@@ -631,6 +641,24 @@ fn family(addr: &SocketAddr) -> AddressFamily {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_address_gets_a_share_of_the_wait_and_the_last_all_that_is_left() {
+        // -w 3 and three addresses: a first that hangs takes 1 s of 3.
+        let wait = Duration::from_secs(3);
+        assert_eq!(share(wait, 3), Duration::from_secs(1));
+        // It refused after 0.2 s: the two left share 2.8 s.
+        assert_eq!(
+            share(Duration::from_millis(2800), 2),
+            Duration::from_millis(1400)
+        );
+        // The last address gets all the time left.
+        assert_eq!(
+            share(Duration::from_millis(1400), 1),
+            Duration::from_millis(1400)
+        );
+        assert_eq!(share(wait, 0), wait);
+    }
 
     #[test]
     fn ipv4_mapped_peers_have_one_form() {
