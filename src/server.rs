@@ -54,9 +54,9 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         if !args.recv_only
             && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
         {
-            match stop {
-                Idle::Arret => status!("you said arret: server stopping"),
-                Idle::Eof => status!("you ended your input (Ctrl-D): server stopping"),
+            status!("{}", stop.message());
+            if matches!(stop, Idle::Arret { unsent } | Idle::Eof { unsent } if unsent > 0) {
+                return Err(Error::Reported);
             }
             return Ok(());
         }
@@ -99,10 +99,28 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
 
 /// Why `chatd` stops while nobody is connected ([`wait_idle`]).
 enum Idle {
-    /// `arret` was typed.
-    Arret,
-    /// Ctrl-D was typed on an empty line.
-    Eof,
+    /// `arret` was typed; `unsent` other lines typed ahead were kept for
+    /// a next client that will not come.
+    Arret { unsent: usize },
+    /// Ctrl-D was typed on an empty line, after `unsent` lines typed ahead.
+    Eof { unsent: usize },
+}
+
+impl Idle {
+    /// The status line `chatd` prints as it stops: what stopped it, and
+    /// the lines typed ahead that no client received (nothing is lost
+    /// silently).
+    fn message(&self) -> String {
+        let (why, unsent) = match *self {
+            Idle::Arret { unsent } => ("you said arret", unsent),
+            Idle::Eof { unsent } => ("you ended your input (Ctrl-D)", unsent),
+        };
+        match unsent {
+            0 => format!("{why}: server stopping"),
+            1 => format!("{why}: server stopping; 1 line typed was not sent"),
+            n => format!("{why}: server stopping; {n} lines typed were not sent"),
+        }
+    }
 }
 
 /// `chatd` on a terminal with nobody connected (issue 13 point 9): waits
@@ -144,15 +162,18 @@ fn wait_idle(
                 .collect();
             for word in typed.into_iter().rev() {
                 if word == Some(Word::Arret) {
-                    editor.take_last();
+                    // The lines typed ahead stay on the screen in the
+                    // order typed, `arret` last (it is not sent either).
+                    let unsent = editor.typed_ahead().count() - 1;
                     editor.stop();
-                    return Ok(Some(Idle::Arret));
+                    return Ok(Some(Idle::Arret { unsent }));
                 }
                 status!("nobody is connected: this line will go to the next client");
             }
             if pumped.eof {
+                let unsent = editor.typed_ahead().count();
                 editor.stop();
-                return Ok(Some(Idle::Eof));
+                return Ok(Some(Idle::Eof { unsent }));
             }
         }
         if fds[1].any() == Some(true) {

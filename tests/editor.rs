@@ -638,6 +638,36 @@ fn chatd_with_nobody_connected_keeps_a_line_for_the_next_client_and_stops_on_arr
 }
 
 #[test]
+fn chatd_with_nobody_connected_shows_lines_in_the_order_typed_and_counts_the_unsent() {
+    // "hello?" then "arret" with nobody connected: "hello?" stays above
+    // "arret" (it was typed first), no client got it, and the exit status
+    // says so.
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    tmux.type_line("chatd", "hello?");
+    tmux.expect_last_lines(
+        "chatd",
+        &[
+            "chatd: nobody is connected: this line will go to the next client",
+            "chatd> hello?",
+            "chatd>",
+        ],
+    );
+    tmux.type_line("chatd", "arret");
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "1");
+    assert!(same, "the terminal's modes changed");
+    assert!(
+        lines(&screen).ends_with(&[
+            "chatd> hello?",
+            "chatd> arret",
+            "chatd: you said arret: server stopping; 1 line typed was not sent",
+        ]),
+        "{screen}"
+    );
+    assert!(!listening(port), "still listening");
+}
+
+#[test]
 fn chatd_with_nobody_connected_ends_on_ctrl_d() {
     let (tmux, dir, port) = chatd_in_a_pane("");
     tmux.keys("chatd", &["C-d"]);

@@ -514,7 +514,9 @@ impl Terminal {
         {
             let mut st = self.shared.lock();
             let keep = !st.line().is_empty() || !st.pending().is_empty();
-            st.editing = keep;
+            // Lines typed ahead stay, and the line being typed if it is
+            // not empty; a bare prompt goes.
+            st.editing = !st.line().is_empty();
             render::clear(&mut st.drawn, cols, &mut out);
             self.draw(&mut st, cols, lines, &mut out);
             if keep {
@@ -786,15 +788,6 @@ impl Editor {
     /// The lines finished and not taken yet, oldest first.
     pub fn typed_ahead(&self) -> impl DoubleEndedIterator<Item = &[u8]> {
         self.ready.iter().map(Vec::as_slice)
-    }
-
-    /// Takes the last finished line out, printing it for good as if sent
-    /// (`chatd`'s idle `arret`, which acts at once).
-    pub fn take_last(&mut self) -> Option<Vec<u8>> {
-        let line = self.ready.pop_back()?;
-        self.term.commit(&line);
-        self.publish(false);
-        Some(line)
     }
 
     /// Ends the editor (the terminal gets its modes back); lines typed
