@@ -44,7 +44,19 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let end = session::run(kind, stream, peer, &cx, &mut input);
     // The editor's line is finished before the last status line.
     drop(restore);
-    match end? {
+    let end = end?;
+    // Bytes read from standard input and not sent (a pipe read past a
+    // word's line, or the peer's word ending the session): said, exit 1.
+    let held = input.held();
+    if held > 0 && end != End::StdoutClosed {
+        let why = match end {
+            End::Word { word, by } => messages::said(word, by, &"peer"),
+            _ => format!("{peer} closed the connection"),
+        };
+        crate::report!("{why}{}", messages::unsent(held));
+        return Err(Error::Reported);
+    }
+    match end {
         // Issue 13 point 8: say what happened.
         End::PeerClosed if input.ended() && input.terminal() => {
             status!("you ended your input (Ctrl-D); {peer} closed too")

@@ -16,7 +16,7 @@
 //! - [`fork`]: `fork()` in a single-threaded process only, and the child's
 //!   set-up (signals, death of the parent);
 //! - [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes;
-//! - [`zerocopy`]: the kernel paths (`splice`, `sendfile`, `tee`) of both
+//! - [`zerocopy`]: the kernel paths (`splice`, `sendfile`, `MSG_PEEK`) of both
 //!   modes;
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
 //! - [`broker`]: `chatd --broker`, the discussion room (one process, one

@@ -88,6 +88,18 @@ pub fn said(word: crate::words::Word, by: crate::session::Side, peer: &dyn fmt::
     }
 }
 
+/// The end of a status line for input that was read from standard input
+/// and will not be sent, because the program stops: `""` when `held` is 0,
+/// else `; N bytes of input were not sent` (the project's rule: a byte read
+/// is delivered, or the program says it was not and exits non-zero).
+pub fn unsent(held: usize) -> String {
+    match held {
+        0 => String::new(),
+        1 => "; 1 byte of input was not sent".to_owned(),
+        n => format!("; {n} bytes of input were not sent"),
+    }
+}
+
 /// `status!("connection from {peer}")`: a status line (silenced by `-q`).
 #[macro_export]
 macro_rules! status {

@@ -80,11 +80,24 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
                 let said = messages::said(word, by, &peer);
-                if word == Word::Arret {
-                    status!("{said}, server stopping");
-                    return Ok(());
+                // Stopping with input read and not sent: say so, exit 1.
+                let stopping = word == Word::Arret || args.once;
+                let held = if stopping { input.held() } else { 0 };
+                match word {
+                    Word::Arret if held > 0 => {
+                        report!("{said}, server stopping{}", messages::unsent(held));
+                        return Err(Error::Reported);
+                    }
+                    Word::Arret => {
+                        status!("{said}, server stopping");
+                        return Ok(());
+                    }
+                    _ if held > 0 => {
+                        report!("{said}{}", messages::unsent(held));
+                        return Err(Error::Reported);
+                    }
+                    _ => status!("{said}"),
                 }
-                status!("{said}");
             }
             Err(err @ Error::Signal(_)) => return Err(err),
             Err(err) if args.once => return Err(err),

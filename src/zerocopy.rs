@@ -12,21 +12,24 @@
 //! - standard output a regular file, `/dev/null`, a socket: `splice(2)`
 //!   through an intermediate pipe of [`RELAY_SIZE`] bytes ([`Relay`]).
 //!
-//! The default mode must see the bytes (it looks for the protocol words),
-//! but it looks at them where they are, then lets the kernel move them:
-//! one copy instead of two ([`crate::session::Input`],
+//! The default mode must see the bytes (it looks for the protocol words).
+//! Where it pays, it looks at them where they are, then lets the kernel
+//! move them: one copy instead of two ([`crate::session::Input`],
 //! [`crate::session::duplex`]):
-//! - standard input a pipe: `tee(2)` into a [`ScanPipe`], whose copy is
-//!   read and scanned, then `splice(2)` of what was looked at;
 //! - standard input a regular file: `pread(2)` (the offset stays), then
 //!   `sendfile(2)`;
 //! - standard output a pipe: `recv(MSG_PEEK)`, then `splice(2)` of exactly
 //!   what was looked at, up to the end of a word's line.
 //!
+//! A pipe on standard input is copied (`read(2)`, scan, `send(2)`): an
+//! earlier `tee(2)` + `splice(2)` path was measured slower end to end
+//! (issue 15: the peer's copy of spliced pages costs more than the one
+//! copy it saved; see `Path::Copy` in `session/input.rs`).
+//!
 //! The ordinary `read`/`write` path remains for terminals (whose output is
 //! made safe, [`crate::display`]), `--crlf` (which rewrites line ends), the
 //! lockstep mode, the default mode's other descriptors, and whatever
-//! refuses `splice(2)`, `sendfile(2)` or `tee(2)` with `EINVAL`, `ENOSYS`
+//! refuses `splice(2)` or `sendfile(2)` with `EINVAL`, `ENOSYS`
 //! or `EOPNOTSUPP` ([`unsupported`]): it takes over silently, since the
 //! error comes before any byte moved (`tests/zerocopy.rs` traces the
 //! system calls to tell the paths apart). The path is chosen once per
@@ -210,50 +213,6 @@ pub fn wait(
         if !need_in && !need_out {
             return Ok(Wait::Ready);
         }
-    }
-}
-
-/// The default mode's look at a pipe on standard input without taking
-/// the bytes out (`tee(2)` into this pipe, then `read(2)` the copy), so that
-/// the original can go to the socket with `splice(2)` once the protocol
-/// words were looked for.
-#[derive(Debug)]
-pub struct ScanPipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-impl ScanPipe {
-    /// A close-on-exec pipe of at least `size` bytes if the system allows
-    /// it. Errors: those of `pipe2(2)`.
-    pub fn new(size: usize) -> Result<ScanPipe, Errno> {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        grow_pipe(write.as_fd(), size);
-        Ok(ScanPipe { read, write })
-    }
-
-    /// Copies the first bytes of the pipe `from` into `buf`, up to its
-    /// length, leaving them in `from`: `tee(2)` (never waiting) then
-    /// `read(2)`. Returns how many, 0 at end of file.
-    ///
-    /// Errors: `EAGAIN` (`from` is empty), those of [`unsupported`], and
-    /// those of `read(2)`.
-    pub fn copy(&self, from: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
-        let flags = SpliceFFlags::SPLICE_F_NONBLOCK;
-        let n = loop {
-            match nix::fcntl::tee(from, self.write.as_fd(), buf.len(), flags) {
-                Err(Errno::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        let mut got = 0;
-        while got < n {
-            match crate::pump::read(&self.read, &mut buf[got..n])? {
-                0 => return Err(Errno::EIO),
-                k => got += k,
-            }
-        }
-        Ok(n)
     }
 }
 

@@ -75,13 +75,10 @@ pub struct Input {
     path: Path,
     /// How [`Input::fill`] reads without waiting, on the copy path.
     read: ReadMode,
-    /// The pipe that [`Path::TeeSplice`] reads its copy of standard input
-    /// from.
-    scan: Option<zerocopy::ScanPipe>,
     /// The bytes in `buf` from the current piece's unsent part to `end`
     /// are a copy: the same bytes are still at the head of standard input,
-    /// and [`super::Outbound::send`] moves them from there ([`Path::TeeSplice`],
-    /// [`Path::PreadSendfile`]).
+    /// and [`super::Outbound::send`] moves them from there
+    /// ([`Path::PreadSendfile`]).
     peeked: bool,
     /// The line editor, when standard input and standard output are the
     /// same terminal ([`crate::editor`]): lines come from it, whole.
@@ -93,18 +90,25 @@ pub struct Input {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
     /// `read(2)` into the buffer, then `send(2)`: terminals, `--crlf`
-    /// (the bytes sent differ from those read), lockstep, and wherever the
-    /// kernel refuses the other paths.
+    /// (the bytes sent differ from those read), lockstep, the default
+    /// mode's pipes, and wherever the kernel refuses the other paths.
+    ///
+    /// Why a pipe in the default mode is copied, not looked at with
+    /// `tee(2)` and moved with `splice(2)` (issue 15, measured with
+    /// `scripts/bench pipeline`, 1 GiB each way, 2 CPUs): pages spliced
+    /// into a loopback socket reach the peer as page fragments that its
+    /// copy out (`recv`, or `splice` into a pipe that `cat`/`wc` read)
+    /// handles more slowly than the linear data `send(2)` makes, and the
+    /// producer cannot reuse the pipe's pages while the socket holds them.
+    /// Side by side with `nc`, the copy sent 1.19 to 1.43 times `nc`'s
+    /// throughput where `tee` + `splice` sent 1.05 to 1.20, at about the
+    /// same CPU per GiB. `--raw` splices: there nothing looks at the
+    /// bytes, and no copy at all beats one.
     Copy,
     /// `--raw`: `splice(2)` from the pipe on standard input to the socket.
     Splice,
     /// `--raw`: `sendfile(2)` from the regular file on standard input.
     Sendfile,
-    /// Default mode, a pipe: `tee(2)` standard input into the scan pipe,
-    /// read that copy and look for the words in it, then `splice(2)` the
-    /// original to the socket, up to the end of a word's line. One copy of
-    /// each byte instead of two.
-    TeeSplice,
     /// Default mode, a regular file: `pread(2)` at the file offset (which
     /// does not move) and look for the words, then `sendfile(2)` the same
     /// bytes, which moves it. One copy of each byte instead of two.
@@ -131,21 +135,12 @@ impl Input {
             _ if options.crlf => Path::Copy,
             FdKind::Pipe if !options.words => Path::Splice,
             FdKind::File if !options.words => Path::Sendfile,
-            FdKind::Pipe => Path::TeeSplice,
             FdKind::File => Path::PreadSendfile,
             _ => Path::Copy,
         };
-        let scan = match path {
-            Path::TeeSplice => zerocopy::ScanPipe::new(BUF_SIZE).ok(),
-            _ => None,
-        };
-        let path = match path {
-            Path::TeeSplice if scan.is_none() => Path::Copy,
-            path => path,
-        };
-        if matches!(path, Path::Splice | Path::TeeSplice) {
+        if kind == FdKind::Pipe {
             // Room for the producer to run ahead: fewer wake-ups on both
-            // sides of the pipe, and up to 1 MiB per splice.
+            // sides of the pipe, and up to 1 MiB per splice or read.
             zerocopy::grow_pipe(stdin(), zerocopy::RELAY_SIZE);
         }
         Input {
@@ -165,7 +160,6 @@ impl Input {
                 FdKind::Terminal => ReadMode::Poll,
                 _ => ReadMode::NoWait,
             },
-            scan,
             peeked: false,
             editor: match kind {
                 FdKind::Terminal if path == Path::Copy => Editor::new(),
@@ -187,8 +181,8 @@ impl Input {
     }
 
     /// Makes the buffered bytes ordinary again after the default mode
-    /// looked at them in place (`tee(2)` of a pipe, `pread(2)` of a file,
-    /// see [`Input::fill`]): takes out of standard input (with
+    /// looked at them in place (`pread(2)` of a file, see
+    /// [`Input::fill`]): takes out of standard input (with
     /// `read(2)`, the same bytes) what the buffer holds a copy of and the
     /// socket did not accept. Called when a session ends, so that the next
     /// one sends them from the buffer, as the copy path leaves them, and
@@ -248,12 +242,11 @@ impl Input {
     /// for it: [`Fill::Again`] when nothing is there now (the caller waits
     /// in `poll(2)`, where signals are seen). One `preadv2(RWF_NOWAIT)` on a
     /// pipe or socket, one `read(2)` on a regular file, `poll` then `read`
-    /// on a terminal. In the default mode without `--crlf`, a pipe is
-    /// looked at without taking the bytes out (`tee(2)` into a scan pipe,
-    /// then `read(2)` of that copy) and a regular file read with `pread(2)`
-    /// (the offset stays): [`super::Outbound::send`] then moves the bytes
-    /// themselves from standard input. Errors: the `errno` of `read(2)`,
-    /// `tee(2)` or `pread(2)` other than `EINTR`, `EAGAIN` and `EBADF`.
+    /// on a terminal. In the default mode without `--crlf`, a regular file
+    /// is read with `pread(2)` (the offset stays): [`super::Outbound::send`]
+    /// then moves the bytes themselves from standard input. Errors: the
+    /// `errno` of `read(2)` or `pread(2)` other than `EINTR`, `EAGAIN` and
+    /// `EBADF`.
     pub fn fill(&mut self) -> Result<Fill, Errno> {
         if self.buffered() {
             return Ok(Fill::Ready);
@@ -262,7 +255,6 @@ impl Input {
             return Ok(Fill::Eof);
         }
         let got = match self.path {
-            Path::TeeSplice => self.read_tee(),
             Path::PreadSendfile => self.read_pread(),
             _ => self.read_copy(),
         };
@@ -275,7 +267,7 @@ impl Input {
                 (self.start, self.end) = (0, n);
                 // Whether the path that read them (after any fall-back)
                 // left the bytes in standard input.
-                self.peeked = matches!(self.path, Path::TeeSplice | Path::PreadSendfile);
+                self.peeked = self.path == Path::PreadSendfile;
                 Ok(Fill::Ready)
             }
             Err(Errno::EAGAIN) => Ok(Fill::Again),
@@ -307,24 +299,6 @@ impl Input {
                     Err(e) => Err(e),
                 }
             }
-        }
-    }
-
-    /// [`Path::TeeSplice`]: `tee(2)` what standard input holds (up to the
-    /// buffer's size) into the scan pipe, without taking it out, and read
-    /// that copy. Falls back to [`Path::Copy`] for good where the kernel
-    /// refuses `tee(2)`.
-    fn read_tee(&mut self) -> Result<usize, Errno> {
-        let got = match &self.scan {
-            Some(scan) => scan.copy(stdin(), &mut self.buf),
-            None => Err(Errno::EINVAL),
-        };
-        match got {
-            Err(e) if zerocopy::unsupported(e) => {
-                self.path = Path::Copy;
-                self.read_copy()
-            }
-            other => other,
         }
     }
 
@@ -412,13 +386,12 @@ impl Input {
     }
 
     /// Moves unsent bytes of a [`Input::peeked`] piece from standard input
-    /// to `sock` with one `splice(2)` (a pipe) or `sendfile(2)` (a regular
-    /// file), recording what moved ([`Input::advance`]). Returns the count
+    /// (a regular file) to `sock` with one `sendfile(2)`, recording what moved ([`Input::advance`]). Returns the count
     /// moved; 0 once the piece is wholly sent.
     ///
     /// Errors: `EAGAIN` (the socket is full); `EIO` when standard input no
-    /// longer holds the bytes (someone else read them); those of
-    /// `splice(2)`/`sendfile(2)`; where the kernel refuses the call
+    /// longer holds the bytes (the file shrank); those of `sendfile(2)`;
+    /// where the kernel refuses the call
     /// ([`zerocopy::unsupported`]) the caller goes on with
     /// [`Input::copy_from_now`].
     pub(super) fn move_peeked(&mut self, sock: BorrowedFd<'_>) -> Result<usize, Errno> {
@@ -427,7 +400,6 @@ impl Input {
             return Ok(0);
         }
         let moved = match self.path {
-            Path::TeeSplice => zerocopy::splice(stdin(), sock, len),
             Path::PreadSendfile => zerocopy::sendfile(sock, stdin(), len),
             _ => Err(Errno::EINVAL),
         }?;
