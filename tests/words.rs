@@ -36,6 +36,44 @@ fn bye_typed_in_chat_ends_its_session_but_not_the_server() {
     assert!(server.try_status().is_none(), "bye must not stop chatd");
 }
 
+// Bytes read from a pipe after the word's line cannot go back into the
+// pipe: chat says how many were not sent and exits 1 (nothing is lost
+// silently), and the server received exactly up to the word's line.
+#[test]
+fn input_read_after_bye_is_counted_as_not_sent() {
+    let (mut server, port) = chatd(&[]);
+    let mut client = chat(port, &[]);
+    // One write of 11 bytes to a pipe: chat's first read takes all of it.
+    client.send(b"a\nbye\nrest\n");
+    let status = client.wait_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1), "{}", client.dump());
+    client.expect_stderr("chat: you said bye: session ended; 5 bytes of input were not sent");
+    server.expect_stderr("said bye: session ended");
+    assert_eq!(server.stdout_text(), "a\nbye\n", "up to the word's line");
+    assert!(server.try_status().is_none(), "bye must not stop chatd");
+}
+
+// The same for chatd when its own arret stops it: what it read from its
+// standard input after the word's line is counted, exit 1.
+#[test]
+fn input_chatd_read_and_did_not_send_before_arret_is_counted() {
+    let (mut server, port) = chatd(&[]);
+    let mut client = chat(port, &[]);
+    server.expect_stderr("connection from");
+    server.send(b"x\n");
+    client.expect_stdout("x\n");
+    // One write to the pipe: chatd reads it whole, sends up to its own
+    // arret, and the 2 bytes after it are counted.
+    server.send(b"y\narret\nz\n");
+    let status = server.wait_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1), "{}", server.dump());
+    server.expect_stderr(
+        "chatd: you said arret: session ended, server stopping; 2 bytes of input were not sent",
+    );
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(client.stdout_text(), "x\ny\narret\n");
+}
+
 #[test]
 fn bye_typed_in_chatd_ends_the_clients_session() {
     let (mut server, port) = chatd(&[]);
