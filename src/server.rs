@@ -79,24 +79,20 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
-                let said = messages::said(word, by, &peer);
+                let mut said = messages::said(word, by, &peer);
+                if word == Word::Arret {
+                    said.push_str(", server stopping");
+                }
                 // Stopping with input read and not sent: say so, exit 1.
                 let stopping = word == Word::Arret || args.once;
                 let held = if stopping { input.held() } else { 0 };
-                match word {
-                    Word::Arret if held > 0 => {
-                        report!("{said}, server stopping{}", messages::unsent(held));
-                        return Err(Error::Reported);
-                    }
-                    Word::Arret => {
-                        status!("{said}, server stopping");
-                        return Ok(());
-                    }
-                    _ if held > 0 => {
-                        report!("{said}{}", messages::unsent(held));
-                        return Err(Error::Reported);
-                    }
-                    _ => status!("{said}"),
+                if held > 0 {
+                    report!("{said}{}", messages::unsent(held));
+                    return Err(Error::Reported);
+                }
+                status!("{said}");
+                if word == Word::Arret {
+                    return Ok(());
                 }
             }
             Err(err @ Error::Signal(_)) => return Err(err),

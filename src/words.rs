@@ -40,22 +40,22 @@
 //!
 //! The scans that search for the words and check each hit slow down as
 //! such hits get frequent. Measured by `examples/wordscan.rs` (`scripts/bench
-//! scan`), 128 KiB chunks, median GB/s of 7 interleaved rounds on the
-//! shared 2-CPU machine under a load of 7 to 8 (other builds running: the
-//! figures move with the load, the ratios within one run are what counts), on
-//! the benchmark's corpora (`scripts/bench.d/data.sh`: random letters,
-//! chat prose where half the lines hold a near miss, lines of 2 to 7 bytes)
-//! and on lines that are all near misses:
+//! scan`), 128 KiB chunks, median GB/s of 5 interleaved rounds on the
+//! shared 2-CPU machine (2026-12-03, load 1.1 to 1.6: the figures move
+//! with the load, the ratios within one run are what counts), on the
+//! benchmark's corpora (`scripts/bench.d/data.sh`: random letters, chat
+//! prose where half the lines hold a near miss, lines of 2 to 7 bytes) and
+//! on lines that are all near misses:
 //!
 //! | scan | letters | prose | short lines | near misses only |
 //! |---|--:|--:|--:|--:|
-//! | this one (AVX2 copy) | 4.56 | 4.21 | 3.83 | 5.23 |
-//! | this one, portable copy (SSE2) | 2.57 | 2.22 | 2.10 | 2.55 |
-//! | `memmem` for `bye` and `arret`, each hit checked (issue 9) | 5.26 | 0.82 | 0.33 | 0.24 |
-//! | `memmem` for `\nbye\n`, `\nbye\r\n`, `\narret\n`, `\narret\r\n` | 2.94 | 0.87 | 0.39 | 0.31 |
-//! | `aho-corasick` packed (Teddy), the same four | 5.59 | 1.48 | 0.39 | 0.49 |
-//! | `aho-corasick` packed, line ends `bye\n`, `ye\r\n`, `ret\n`, `et\r\n` | 4.83 | 1.77 | 0.81 | 0.33 |
-//! | `memchr` over every newline, short lines checked | 1.66 | 0.84 | 0.24 | 0.37 |
+//! | this one (AVX2 copy) | 9.47 | 7.99 | 8.79 | 9.37 |
+//! | this one, portable copy (SSE2) | 4.43 | 4.69 | 4.33 | 4.51 |
+//! | `memmem` for `bye` and `arret`, each hit checked (issue 9) | 10.36 | 1.50 | 0.66 | 0.42 |
+//! | `memmem` for `\nbye\n`, `\nbye\r\n`, `\narret\n`, `\narret\r\n` | 5.67 | 1.85 | 0.65 | 0.49 |
+//! | `aho-corasick` packed (Teddy), the same four | 9.46 | 3.44 | 0.84 | 0.81 |
+//! | `aho-corasick` packed, line ends `bye\n`, `ye\r\n`, `ret\n`, `et\r\n` | 8.91 | 4.64 | 1.14 | 0.56 |
+//! | `memchr` over every newline, short lines checked | 3.22 | 1.79 | 0.43 | 0.63 |
 //!
 //! A substring searcher's prefilter sees at most 4 bytes of a needle, and
 //! every 4 bytes of a word line also start or end a near miss, so each of
