@@ -9,7 +9,7 @@
 //! that moment (the allocator's, standard error's), the lock would stay
 //! taken for ever in the child, whose first allocation could then hang:
 //! POSIX allows only async-signal-safe calls in the child of a
-//! multithreaded process. Our children allocate (a 128 KiB copy buffer,
+//! multithreaded process. Our children allocate (a copy buffer of `pump::BUF_SIZE`,
 //! the output state, relay pipes, message lines), which is sound only
 //! because the process has one thread when it forks. The binaries never
 //! start one (signal-hook's pipe and flag actions need none), and [`fork`]

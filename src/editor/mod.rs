@@ -22,7 +22,7 @@
 //!
 //! - The parent puts the terminal in non-canonical mode without echo
 //!   (`ISIG` kept: Ctrl-C, Ctrl-Z and Ctrl-\ stay signals), reads keys
-//!   ([`keys`]), edits the line ([`line`]) and, under the lock, copies the
+//!   ([`keys`]), edits the line ([`mod@line`]) and, under the lock, copies the
 //!   line and cursor into the shared state and redraws the region.
 //!   Enter prints the line for good above the region, behind the prompt,
 //!   which stays as the mark of your lines, and hands it to the session's
@@ -211,7 +211,7 @@ pub fn after_signals() {
     }
 }
 
-/// In the child's parent-death handler ([`crate::signals::die_with_parent`]):
+/// In the child's parent-death handler (`die_with_parent` in `fork.rs`):
 /// moves below the region and restores the saved modes, without the lock
 /// (the dead parent may hold it) and without allocating: only `write(2)`
 /// and `tcsetattr` (an `ioctl`), which are async-signal-safe.
