@@ -98,12 +98,13 @@ enum Path {
     /// `scripts/bench pipeline`, 1 GiB each way, 2 CPUs): pages spliced
     /// into a loopback socket reach the peer as page fragments that its
     /// copy out (`recv`, or `splice` into a pipe that `cat`/`wc` read)
-    /// handles more slowly than the linear data `send(2)` makes, and the
-    /// producer cannot reuse the pipe's pages while the socket holds them.
-    /// Side by side with `nc`, the copy sent 1.19 to 1.43 times `nc`'s
-    /// throughput where `tee` + `splice` sent 1.05 to 1.20, at about the
-    /// same CPU per GiB. `--raw` splices: there nothing looks at the
-    /// bytes, and no copy at all beats one.
+    /// handles more slowly than the linear data `send(2)` makes. Side by
+    /// side, the copy was ahead by 0.1 to 0.3 times `nc`'s throughput on
+    /// every row of one run, within the noise in another (each build ahead
+    /// on some rows), and 4 to 11 % faster in a loop of six alternating
+    /// pairs, at about the same CPU per GiB; and it is simpler (no scan
+    /// pipe). What a session read and did not send is
+    /// kept for the next one, or counted when the program stops.
     Copy,
     /// `--raw`: `splice(2)` from the pipe on standard input to the socket.
     Splice,
