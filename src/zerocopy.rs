@@ -22,9 +22,10 @@
 //!   what was looked at, up to the end of a word's line.
 //!
 //! A pipe on standard input is copied (`read(2)`, scan, `send(2)`): an
-//! earlier `tee(2)` + `splice(2)` path was measured slower end to end
-//! (issue 15: the peer's copy of spliced pages costs more than the one
-//! copy it saved; see `Path::Copy` in `session/input.rs`).
+//! earlier `tee(2)` + `splice(2)` path measured no faster end to end, and
+//! slower in some runs (issue 15: the peer's copy of spliced pages seems
+//! to cost what the one copy saved; see `Path::Copy` in
+//! `session/input.rs`).
 //!
 //! The ordinary `read`/`write` path remains for terminals (whose output is
 //! made safe, [`crate::display`]), `--crlf` (which rewrites line ends), the
