@@ -528,7 +528,7 @@ fn bye_ends_that_client_only() {
 
 #[test]
 fn a_client_reset_is_a_leave() {
-    let (_server, port) = room(&[]);
+    let (server, port) = room(&[]);
     let mut peers = crowd(port, 2);
     let gone = peers.remove(1);
     let name = gone.name.clone();
@@ -536,6 +536,9 @@ fn a_client_reset_is_a_leave() {
     reset_on_close(&gone.stream);
     drop(gone);
     peers[0].expect(&format!("* {name} left"));
+    // The room goes on after the reset: a line still reaches the server.
+    peers[0].send("still here\n");
+    server.expect_stdout(&format!("[{}] still here\n", peers[0].name));
 }
 
 // ---------------------------------------------------------------------------

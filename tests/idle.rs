@@ -87,10 +87,17 @@ fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
 #[test]
 fn chatd_drops_a_silent_client_and_serves_the_next() {
     let (mut server, port) = chatd(&["--idle-timeout", "0.5"]);
+    let start = Instant::now();
     let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     server.send(b"hello\n");
-    let (got, _) = read_until_closed(&mut silent);
+    let (got, closed) = read_until_closed(&mut silent);
     assert_eq!(got, b"hello\n");
+    // Not before the timeout (halving it made no test fail: issue 18).
+    assert!(
+        closed - start >= Duration::from_millis(400),
+        "{:?}",
+        closed - start
+    );
     server.expect_stderr("chatd: nothing received from 127.0.0.1:");
     let mut next = chat(port, &[]);
     next.send(b"I speak\n");
@@ -101,8 +108,14 @@ fn chatd_drops_a_silent_client_and_serves_the_next() {
 #[test]
 fn lockstep_closes_a_silent_connection_too() {
     let (mut server, port) = chatd_with(&["-a", "-1", "--idle-timeout", "0.5"], Stdio::null());
+    let start = Instant::now();
     let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let _ = read_until_closed(&mut silent);
+    let (_, closed) = read_until_closed(&mut silent);
+    assert!(
+        closed - start >= Duration::from_millis(400),
+        "{:?}",
+        closed - start
+    );
     assert_eq!(server.wait(), 1, "{}", server.dump());
     server.expect_stderr("connection closed (--idle-timeout)");
 }
