@@ -4,7 +4,7 @@ use crate::cli::ChatArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
-use crate::{messages, net, pump, status};
+use crate::{messages, net, pump, report, status};
 
 /// Runs `chat` with `args`: one session with the server.
 ///
@@ -53,7 +53,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             End::Word { word, by } => messages::said(word, by, &"peer"),
             _ => format!("{peer} closed the connection"),
         };
-        crate::report!("{why}{}", messages::unsent(held));
+        report!("{why}{}", messages::unsent(held));
         return Err(Error::Reported);
     }
     match end {

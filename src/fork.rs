@@ -9,9 +9,9 @@
 //! that moment (the allocator's, standard error's), the lock would stay
 //! taken for ever in the child, whose first allocation could then hang:
 //! POSIX allows only async-signal-safe calls in the child of a
-//! multithreaded process. Our children allocate (a copy buffer of `pump::BUF_SIZE`,
-//! the output state, relay pipes, message lines), which is sound only
-//! because the process has one thread when it forks. The binaries never
+//! multithreaded process. Our children allocate (a copy buffer of
+//! `pump::BUF_SIZE`, the output state, relay pipes, message lines), which
+//! is sound only because the process has one thread when it forks. The binaries never
 //! start one (signal-hook's pipe and flag actions need none), and [`fork`]
 //! checks it every time (`/proc/self/task` has one entry: [`Threads`]), so that a
 //! program that calls the library from a second thread gets a clear error

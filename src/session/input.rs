@@ -95,16 +95,16 @@ enum Path {
     ///
     /// Why a pipe in the default mode is copied, not looked at with
     /// `tee(2)` and moved with `splice(2)` (issue 15, measured with
-    /// `scripts/bench pipeline`, 1 GiB each way, 2 CPUs): pages spliced
-    /// into a loopback socket reach the peer as page fragments that its
-    /// copy out (`recv`, or `splice` into a pipe that `cat`/`wc` read)
-    /// handles more slowly than the linear data `send(2)` makes. Side by
-    /// side, the copy was ahead by 0.1 to 0.3 times `nc`'s throughput on
-    /// every row of one run, within the noise in another (each build ahead
-    /// on some rows), and 4 to 11 % faster in a loop of six alternating
+    /// `scripts/bench pipeline`, 1 GiB each way, 2 CPUs). Side by side,
+    /// the copy was ahead by 0.1 to 0.3 times `nc`'s throughput on every
+    /// row of one run, within the noise in another (each build ahead on
+    /// some rows), and 4 to 11 % faster in a loop of six alternating
     /// pairs, at about the same CPU per GiB; and it is simpler (no scan
-    /// pipe). What a session read and did not send is
-    /// kept for the next one, or counted when the program stops.
+    /// pipe). A likely reason, not measured: pages spliced into a loopback
+    /// socket reach the peer as page fragments, which its copy out handles
+    /// more slowly than the linear data `send(2)` makes. What a session
+    /// read and did not send is kept for the next one, or counted when the
+    /// program stops.
     Copy,
     /// `--raw`: `splice(2)` from the pipe on standard input to the socket.
     Splice,
@@ -387,7 +387,8 @@ impl Input {
     }
 
     /// Moves unsent bytes of a [`Input::peeked`] piece from standard input
-    /// (a regular file) to `sock` with one `sendfile(2)`, recording what moved ([`Input::advance`]). Returns the count
+    /// (a regular file) to `sock` with one `sendfile(2)`, recording what
+    /// moved ([`Input::advance`]). Returns the count
     /// moved; 0 once the piece is wholly sent.
     ///
     /// Errors: `EAGAIN` (the socket is full); `EIO` when standard input no
