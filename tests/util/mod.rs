@@ -314,15 +314,51 @@ pub fn chatd_with(extra: &[&str], stdin: Stdio) -> (Proc, u16) {
 }
 
 /// [`chatd`] with the given stdin and stdout (a file, say).
+///
+/// `chatd -p 0`: the kernel picks a port nothing uses, read back from the
+/// process's listening socket ([`listening_port`]). A port chosen by the
+/// test ([`free_port`]) can be taken between the check and `chatd`'s
+/// `bind` (seen once in about ten runs of the suite: a test failed with
+/// `chatd: bind 127.0.0.1:23420: Address already in use`).
 pub fn chatd_io(extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
+    let mut args = vec!["-b", "127.0.0.1", "-p", "0"];
     args.extend_from_slice(extra);
     let server = spawn_io(CHATD, &args, stdin, stdout);
-    let up = wait_until(TIMEOUT, || listening(port));
-    assert!(up, "chatd does not listen on {port}\n{}", server.dump());
-    (server, port)
+    let mut port = None;
+    let up = wait_until(TIMEOUT, || {
+        port = listening_port(server.pid());
+        port.is_some()
+    });
+    assert!(up, "chatd does not listen\n{}", server.dump());
+    (server, port.unwrap_or(0))
+}
+
+/// The port on 127.0.0.1 that the process `pid` listens on, once it
+/// does: its socket descriptors (`/proc/PID/fd`, `socket:[INODE]`)
+/// matched by inode with the LISTEN rows (state `0A`) of `/proc/net/tcp`.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+            return None;
+        }
+        let (addr, port) = local.split_once(':')?;
+        if addr != "0100007F" {
+            return None;
+        }
+        u16::from_str_radix(port, 16).ok()
+    })
 }
 
 /// Starts `chat` against 127.0.0.1:`port` with `extra` arguments first.
