@@ -67,10 +67,9 @@ impl PeakWatch {
 /// server whose output is counted, not kept. Returns the shell (its stdout
 /// is the count), the port, and chatd's pid.
 fn counting_server(extra: &str) -> (Proc, u16, u32) {
-    let port = free_port();
-    let script = format!("{CHATD} -1 -q {extra} -b 127.0.0.1 -p {port} < /dev/null | wc -c");
+    let script = format!("{CHATD} -1 -q {extra} -b 127.0.0.1 -p 0 < /dev/null | wc -c");
     let shell = spawn("bash", &["-c", &script]);
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", shell.dump());
+    let port = wait_for_port(&shell, "chatd");
     let chatd = children_of(shell.pid())
         .into_iter()
         .find(|&pid| {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use util::tmux::{Tmux, chatd_command};
 use util::*;
 
 // ---------------------------------------------------------------------------
@@ -566,16 +567,11 @@ fn server_stdin_lines_go_to_every_client_and_stdout_shows_the_room() {
 fn a_closed_standard_output_ends_the_server_quietly_with_0() {
     // `chatd --broker | head -n 3`: once head has its three lines and exits,
     // the server ends with status 0 and no error line (as ripgrep does).
-    let port = free_port();
     let script = format!(
-        "set -o pipefail; {CHATD} --broker -b 127.0.0.1 -p {port} </dev/null | head -n 3 >/dev/null"
+        "set -o pipefail; {CHATD} --broker -b 127.0.0.1 -p 0 </dev/null | head -n 3 >/dev/null"
     );
     let mut pipeline = spawn("bash", &["-c", &script]);
-    assert!(
-        wait_until(TIMEOUT, || listening(port)),
-        "{}",
-        pipeline.dump()
-    );
+    let port = wait_for_port(&pipeline, "chatd");
     let mut peers = crowd(port, 2);
     peers[0].send("one\ntwo\nthree\n");
     assert_eq!(pipeline.wait(), 0, "{}", pipeline.dump());
@@ -585,74 +581,20 @@ fn a_closed_standard_output_ends_the_server_quietly_with_0() {
     );
 }
 
-/// A tmux server of the test's own, whose one pane runs a command on a
-/// real terminal; killed when dropped, even after a failure.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(port: u16, command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("chatd-broker-test-{port}"),
-        };
-        tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("tmux")
-            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .unwrap_or_else(|e| panic!("run tmux (scripts/test installs it): {e}"));
-        assert!(out.status.success(), "tmux {args:?}: {}", out.status);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
 #[test]
 fn escapes_are_shown_visibly_to_raw_socket_clients_and_on_the_server_terminal() {
     // The attack: a raw client renames itself, clears the screens
     // and sets the window titles of the others, and reverses text.
-    let port = free_port();
-    let tmux = Tmux::start(port, &format!("{CHATD} --broker -b 127.0.0.1 -p {port}"));
-    assert!(
-        wait_until(TIMEOUT, || listening(port)),
-        "chatd did not listen"
-    );
+    let tmux = Tmux::start("chatd", &chatd_command(0, "--broker"));
+    let port = tmux.listening_port();
     let mut peers = crowd(port, 2);
     peers[0].send(b"/nick mallory\n\x1b[2J\x1b[H\x1b]0;hacked\x07 \xe2\x80\xaetxet\n");
     let renamed = format!("* {} is now mallory", peers[0].name);
     peers[1].until(&renamed);
     let shown = "[mallory] ^[[2J^[[H^[]0;hacked^G <U+202E>txet";
     assert_eq!(peers[1].raw_line(), shown.as_bytes());
-    let screen = || tmux.run(&["capture-pane", "-p", "-t", "t"]);
-    assert!(
-        wait_until(TIMEOUT, || screen().contains(shown)),
-        "{}",
-        screen()
-    );
-    let title = tmux.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
+    tmux.expect_screen("chatd", shown);
+    let title = tmux.title("chatd");
     assert!(!title.contains("hacked"), "title taken over: {title}");
 }
 
@@ -792,14 +734,14 @@ fn one_client_more_than_max_clients_is_refused_with_one_line() {
 
 #[test]
 fn max_clients_that_cannot_fit_in_the_open_file_limit_is_said_on_stderr() {
-    let port = free_port();
-    let script = format!("ulimit -n 64 && exec {CHATD} --broker -b 127.0.0.1 -p {port}");
+    let script = format!("ulimit -n 64 && exec {CHATD} --broker -b 127.0.0.1 -p 0");
     let server = spawn("bash", &["-c", &script]);
     server.expect_stderr(
         "chatd: --max-clients 1000 does not fit in the limit of 64 open files: at most ",
     );
     server.expect_stderr(" clients at once\n");
     // The room still works, within the limit.
+    let port = wait_for_port(&server, "chatd");
     let mut peers = crowd(port, 2);
     peers[0].send("fits\n");
     let wanted = format!("[{}] fits", peers[0].name);
@@ -1044,19 +986,8 @@ fn a_server_stdout_pipe_read_at_1_mib_per_second_gets_every_line_of_a_burst() {
     // `chatd --broker | slow-consumer`: standard output is a reader like
     // the others, paced, never dropping a line, here 30 times --max-queue.
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
-    let port = free_port().to_string();
-    let args = [
-        "--broker",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "--max-queue",
-        "70000",
-    ];
-    let server = spawn_io(CHATD, &args, Stdio::piped(), Stdio::from(write_end));
-    let port: u16 = port.parse().unwrap();
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
+    let args = ["--broker", "--max-queue", "70000"];
+    let (server, port) = chatd_io(&args, Stdio::piped(), Stdio::from(write_end));
     let mut peers = crowd(port, 2);
     let body = "z".repeat(90);
     let all: String = (0..20_000).map(|k| format!("{k:06} {body}\n")).collect();
@@ -1111,19 +1042,8 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
     // pipe is the test's, read only at the end (chatd is a child of the
     // test, killed with it: no pipeline left behind).
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
-    let port = free_port().to_string();
-    let args = [
-        "--broker",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "--stall-timeout",
-        "1",
-    ];
-    let server = spawn_io(CHATD, &args, Stdio::null(), Stdio::from(write_end));
-    let port: u16 = port.parse().unwrap();
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
+    let args = ["--broker", "--stall-timeout", "1"];
+    let (server, port) = chatd_io(&args, Stdio::null(), Stdio::from(write_end));
     let mut peers = crowd(port, 2);
     let body = "w".repeat(90);
     let name = peers[0].name.clone();

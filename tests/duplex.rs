@@ -28,8 +28,7 @@ fn q1_server_prints_the_lines_a_socat_client_sends() {
 // Worksheet question 2: a client that sends what is typed.
 #[test]
 fn q2_client_sends_what_is_typed_to_a_socat_server() {
-    let port = free_port();
-    let server = socat_server(port, "STDOUT");
+    let (server, port) = socat_server("STDOUT");
     let mut client = chat(port, &[]);
     client.send(b"salut\n");
     server.expect_stdout("salut\n");
@@ -97,8 +96,7 @@ fn duplex_session_is_two_processes_per_side_and_none_after() {
 // a line; the client half-closes on end of file and still prints the reply.
 #[test]
 fn half_close_keeps_the_delayed_reply() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:read l; sleep 1; echo got $l,nofork");
+    let (_server, port) = socat_server("SYSTEM:read l; sleep 1; echo got $l,nofork");
     let mut client = spawn(
         "sh",
         &["-c", &format!("printf 'hi\\n' | {CHAT} 127.0.0.1 {port}")],
@@ -111,8 +109,7 @@ fn half_close_keeps_the_delayed_reply() {
 // once, without waiting for a keystroke (nobody types here).
 #[test]
 fn peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:echo bye-from-server,nofork");
+    let (_server, port) = socat_server("SYSTEM:echo bye-from-server,nofork");
     let port_text = port.to_string();
     let mut client = spawn_on_terminal(CHAT, &["127.0.0.1", &port_text]);
     client.expect_stdout("bye-from-server\n");
@@ -126,8 +123,7 @@ fn peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke() {
 // end of file as soon as the peer's direction ends.
 #[test]
 fn peer_closing_first_ends_stdout_at_once_and_chat_when_its_pipe_ends() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:echo bye-from-server,nofork");
+    let (_server, port) = socat_server("SYSTEM:echo bye-from-server,nofork");
     let mut client = chat(port, &[]);
     client.expect_stdout("bye-from-server\n");
     // The order of events: stdout ends, while chat (its stdin open) runs.
@@ -169,15 +165,14 @@ fn chatd_restarts_on_the_same_port_right_after_a_session() {
     // The server sends its one line and half-closes first, so its side of
     // the connection ends in TIME_WAIT: only SO_REUSEADDR lets a new server
     // bind.
-    let port = free_port();
-    let port_text = port.to_string();
-    let args = ["-1", "-b", "127.0.0.1", "-p", &port_text];
     let dir = tempfile::tempdir().unwrap();
     let line = dir.path().join("line");
     std::fs::write(&line, "hello\n").unwrap();
     let stdin = Stdio::from(std::fs::File::open(&line).unwrap());
-    let mut first = spawn_with(CHATD, &args, stdin);
-    first.expect_stderr("listening");
+    let mut first = spawn_with(CHATD, &["-1", "-b", "127.0.0.1", "-p", "0"], stdin);
+    let port = wait_for_port(&first, "chatd");
+    let port_text = port.to_string();
+    let args = ["-1", "-b", "127.0.0.1", "-p", &port_text];
     // socat's stdin stays open: it closes only after the server's FIN (and
     // its -t delay), so the server is the side that closed first.
     let mut client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
@@ -199,8 +194,7 @@ fn chatd_restarts_on_the_same_port_right_after_a_session() {
 
 #[test]
 fn socat_server_and_chat_client_talk_both_ways() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let mut client = chat(port, &[]);
     client.send(b"question?\n");
     server.expect_stdout("question?\n");
@@ -310,9 +304,9 @@ fn retry_gives_up_after_its_time() {
 
 #[test]
 fn ipv6_loopback_works() {
-    let port = free_port();
+    let mut server = spawn_with(CHATD, &["-1", "-b", "::1", "-p", "0"], Stdio::null());
+    let port = wait_for_port(&server, "chatd");
     let port_text = port.to_string();
-    let mut server = spawn_with(CHATD, &["-1", "-b", "::1", "-p", &port_text], Stdio::null());
     server.expect_stderr(&format!("chatd: listening on [::1]:{port}"));
     let mut client = spawn(CHAT, &["::1", &port_text]);
     client.send(b"over six\n");
@@ -338,8 +332,7 @@ fn quiet_silences_status_lines_but_not_errors() {
 }
 
 fn signal_ends_both_processes(sig: i32) {
-    let port = free_port();
-    let _server = socat_server(port, "-");
+    let (_server, port) = socat_server("-");
     let mut client = chat(port, &[]);
     client.expect_stderr("connected to");
     let ok = wait_until(TIMEOUT, || client.children().len() == 1);
@@ -377,8 +370,7 @@ fn sigint_stops_an_idle_server() {
 
 #[test]
 fn broken_stdout_ends_quietly() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:yes line,nofork");
+    let (_server, port) = socat_server("SYSTEM:yes line,nofork");
     // `chat | head -n 1`, exiting with chat's own status.
     let pipeline = format!("{CHAT} -q 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
     let mut client = spawn("bash", &["-c", &pipeline]);

@@ -19,7 +19,8 @@ use std::time::Duration;
 use util::tmux::*;
 use util::*;
 
-/// A peer for `chat`: a listening socket of the test on a free port.
+/// A peer for `chat`: a listening socket of the test on a port the
+/// kernel picks.
 struct Peer {
     listener: TcpListener,
     port: u16,
@@ -29,8 +30,8 @@ struct Peer {
 
 impl Peer {
     fn new() -> Peer {
-        let port = free_port();
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let port = listener.local_addr().expect("local address").port();
         Peer {
             listener,
             port,
@@ -99,7 +100,7 @@ impl Session {
     fn chat_env(peer: &mut Peer, args: &str, cols: u16, env: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let command = format!("{env} {}", chat_command(peer.port, args));
-        let tmux = Tmux::start(peer.port, "chat", &wrapped(dir.path(), &command));
+        let tmux = Tmux::start("chat", &wrapped(dir.path(), &command));
         if cols != 100 {
             tmux.resize("chat", cols, 20);
         }
@@ -506,7 +507,7 @@ fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
     let d = quoted(&dir.path().to_string_lossy());
     // An interactive shell with job control (dash: it does not restore
     // the terminal's modes itself when a job stops, so the test sees ours).
-    let tmux = Tmux::start(peer.port, "chat", "PS1='$ ' dash -i");
+    let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
     tmux.expect_last_lines("chat", &["$"]);
     tmux.type_line(
         "chat",
@@ -551,7 +552,7 @@ fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
 fn a_refused_client_is_told_what_probably_happened_not_a_crash() {
     let (_server, port) = chatd(&["--deny", "127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(port, "chat", &wrapped(dir.path(), &chat_command(port, "")));
+    let tmux = Tmux::start("chat", &wrapped(dir.path(), &chat_command(port, "")));
     let screen = tmux.expect_screen("chat", "without a word");
     let status = dir.path().join("status");
     assert!(wait_until(TIMEOUT, || status.exists()));
@@ -575,15 +576,11 @@ fn a_refused_client_is_told_what_probably_happened_not_a_crash() {
 }
 
 /// `chatd ARGS` in window `chatd` of a tmux of its own, wrapped to record
-/// `stty -g`, listening on a free port.
+/// `stty -g`, listening on a port the kernel picks.
 fn chatd_in_a_pane(args: &str) -> (Tmux, tempfile::TempDir, u16) {
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(
-        port,
-        "chatd",
-        &wrapped(dir.path(), &chatd_command(port, args)),
-    );
+    let tmux = Tmux::start("chatd", &wrapped(dir.path(), &chatd_command(0, args)));
+    let port = tmux.listening_port();
     tmux.expect_screen("chatd", &format!("chatd: listening on 127.0.0.1:{port}"));
     tmux.expect_last_lines("chatd", &["chatd>"]);
     (tmux, dir, port)
@@ -687,7 +684,6 @@ fn three_chat_clients_typing_at_once_in_a_room() {
     let dir = tempfile::tempdir().unwrap();
     let names = ["alice", "bob", "carol"];
     let tmux = Tmux::start(
-        port,
         "alice",
         &wrapped(dir.path(), &chat_command(port, "--name alice")),
     );

@@ -95,10 +95,9 @@ fn a_server_that_replied_and_half_closed_still_receives_everything() {
 // the next client is served.
 #[test]
 fn chatd_on_a_terminal_ends_the_session_when_the_client_leaves() {
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut server = spawn_on_terminal(CHATD, &["-b", "127.0.0.1", "-p", &port_text]);
+    let mut server = spawn_on_terminal(CHATD, &["-b", "127.0.0.1", "-p", "0"]);
     server.expect_stderr("listening");
+    let port = wait_for_port(&server, "chatd");
     let mut first = chat(port, &[]);
     first.send(b"hello\n");
     server.expect_stdout("hello\n");
@@ -190,8 +189,7 @@ fn head_exiting_ends_chat_in_raw_even_when_the_peer_is_silent() {
 /// `chat -q EXTRA host | head -1` against a peer that sends two lines and
 /// stays silent.
 fn head_exiting_ends_chat(extra: &str) {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:echo one; echo two; sleep 20,nofork");
+    let (_server, port) = socat_server("SYSTEM:echo one; echo two; sleep 20,nofork");
     let pipeline =
         format!("{CHAT} -q {extra} 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
     let mut client = spawn("bash", &["-c", &pipeline]);
@@ -258,8 +256,7 @@ fn recv_only_chatd_never_reads_its_stdin() {
 // `chat -d`: the same on the client side; a peer that closes ends it.
 #[test]
 fn recv_only_chat_never_reads_its_stdin() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let mut client = chat(port, &["-d"]);
     client.send(b"never sent\n");
     server.send(b"to the listener\n");
@@ -326,8 +323,7 @@ fn lockstep_into_a_receive_only_server_delivers_every_line() {
 // Lockstep on a terminal: the peer's end ends the session at once.
 #[test]
 fn lockstep_on_a_terminal_ends_when_the_peer_leaves() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:read l; echo got $l,nofork");
+    let (_server, port) = socat_server("SYSTEM:read l; echo got $l,nofork");
     let port_text = port.to_string();
     let mut client = spawn_on_terminal(CHAT, &["-a", "127.0.0.1", &port_text]);
     client.expect_stderr("connected to");

@@ -43,8 +43,7 @@ fn each_side_waits_for_the_others_line_before_sending_the_next() {
 
 #[test]
 fn chat_alternating_against_a_socat_server() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let mut client = chat(port, &["-a"]);
     client.send(b"question\n");
     server.expect_stdout("question\n");
@@ -114,8 +113,7 @@ fn speak_first_and_listen_first_need_alternating() {
 
 #[test]
 fn a_long_line_is_printed_as_it_arrives_and_the_turn_changes_at_its_newline() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let mut client = chat(port, &["-a", "--listen-first"]);
     client.expect_stderr("connected");
     let piece = vec![b'x'; 300 * 1024];
@@ -192,8 +190,7 @@ fn chatd_alternating_serves_the_next_client() {
 // going away still ends the session, while the peer stays silent.
 #[test]
 fn waiting_for_a_silent_peer_still_sees_signals_and_stdout_gone() {
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:read l; echo one; read l; sleep 20,nofork");
+    let (_server, port) = socat_server("SYSTEM:read l; echo one; read l; sleep 20,nofork");
     let pipeline = format!(
         "printf 'a\\nb\\n' | {CHAT} -a -q 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[1]}}"
     );
@@ -203,8 +200,7 @@ fn waiting_for_a_silent_peer_still_sees_signals_and_stdout_gone() {
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
 
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:read l; sleep 20,nofork");
+    let (_server, port) = socat_server("SYSTEM:read l; sleep 20,nofork");
     let mut client = chat(port, &["-a", "-q"]);
     client.send(b"hello\n");
     std::thread::sleep(Duration::from_millis(300));

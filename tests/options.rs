@@ -419,8 +419,8 @@ fn one_line_through(server: &mut Proc, args: &[&str]) -> Proc {
 
 #[test]
 fn ipv6_in_brackets_with_dash_6() {
-    let port = free_port().to_string();
-    let (mut server, addr) = listening_chatd(&["-6", "-b", "[::1]", "-p", &port]);
+    let (mut server, addr) = listening_chatd(&["-6", "-b", "[::1]", "-p", "0"]);
+    let port = addr.port().to_string();
     assert_eq!(addr.to_string(), format!("[::1]:{port}"));
     let client = one_line_through(&mut server, &["-6", "[::1]", &port]);
     assert!(
@@ -432,8 +432,8 @@ fn ipv6_in_brackets_with_dash_6() {
 
 #[test]
 fn dash_4_and_dash_6_choose_the_addresses_of_a_name() {
-    let port = free_port().to_string();
-    let (mut server, addr) = listening_chatd(&["-4", "-b", "localhost", "-p", &port]);
+    let (mut server, addr) = listening_chatd(&["-4", "-b", "localhost", "-p", "0"]);
+    let port = addr.port().to_string();
     assert_eq!(addr.to_string(), format!("127.0.0.1:{port}"));
     one_line_through(&mut server, &["-4", "localhost", &port]);
     // Nothing listens on IPv6: localhost has no IPv6 address here, or its
@@ -450,8 +450,8 @@ fn dash_4_and_dash_6_choose_the_addresses_of_a_name() {
 
 #[test]
 fn dash_6_server_takes_ipv6_clients_only() {
-    let port = free_port().to_string();
-    let (mut server, addr) = listening_chatd(&["-6", "-p", &port]);
+    let (mut server, addr) = listening_chatd(&["-6", "-p", "0"]);
+    let port = addr.port().to_string();
     assert_eq!(addr.to_string(), format!("[::]:{port}"));
     // IPV6_V6ONLY: an IPv4 client finds nobody listening.
     let mut refused = spawn_with(CHAT, &["127.0.0.1", &port], Stdio::null());
@@ -464,12 +464,11 @@ fn dash_6_server_takes_ipv6_clients_only() {
 fn an_ipv4_client_of_an_ipv6_listener_is_shown_as_ipv4() {
     // Issue 18: one form of IPv4-mapped addresses, in every mode.
     for mode in [&[][..], &["--echo"], &["--broker"]] {
-        let port = free_port();
-        let port_text = port.to_string();
-        let mut args = vec!["-b", "::", "-p", &port_text];
+        let mut args = vec!["-b", "::", "-p", "0"];
         args.extend_from_slice(mode);
         let server = spawn(CHATD, &args);
         server.expect_stderr("listening on [::]:");
+        let port = wait_for_port(&server, "chatd");
         let conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let me = conn.local_addr().unwrap();
         let shown = format!("{me}");
@@ -513,8 +512,8 @@ fn ports_can_be_service_names() {
 
 #[test]
 fn chatd_binds_a_host_name() {
-    let port = free_port().to_string();
-    let (mut server, addr) = listening_chatd(&["-b", "localhost", "-p", &port]);
+    let (mut server, addr) = listening_chatd(&["-b", "localhost", "-p", "0"]);
+    let port = addr.port().to_string();
     assert!(addr.ip().is_loopback(), "{addr}");
     let host = addr.ip().to_string();
     one_line_through(&mut server, &[&host, &port]);
@@ -544,9 +543,8 @@ struct FullBacklog {
 
 fn full_backlog() -> FullBacklog {
     use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen, socket,
     };
-    let port = free_port();
     let fd = socket(
         AddressFamily::Inet,
         SockType::Stream,
@@ -554,11 +552,10 @@ fn full_backlog() -> FullBacklog {
         None,
     )
     .unwrap();
+    let any_port = SockaddrIn::new(127, 0, 0, 1, 0);
+    bind(fd.as_raw_fd(), &any_port).unwrap();
+    let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let SocketAddr::V4(v4) = addr else {
-        unreachable!()
-    };
-    bind(fd.as_raw_fd(), &SockaddrIn::from(v4)).unwrap();
     listen(&fd, Backlog::new(0).unwrap()).unwrap();
     // Fill the queue until a connect times out (Linux queues one
     // connection for a backlog of 0).
@@ -637,8 +634,7 @@ fn wait_with_retry_retries_refusals_and_gives_up_a_hang() {
 #[test]
 fn wait_also_closes_an_idle_connection() {
     // A server that accepts and then says nothing.
-    let port = free_port();
-    let _server = socat_server(port, "SYSTEM:sleep 20");
+    let (_server, port) = socat_server("SYSTEM:sleep 20");
     let start = Instant::now();
     let mut client = spawn(CHAT, &["-w", "1", "127.0.0.1", &port.to_string()]);
     assert_eq!(client.wait(), 1, "{}", client.dump());

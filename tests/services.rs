@@ -480,10 +480,8 @@ fn sum_half_a_pair_then_close_is_an_error_for_that_connection() {
 
 #[test]
 fn quiet_server_prints_errors_only() {
-    let port = free_port();
-    let port_text = port.to_string();
-    let server = spawn(CHATD, &["-q", "--sum", "-b", "127.0.0.1", "-p", &port_text]);
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
+    let server = spawn(CHATD, &["-q", "--sum", "-b", "127.0.0.1", "-p", "0"]);
+    let port = wait_for_port(&server, "chatd");
     let mut stream = connect(port);
     stream.write_all(&greeting("127.0.0.1")).unwrap();
     stream.write_all(&pair(1, 2)).unwrap();

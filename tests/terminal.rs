@@ -23,9 +23,8 @@ const WAITING: &str = "(waiting for peer...)";
 /// A socat server on a free port (the test writes what it sends) and a
 /// `chat ARGS` connected to it in tmux window `chat`, its title `before`.
 fn chat_in_a_pane(args: &str) -> (Proc, Tmux) {
-    let port = free_port();
-    let peer = socat_server(port, "-");
-    let tmux = Tmux::start(port, "chat", &chat_command(port, args));
+    let (peer, port) = socat_server("-");
+    let tmux = Tmux::start("chat", &chat_command(port, args));
     tmux.expect_screen("chat", &format!("chat: connected to 127.0.0.1:{port}"));
     tmux.set_title("chat", "before");
     (peer, tmux)
@@ -142,8 +141,8 @@ fn chat_a_shows_whose_turn_it_is() {
 
 #[test]
 fn chatd_a_waits_for_the_client_first_then_prompts() {
-    let port = free_port();
-    let tmux = Tmux::start(port, "chatd", &chatd_command(port, "-a"));
+    let tmux = Tmux::start("chatd", &chatd_command(0, "-a"));
+    let port = tmux.listening_port();
     tmux.expect_screen("chatd", &format!("chatd: listening on 127.0.0.1:{port}"));
     let mut peer = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
     let screen = tmux.expect_last_lines("chatd", &[WAITING, "chatd>"]);
@@ -161,8 +160,8 @@ fn chatd_a_waits_for_the_client_first_then_prompts() {
 // forever, and the indicator makes it visible on both terminals.
 #[test]
 fn both_listening_first_is_a_visible_deadlock() {
-    let port = free_port();
-    let tmux = Tmux::start(port, "chatd", &chatd_command(port, "-a"));
+    let tmux = Tmux::start("chatd", &chatd_command(0, "-a"));
+    let port = tmux.listening_port();
     tmux.expect_screen("chatd", "chatd: listening on");
     tmux.new_window("chat", &chat_command(port, "-a --listen-first"));
     tmux.expect_last_lines("chatd", &[WAITING, "chatd>"]);

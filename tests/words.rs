@@ -136,8 +136,7 @@ fn arret_from_a_socat_client_stops_chatd() {
 
 #[test]
 fn bye_with_crlf_from_a_socat_server_ends_chat() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let mut client = chat(port, &[]);
     client.expect_stderr("connected");
     server.send(b"bye\r\n");
@@ -196,14 +195,12 @@ fn input_after_bye_goes_to_the_next_client() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script");
     std::fs::write(&script, "for the first\nbye\nfor the second\n").unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
     let server = spawn_with(
         CHATD,
-        &["-b", "127.0.0.1", "-p", &port_text],
+        &["-b", "127.0.0.1", "-p", "0"],
         Stdio::from(std::fs::File::open(&script).unwrap()),
     );
-    server.expect_stderr("listening");
+    let port = wait_for_port(&server, "chatd");
     let mut first = chat(port, &[]);
     assert_eq!(first.wait(), 0, "{}", first.dump());
     assert_eq!(first.stdout_text(), "for the first\nbye\n");
@@ -233,8 +230,7 @@ fn words_end_a_lockstep_session_too() {
 
 #[test]
 fn crlf_sends_line_ends_as_cr_lf() {
-    let port = free_port();
-    let server = socat_server(port, "STDOUT");
+    let (server, port) = socat_server("STDOUT");
     let mut client = chat(port, &["--crlf"]);
     client.send(b"one\ntwo\r\nthree\n");
     server.expect_stdout("three\r\n");
@@ -243,8 +239,7 @@ fn crlf_sends_line_ends_as_cr_lf() {
 
 #[test]
 fn escape_bytes_pass_unchanged_when_stdout_is_not_a_terminal() {
-    let port = free_port();
-    let mut server = socat_server(port, "-");
+    let (mut server, port) = socat_server("-");
     let client = chat(port, &[]);
     client.expect_stderr("connected");
     let payload = b"\x1b]0;pwned\x07\x1b[2J\x9b\r\n\x00end\n";

@@ -95,17 +95,15 @@ impl Trace {
         argv
     }
 
-    /// `chatd -b 127.0.0.1 -p PORT EXTRA` under strace, once it listens.
+    /// `chatd -b 127.0.0.1 -p 0 EXTRA` under strace, once it listens;
+    /// returns it and the port the kernel gave it.
     fn chatd(&self, extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
-        let port = free_port();
-        let port_text = port.to_string();
-        let mut args = vec!["-b", "127.0.0.1", "-p", &port_text];
+        let mut args = vec!["-b", "127.0.0.1", "-p", "0"];
         args.extend_from_slice(extra);
         let argv = self.argv("chatd", CHATD, &args);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let server = spawn_io("strace", &argv, stdin, stdout);
-        let up = wait_until(TIMEOUT, || listening(port));
-        assert!(up, "chatd does not listen under strace\n{}", server.dump());
+        let port = wait_for_port(&server, "chatd under strace");
         (server, port)
     }
 
@@ -357,12 +355,11 @@ fn peek_path_prints_up_to_the_word_line_and_no_further() {
     let mut stream = before.clone();
     stream.extend_from_slice(b"arret\r\nnot for you\n");
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr");
     let file = dir.path().join("stream");
     std::fs::write(&file, &stream).unwrap();
-    let _server = socat(&["-u", &format!("OPEN:{}", file.display()), &listen]);
-    assert!(wait_until(TIMEOUT, || listening(port)));
+    let listen = "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr";
+    let server = socat(&["-u", &format!("OPEN:{}", file.display()), listen]);
+    let port = wait_for_port(&server, "socat");
     let mut client = spawn_with(
         CHAT,
         &["-q", "-d", "127.0.0.1", &port.to_string()],

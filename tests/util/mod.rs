@@ -14,7 +14,6 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,22 +26,31 @@ pub const CHATD: &str = env!("CARGO_BIN_EXE_chatd");
 /// Path of the `chat` binary under test.
 pub const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 
-/// A port on 127.0.0.1 that nothing listens on. Ports are handed out from
-/// 20000–29999, below Linux's ephemeral range (32768–60999) so that no
-/// client socket of a parallel test can take one between this check and
-/// its use; the start depends on the process id so that two test binaries
-/// run at once do not walk the same sequence.
+/// A port on 127.0.0.1 that nothing listens on now, for a test that needs
+/// the number before anything listens (a client started before its
+/// server, a port that refuses).
+///
+/// The kernel chooses it (`bind` to port 0), and no port is handed out
+/// twice in one test binary. A test that can should not use this: start
+/// the server on port 0 and read its port back ([`chatd`],
+/// [`socat_server`], [`listening_port`]). Between this check and its use,
+/// another process on the machine can take the port: with ports chosen
+/// by the tests from a fixed range (20000–29999), CI failed once with
+/// `bind: Address already in use` while another suite ran on the same
+/// host; a kernel-chosen port, random in the ephemeral range, makes that
+/// unlikely, not impossible.
 pub fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20000 + (std::process::id() % 500) as u16 * 20;
-    for _ in 0..10000 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20000 + (base - 20000 + n) % 10000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    for _ in 0..1000 {
+        let probe = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+        let port = probe.local_addr().expect("local address").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }
-    panic!("no free port in 20000-29999");
+    panic!("the kernel gave 1000 ports already handed out");
 }
 
 /// A running child process with its output collected in the background.
@@ -324,41 +332,58 @@ pub fn chatd_io(extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
     let mut args = vec!["-b", "127.0.0.1", "-p", "0"];
     args.extend_from_slice(extra);
     let server = spawn_io(CHATD, &args, stdin, stdout);
-    let mut port = None;
-    let up = wait_until(TIMEOUT, || {
-        port = listening_port(server.pid());
-        port.is_some()
-    });
-    assert!(up, "chatd does not listen\n{}", server.dump());
-    (server, port.unwrap_or(0))
+    let port = wait_for_port(&server, "chatd");
+    (server, port)
 }
 
-/// The port on 127.0.0.1 that the process `pid` listens on, once it
-/// does: its socket descriptors (`/proc/PID/fd`, `socket:[INODE]`)
-/// matched by inode with the LISTEN rows (state `0A`) of `/proc/net/tcp`.
+/// The port on a loopback or wildcard address (127.0.0.1, ::1, 0.0.0.0,
+/// `::`) that the process `pid` or one of its descendants listens on,
+/// once one does: their socket descriptors (`/proc/PID/fd`,
+/// `socket:[INODE]`) matched by inode with the LISTEN rows (state `0A`)
+/// of `/proc/net/tcp` and `/proc/net/tcp6`.
 pub fn listening_port(pid: u32) -> Option<u16> {
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() && i < 64 {
+        pids.extend(children_of(pids[i]));
+        i += 1;
+    }
+    let inodes: Vec<String> = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .flatten()
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|link| {
             let link = link.to_str()?;
             Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
         })
         .collect();
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
-            return None;
-        }
-        let (addr, port) = local.split_once(':')?;
-        if addr != "0100007F" {
-            return None;
-        }
-        u16::from_str_radix(port, 16).ok()
-    })
+    // 127.0.0.1, ::1, and the wildcards 0.0.0.0 and :: (which take
+    // loopback clients too).
+    const LOOPBACK: [&str; 4] = [
+        "0100007F",
+        "00000000000000000000000001000000",
+        "00000000",
+        "00000000000000000000000000000000",
+    ];
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let table = std::fs::read_to_string(table).ok()?;
+            table.lines().skip(1).find_map(|line| {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+                if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+                    return None;
+                }
+                let (addr, port) = local.split_once(':')?;
+                if !LOOPBACK.contains(&addr) {
+                    return None;
+                }
+                u16::from_str_radix(port, 16).ok()
+            })
+        })
 }
 
 /// Starts `chat` against 127.0.0.1:`port` with `extra` arguments first.
@@ -374,14 +399,26 @@ pub fn socat(args: &[&str]) -> Proc {
     spawn("socat", args)
 }
 
-/// Starts a socat server on 127.0.0.1:`port` whose other end is `address`
-/// (`-` for its own stdin/stdout), and waits until it accepts connections.
-pub fn socat_server(port: u16, address: &str) -> Proc {
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr");
-    let server = socat(&["-t", "5", &listen, address]);
-    let up = wait_until(TIMEOUT, || listening(port));
-    assert!(up, "socat did not listen on {port}");
-    server
+/// Starts a socat server on 127.0.0.1 and a port the kernel picks, whose
+/// other end is `address` (`-` for its own stdin/stdout), and waits until
+/// it accepts connections. Returns it and the port.
+pub fn socat_server(address: &str) -> (Proc, u16) {
+    let server = socat(&["-t", "5", "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr", address]);
+    let port = wait_for_port(&server, "socat");
+    (server, port)
+}
+
+/// Waits until `proc`, or a process under it (a shell's pipeline, a
+/// program under strace), listens ([`listening_port`]), and returns that
+/// port; fails the test after [`TIMEOUT`].
+pub fn wait_for_port(proc: &Proc, what: &str) -> u16 {
+    let mut port = None;
+    let up = wait_until(TIMEOUT, || {
+        port = listening_port(proc.pid());
+        port.is_some()
+    });
+    assert!(up, "{what} does not listen\n{}", proc.dump());
+    port.unwrap_or(0)
 }
 
 /// Sends `line` on `conn`, a client of `chatd --echo`, and reads it back
@@ -411,14 +448,12 @@ pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Pr
     let (server_file, client_file) = (dir.path().join("server"), dir.path().join("client"));
     std::fs::write(&server_file, server_input).unwrap();
     std::fs::write(&client_file, client_input).unwrap();
-    let port = free_port();
-    let port_text = port.to_string();
     let mut server_args = vec!["-1"];
     server_args.extend_from_slice(extra);
-    server_args.extend_from_slice(&["-b", "127.0.0.1", "-p", &port_text]);
+    server_args.extend_from_slice(&["-b", "127.0.0.1", "-p", "0"]);
     let stdin = |path| Stdio::from(std::fs::File::open(path).unwrap());
     let mut server = spawn_with(CHATD, &server_args, stdin(&server_file));
-    assert!(wait_until(TIMEOUT, || listening(port)), "{}", server.dump());
+    let port_text = wait_for_port(&server, "chatd").to_string();
     let mut client_args = extra.to_vec();
     client_args.extend_from_slice(&["127.0.0.1", &port_text]);
     let mut client = spawn_with(CHAT, &client_args, stdin(&client_file));

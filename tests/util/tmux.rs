@@ -9,7 +9,7 @@ use std::thread;
 
 use super::*;
 
-/// A tmux server of the test's own (socket `chat-test-PORT`), holding one
+/// A tmux server of the test's own (socket `chat-test-PID-N`), holding one
 /// detached session `t` of 100×30 cells. Dropping it kills the server,
 /// waits for it to end and removes its socket, even when the test failed.
 pub struct Tmux {
@@ -21,9 +21,11 @@ pub struct Tmux {
 impl Tmux {
     /// Starts the server with window `window` running `command` (a `sh -c`
     /// command line). Panes stay on screen after their command exits.
-    pub fn start(port: u16, window: &str, command: &str) -> Tmux {
+    pub fn start(window: &str, command: &str) -> Tmux {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmux = Tmux {
-            socket: format!("chat-test-{port}"),
+            socket: format!("chat-test-{}-{n}", std::process::id()),
             server: None,
         };
         tmux.run(&[
@@ -53,6 +55,19 @@ impl Tmux {
             .expect("pid and socket path");
         tmux.server = Some((pid.parse().expect("tmux server pid"), path.to_owned()));
         tmux
+    }
+
+    /// The port on 127.0.0.1 that a program in one of the panes listens
+    /// on (`chatd -p 0`), once it does; fails the test after [`TIMEOUT`].
+    pub fn listening_port(&self) -> u16 {
+        let pid = self.server.as_ref().expect("tmux server").0;
+        let mut port = None;
+        let up = wait_until(TIMEOUT, || {
+            port = super::listening_port(pid);
+            port.is_some()
+        });
+        assert!(up, "nothing listens in tmux server {pid}");
+        port.unwrap_or(0)
     }
 
     /// Opens window `window` running `command` in the same session.
