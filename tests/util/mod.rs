@@ -36,8 +36,8 @@ pub const CHAT: &str = env!("CARGO_BIN_EXE_chat");
 /// [`socat_server`], [`listening_port`]). Between this check and its use,
 /// another process on the machine can take the port: with ports chosen
 /// by the tests from a fixed range (20000–29999), CI failed once with
-/// `bind: Address already in use` while another suite ran on the same
-/// host; a kernel-chosen port, random in the ephemeral range, makes that
+/// `bind: Address already in use` (by what, the log does not say); a
+/// kernel-chosen port, random in the ephemeral range, makes that
 /// unlikely, not impossible.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
