@@ -150,6 +150,15 @@ fn chatd_serves_clients_one_after_another() {
         server.expect_stdout(&format!("client {i}\n"));
     }
     assert_eq!(server.stdout_text(), "client 0\nclient 1\nclient 2\n");
+    // Standard error is another pipe, read by another thread: the third
+    // notice can still be on its way when the third line is on stdout.
+    let notices = || {
+        server
+            .stderr_text()
+            .matches("connection from 127.0.0.1:")
+            .count()
+    };
+    wait_until(TIMEOUT, || notices() >= 3);
     let stderr = server.stderr_text();
     assert_eq!(
         stderr.matches("connection from 127.0.0.1:").count(),
