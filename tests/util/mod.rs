@@ -477,10 +477,10 @@ pub fn listening(port: u16) -> bool {
 
 /// Runs a whole session between the real binaries, each fed from a file:
 /// `chatd -1 EXTRA -b 127.0.0.1 -p PORT < server_input` and
-/// `chat EXTRA 127.0.0.1 PORT < client_input`. Waits up to 30 s for both
-/// to exit with status 0 and returns them, outputs collected.
+/// `chat EXTRA 127.0.0.1 PORT < client_input`. Waits for both to exit
+/// with status 0 ([`wait_while_moving`]) and returns them, outputs
+/// collected.
 pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Proc, Proc) {
-    let limit = Duration::from_secs(30);
     let dir = tempfile::tempdir().unwrap();
     let (server_file, client_file) = (dir.path().join("server"), dir.path().join("client"));
     std::fs::write(&server_file, server_input).unwrap();
@@ -494,11 +494,33 @@ pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Pr
     let mut client_args = extra.to_vec();
     client_args.extend_from_slice(&["127.0.0.1", &port_text]);
     let mut client = spawn_with(CHAT, &client_args, stdin(&client_file));
-    let status = client.wait_within(limit);
+    let status = wait_while_moving(&mut client, &server);
     assert_eq!(status.code(), Some(0), "chat\n{}", client.dump());
-    let status = server.wait_within(limit);
+    let status = wait_while_moving(&mut server, &client);
     assert_eq!(status.code(), Some(0), "chatd\n{}", server.dump());
     (server, client)
+}
+
+/// Waits for `proc` to end for as long as bytes keep arriving on its
+/// standard output or `other`'s (a transfer between them going on); fails
+/// after [`TIMEOUT`] with none. Bounded by progress, not by one total:
+/// ten MiB each way through the debug builds (about 1.5 s of CPU per
+/// direction) outlasted the 30 s once allowed here on a loaded machine
+/// (2 CPUs, the suite's binaries in parallel, two CPU burners).
+pub fn wait_while_moving(proc: &mut Proc, other: &Proc) -> ExitStatus {
+    let moved = |a: &Proc, b: &Proc| a.stdout().len() + b.stdout().len();
+    let mut seen = moved(proc, other);
+    while !wait_until(TIMEOUT, || proc.try_status().is_some()) {
+        let now = moved(proc, other);
+        assert!(
+            now > seen,
+            "{} still running, no byte moved for {TIMEOUT:?}\n{}",
+            proc.name,
+            proc.dump()
+        );
+        seen = now;
+    }
+    proc.wait_within(TIMEOUT)
 }
 
 /// `SO_LINGER` with a zero timeout on `conn`: closing it then sends RST,
