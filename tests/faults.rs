@@ -413,7 +413,10 @@ fn a_reader_that_stops_reading_makes_the_writer_wait() {
         after <= before + 1024,
         "RSS grew from {before} to {after} KiB"
     );
-    assert_eq!(client.wait_within(Duration::from_secs(60)).code(), Some(0));
+    // Bounded by progress, not by one total: the 64 MiB through the
+    // debug build of chat take about 10 s of CPU, and outlasted the 60 s
+    // once allowed here when the machine was loaded.
+    assert_eq!(wait_while_moving(&mut client, &server).code(), Some(0));
     assert_eq!(server.wait(), 0, "{}", server.dump());
     assert!(client.stdout() == data, "{} bytes", client.stdout().len());
 }
