@@ -503,19 +503,28 @@ pub fn exchange(extra: &[&str], server_input: &[u8], client_input: &[u8]) -> (Pr
 
 /// Waits for `proc` to end for as long as bytes keep arriving on its
 /// standard output or `other`'s (a transfer between them going on); fails
-/// after [`TIMEOUT`] with none. Bounded by progress, not by one total:
-/// ten MiB each way through the debug builds (about 1.5 s of CPU per
-/// direction) outlasted the 30 s once allowed here on a loaded machine
-/// (2 CPUs, the suite's binaries in parallel, two CPU burners).
+/// after [`TIMEOUT`] with none, or after 30 times [`TIMEOUT`] in all.
+/// Bounded by progress rather than by a short total: ten MiB each way
+/// through the debug builds (about 1.5 s of CPU per direction) outlasted
+/// the 30 s once allowed here on a loaded machine (2 CPUs, the suite's
+/// binaries in parallel, two CPU burners).
 pub fn wait_while_moving(proc: &mut Proc, other: &Proc) -> ExitStatus {
     let moved = |a: &Proc, b: &Proc| a.stdout().len() + b.stdout().len();
     let mut seen = moved(proc, other);
+    let start = Instant::now();
     while !wait_until(TIMEOUT, || proc.try_status().is_some()) {
         let now = moved(proc, other);
         assert!(
             now > seen,
             "{} still running, no byte moved for {TIMEOUT:?}\n{}",
             proc.name,
+            proc.dump()
+        );
+        assert!(
+            start.elapsed() < TIMEOUT * 30,
+            "{} still running after {:?}\n{}",
+            proc.name,
+            start.elapsed(),
             proc.dump()
         );
         seen = now;
