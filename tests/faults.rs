@@ -280,36 +280,82 @@ fn the_one_to_one_server_accepts_again_after_running_out_of_descriptors() {
 ///   parent alive and return.
 ///
 /// Every 20 ms it also stops and continues each of them.
+///
+/// The signals go through pidfds opened at the start (`pidfd_open(2)`,
+/// `pidfd_send_signal(2)`), not to pids: the storm goes on after the
+/// test has reaped the client, and a pid the kernel gave to another
+/// process meanwhile (the suite forks thousands) would get `SIGUSR1`,
+/// which ends a process that has no handler for it.
 fn storm(pids: Vec<(u32, u32)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    let pairs = pids;
-    let pids: Vec<u32> = pairs.iter().flat_map(|&(p, c)| [p, c]).collect();
+    let pairs: Vec<(Pidfd, Pidfd)> = pids
+        .iter()
+        .map(|&(p, c)| (Pidfd::open(p), Pidfd::open(c)))
+        .collect();
     std::thread::spawn(move || {
+        let all = || pairs.iter().flat_map(|(p, c)| [p, c]);
         let mut sent = 0u64;
         let mut tick = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            for &(parent, child) in &pairs {
-                kill(parent, libc::SIGCHLD);
-                kill(child, chatd::fork::PARENT_DEATH);
+            for (parent, child) in &pairs {
+                parent.signal(libc::SIGCHLD);
+                child.signal(chatd::fork::PARENT_DEATH);
                 sent += 2;
             }
             if tick.is_multiple_of(20) {
-                for &pid in &pids {
-                    kill(pid, libc::SIGSTOP);
+                for process in all() {
+                    process.signal(libc::SIGSTOP);
                 }
                 std::thread::sleep(Duration::from_millis(2));
-                for &pid in &pids {
-                    kill(pid, libc::SIGCONT);
+                for process in all() {
+                    process.signal(libc::SIGCONT);
                 }
-                sent += 2 * pids.len() as u64;
+                sent += 2 * all().count() as u64;
             }
             tick += 1;
             std::thread::sleep(Duration::from_millis(1));
         }
-        for &pid in &pids {
-            kill(pid, libc::SIGCONT);
+        for process in all() {
+            process.signal(libc::SIGCONT);
         }
         sent
     })
+}
+
+/// A process of the test, by pidfd: signals reach it or nobody, even
+/// after it was reaped and its pid reused.
+struct Pidfd(std::os::fd::OwnedFd);
+
+impl Pidfd {
+    /// `pidfd_open(2)` of `pid`, a process the test just saw running.
+    fn open(pid: u32) -> Pidfd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new
+        // descriptor or -1; nothing else is touched.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        assert!(
+            fd >= 0,
+            "pidfd_open {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: `fd` is a descriptor that was just opened and is owned
+        // by nothing else.
+        Pidfd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// `pidfd_send_signal(2)`; a process that is gone (`ESRCH`) is fine.
+    fn signal(&self, sig: i32) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a pidfd this value owns, a signal number, no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
 }
 
 /// 100 MiB from one side to the other (`to_client` says which), `extra`

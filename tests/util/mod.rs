@@ -228,8 +228,11 @@ impl Proc {
     /// it) if it does not.
     pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
         if wait_until(limit, || self.try_status().is_some()) {
-            // Let the reader threads take the last bytes of the pipes.
-            wait_until(Duration::from_secs(2), || {
+            // Let the reader threads take the last bytes of the pipes:
+            // they end as soon as the pipes close. 2 s were not always
+            // enough on a loaded machine (a helper's stress runs: a
+            // process's whole stderr line missing after it had exited).
+            wait_until(TIMEOUT, || {
                 Arc::strong_count(&self.stdout) == 1 && Arc::strong_count(&self.stderr) == 1
             });
             return self.status.unwrap();
