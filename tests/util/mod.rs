@@ -266,13 +266,33 @@ impl Proc {
     }
 }
 
+/// A process still running when its test ends (or fails) is killed with
+/// its descendants: killing `strace` alone left the `chatd` it traced
+/// running (a helper found six such after its stress runs), and killing
+/// `bash -c` leaves its pipeline's programs.
 impl Drop for Proc {
     fn drop(&mut self) {
         if self.try_status().is_none() {
+            for &pid in &descendants(self.pid())[1..] {
+                // SAFETY: kill(2) on a descendant seen running just now.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
+}
+
+/// `pid` and the processes under it (children, theirs, and so on: at
+/// most the first 64 looked at), parents first.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() && i < 64 {
+        tree.extend(children_of(tree[i]));
+        i += 1;
+    }
+    tree
 }
 
 /// The pids whose parent is `pid`, read from /proc/PID/stat.
@@ -344,12 +364,7 @@ pub fn chatd_io(extra: &[&str], stdin: Stdio, stdout: Stdio) -> (Proc, u16) {
 /// once one does: their socket descriptors (`/proc/PID/fd`,
 /// `socket:[INODE]`) matched by inode with [`listening_sockets`].
 pub fn listening_port(pid: u32) -> Option<u16> {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() && i < 64 {
-        pids.extend(children_of(pids[i]));
-        i += 1;
-    }
+    let pids = descendants(pid);
     let inodes: Vec<String> = pids
         .iter()
         .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
