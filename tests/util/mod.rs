@@ -467,12 +467,21 @@ pub fn socat_server(address: &str) -> (Proc, u16) {
 /// program under strace), listens ([`listening_port`]), and returns that
 /// port; fails the test after [`TIMEOUT`].
 pub fn wait_for_port(proc: &Proc, what: &str) -> u16 {
+    wait_for_port_of(proc.pid(), || {
+        format!("{what} does not listen\n{}", proc.dump())
+    })
+}
+
+/// Waits until the process `pid` or one under it listens
+/// ([`listening_port`]) and returns that port; after [`TIMEOUT`], fails
+/// the test with what `failure` says.
+pub fn wait_for_port_of(pid: u32, failure: impl Fn() -> String) -> u16 {
     let mut port = None;
     let up = wait_until(TIMEOUT, || {
-        port = listening_port(proc.pid());
+        port = listening_port(pid);
         port.is_some()
     });
-    assert!(up, "{what} does not listen\n{}", proc.dump());
+    assert!(up, "{}", failure());
     port.unwrap_or(0)
 }
 

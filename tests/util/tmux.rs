@@ -61,13 +61,7 @@ impl Tmux {
     /// on (`chatd -p 0`), once it does; fails the test after [`TIMEOUT`].
     pub fn listening_port(&self) -> u16 {
         let pid = self.server.as_ref().expect("tmux server").0;
-        let mut port = None;
-        let up = wait_until(TIMEOUT, || {
-            port = super::listening_port(pid);
-            port.is_some()
-        });
-        assert!(up, "nothing listens in tmux server {pid}");
-        port.unwrap_or(0)
+        wait_for_port_of(pid, || format!("nothing listens in tmux server {pid}"))
     }
 
     /// Opens window `window` running `command` in the same session.
