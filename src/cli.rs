@@ -22,7 +22,9 @@ use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
 use clap::{ArgGroup, Parser};
 
 use crate::access::{Net, NetFile};
+use crate::broker::room::Limits;
 use crate::net::{Dial, Family};
+use crate::service::Service;
 
 /// The port of the worksheet's server (question 1).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -170,6 +172,38 @@ impl ChatdArgs {
     pub fn family(&self) -> Family {
         Family::from_flags(self.ipv4, self.ipv6)
     }
+
+    /// The room's settings (`--broker`).
+    pub fn broker(&self) -> crate::broker::Config {
+        crate::broker::Config {
+            max_clients: self.max_clients,
+            limits: Limits {
+                max_line: self.max_line,
+                max_queue: self.max_queue,
+                allow_remote_stop: self.allow_remote_stop,
+                clean: !self.raw,
+                stall_timeout: self.stall_timeout,
+            },
+            idle: self.idle_timeout,
+        }
+    }
+
+    /// The service's settings (`--echo` or `--sum`), or `None` when
+    /// neither is given.
+    pub fn service(&self) -> Option<crate::service::Config> {
+        let service = match (self.echo, self.sum) {
+            (true, _) => Service::Echo,
+            (false, true) => Service::Sum,
+            (false, false) => return None,
+        };
+        Some(crate::service::Config {
+            service,
+            max_clients: self.max_clients,
+            words: !self.raw,
+            once: self.once,
+            idle: self.idle_timeout,
+        })
+    }
 }
 
 /// chat: a chat client. Connects to a chatd (or any TCP server), then copies
@@ -289,20 +323,10 @@ impl CommandLine for ChatdArgs {
         if let Some(host) = &self.bind {
             check_family(host, self.family(), "--bind")?;
         }
-        if self.broker {
-            use crate::broker::room::LINE_OVERHEAD;
-            let need = self.max_line.saturating_add(LINE_OVERHEAD);
-            if self.max_queue < need {
-                return Err(invalid(
-                    "--max-queue",
-                    &self.max_queue.to_string(),
-                    format!(
-                        "too small for --max-line {}: a send queue must hold a whole \
-                         line, at least --max-line + {LINE_OVERHEAD} = {need} bytes",
-                        self.max_line
-                    ),
-                ));
-            }
+        if self.broker
+            && let Some(why) = self.broker().limits.queue_too_small()
+        {
+            return Err(invalid("--max-queue", &self.max_queue.to_string(), why));
         }
         Ok(self)
     }

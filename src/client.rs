@@ -12,9 +12,10 @@ use crate::{messages, net, pump, report, status};
 /// the session failed, or a terminating signal arrived ([`Error::Signal`]).
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    crate::fork::prepare();
     // A person at a terminal: the line editor, and the terminal restored
     // on every way out (issue 13).
-    let restore = crate::editor::setup(args.raw, &signals);
+    let restore = crate::terminal::setup(args.raw, &messages::prompt(), &signals);
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
     let peer = stream
         .peer_addr()
@@ -50,7 +51,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let held = input.held();
     if held > 0 && end != End::StdoutClosed {
         let why = match end {
-            End::Word { word, by } => messages::said(word, by, &"peer"),
+            End::Word { word, by } => session::said(word, by, &"peer"),
             _ => format!("{peer} closed the connection"),
         };
         report!("{why}{}", messages::unsent(held));
@@ -67,7 +68,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             status!("{peer} closed the connection without a word (not allowed from this address?)")
         }
         End::StdoutClosed => {}
-        End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
+        End::Word { word, by } => status!("{}", session::said(word, by, &"peer")),
     }
     Ok(())
 }

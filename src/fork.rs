@@ -34,7 +34,7 @@
 //!    (`PR_SET_PDEATHSIG`, Linux), and handles it by writing the caller's
 //!    one line (`PROGRAM: the sending process (pid N) died: session
 //!    ended`), after restoring the terminal's modes when the line editor
-//!    had set them ([`crate::editor::restore_from_handler`]), and leaving
+//!    had set them ([`crate::terminal::restore_from_handler`]), and leaving
 //!    with status 1, so that no orphan keeps a socket
 //!    open and the user is told. If the parent died before the request was
 //!    made (the race the request alone misses), it does so at once.
@@ -80,7 +80,7 @@ pub const PARENT_DEATH: i32 = libc::SIGUSR1;
 /// `/proc/self/task` cannot be read to tell); [`Error::Sys`] when
 /// `sigprocmask` or `fork` fails.
 pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
-    signals.threads().single()?;
+    threads().single()?;
     let parent = getpid();
     // Built before the fork: the handler of PARENT_DEATH only reads it.
     let line = format!("{}: {orphan}\n", crate::messages::program()).into_bytes();
@@ -119,11 +119,26 @@ pub fn exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The threads of this process, opened by [`prepare`] (or by the first
+/// [`fork`], if nothing called it).
+static THREADS: OnceLock<Threads> = OnceLock::new();
+
+fn threads() -> &'static Threads {
+    THREADS.get_or_init(Threads::open)
+}
+
+/// Opens `/proc/self/task`, which [`fork`] reads to count the threads.
+/// Call once at set-up, beside
+/// [`Signals::install`](crate::signals::Signals::install), before any
+/// connection: counting then needs no new descriptor, so a server that
+/// has just accepted with its last free descriptor can still fork.
+pub fn prepare() {
+    threads();
+}
+
 /// The threads of this process, as `/proc/self/task` (proc(5)) lists them,
-/// one entry per thread. The directory is opened once, by
-/// [`Signals::install`](crate::signals::Signals::install), and read again
-/// before every fork: counting then needs no new descriptor, so a server
-/// that has just accepted with its last free descriptor can still fork.
+/// one entry per thread. The directory is opened once ([`prepare`]) and
+/// read again before every fork.
 #[derive(Debug)]
 pub struct Threads {
     /// The open directory, and the pid it belongs to (`self` is resolved
@@ -189,7 +204,7 @@ static ORPHAN: OnceLock<(Box<[u8]>, libc::pid_t)> = OnceLock::new();
 fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) {
     // The line editor's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
     // Ctrl-Z must stop the child as it stops any program.
-    let editor = crate::editor::CHILD_DEFAULTS;
+    let editor = crate::terminal::CHILD_DEFAULTS;
     for sig in TERMINATING.into_iter().chain([libc::SIGCHLD]).chain(editor) {
         // SAFETY: restoring SIG_DFL installs no handler code.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
@@ -241,7 +256,7 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
         }
         // The parent cannot restore the terminal any more: the child does
         // (async-signal-safe: write(2) and tcsetattr only).
-        crate::editor::restore_from_handler();
+        crate::terminal::restore_from_handler();
         libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
         libc::_exit(1);
     }

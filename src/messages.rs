@@ -35,6 +35,11 @@ pub fn program() -> &'static str {
     PROGRAM.get().copied().unwrap_or("chat")
 }
 
+/// The line editor's prompt: the program name and `> ` (`chat> `).
+pub fn prompt() -> String {
+    format!("{}> ", program())
+}
+
 /// Whether status lines are silenced (`-q`).
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
@@ -68,24 +73,12 @@ pub fn error(args: fmt::Arguments<'_>) {
 fn line(args: fmt::Arguments<'_>) {
     let text = format!("{}: {}\n", program(), args);
     // On a terminal, through the line editor's lock, on a fresh line.
-    if let Some(terminal) = crate::editor::terminal().filter(|t| t.takes_status()) {
+    if let Some(terminal) = crate::terminal::terminal().filter(|t| t.takes_status()) {
         terminal.status(text.as_bytes());
         return;
     }
     // Errors writing to stderr have nowhere to be reported: ignore them.
     let _ = crate::pump::write_all(std::io::stderr(), text.as_bytes());
-}
-
-/// The status line of a session that a protocol word ended (issue 7):
-/// `WHO said WORD: session ended`, where WHO is `you` when the word was
-/// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
-/// address in `chatd`) when it was theirs.
-pub fn said(word: crate::words::Word, by: crate::session::Side, peer: &dyn fmt::Display) -> String {
-    let word = word.as_str();
-    match by {
-        crate::session::Side::Local => format!("you said {word}: session ended"),
-        crate::session::Side::Peer => format!("{peer} said {word}: session ended"),
-    }
 }
 
 /// The end of a status line for input that was read from standard input

@@ -6,7 +6,6 @@ use std::os::fd::AsRawFd;
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
-use crate::service::Service;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
 use crate::words::Word;
@@ -27,23 +26,19 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         args.denyfile.as_ref(),
     );
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    crate::fork::prepare();
     let listener = net::listen_on(args.bind.as_deref(), args.port, args.family())?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
     status!("listening on {local}");
     if args.broker {
-        return crate::broker::run(listener, &signals, args, access);
+        return crate::broker::run(listener, &signals, &args.broker(), access);
     }
-    if args.echo || args.sum {
-        let service = if args.echo {
-            Service::Echo
-        } else {
-            Service::Sum
-        };
-        return crate::service::run(service, listener, &signals, args, access);
+    if let Some(service) = args.service() {
+        return crate::service::run(listener, &signals, &service, access);
     }
-    let _restore = crate::editor::setup(args.raw, &signals);
+    let _restore = crate::terminal::setup(args.raw, &messages::prompt(), &signals);
     let options = Options::new(args.raw, args.crlf);
     let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
     // Standard input outlives sessions: what one did not send, the next does.
@@ -79,7 +74,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
-                let mut said = messages::said(word, by, &peer);
+                let mut said = session::said(word, by, &peer);
                 if word == Word::Arret {
                     said.push_str(", server stopping");
                 }

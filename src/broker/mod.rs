@@ -165,13 +165,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::access::Access;
-use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
-use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
+use room::{Action, ClientId, Limits, Room};
 
 /// How long a leaving client (or, after `arret` or a signal, every client)
 /// has to read what is queued for it and close its end, after which its
@@ -223,6 +222,20 @@ const LISTENER: u64 = u64::MAX - 1;
 const STDIN: u64 = u64::MAX - 2;
 const STDOUT: u64 = u64::MAX - 3;
 
+/// The settings of the room, from `chatd`'s command line (built by
+/// `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// `--max-clients`: at most this many clients at once (at least 1).
+    pub max_clients: usize,
+    /// `--max-line`, `--max-queue`, `--stall-timeout`,
+    /// `--allow-remote-stop`, and `--raw` (no cleaning).
+    pub limits: Limits,
+    /// `--idle-timeout`: a client from which nothing arrived for this long
+    /// is closed.
+    pub idle: Option<Duration>,
+}
+
 /// Runs the room on `listener` until `arret` on standard input (or from a
 /// client, with `--allow-remote-stop`), a closed standard output, or a
 /// terminating signal.
@@ -239,41 +252,34 @@ const STDOUT: u64 = u64::MAX - 3;
 pub fn run(
     listener: TcpListener,
     signals: &Signals,
-    args: &ChatdArgs,
+    config: &Config,
     access: Access,
 ) -> Result<(), Error> {
-    let limits = limits(args)?;
-    let max_clients = fit_clients(args.max_clients);
+    let limits = limits(config)?;
+    let max_clients = fit_clients(config.max_clients);
     let mut broker = Broker::new(listener, signals, limits, max_clients)?;
     broker.access = access;
-    broker.idle = args.idle_timeout;
+    broker.idle = config.idle;
     broker.run()
 }
 
-/// The room's limits from the command line. Errors: a limit that makes no
-/// sense, as a one-line [`Error::Msg`].
-fn limits(args: &ChatdArgs) -> Result<Limits, Error> {
-    if args.max_line == 0 {
+/// The room's limits, checked. Errors: a limit that makes no sense, as a
+/// one-line [`Error::Msg`] (the command line refuses them first).
+fn limits(config: &Config) -> Result<Limits, Error> {
+    let limits = config.limits;
+    if limits.max_line == 0 {
         return Err(Error::Msg("--max-line must be at least 1".into()));
     }
-    if args.max_clients == 0 {
+    if config.max_clients == 0 {
         return Err(Error::Msg("--max-clients must be at least 1".into()));
     }
-    let need = args.max_line.saturating_add(LINE_OVERHEAD);
-    if args.max_queue < need {
+    if let Some(why) = limits.queue_too_small() {
         return Err(Error::Msg(format!(
-            "--max-queue {} is too small: a send queue must hold a whole line, \
-             at least --max-line + {LINE_OVERHEAD} = {need} bytes",
-            args.max_queue
+            "invalid --max-queue '{}': {why}",
+            limits.max_queue
         )));
     }
-    Ok(Limits {
-        max_line: args.max_line,
-        max_queue: args.max_queue,
-        allow_remote_stop: args.allow_remote_stop,
-        clean: !args.raw,
-        stall_timeout: args.stall_timeout,
-    })
+    Ok(limits)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns how many

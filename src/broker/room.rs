@@ -93,6 +93,24 @@ pub struct Limits {
     pub stall_timeout: Duration,
 }
 
+impl Limits {
+    /// Why a send queue of `max_queue` bytes cannot work with lines of
+    /// `max_line` bytes, if it cannot: it must hold a whole line, at least
+    /// `max_line` + [`LINE_OVERHEAD`] bytes. The one check of
+    /// `--max-queue`: the command line refuses such a value with this
+    /// reason (a usage error), and [`crate::broker::run`] too.
+    pub fn queue_too_small(&self) -> Option<String> {
+        let need = self.max_line.saturating_add(LINE_OVERHEAD);
+        (self.max_queue < need).then(|| {
+            format!(
+                "too small for --max-line {}: a send queue must hold a whole \
+                 line, at least --max-line + {LINE_OVERHEAD} = {need} bytes",
+                self.max_line
+            )
+        })
+    }
+}
+
 /// A bound on what the room adds to `--max-line` bytes of text in any one
 /// line it queues: a prefix is at most 142 bytes (`[`, a name of 32
 /// characters of up to 4 bytes, or an IPv6 address name of at most 56,

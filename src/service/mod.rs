@@ -44,7 +44,6 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid};
 
 use crate::access::Access;
-use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::fork::{self, Forked};
 use crate::net::{Accepting, Next};
@@ -72,10 +71,27 @@ pub enum Service {
     Sum,
 }
 
-/// Serves `service` on `listener`, one forked child per connection, at
-/// most `args.max_clients` at once (a client `access` refuses is closed at
-/// once, before a byte is sent), until a terminating signal (with
-/// `args.once`, until the first connection's child ends).
+/// The settings of a service, from `chatd`'s command line (built by
+/// `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// `--echo` or `--sum`.
+    pub service: Service,
+    /// `--max-clients`: at most this many children at once.
+    pub max_clients: usize,
+    /// Recognise the echo words (not `--raw`).
+    pub words: bool,
+    /// `-1`: serve one connection, then end with its child.
+    pub once: bool,
+    /// `--idle-timeout`: a connection from which nothing arrived for this
+    /// long is closed.
+    pub idle: Option<Duration>,
+}
+
+/// Serves `config.service` on `listener`, one forked child per
+/// connection, at most `config.max_clients` at once (a client `access`
+/// refuses is closed at once, before a byte is sent), until a terminating
+/// signal (with `config.once`, until the first connection's child ends).
 ///
 /// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
 /// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
@@ -84,24 +100,23 @@ pub enum Service {
 /// (a client error, a failed `fork`) is reported on stderr and the server
 /// goes on.
 pub fn run(
-    service: Service,
     listener: TcpListener,
     signals: &Signals,
-    args: &ChatdArgs,
+    config: &Config,
     access: Access,
 ) -> Result<(), Error> {
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io("fcntl O_NONBLOCK on the listening socket", e))?;
     let mut server = Server {
-        service,
+        service: config.service,
         listener,
         signals,
         access,
-        max_clients: args.max_clients,
-        words: !args.raw,
-        once: args.once,
-        idle: args.idle_timeout,
+        max_clients: config.max_clients,
+        words: config.words,
+        once: config.once,
+        idle: config.idle,
         admitted: false,
         failed: false,
         children: HashMap::new(),

@@ -41,6 +41,18 @@ pub enum Side {
     Peer,
 }
 
+/// The status line of a session that a protocol word ended (issue 7):
+/// `WHO said WORD: session ended`, where WHO is `you` when the word was
+/// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
+/// address in `chatd`) when it was theirs.
+pub fn said(word: Word, by: Side, peer: &dyn std::fmt::Display) -> String {
+    let word = word.as_str();
+    match by {
+        Side::Local => format!("you said {word}: session ended"),
+        Side::Peer => format!("{peer} said {word}: session ended"),
+    }
+}
+
 /// How a session ended normally. Failures are [`crate::Error`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {

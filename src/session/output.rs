@@ -2,7 +2,7 @@
 //! standard output, through the protocol-word scanner ([`crate::words`])
 //! and, on a terminal, the [`Sanitizer`] ([`crate::display`]); on the
 //! terminal of the line editor, above the line being typed
-//! ([`crate::editor::Terminal::peer`]).
+//! ([`crate::terminal::Terminal::peer`]).
 
 use nix::errno::Errno;
 
@@ -58,7 +58,7 @@ impl Output {
         if let Some(sanitizer) = &mut self.sanitizer {
             self.scratch.clear();
             sanitizer.finish(&mut self.scratch);
-            match crate::editor::terminal() {
+            match crate::terminal::terminal() {
                 Some(terminal) => {
                     terminal.peer(&self.scratch)?;
                     terminal.peer_end();
@@ -76,7 +76,7 @@ impl Output {
             Some(sanitizer) => {
                 self.scratch.clear();
                 sanitizer.push(bytes, &mut self.scratch);
-                match crate::editor::terminal() {
+                match crate::terminal::terminal() {
                     // Above the line being typed, in the peer's colour.
                     Some(terminal) => terminal.peer(&self.scratch),
                     None => pump::write_all(stdout(), &self.scratch),
