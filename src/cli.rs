@@ -27,7 +27,7 @@ use crate::net::{Dial, Family};
 use crate::service::Service;
 
 /// The port of the worksheet's server (question 1).
-pub const DEFAULT_PORT: u16 = 8080;
+pub(crate) const DEFAULT_PORT: u16 = 8080;
 
 /// chatd: a chat server. Waits for a TCP client, then copies standard input
 /// to it and what it sends to standard output, both at once; serves one
@@ -169,12 +169,12 @@ pub struct ChatdArgs {
 
 impl ChatdArgs {
     /// `-4`/`-6` as a [`Family`].
-    pub fn family(&self) -> Family {
+    pub(crate) fn family(&self) -> Family {
         Family::from_flags(self.ipv4, self.ipv6)
     }
 
     /// The room's settings (`--broker`).
-    pub fn broker(&self) -> crate::broker::Config {
+    pub(crate) fn broker(&self) -> crate::broker::Config {
         crate::broker::Config {
             max_clients: self.max_clients,
             limits: Limits {
@@ -190,7 +190,7 @@ impl ChatdArgs {
 
     /// The service's settings (`--echo` or `--sum`), or `None` when
     /// neither is given.
-    pub fn service(&self) -> Option<crate::service::Config> {
+    pub(crate) fn service(&self) -> Option<crate::service::Config> {
         let service = match (self.echo, self.sum) {
             (true, _) => Service::Echo,
             (false, true) => Service::Sum,
@@ -290,7 +290,7 @@ pub struct ChatArgs {
 
 impl ChatArgs {
     /// How to connect: `--retry`, `-w`, `-4`/`-6`.
-    pub fn dial(&self) -> Dial {
+    pub(crate) fn dial(&self) -> Dial {
         Dial {
             retry: self.retry,
             wait: self.wait,
@@ -346,7 +346,7 @@ impl CommandLine for ChatArgs {
 }
 
 /// A usage error, rendered in the tools' style by [`ToolStyle`].
-pub type UsageError = clap::error::Error<ToolStyle>;
+pub(crate) type UsageError = clap::error::Error<ToolStyle>;
 
 /// Parses the process's command line as `C`, or exits as clap does:
 /// `--help` and `--version` print on standard output and exit 0; a usage
@@ -359,7 +359,7 @@ pub fn parse<C: CommandLine>() -> C {
 /// Parses `args` (the program name first) as `C`: clap's parsing, then
 /// [`CommandLine::finish`]. When an option's `requires` is not met, the
 /// error also names that option (clap names only what is missing).
-pub fn try_parse_from<C, I, T>(args: I) -> Result<C, UsageError>
+pub(crate) fn try_parse_from<C, I, T>(args: I) -> Result<C, UsageError>
 where
     C: CommandLine,
     I: IntoIterator<Item = T>,
@@ -469,7 +469,7 @@ fn check_family(host: &str, family: Family, option: &str) -> Result<(), clap::Er
 /// the tools (`PROGRAM: what: why`), instead of clap's `error:` block with
 /// a usage line. `--help` and `--version` are not errors and keep clap's
 /// rendering.
-pub struct ToolStyle;
+pub(crate) struct ToolStyle;
 
 impl ErrorFormatter for ToolStyle {
     fn format_error(error: &clap::error::Error<Self>) -> StyledStr {
@@ -487,7 +487,7 @@ impl ErrorFormatter for ToolStyle {
 /// What a usage error says, without the program name: `unexpected
 /// argument '-x'`, `invalid --max-line '0': must be at least 1`,
 /// `--max-line needs --broker`, `--crlf cannot be used with --echo`.
-pub fn describe<F: ErrorFormatter>(error: &clap::error::Error<F>) -> String {
+pub(crate) fn describe<F: ErrorFormatter>(error: &clap::error::Error<F>) -> String {
     let text = |kind| match error.get(kind) {
         Some(ContextValue::String(s)) => Some(s.as_str()),
         _ => None,
@@ -657,7 +657,7 @@ fn parse_port(text: &str) -> Result<u16, String> {
 /// (`[::1]`, as in URLs; returned without them), or a host name (letters,
 /// digits, `-`, `.` and `_`, at most 253 bytes). A host with a port
 /// glued to it (`127.0.0.1:8080`) is refused with a hint.
-pub fn parse_host(text: &str) -> Result<String, String> {
+pub(crate) fn parse_host(text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Err("a host cannot be empty".to_owned());
     }

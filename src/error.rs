@@ -72,6 +72,6 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The `errno` inside a `std::io::Error`, or `EIO` if it has none.
-pub fn errno_of(err: &io::Error) -> Errno {
+pub(crate) fn errno_of(err: &io::Error) -> Errno {
     err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }

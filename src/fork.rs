@@ -54,7 +54,7 @@ use crate::signals::{Signals, TERMINATING};
 
 /// What [`fork`] returned, in each of the two processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forked {
+pub(crate) enum Forked {
     /// In the parent: the child's pid.
     Parent(Pid),
     /// In the child, set up as the module documentation says. It must
@@ -79,7 +79,7 @@ pub const PARENT_DEATH: i32 = libc::SIGUSR1;
 /// Errors: [`Error::Msg`] when the process has more than one thread (or
 /// `/proc/self/task` cannot be read to tell); [`Error::Sys`] when
 /// `sigprocmask` or `fork` fails.
-pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
+pub(crate) fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
     threads().single()?;
     let parent = getpid();
     // Built before the fork: the handler of PARENT_DEATH only reads it.
@@ -114,7 +114,7 @@ pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
 /// Ends a forked child with status `code`, through `_exit(2)`: the
 /// parent's destructors, atexit handlers and buffers are not run or
 /// flushed a second time.
-pub fn exit(code: i32) -> ! {
+pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: _exit only ends the process; nothing of the parent's is run.
     unsafe { libc::_exit(code) }
 }
@@ -132,7 +132,7 @@ fn threads() -> &'static Threads {
 /// [`Signals::install`](crate::signals::Signals::install), before any
 /// connection: counting then needs no new descriptor, so a server that
 /// has just accepted with its last free descriptor can still fork.
-pub fn prepare() {
+pub(crate) fn prepare() {
     threads();
 }
 
@@ -140,7 +140,7 @@ pub fn prepare() {
 /// one entry per thread. The directory is opened once ([`prepare`]) and
 /// read again before every fork.
 #[derive(Debug)]
-pub struct Threads {
+pub(crate) struct Threads {
     /// The open directory, and the pid it belongs to (`self` is resolved
     /// when it is opened); `None` if it could not be opened.
     task: Mutex<Option<(Pid, Dir)>>,
@@ -149,7 +149,7 @@ pub struct Threads {
 impl Threads {
     /// Opens `/proc/self/task`; a failure is kept for [`Threads::single`]
     /// to report.
-    pub fn open() -> Threads {
+    pub(crate) fn open() -> Threads {
         let task = Dir::open(
             "/proc/self/task",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -164,7 +164,7 @@ impl Threads {
     ///
     /// Errors: [`Error::Msg`] naming the count, or why it could not be
     /// read.
-    pub fn single(&self) -> Result<(), Error> {
+    pub(crate) fn single(&self) -> Result<(), Error> {
         let unknown = |why: &str| {
             Error::Msg(format!(
                 "cannot fork: cannot tell whether the process has one thread: \

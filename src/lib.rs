@@ -9,28 +9,28 @@
 //! sources, and fails on an import that goes up or a cycle). Where a low
 //! layer must reach a higher one, the higher one registers a hook at set-up
 //! (what the signal pipe does after a wake-up:
-//! [`signals::Signals::after_drain`]). From the bottom:
+//! `signals::Signals::after_drain`). From the bottom:
 //!
 //! 1. [`error`], [`words`], [`display`]: the error type and its exit
 //!    statuses; the protocol words `bye` and `arret`, across read
 //!    boundaries; received bytes made safe for a terminal.
-//! 2. [`signals`]: signal-hook's self-pipe, for one `poll(2)` that waits
+//! 2. `signals`: signal-hook's self-pipe, for one `poll(2)` that waits
 //!    for input and signals at once; 128+N statuses.
-//! 3. [`pump`]: `read`/`write` loops that retry `EINTR` and partial writes.
-//! 4. [`zerocopy`]: the kernel paths (`splice`, `sendfile`, `MSG_PEEK`) of
+//! 3. `pump`: `read`/`write` loops that retry `EINTR` and partial writes.
+//! 4. `zerocopy`: the kernel paths (`splice`, `sendfile`, `MSG_PEEK`) of
 //!    both modes.
-//! 5. [`terminal`]: the terminal's modes, the screen the two processes of
+//! 5. `terminal`: the terminal's modes, the screen the two processes of
 //!    a session share (a `MAP_SHARED` mapping and a lock), and the modes
 //!    restored on every way out (exit, signals, the parent's death).
-//! 6. [`editor`]: the line editor of a person at a terminal (keys, the
+//! 6. `editor`: the line editor of a person at a terminal (keys, the
 //!    line being typed, its history).
-//! 7. [`messages`], [`fork`], [`session`]: `PROGRAM: what: why` status
+//! 7. [`messages`], [`fork`], `session`: `PROGRAM: what: why` status
 //!    lines on stderr; `fork()` in a single-threaded process only, and the
 //!    child's set-up; one-to-one sessions after `accept`/`connect`
-//!    ([`session::duplex`]: `fork()`, one process per direction;
-//!    [`session::lockstep`]: `-a`, turns of one line each, no fork), where
+//!    (`session::duplex`: `fork()`, one process per direction;
+//!    `session::lockstep`: `-a`, turns of one line each, no fork), where
 //!    children are reaped.
-//! 8. [`net`], [`access`]: the listening socket (`SO_REUSEADDR` before
+//! 8. `net`, `access`: the listening socket (`SO_REUSEADDR` before
 //!    `bind`) and the connecting one (every resolved address in order,
 //!    `--retry`); who may connect (`--allow`, `--deny`, as ncat). A `tls`
 //!    module belongs here too.
@@ -49,28 +49,28 @@ pub mod error;
 pub mod words;
 
 // 2.
-pub mod signals;
+pub(crate) mod signals;
 
 // 3.
-pub mod pump;
+pub(crate) mod pump;
 
 // 4.
-pub mod zerocopy;
+pub(crate) mod zerocopy;
 
 // 5.
-pub mod terminal;
+pub(crate) mod terminal;
 
 // 6.
-pub mod editor;
+pub(crate) mod editor;
 
 // 7.
 pub mod fork;
 pub mod messages;
-pub mod session;
+pub(crate) mod session;
 
 // 8.
-pub mod access;
-pub mod net;
+pub(crate) mod access;
+pub(crate) mod net;
 
 // 9.
 pub mod broker;
@@ -84,6 +84,7 @@ pub mod client;
 pub mod server;
 
 pub use error::Error;
+pub(crate) use messages::{detail, report, status};
 
 use std::process::ExitCode;
 

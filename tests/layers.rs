@@ -4,24 +4,24 @@
 //!
 //! A file uses a module when its code (not its comments or strings) names
 //! `crate::m` (in a path or a `use`, braces included), `super::…::m`
-//! reaching the crate's root, or invokes a macro that module exports
-//! (`report!` expands to `$crate::messages::…`). A module may use its own
-//! layer and the ones below; the uses inside one layer must not form a
-//! cycle either.
+//! reaching the crate's root, or invokes a macro that module defines
+//! (`report!` expands to `$crate::messages::…`; lib.rs re-exports it). A
+//! module may use its own layer and the ones below; the uses inside one
+//! layer must not form a cycle either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The layers of `src/lib.rs`'s list (`//! 1. [`error`], …`), bottom
-/// first: module name to layer number.
+/// The layers of `src/lib.rs`'s list (`//! 1. [`error`], `signals`, …:`),
+/// bottom first: module name to layer number.
 fn layers(lib: &str) -> BTreeMap<String, usize> {
     let mut layers = BTreeMap::new();
     for line in lib.lines() {
         let Some(doc) = line.strip_prefix("//!") else {
             break;
         };
-        // `N. [`a`], [`b`]: what they do`: the modules are the links
-        // before the first colon.
+        // `N. [`a`], `b`: what they do`: the modules are the names in
+        // backquotes before the first colon.
         let Some((n, rest)) = doc.trim_start().split_once(". ") else {
             continue;
         };
@@ -29,8 +29,7 @@ fn layers(lib: &str) -> BTreeMap<String, usize> {
             continue;
         };
         let names = rest.split(':').next().unwrap_or("");
-        for name in names.split("[`").skip(1) {
-            let name = name.split('`').next().unwrap_or("");
+        for name in names.split('`').skip(1).step_by(2) {
             let old = layers.insert(name.to_owned(), n);
             assert!(old.is_none(), "lib.rs lists `{name}` in two layers");
         }
@@ -283,31 +282,40 @@ fn read(root: &Path) -> Crate {
     let mut files = Vec::new();
     sources(&src, &mut files);
     files.sort();
-    // Exported macros, and the module that defines each.
+    // Macros (`macro_rules! NAME`), and the module that defines each.
     let mut macros = BTreeMap::new();
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let mut lines = text.lines();
-        while let Some(line) = lines.next() {
-            if line.trim() == "#[macro_export]"
-                && let Some(def) = lines.next()
-                && let Some(name) = def.trim().strip_prefix("macro_rules!")
-            {
-                let module = module_path(file.strip_prefix(&src).unwrap());
-                macros.insert(ident(name).to_owned(), module[0].clone());
-            }
+        let code = code_of(&std::fs::read_to_string(file).unwrap());
+        for (i, _) in code.match_indices("macro_rules!") {
+            let module = module_path(file.strip_prefix(&src).unwrap());
+            macros.insert(
+                ident(&code[i + "macro_rules!".len()..]).to_owned(),
+                module[0].clone(),
+            );
         }
     }
-    let macro_names: BTreeSet<String> = macros.keys().cloned().collect();
-    // Names lib.rs re-exports from a module (`pub use error::Error`).
+    // Names lib.rs re-exports from a module (`pub use error::Error`,
+    // `pub(crate) use messages::{report, status}`: macros too).
     let mut reexports = BTreeMap::new();
     for line in code_of(&lib).lines() {
-        if let Some(path) = line.trim().strip_prefix("pub use ") {
-            let module = ident(path).to_owned();
-            let item = path.trim_end_matches(';').rsplit("::").next().unwrap_or("");
-            reexports.insert(item.trim().to_owned(), module);
+        let line = line.trim();
+        let Some(path) = line
+            .strip_prefix("pub use ")
+            .or_else(|| line.strip_prefix("pub(crate) use "))
+        else {
+            continue;
+        };
+        let module = ident(path).to_owned();
+        let path = path.trim_end_matches(';');
+        let items = match path.find("::{") {
+            Some(at) => group(&path[at + 2..]),
+            None => vec![path.rsplit("::").next().unwrap_or("").trim()],
+        };
+        for item in items {
+            reexports.insert(item.to_owned(), module.clone());
         }
     }
+    let macro_names: BTreeSet<String> = macros.keys().chain(reexports.keys()).cloned().collect();
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut upward = Vec::new();
     for file in &files {
@@ -426,12 +434,12 @@ fn every_module_has_a_layer_and_lib_rs_declares_them_bottom_first() {
     let layers = layers(&lib);
     let declared: Vec<String> = code_of(&lib)
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod "))
-        .chain(
-            code_of(&lib)
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("mod ")),
-        )
+        .filter_map(|l| {
+            let l = l.trim();
+            ["pub mod ", "pub(crate) mod ", "mod "]
+                .iter()
+                .find_map(|p| l.strip_prefix(p))
+        })
         .map(|m| m.trim_end_matches(';').to_owned())
         .collect();
     let listed: BTreeSet<&String> = layers.keys().collect();

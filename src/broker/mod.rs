@@ -148,10 +148,10 @@
 //! ends the server quietly with status 0, as everywhere else in `chatd`.
 
 pub mod frame;
-pub mod log;
-pub mod name;
-pub mod pace;
-pub mod queue;
+pub(crate) mod log;
+pub(crate) mod name;
+pub(crate) mod pace;
+pub(crate) mod queue;
 pub mod room;
 
 use std::collections::VecDeque;
@@ -176,7 +176,7 @@ use room::{Action, ClientId, Limits, Room};
 /// has to read what is queued for it and close its end, after which its
 /// socket is closed anyway: 2 s, as the 1-to-1 sessions wait after a
 /// protocol word.
-pub const LINGER: Duration = crate::session::WORD_LINGER;
+pub(crate) const LINGER: Duration = crate::session::WORD_LINGER;
 
 /// Bytes read from one socket (or standard input) at most at once: 64 KiB
 /// (usually less: see [`room::Room::may_read`]).
@@ -225,7 +225,7 @@ const STDOUT: u64 = u64::MAX - 3;
 /// The settings of the room, from `chatd`'s command line (built by
 /// `cli`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     /// `--max-clients`: at most this many clients at once (at least 1).
     pub max_clients: usize,
     /// `--max-line`, `--max-queue`, `--stall-timeout`,
@@ -249,7 +249,7 @@ pub struct Config {
 /// SIGTERM, SIGHUP (after the room was closed); [`Error::Sys`] if `epoll`
 /// or `accept` fail for a reason other than a client's (or if writing to
 /// standard output fails other than with `EPIPE`).
-pub fn run(
+pub(crate) fn run(
     listener: TcpListener,
     signals: &Signals,
     config: &Config,

@@ -118,7 +118,7 @@ impl Limits {
 /// naming two names 267, `/who` 30 past `max(--max-line, 256)`. A queue of
 /// `--max-line` + this many bytes holds any single line, so `--max-queue`
 /// must be at least that.
-pub const LINE_OVERHEAD: usize = 512;
+pub(crate) const LINE_OVERHEAD: usize = 512;
 
 /// The most bytes of names a combined join notice lists before
 /// `(and N more)`.
@@ -1098,7 +1098,7 @@ impl Room {
 }
 
 /// The answer to `/help`, one line.
-pub const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
+pub(crate) const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
 
 /// Concatenates `parts` into one shared line, through a reused buffer.

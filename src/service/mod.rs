@@ -27,8 +27,8 @@
 //! RFC 862's), `-q` silences the status lines; `--crlf` has no effect (the
 //! services send no lines of their own but the refusal).
 
-pub mod echo;
-pub mod sum;
+pub(crate) mod echo;
+pub(crate) mod sum;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -56,15 +56,15 @@ use crate::{report, status};
 /// an echo word, and after a refusal. Closing a socket with unread input
 /// makes the kernel send a reset, which can destroy our last line before
 /// the client reads it; waiting for the client's own close avoids that.
-pub const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Most refused connections kept lingering at once ([`LINGER`]); beyond
 /// that (a flood), a refused connection is closed at once.
-pub const MAX_LINGERING: usize = 64;
+pub(crate) const MAX_LINGERING: usize = 64;
 
 /// Which service [`run`] provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
+pub(crate) enum Service {
     /// `--echo`: every line comes back to its sender ([`echo`]).
     Echo,
     /// `--sum`: the addition service of the Java course ([`sum`]).
@@ -74,7 +74,7 @@ pub enum Service {
 /// The settings of a service, from `chatd`'s command line (built by
 /// `cli`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     /// `--echo` or `--sum`.
     pub service: Service,
     /// `--max-clients`: at most this many children at once.
@@ -99,7 +99,7 @@ pub struct Config {
 /// when the one child failed (it said why). Otherwise a failing connection
 /// (a client error, a failed `fork`) is reported on stderr and the server
 /// goes on.
-pub fn run(
+pub(crate) fn run(
     listener: TcpListener,
     signals: &Signals,
     config: &Config,
@@ -392,7 +392,7 @@ impl Server<'_> {
 /// Errors: `read: REASON`; when the socket's `SO_RCVTIMEO` (set from
 /// `--idle-timeout`) ran out, `nothing received for the --idle-timeout:
 /// connection closed`.
-pub fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error> {
+pub(crate) fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error> {
     crate::pump::read(sock, buf).map_err(|e| match e {
         Errno::EAGAIN => {
             Error::Msg("nothing received for the --idle-timeout: connection closed".to_owned())

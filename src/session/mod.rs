@@ -17,7 +17,7 @@ pub mod lockstep;
 mod outbound;
 mod output;
 
-pub use input::{Fill, Input, Mark};
+pub use input::{Fill, Input};
 pub use outbound::{Moved, Outbound, Rest, send_rest};
 pub use output::Output;
 
