@@ -15,6 +15,7 @@
 
 use unicode_width::UnicodeWidthChar;
 
+use super::keys::Key;
 use crate::terminal::glyph::{Glyph, glyph, glyphs};
 pub use crate::terminal::shared::LINE_MAX;
 
@@ -259,6 +260,67 @@ impl Line {
         }
         line
     }
+
+    /// Applies one key to the line (the keys of readline's emacs mode;
+    /// [`Key`]) and says what else the editor has to do.
+    pub fn apply(&mut self, key: Key) -> Applied {
+        match key {
+            Key::Text(text) if self.insert(&text) => {}
+            Key::Text(_) => return Applied::Bell,
+            Key::Enter => return Applied::Line(self.take()),
+            Key::CtrlD if self.is_empty() => return Applied::Eof,
+            Key::Delete | Key::CtrlD => {
+                self.delete();
+            }
+            Key::Backspace => {
+                self.backspace();
+            }
+            Key::Left => {
+                self.left();
+            }
+            Key::Right => {
+                self.right();
+            }
+            Key::Home => {
+                self.home();
+            }
+            Key::End => {
+                self.end();
+            }
+            Key::Up => {
+                self.up();
+            }
+            Key::Down => {
+                self.down();
+            }
+            Key::KillToStart => {
+                self.kill_to_start();
+            }
+            Key::KillToEnd => {
+                self.kill_to_end();
+            }
+            Key::KillWord => {
+                self.kill_word();
+            }
+            Key::Redraw => return Applied::Redraw,
+        }
+        Applied::Edited
+    }
+}
+
+/// What [`Line::apply`] leaves to the editor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The line was edited (or the key did nothing to it): redraw it.
+    Edited,
+    /// The text did not fit ([`LINE_MAX`]): ring the bell.
+    Bell,
+    /// Enter: this line is finished (without its newline).
+    Line(Vec<u8>),
+    /// Ctrl-D on an empty line: end of input.
+    Eof,
+    /// Ctrl-L: clear the screen and draw the region again.
+    Redraw,
 }
 
 #[cfg(test)]
@@ -274,6 +336,30 @@ mod tests {
 
     fn text(line: &Line) -> &str {
         std::str::from_utf8(line.bytes()).unwrap()
+    }
+
+    #[test]
+    fn keys_apply_as_readline_does() {
+        let mut line = Line::new();
+        assert_eq!(line.apply(Key::CtrlD), Applied::Eof);
+        assert_eq!(line.apply(Key::Text(b"helo".to_vec())), Applied::Edited);
+        assert_eq!(line.apply(Key::Left), Applied::Edited);
+        assert_eq!(line.apply(Key::Text(b"l".to_vec())), Applied::Edited);
+        assert_eq!(line.apply(Key::Home), Applied::Edited);
+        // Ctrl-D on a line that is not empty deletes, as Delete does.
+        assert_eq!(line.apply(Key::CtrlD), Applied::Edited);
+        assert_eq!(text(&line), "ello");
+        assert_eq!(line.apply(Key::Redraw), Applied::Redraw);
+        assert_eq!(line.apply(Key::Enter), Applied::Line(b"ello".to_vec()));
+        assert!(line.is_empty());
+        assert_eq!(line.apply(Key::Up), Applied::Edited);
+        assert_eq!(text(&line), "ello");
+        assert_eq!(line.apply(Key::KillToStart), Applied::Edited);
+        assert!(line.is_empty());
+        assert_eq!(
+            line.apply(Key::Text(vec![b'x'; LINE_MAX + 1])),
+            Applied::Bell
+        );
     }
 
     #[test]

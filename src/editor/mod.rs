@@ -16,7 +16,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use crate::pump::{self, stdin};
 use crate::terminal::{Terminal, terminal};
 use keys::{Decoder, Key};
-use line::Line;
+use line::{Applied, Line};
 
 /// The parent's side of the editor: reads keys, edits the line, and hands
 /// finished lines to the session. One per program (it keeps the history).
@@ -95,51 +95,12 @@ impl Editor {
             if self.eof {
                 break;
             }
-            match key {
-                Key::Text(text) => {
-                    if !self.line.insert(&text) {
-                        bell = true;
-                    }
-                }
-                Key::Enter => self.ready.push_back(self.line.take()),
-                Key::Backspace => {
-                    self.line.backspace();
-                }
-                Key::Delete => {
-                    self.line.delete();
-                }
-                Key::CtrlD if self.line.is_empty() => self.eof = true,
-                Key::CtrlD => {
-                    self.line.delete();
-                }
-                Key::Left => {
-                    self.line.left();
-                }
-                Key::Right => {
-                    self.line.right();
-                }
-                Key::Home => {
-                    self.line.home();
-                }
-                Key::End => {
-                    self.line.end();
-                }
-                Key::Up => {
-                    self.line.up();
-                }
-                Key::Down => {
-                    self.line.down();
-                }
-                Key::KillToStart => {
-                    self.line.kill_to_start();
-                }
-                Key::KillToEnd => {
-                    self.line.kill_to_end();
-                }
-                Key::KillWord => {
-                    self.line.kill_word();
-                }
-                Key::Redraw => redraw = true,
+            match self.line.apply(key) {
+                Applied::Edited => {}
+                Applied::Bell => bell = true,
+                Applied::Line(line) => self.ready.push_back(line),
+                Applied::Eof => self.eof = true,
+                Applied::Redraw => redraw = true,
             }
         }
         if redraw {
