@@ -29,6 +29,33 @@ use crate::service::Service;
 /// The port of the worksheet's server (question 1).
 pub(crate) const DEFAULT_PORT: u16 = 8080;
 
+/// The flags `chatd` and `chat` share, with the same meaning and help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Print no status lines on standard error, only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Receive only: never read standard input, keep the connection open
+    /// until the peer closes (as nc -d and ncat --recv-only)
+    #[arg(short = 'd', long, conflicts_with = "alternating")]
+    pub recv_only: bool,
+
+    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
+    /// turns, one line each; no fork
+    #[arg(short, long)]
+    pub alternating: bool,
+
+    /// Interpret nothing: no protocol words (bye, arret), no terminal
+    /// cleaning; for exact byte streams
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send line ends as CRLF (\r\n), for peers that need it
+    #[arg(long)]
+    pub crlf: bool,
+}
+
 /// chatd: a chat server. Waits for a TCP client, then copies standard input
 /// to it and what it sends to standard output, both at once; serves one
 /// client after another.
@@ -65,38 +92,19 @@ pub struct ChatdArgs {
     #[arg(short = '1', long)]
     pub once: bool,
 
-    /// Print no status lines on standard error, only errors
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// Verbose: also say each address tried for -b and the local address
     /// of each connection (-q still silences)
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Receive only: never read standard input, keep the connection open
-    /// until the peer closes (as nc -d and ncat --recv-only)
-    #[arg(short = 'd', long, conflicts_with = "alternating")]
-    pub recv_only: bool,
-
-    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
-    /// turns, one line each; no fork
-    #[arg(short, long)]
-    pub alternating: bool,
+    /// -q, -d, -a, --raw, --crlf.
+    #[command(flatten)]
+    pub common: Common,
 
     /// With -a: the server sends the first line (by default it waits for the
     /// client's)
     #[arg(long, requires = "alternating")]
     pub speak_first: bool,
-
-    /// Interpret nothing: no protocol words (bye, arret), no terminal
-    /// cleaning; for exact byte streams
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send line ends as CRLF (\r\n), for peers that need it
-    #[arg(long)]
-    pub crlf: bool,
 
     /// Discussion server: relay every client's lines to all the others,
     /// prefixed with the sender's name (see ROOM in chatd(1))
@@ -181,7 +189,7 @@ impl ChatdArgs {
                 max_line: self.max_line,
                 max_queue: self.max_queue,
                 allow_remote_stop: self.allow_remote_stop,
-                clean: !self.raw,
+                clean: !self.common.raw,
                 stall_timeout: self.stall_timeout,
             },
             idle: self.idle_timeout,
@@ -199,7 +207,7 @@ impl ChatdArgs {
         Some(crate::service::Config {
             service,
             max_clients: self.max_clients,
-            words: !self.raw,
+            words: !self.common.raw,
             once: self.once,
             idle: self.idle_timeout,
         })
@@ -223,19 +231,19 @@ pub struct ChatArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
 
-    /// Print no status lines on standard error, only errors
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// Verbose: also say each address tried and why it failed, and the
     /// local address of the connection (-q still silences)
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Receive only: never read standard input, keep the connection open
-    /// until the peer closes (as nc -d and ncat --recv-only)
-    #[arg(short = 'd', long, conflicts_with = "alternating")]
-    pub recv_only: bool,
+    /// -q, -d, -a, --raw, --crlf.
+    #[command(flatten)]
+    pub common: Common,
+
+    /// With -a: wait for the server's line first (by default the client
+    /// sends first)
+    #[arg(long, requires = "alternating")]
+    pub listen_first: bool,
 
     /// Give up a connection not established within SECS seconds (every
     /// address of HOST is tried within them), and close one idle for SECS
@@ -247,25 +255,6 @@ pub struct ChatArgs {
     /// allowed); with -w, each round of attempts has -w's budget
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0", allow_negative_numbers = true)]
     pub retry: Duration,
-
-    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
-    /// turns, one line each; no fork
-    #[arg(short, long)]
-    pub alternating: bool,
-
-    /// With -a: wait for the server's line first (by default the client
-    /// sends first)
-    #[arg(long, requires = "alternating")]
-    pub listen_first: bool,
-
-    /// Interpret nothing: no protocol words (bye, arret), no terminal
-    /// cleaning; for exact byte streams
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send line ends as CRLF (\r\n), for peers that need it
-    #[arg(long)]
-    pub crlf: bool,
 
     /// In a chatd --broker room: send /nick NAME as soon as connected
     #[arg(long, value_name = "NAME", value_parser = parse_name)]

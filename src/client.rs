@@ -15,7 +15,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     crate::fork::prepare();
     // A person at a terminal: the line editor, and the terminal restored
     // on every way out (issue 13).
-    let restore = crate::terminal::setup(args.raw, &messages::prompt(), &signals);
+    let restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
     let peer = stream
         .peer_addr()
@@ -33,13 +33,16 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         pump::write_all(&stream, format!("/nick {name}\n").as_bytes())
             .map_err(|e| Error::sys("send /nick", e))?;
     }
-    let options = Options::new(args.raw, args.crlf);
-    let kind = Kind::new(args.alternating, First::Speak.swapped_if(args.listen_first));
+    let options = Options::new(args.common.raw, args.common.crlf);
+    let kind = Kind::new(
+        args.common.alternating,
+        First::Speak.swapped_if(args.listen_first),
+    );
     let mut input = Input::new(options);
     let cx = Context {
         signals: &signals,
         options,
-        policy: Policy::new(args.recv_only, true, args.idle_timeout),
+        policy: Policy::new(args.common.recv_only, true, args.idle_timeout),
         close_in_child: &[],
     };
     let end = session::run(kind, stream, peer, &cx, &mut input);

@@ -38,15 +38,18 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     if let Some(service) = args.service() {
         return crate::service::run(listener, &signals, &service, access);
     }
-    let _restore = crate::terminal::setup(args.raw, &messages::prompt(), &signals);
-    let options = Options::new(args.raw, args.crlf);
-    let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
+    let _restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+    let options = Options::new(args.common.raw, args.common.crlf);
+    let kind = Kind::new(
+        args.common.alternating,
+        First::Listen.swapped_if(args.speak_first),
+    );
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
-    let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
+    let policy = Policy::new(args.common.recv_only, args.once, args.idle_timeout);
     let close = [listener.as_raw_fd()];
     loop {
-        if !args.recv_only
+        if !args.common.recv_only
             && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
         {
             status!("{}", stop.message());
