@@ -24,7 +24,7 @@
 //!    would record it for a poll loop the child does not have: it waits,
 //!    pending, until step 4.
 //! 2. The default actions of SIGINT, SIGTERM, SIGHUP and SIGCHLD come
-//!    back (and those of the line editor's SIGWINCH, SIGTSTP and SIGCONT,
+//!    back (and those of the terminal's SIGWINCH, SIGTSTP and SIGCONT,
 //!    so that Ctrl-Z stops the child): the child copies with blocking calls and no poll loop, so these
 //!    end it at once (Ctrl-C reaches the whole process group; the parent
 //!    stops its children with SIGTERM). `SIGPIPE` stays ignored. If the
@@ -202,7 +202,7 @@ static ORPHAN: OnceLock<(Box<[u8]>, libc::pid_t)> = OnceLock::new();
 
 /// Steps 2 to 4 of the module documentation, in the child.
 fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) {
-    // The line editor's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
+    // The terminal's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
     // Ctrl-Z must stop the child as it stops any program.
     let editor = crate::terminal::CHILD_DEFAULTS;
     for sig in TERMINATING.into_iter().chain([libc::SIGCHLD]).chain(editor) {

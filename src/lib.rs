@@ -15,7 +15,9 @@
 //!    statuses; the protocol words `bye` and `arret`, across read
 //!    boundaries; received bytes made safe for a terminal.
 //! 2. `signals`: signal-hook's self-pipe, for one `poll(2)` that waits
-//!    for input and signals at once; 128+N statuses.
+//!    for input and signals at once, and the terminating signal recorded
+//!    for the 128+N status (children are reaped where they are waited
+//!    for: `session::duplex`, [`service`]).
 //! 3. `pump`: `read`/`write` loops that retry `EINTR` and partial writes.
 //! 4. `zerocopy`: the kernel paths (`splice`, `sendfile`, `MSG_PEEK`) of
 //!    both modes.

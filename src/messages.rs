@@ -72,7 +72,7 @@ pub(crate) fn error(args: fmt::Arguments<'_>) {
 
 fn line(args: fmt::Arguments<'_>) {
     let text = format!("{}: {}\n", program(), args);
-    // On a terminal, through the line editor's lock, on a fresh line.
+    // On a terminal, through the screen's lock, on a fresh line.
     if let Some(terminal) = crate::terminal::terminal().filter(|t| t.takes_status()) {
         terminal.status(text.as_bytes());
         return;

@@ -472,3 +472,36 @@ fn the_checker_sees_paths_groups_macros_and_not_comments() {
         "{code}"
     );
 }
+
+/// The README's Layout section names every file under `src/` (at the
+/// start of a line of its block, as `src/dir/file.rs`), and no file that
+/// is not there.
+#[test]
+fn the_readme_layout_lists_every_file_under_src() {
+    let root = root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Layout\n")
+        .expect("README.md has a Layout section");
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let listed: BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("src/") && !w.ends_with('/'))
+        .map(str::to_owned)
+        .collect();
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let files: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    let missing: Vec<&String> = files.difference(&listed).collect();
+    let stale: Vec<&String> = listed.difference(&files).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README.md's Layout section: files under src/ not listed: {missing:?}; \
+         listed but not there: {stale:?}"
+    );
+}

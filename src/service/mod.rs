@@ -24,8 +24,9 @@
 //!   child does (status 0, or 1 if that child failed).
 //!
 //! Of the other options, `--raw` turns off the echo words (a pure echo, as
-//! RFC 862's), `-q` silences the status lines; `--crlf` has no effect (the
-//! services send no lines of their own but the refusal).
+//! RFC 862's), `-q` silences the status lines; `--crlf` is refused with
+//! `--echo` and `--sum` (a usage error, exit status 2: the services send no
+//! lines of their own but the refusal, so it could only be ignored).
 
 pub(crate) mod echo;
 pub(crate) mod sum;
