@@ -1,7 +1,7 @@
 //! The terminal of a person: its modes, the screen the two processes of a
-//! session share, and getting the terminal back on every way out (issue
-//! 13): what you are typing is never garbled by what arrives, their lines
-//! and yours can be told apart, and the terminal's modes always come back.
+//! session share, and getting the terminal back on every way out: what you
+//! are typing is never garbled by what arrives, their lines and yours can
+//! be told apart, and the terminal's modes always come back.
 //! Status lines ([`crate::messages`]) and the forked child
 //! ([`crate::fork`]) use this layer without knowing the line editor
 //! ([`crate::editor`]), which sits above it: the editor tells this
