@@ -738,3 +738,163 @@ fn three_chat_clients_typing_at_once_in_a_room() {
     assert!(same, "the terminal's modes changed");
     assert_eq!(status, "0");
 }
+
+/// Ctrl-D on an empty line, then a shell command typed as if the chat
+/// still took lines, then the peer ends the session with `bye`: the shell
+/// that ran `chat` must never run the command (the terminal's input
+/// queue is flushed before its modes come back), nor show it.
+#[test]
+fn a_command_typed_after_ctrl_d_never_reaches_the_shell() {
+    let mut peer = Peer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = quoted(&dir.path().to_string_lossy());
+    // An interactive shell that reads what the terminal holds once chat
+    // has ended, as a person's shell does.
+    let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
+    tmux.expect_last_lines("chat", &["$"]);
+    tmux.type_line(
+        "chat",
+        &format!("stty -g > {d}/before; {}", chat_command(peer.port, "")),
+    );
+    peer.accept();
+    tmux.expect_last_lines("chat", &["chat>"]);
+    tmux.keys("chat", &["C-d"]);
+    prompt_gone(&tmux, "chat");
+    // The command, typed in two lines (and a bare Enter) after Ctrl-D.
+    tmux.type_line("chat", &format!("echo RAN-IN-SHELL > {d}/ran"));
+    tmux.type_line("chat", &format!("touch {d}/touched"));
+    tmux.keys("chat", &["Enter"]);
+    // The session goes on: the peer's lines still arrive.
+    peer.send(b"still here\n");
+    tmux.expect_screen("chat", "still here");
+    peer.send(b"bye\n");
+    tmux.expect_screen("chat", "chat: peer said bye: session ended");
+    // Whatever the shell was handed, it has run once this one has.
+    tmux.type_line("chat", &format!("stty -g > {d}/after; echo SHELL-READY"));
+    let screen = tmux.expect_screen("chat", "\nSHELL-READY");
+    assert!(
+        !dir.path().join("ran").exists() && !dir.path().join("touched").exists(),
+        "the shell ran what was typed after Ctrl-D:\n{screen}"
+    );
+    assert!(
+        !screen.contains("RAN-IN-SHELL") && !screen.contains("touched"),
+        "what was typed after Ctrl-D was shown:\n{screen}"
+    );
+    assert!(
+        screen.contains(&format!(
+            "chat: input ended; still receiving from 127.0.0.1:{} (Ctrl-C to quit)",
+            peer.port
+        )),
+        "no status line for the end of input:\n{screen}"
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(
+        read("after"),
+        read("before"),
+        "the terminal's modes changed"
+    );
+    // The peer got nothing but end of file: nothing typed was sent.
+    let mut rest = Vec::new();
+    peer.conn().set_read_timeout(Some(TIMEOUT)).unwrap();
+    let _ = peer.conn().read_to_end(&mut rest);
+    assert!(rest.is_empty(), "sent after Ctrl-D: {rest:?}");
+}
+
+/// The same when `SIGTERM` ends `chat`: keys typed after Ctrl-D wait
+/// unread, and this way out flushes them too. (Ctrl-C would not test it:
+/// the terminal itself flushes its input queue on the interrupt key.)
+#[test]
+fn keys_typed_after_ctrl_d_are_flushed_when_sigterm_ends_chat() {
+    let mut peer = Peer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = quoted(&dir.path().to_string_lossy());
+    let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
+    tmux.expect_last_lines("chat", &["$"]);
+    tmux.type_line("chat", &chat_command(peer.port, ""));
+    peer.accept();
+    tmux.expect_last_lines("chat", &["chat>"]);
+    tmux.keys("chat", &["C-d"]);
+    prompt_gone(&tmux, "chat");
+    tmux.type_line("chat", &format!("touch {d}/touched"));
+    let shell = tmux.pane_pid("chat");
+    let chat = children_of(shell);
+    assert_eq!(chat.len(), 1, "the shell runs chat: {chat:?}");
+    // SAFETY: kill(2) of chat's parent process.
+    unsafe { libc::kill(chat[0] as i32, libc::SIGTERM) };
+    assert!(wait_until(TIMEOUT, || !running(chat[0])), "chat still runs");
+    tmux.type_line("chat", "echo SHELL-READY");
+    let screen = tmux.expect_screen("chat", "\nSHELL-READY");
+    assert!(
+        !dir.path().join("touched").exists(),
+        "the shell ran what was typed after Ctrl-D:\n{screen}"
+    );
+    assert!(
+        screen.contains("chat: input ended; still receiving from"),
+        "{screen}"
+    );
+}
+
+/// Waits until the prompt of `window` (`chat>`, `chatd>`) is no longer
+/// the last line: the program took the Ctrl-D just typed.
+fn prompt_gone(tmux: &Tmux, window: &str) {
+    let prompt = format!("{window}>");
+    tmux.wait_for(window, "the prompt go", |s| {
+        lines(s).last().is_some_and(|l| *l != prompt)
+    });
+}
+
+/// `chatd` on a terminal: Ctrl-D in the middle of a session says that
+/// the session goes on; a line typed after it is not sent to this client
+/// nor kept for the next one.
+#[test]
+fn chatd_keeps_nothing_typed_after_ctrl_d_for_the_next_client() {
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tmux.expect_screen("chatd", "chatd: connection from 127.0.0.1:");
+    tmux.keys("chatd", &["C-d"]);
+    prompt_gone(&tmux, "chatd");
+    tmux.type_line("chatd", "typed after ctrl-d");
+    // The client still talks to chatd.
+    first.write_all(b"hello chatd\n").unwrap();
+    tmux.expect_screen("chatd", "hello chatd");
+    drop(first);
+    tmux.expect_screen("chatd", "closed the connection");
+    tmux.expect_last_lines("chatd", &["chatd>"]);
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    tmux.wait_for("chatd", "the second connection", |s| {
+        s.matches("connection from").count() == 2
+    });
+    tmux.type_line("chatd", "for the second client");
+    let mut got = Vec::new();
+    let ok = wait_until(TIMEOUT, || {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = second.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.ends_with(b"for the second client\n")
+    });
+    assert!(
+        ok,
+        "the second client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "for the second client\n",
+        "a line typed after Ctrl-D was kept for the next client"
+    );
+    tmux.type_line("chatd", "arret");
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0", "{screen}");
+    assert!(same, "the terminal's modes changed");
+    assert!(!screen.contains("typed after ctrl-d"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l
+            .starts_with("chatd: input ended; still receiving from 127.0.0.1:")
+            && l.ends_with(" (Ctrl-C to quit)")),
+        "{screen}"
+    );
+}

@@ -29,6 +29,9 @@ pub struct Editor {
     ready: VecDeque<Vec<u8>>,
     /// Ctrl-D was typed on an empty line.
     eof: bool,
+    /// Input has ended (Ctrl-D was taken by the session): keys read are
+    /// discarded until [`Editor::start`] starts the editor again.
+    ended: bool,
     scratch: Vec<Key>,
 }
 
@@ -52,15 +55,41 @@ impl Editor {
             keys: Decoder::new(),
             ready: VecDeque::new(),
             eof: false,
+            ended: false,
             scratch: Vec::new(),
         })
     }
 
-    /// Starts the editor (modes, prompt) if it is not on.
+    /// Starts the editor (modes, prompt) if it is not on, or again after
+    /// the end of input: what was typed since then is discarded
+    /// (`tcflush`), so that `chatd`'s next client never receives it.
     pub fn start(&mut self) {
-        if !self.term.editing() {
+        if self.ended {
+            self.ended = false;
+            self.term.flush_input();
             self.term.start_editing();
             self.publish(false);
+        } else if !self.term.editing() {
+            self.term.start_editing();
+            self.publish(false);
+        }
+    }
+
+    /// After the end of input: reads what is typed and discards it (the
+    /// terminal stays in the editor's modes, nothing is echoed), so that a
+    /// caller polling standard input is not woken again by the same keys.
+    /// Errors: the `errno` of `read(2)` other than `EINTR`/`EAGAIN`.
+    fn discard(&mut self) -> Result<(), Errno> {
+        let mut fds = [PollFd::new(stdin(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => {}
+            Ok(_) | Err(Errno::EINTR) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut buf = [0u8; 4096];
+        match pump::read(stdin(), &mut buf) {
+            Ok(_) | Err(Errno::EAGAIN | Errno::EINTR | Errno::EIO | Errno::EBADF) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -68,6 +97,13 @@ impl Editor {
     /// and applies them. Errors: the `errno` of `read(2)` other than
     /// `EINTR`/`EAGAIN`.
     pub fn pump(&mut self) -> Result<Pumped, Errno> {
+        if self.ended {
+            self.discard()?;
+            return Ok(Pumped {
+                lines: 0,
+                eof: true,
+            });
+        }
         self.start();
         let mut done = Pumped::default();
         let mut buf = [0u8; 4096];
@@ -127,10 +163,16 @@ impl Editor {
     /// Reads keys, then gives the session the next finished line, with its
     /// newline, in `buf` (printed for good above the region at that
     /// moment: "a line typed ahead is shown when it is sent"). Returns its
-    /// length, 0 at end of input (Ctrl-D on an empty line: the editor then
-    /// stops and the terminal gets its modes back until the editor is
-    /// needed again). Errors: `EAGAIN` when no line is finished.
+    /// length, 0 at end of input (Ctrl-D on an empty line: the prompt goes
+    /// but the terminal keeps the editor's modes, and what is typed from
+    /// then on is discarded, never sent nor left for the shell, until
+    /// [`Editor::start`] starts the editor again for a new session).
+    /// Errors: `EAGAIN` when no line is finished.
     pub fn take(&mut self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if self.ended {
+            self.discard()?;
+            return Ok(0);
+        }
         self.pump()?;
         if let Some(line) = self.ready.front() {
             if line.len() >= buf.len() {
@@ -146,7 +188,8 @@ impl Editor {
         }
         if self.eof {
             self.eof = false;
-            self.term.stop_editing();
+            self.ended = true;
+            self.term.end_input();
             return Ok(0);
         }
         Err(Errno::EAGAIN)

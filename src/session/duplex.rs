@@ -53,7 +53,7 @@ use crate::pump::{self, BUF_SIZE, stdin, stdout};
 use crate::report;
 use crate::session::{
     Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
-    stdout_gone, stdout_watch,
+    stdout_gone, stdout_watch, still_receiving,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;
@@ -570,7 +570,12 @@ impl Sender<'_> {
                 self.out.end();
                 return Ok(match input.finish() {
                     Some(word) => Forwarded::Word(word),
-                    None => Forwarded::Eof,
+                    None => {
+                        if self.theirs.get().is_none() {
+                            still_receiving(input, self.out.peer());
+                        }
+                        Forwarded::Eof
+                    }
                 });
             }
             Err(e) => return self.fail(Error::sys("read from stdin", e)),

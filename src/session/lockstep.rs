@@ -41,7 +41,7 @@ use crate::messages;
 use crate::pump::{self, BUF_SIZE, Drained, Sent, stdin};
 use crate::session::{
     Context, End, Fill, Input, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
-    stdout_gone, stdout_watch,
+    stdout_gone, stdout_watch, still_receiving,
 };
 use crate::signals::{self, Signals};
 use crate::words::Word;
@@ -247,7 +247,10 @@ impl Lockstep<'_> {
                         self.out.half_close();
                         return match input.finish() {
                             Some(word) => self.linger(word),
-                            None => Ok(Turn::InputEnded),
+                            None => {
+                                still_receiving(input, self.out.peer());
+                                Ok(Turn::InputEnded)
+                            }
                         };
                     }
                 }

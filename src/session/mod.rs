@@ -209,6 +209,16 @@ pub fn run(
     }
 }
 
+/// Ctrl-D on an empty line at the line editor ended our direction while
+/// the peer's goes on: one status line says so, and how to leave
+/// (`chat: input ended; still receiving from 127.0.0.1:8080 (Ctrl-C to
+/// quit)`). Nothing for a pipe or a file: scripts get no extra line.
+pub(crate) fn still_receiving(input: &mut Input, peer: SocketAddr) {
+    if input.editor().is_some() {
+        crate::status!("input ended; still receiving from {peer} (Ctrl-C to quit)");
+    }
+}
+
 /// How long the side that said a protocol word waits for the peer to close
 /// after its half-close, in seconds (the issue: "bounded, about 2 s"), so
 /// that nothing the peer had in flight is lost.

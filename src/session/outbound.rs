@@ -33,6 +33,11 @@ pub struct Outbound<'a> {
 }
 
 impl<'a> Outbound<'a> {
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// How many bytes the socket accepted in this session.
     pub fn sent(&self) -> u64 {
         self.sent.get()

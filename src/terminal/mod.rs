@@ -49,7 +49,10 @@
 //! # Getting the terminal back
 //!
 //! The original modes are saved once ([`setup`]) and restored on every way
-//! out: a normal end or an error (the [`Restore`] guard of `chat` and
+//! out, always after the terminal's input queue is flushed
+//! (`tcflush(TCIFLUSH)`): keys typed into the program and not read by it
+//! would otherwise be read by the shell, which would run a command typed
+//! for the peer. The ways out: a normal end or an error (the [`Restore`] guard of `chat` and
 //! `chatd`), Ctrl-C, `SIGTERM`, `SIGHUP` (they end the parent's loops with
 //! [`crate::Error::Signal`], so the guard runs), the child killed (the
 //! parent reaps it and ends the same way; a lock it held is handed over by
@@ -59,6 +62,15 @@
 //! clears the region and restores the modes before the parent stops
 //! itself; `SIGCONT` (`fg`) sets them again and redraws. `SIGWINCH`
 //! redraws at the new width.
+//!
+//! # End of input
+//!
+//! Ctrl-D on an empty line ends what is sent, not the session: the peer
+//! may still talk. The prompt goes ([`Terminal::end_input`]) but the
+//! editor's modes stay until the program (or, in `chatd`, the session)
+//! ends, so that nothing typed after it is echoed as if it were taken, and
+//! nothing reaches the shell in canonical mode: the keys wait unread in the
+//! input queue, and are flushed on the way out.
 
 pub mod glyph;
 pub mod render;
@@ -70,7 +82,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::termios::{self, InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
+use nix::sys::termios::{
+    self, FlushArg, InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, Termios,
+};
 
 use crate::pump::{self, stdin, stdout};
 use crate::signals::Signals;
@@ -216,9 +230,10 @@ pub fn after_signals() {
 }
 
 /// In the child's parent-death handler (`on_parent_death` in `fork.rs`):
-/// moves below the region and restores the saved modes, without the lock
-/// (the dead parent may hold it) and without allocating: only `write(2)`
-/// and `tcsetattr` (an `ioctl`), which are async-signal-safe.
+/// moves below the region, discards what was typed and not read, and
+/// restores the saved modes, without the lock (the dead parent may hold
+/// it) and without allocating: only `write(2)`, `tcflush` and `tcsetattr`
+/// (`ioctl`s), which are async-signal-safe.
 pub fn restore_from_handler() {
     let Some(t) = TERMINAL.get() else {
         return;
@@ -256,9 +271,13 @@ pub fn restore_from_handler() {
         unsafe { libc::write(fd, b"\r\n".as_ptr().cast(), 2) };
     }
     if let Some(saved) = &t.saved {
-        // SAFETY: tcsetattr is an ioctl on an open descriptor with a valid
-        // termios, async-signal-safe.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, saved) };
+        // SAFETY: tcflush and tcsetattr are ioctls on an open descriptor
+        // (with a valid termios), async-signal-safe. What was typed and
+        // not read is discarded first: the shell must not run it.
+        unsafe {
+            libc::tcflush(fd, libc::TCIFLUSH);
+            libc::tcsetattr(fd, libc::TCSANOW, saved);
+        }
     }
 }
 
@@ -480,10 +499,11 @@ impl Terminal {
     }
 
     /// Puts the terminal in the editor's modes (non-canonical, no echo,
-    /// `ISIG` kept) and shows the prompt, on a fresh line.
-    pub(crate) fn start_editing(&self) {
+    /// `ISIG` kept). Returns `false` if `tcsetattr` failed (the terminal
+    /// keeps its modes, and the editor does not start).
+    fn set_modes(&self) -> bool {
         let Some(saved) = &self.saved else {
-            return;
+            return false;
         };
         let mut modes = Termios::from(*saved);
         modes.local_flags.remove(
@@ -496,9 +516,18 @@ impl Terminal {
         modes.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
         modes.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
         if termios::tcsetattr(self.fd.as_fd(), SetArg::TCSANOW, &modes).is_err() {
-            return;
+            return false;
         }
         self.raw.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Puts the terminal in the editor's modes ([`Terminal::set_modes`])
+    /// and shows the prompt, on a fresh line.
+    pub(crate) fn start_editing(&self) {
+        if !self.set_modes() {
+            return;
+        }
         let (cols, lines) = self.size();
         let mut st = self.shared.lock();
         let mut out = Vec::new();
@@ -512,43 +541,69 @@ impl Terminal {
         let _ = self.write(&out);
     }
 
-    /// Ends the editor: a line left half-typed (or typed ahead and not
-    /// sent) stays on the screen and the cursor goes below it; a bare
-    /// prompt is erased. The saved modes are restored. Does nothing if the
-    /// editor is not on in this process.
+    /// Takes the prompt and the line being typed off the screen: a line
+    /// left half-typed (or typed ahead and not sent) stays on the screen
+    /// and the cursor goes below it; a bare prompt is erased; the peer's
+    /// unfinished line is printed for good. The modes stay as they are.
+    fn leave(&self) {
+        let (cols, lines) = self.size();
+        let mut out = Vec::new();
+        let mut st = self.shared.lock();
+        let keep = !st.line().is_empty() || !st.pending().is_empty();
+        // Lines typed ahead stay, and the line being typed if it is
+        // not empty; a bare prompt goes.
+        st.editing = !st.line().is_empty();
+        render::clear(&mut st.drawn, cols, &mut out);
+        self.draw(&mut st, cols, lines, &mut out);
+        if keep {
+            render::leave(&mut st.drawn, &mut out);
+            st.at_line_start = true;
+        }
+        st.editing = false;
+        st.set_line(b"", 0);
+        st.set_pending(b"");
+        if !st.partial().is_empty() {
+            // The peer's unfinished line: printed for good.
+            let colour = st.colour;
+            let mut rest = Vec::new();
+            render::peer_text(st.partial(), colour, &mut rest);
+            out.extend_from_slice(&rest);
+            let n = st.partial().len();
+            st.drop_partial(n);
+            st.at_line_start = false;
+        }
+        let _ = self.write(&out);
+    }
+
+    /// End of input (Ctrl-D on an empty line) while the session goes on:
+    /// the prompt goes ([`Terminal::leave`]) but the editor's modes stay,
+    /// so that what is typed from now on is neither echoed nor handed to
+    /// the shell in canonical mode; the keys wait in the terminal's input
+    /// queue, which [`Terminal::stop_editing`] (or the next
+    /// [`Terminal::start_editing`]) flushes.
+    pub(crate) fn end_input(&self) {
+        if self.raw.load(Ordering::Relaxed) {
+            self.leave();
+        }
+    }
+
+    /// Discards what was typed and not read (`tcflush(TCIFLUSH)`): keys
+    /// typed into this program never reach the shell, nor a later
+    /// session.
+    pub(crate) fn flush_input(&self) {
+        let _ = termios::tcflush(self.fd.as_fd(), FlushArg::TCIFLUSH);
+    }
+
+    /// Ends the editor: [`Terminal::leave`], then the terminal's input
+    /// queue is flushed ([`Terminal::flush_input`]) and the saved modes are
+    /// restored. Does nothing if the editor's modes are not on in this
+    /// process.
     pub fn stop_editing(&self) {
         if !self.raw.swap(false, Ordering::Relaxed) {
             return;
         }
-        let (cols, lines) = self.size();
-        let mut out = Vec::new();
-        {
-            let mut st = self.shared.lock();
-            let keep = !st.line().is_empty() || !st.pending().is_empty();
-            // Lines typed ahead stay, and the line being typed if it is
-            // not empty; a bare prompt goes.
-            st.editing = !st.line().is_empty();
-            render::clear(&mut st.drawn, cols, &mut out);
-            self.draw(&mut st, cols, lines, &mut out);
-            if keep {
-                render::leave(&mut st.drawn, &mut out);
-                st.at_line_start = true;
-            }
-            st.editing = false;
-            st.set_line(b"", 0);
-            st.set_pending(b"");
-            if !st.partial().is_empty() {
-                // The peer's unfinished line: printed for good.
-                let colour = st.colour;
-                let mut rest = Vec::new();
-                render::peer_text(st.partial(), colour, &mut rest);
-                out.extend_from_slice(&rest);
-                let n = st.partial().len();
-                st.drop_partial(n);
-                st.at_line_start = false;
-            }
-            let _ = self.write(&out);
-        }
+        self.leave();
+        self.flush_input();
         self.restore_modes();
     }
 
@@ -580,20 +635,25 @@ impl Terminal {
                 }
                 let _ = self.write(&out);
             }
+            // What was typed and not read stays ours: the shell must not
+            // run it.
+            self.flush_input();
             self.restore_modes();
         }
         stop_as_by_ctrl_z();
         self.resume();
     }
 
-    /// Continued (`SIGCONT`, `fg`): the editor's modes again, if it was
-    /// on, and the region redrawn.
+    /// Continued (`SIGCONT`, `fg`): the editor's modes again, if they
+    /// were on, and the region redrawn (with the prompt only if the
+    /// editor still takes input: not after [`Terminal::end_input`]).
     pub fn resume(&self) {
         if !self.raw.load(Ordering::Relaxed) {
             return;
         }
-        self.raw.store(false, Ordering::Relaxed);
-        self.start_editing();
+        if self.set_modes() {
+            self.redraw();
+        }
     }
 }
 
