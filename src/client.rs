@@ -33,7 +33,9 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         pump::write_all(&stream, format!("/nick {name}\n").as_bytes())
             .map_err(|e| Error::sys("send /nick", e))?;
     }
-    let options = Options::new(args.common.raw, args.common.crlf);
+    let mut options = Options::new(args.common.raw, args.common.crlf);
+    // A busy chatd's notices become status lines, never data.
+    options.notices = !args.common.raw;
     let kind = Kind::new(
         args.common.alternating,
         First::Speak.swapped_if(args.listen_first),

@@ -47,9 +47,17 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
     let policy = Policy::new(args.common.recv_only, args.once, args.idle_timeout);
-    let close = [listener.as_raw_fd()];
+    // A person types at chatd: clients that connect meanwhile are told
+    // that they wait (see `session::notice` for why only then).
+    let tells =
+        input.editor().is_some() && !args.common.recv_only && !args.once && kind == Kind::Duplex;
+    if tells {
+        waiting::set_up(&listener, &access, &signals)?;
+    }
     loop {
-        if !args.common.recv_only
+        let next = waiting::next();
+        if next.is_none()
+            && !args.common.recv_only
             && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
         {
             status!("{}", stop.message());
@@ -58,12 +66,22 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             }
             return Ok(());
         }
-        let (stream, peer) = net::accept(&listener, &signals)?;
-        let peer = net::canonical(peer);
-        if !access.admit(peer) {
-            continue;
-        }
+        let (stream, peer) = match next {
+            Some(waited) => waited,
+            None => {
+                let (stream, peer) = net::accept(&listener, &signals)?;
+                let peer = net::canonical(peer);
+                if !access.admit(peer) {
+                    continue;
+                }
+                (stream, peer)
+            }
+        };
         status!("connection from {peer}");
+        // The duplex child keeps none of the listening sockets nor the
+        // connections that wait.
+        let mut close = vec![listener.as_raw_fd()];
+        close.extend(waiting::descriptors());
         if let Ok(local) = stream.local_addr() {
             detail!("{peer} connected to {}", net::canonical(local));
         }
@@ -73,7 +91,10 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             policy,
             close_in_child: &close,
         };
-        match session::run(kind, stream, peer, &cx, &mut input) {
+        waiting::busy(Some(peer));
+        let ended = session::run(kind, stream, peer, &cx, &mut input);
+        waiting::busy(None);
+        match ended {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
@@ -185,6 +206,194 @@ fn wait_idle(
         }
         if fds[1].any() == Some(true) {
             return Ok(None);
+        }
+    }
+}
+
+/// The line of clients that connected while a session ran, when a person
+/// types at `chatd` (its line editor runs): each is accepted at once and
+/// told that it waits and its place ([`session::notice::busy`]), told
+/// again when its place moves, and told when its session starts
+/// ([`session::notice::start`]); until then nothing is read from it, so
+/// its lines wait in its socket, as in the listening queue. A new
+/// connection wakes the server by `SIGIO` (`O_ASYNC` on the listening
+/// socket while a session runs): it reaches every wait of the session
+/// through the signal self-pipe, whose after-drain hook
+/// ([`Signals::after_drain`]) accepts the newcomers. At most
+/// [`waiting::MAX`] wait in this line; more stay in the kernel's
+/// listening queue, untold, and are served after them.
+mod waiting {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::io::ErrorKind;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::sys::socket::{MsgFlags, send};
+
+    use crate::access::Access;
+    use crate::error::Error;
+    use crate::session::notice;
+    use crate::signals::Signals;
+    use crate::{net, status};
+
+    /// The most clients told that they wait.
+    pub const MAX: usize = 64;
+
+    struct Line {
+        /// A copy of the listening socket (`dup`), non-blocking while it
+        /// is read here.
+        listener: TcpListener,
+        access: Access,
+        /// Set by `SIGIO`.
+        arrived: Arc<AtomicBool>,
+        /// The clients that wait, in the order they came.
+        clients: VecDeque<(TcpStream, SocketAddr)>,
+        /// The client of the session under way, if one is.
+        busy: Option<SocketAddr>,
+    }
+
+    thread_local! {
+        /// The line, once [`set_up`] ran (the program has one thread).
+        static LINE: RefCell<Option<Line>> = const { RefCell::new(None) };
+    }
+
+    /// Sets up the line for `listener`, whose clients pass `access`:
+    /// `SIGIO` joins the signals that wake the server, and is sent to it
+    /// (`F_SETOWN`). Errors: duplicating the socket or registering the
+    /// handler failed.
+    pub fn set_up(listener: &TcpListener, access: &Access, signals: &Signals) -> Result<(), Error> {
+        let listener = listener
+            .try_clone()
+            .map_err(|e| Error::io("dup listening socket", e))?;
+        let arrived = Arc::new(AtomicBool::new(false));
+        signals
+            .watch(libc::SIGIO, &arrived)
+            .map_err(|e| Error::io("install SIGIO handler", e))?;
+        // SAFETY: fcntl F_SETOWN on an open descriptor we own, with our
+        // own pid: SIGIO for this socket goes to this process only.
+        if unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETOWN, libc::getpid()) } != 0 {
+            return Err(Error::io("fcntl F_SETOWN", std::io::Error::last_os_error()));
+        }
+        signals.after_drain(on_signals);
+        LINE.with_borrow_mut(|line| {
+            *line = Some(Line {
+                listener,
+                access: access.clone(),
+                arrived,
+                clients: VecDeque::new(),
+                busy: None,
+            });
+        });
+        Ok(())
+    }
+
+    /// A session with `client` starts (`Some`) or ended (`None`): while
+    /// one runs, new connections raise `SIGIO`, and those already in the
+    /// listening queue are taken at once.
+    pub fn busy(client: Option<SocketAddr>) {
+        LINE.with_borrow_mut(|line| {
+            let Some(line) = line else {
+                return;
+            };
+            line.busy = client;
+            let fd = &line.listener;
+            if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+                let mut flags = OFlag::from_bits_truncate(flags);
+                flags.set(OFlag::O_ASYNC, client.is_some());
+                let _ = fcntl(fd, FcntlArg::F_SETFL(flags));
+            }
+            if client.is_some() {
+                line.take_arrivals();
+            }
+        });
+    }
+
+    /// The next client that waited, told that its session starts; the
+    /// others are told their new place. `None` when none waits.
+    pub fn next() -> Option<(TcpStream, SocketAddr)> {
+        LINE.with_borrow_mut(|line| {
+            let line = line.as_mut()?;
+            let (stream, peer) = line.clients.pop_front()?;
+            tell(&stream, notice::start());
+            for (ahead, (other, _)) in line.clients.iter().enumerate() {
+                tell(other, &notice::busy(ahead));
+            }
+            Some((stream, peer))
+        })
+    }
+
+    /// The descriptors of the line (the listening socket's copy and the
+    /// clients that wait), for the duplex child to close.
+    pub fn descriptors() -> Vec<RawFd> {
+        LINE.with_borrow(|line| {
+            line.iter()
+                .flat_map(|line| {
+                    std::iter::once(line.listener.as_raw_fd())
+                        .chain(line.clients.iter().map(|(s, _)| s.as_raw_fd()))
+                })
+                .collect()
+        })
+    }
+
+    /// After a wake-up of the signal pipe, wherever the server waited
+    /// (registered with [`Signals::after_drain`]): takes the clients that
+    /// connected, if `SIGIO` said some did.
+    fn on_signals() {
+        LINE.with_borrow_mut(|line| {
+            if let Some(line) = line
+                && line.arrived.swap(false, Ordering::Relaxed)
+            {
+                line.take_arrivals();
+            }
+        });
+    }
+
+    /// Sends a notice without waiting (the socket's buffer is empty but
+    /// for earlier notices, far below its size); a client gone is found
+    /// when its turn comes.
+    fn tell(stream: &TcpStream, line: &[u8]) {
+        let _ = send(
+            stream.as_raw_fd(),
+            line,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        );
+    }
+
+    impl Line {
+        /// While a session runs: accepts what the listening queue holds,
+        /// up to [`MAX`] waiting, and tells each its place.
+        fn take_arrivals(&mut self) {
+            let Some(busy) = self.busy else {
+                return;
+            };
+            if self.listener.set_nonblocking(true).is_err() {
+                return;
+            }
+            while self.clients.len() < MAX {
+                match self.listener.accept() {
+                    Ok((stream, peer)) => {
+                        let peer = net::canonical(peer);
+                        if !self.access.admit(peer) {
+                            continue;
+                        }
+                        tell(&stream, &notice::busy(self.clients.len()));
+                        self.clients.push_back((stream, peer));
+                        status!(
+                            "{peer} waits for the session with {busy} to end ({} waiting)",
+                            self.clients.len()
+                        );
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // Nothing more, or out of descriptors: what is left
+                    // stays in the listening queue, served in order later.
+                    Err(_) => break,
+                }
+            }
+            let _ = self.listener.set_nonblocking(false);
         }
     }
 }

@@ -44,10 +44,14 @@ pub struct Signals {
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
-    /// Run by [`Signals::drain`] after emptying the pipe: a hook of a
-    /// higher layer, registered at set-up ([`Signals::after_drain`]).
-    after_drain: OnceLock<fn()>,
+    /// Run by [`Signals::drain`] after emptying the pipe, in order: hooks
+    /// of higher layers, registered at set-up ([`Signals::after_drain`]).
+    after_drain: [OnceLock<fn()>; HOOKS],
 }
+
+/// How many [`Signals::after_drain`] hooks can be registered: the
+/// terminal's and the one-to-one server's waiting line, and room to spare.
+const HOOKS: usize = 4;
 
 impl Signals {
     /// Installs the handlers described in the module documentation.
@@ -76,7 +80,7 @@ impl Signals {
             write,
             terminated,
             pending,
-            after_drain: OnceLock::new(),
+            after_drain: [const { OnceLock::new() }; HOOKS],
         })
     }
 
@@ -94,10 +98,21 @@ impl Signals {
     /// Registers `hook` to run at the end of every [`Signals::drain`],
     /// wherever the process waited: how a higher layer acts on the signals
     /// it [watches](Signals::watch) (the terminal's Ctrl-Z, `fg` and
-    /// resizes: [`crate::terminal::after_signals`]). The first hook
-    /// registered stays; later ones are ignored.
+    /// resizes: [`crate::terminal::after_signals`]; `chatd`'s clients that
+    /// connect while it is busy, by `SIGIO`). Hooks run in the order
+    /// registered; a hook registered twice runs once; beyond
+    /// [`HOOKS`] hooks, later ones are ignored.
     pub fn after_drain(&self, hook: fn()) {
-        let _ = self.after_drain.set(hook);
+        for slot in &self.after_drain {
+            match slot.get() {
+                Some(&old) if std::ptr::fn_addr_eq(old, hook) => return,
+                Some(_) => {}
+                None => {
+                    let _ = slot.set(hook);
+                    return;
+                }
+            }
+        }
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
@@ -123,8 +138,9 @@ impl Signals {
                 break;
             }
         }
-        // Ctrl-Z, fg and resizes for the terminal, wherever we waited.
-        if let Some(hook) = self.after_drain.get() {
+        // Ctrl-Z, fg and resizes for the terminal, clients waiting for
+        // chatd, wherever we waited.
+        for hook in self.after_drain.iter().map_while(OnceLock::get) {
             hook();
         }
     }

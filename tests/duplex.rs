@@ -4,6 +4,8 @@
 
 mod util;
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -430,4 +432,44 @@ fn child_killed_from_outside_ends_the_session_and_chatd_keeps_serving() {
     server.expect_stdout("one\ntwo\n");
     second.close_stdin();
     assert_eq!(second.wait(), 0);
+}
+
+/// `chatd` reading a pipe tells a client that waits for its turn nothing:
+/// the notices of a busy `chatd` are for a person typing at it only, and
+/// the waiting client receives exactly the pipe's bytes of its session.
+#[test]
+fn a_client_waiting_for_chatd_on_a_pipe_receives_only_the_pipes_bytes() {
+    let (mut server, port) = chatd_with(&[], Stdio::piped());
+    let read_until = |conn: &mut TcpStream, got: &mut Vec<u8>, tail: &[u8]| {
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let ok = wait_until(TIMEOUT, || {
+            let mut buf = [0u8; 1024];
+            if let Ok(n) = conn.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+            got.ends_with(tail)
+        });
+        assert!(ok, "got {:?}", String::from_utf8_lossy(got));
+    };
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    server.expect_stderr("connection from");
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    server.send(b"to the first\n");
+    let mut got = Vec::new();
+    read_until(&mut first, &mut got, b"to the first\n");
+    drop(first);
+    assert!(
+        wait_until(TIMEOUT, || server
+            .stderr_text()
+            .matches("connection from")
+            .count()
+            == 2),
+        "{}",
+        server.dump()
+    );
+    server.send(b"to the second\n");
+    let mut got = Vec::new();
+    read_until(&mut second, &mut got, b"to the second\n");
+    assert_eq!(got, b"to the second\n");
 }

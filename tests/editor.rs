@@ -898,3 +898,114 @@ fn chatd_keeps_nothing_typed_after_ctrl_d_for_the_next_client() {
         "{screen}"
     );
 }
+
+/// Reads from `conn` (with a short read timeout set) until what it got
+/// ends with `tail`, at most [`TIMEOUT`]; returns all it got.
+fn read_until(conn: &mut TcpStream, got: &mut Vec<u8>, tail: &str) {
+    let ok = wait_until(TIMEOUT, || {
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = conn.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.ends_with(tail.as_bytes())
+    });
+    assert!(
+        ok,
+        "never got {tail:?}; got {:?}",
+        String::from_utf8_lossy(got)
+    );
+}
+
+/// A person types at `chatd`, busy with a first client: a `chat` that
+/// connects is told that it waits and that it is next (a status line on
+/// its terminal), then that its session starts; a plain TCP client after
+/// it reads the notices as lines (`-!- …`), its place moving up when the
+/// line does. What `chat` typed while waiting reaches `chatd` when its
+/// turn comes.
+#[test]
+fn a_client_of_a_busy_chatd_is_told_it_waits_and_when_its_turn_comes() {
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tmux.expect_screen("chatd", "chatd: connection from 127.0.0.1:");
+    tmux.new_window("chat", &chat_command(port, ""));
+    tmux.expect_last_lines(
+        "chat",
+        &[
+            &format!("chat: 127.0.0.1:{port} is busy with another session; you are next"),
+            "chat>",
+        ],
+    );
+    tmux.type_line("chat", "typed while waiting");
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    read_until(
+        &mut third,
+        &mut got,
+        "-!- chatd is busy with another session; 1 client waits before you\n",
+    );
+    tmux.wait_for("chatd", "two waiting", |s| s.contains("(2 waiting)"));
+    drop(first);
+    tmux.expect_screen(
+        "chat",
+        &format!("chat: your session with 127.0.0.1:{port} starts"),
+    );
+    tmux.expect_screen("chatd", "typed while waiting");
+    read_until(
+        &mut third,
+        &mut got,
+        "-!- chatd is busy with another session; you are next\n",
+    );
+    tmux.type_line("chatd", "hello, second client");
+    tmux.expect_last_lines("chat", &["hello, second client", "chat>"]);
+    tmux.type_line("chat", "bye");
+    tmux.expect_screen("chatd", "said bye");
+    // The third one's session starts in turn.
+    read_until(
+        &mut third,
+        &mut got,
+        "-!- your session with chatd starts now\n",
+    );
+    tmux.type_line("chatd", "arret");
+    let (status, same, _) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0");
+    assert!(same, "the terminal's modes changed");
+}
+
+/// `chat host > file` while it waits for a busy, typing `chatd`: the
+/// notices go to standard error as status lines, and standard output has
+/// only what the person at `chatd` typed, byte for byte.
+#[test]
+fn the_notices_never_reach_chats_standard_output() {
+    let (tmux, dir, port) = chatd_in_a_pane("");
+    let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tmux.expect_screen("chatd", "chatd: connection from 127.0.0.1:");
+    let mut waiting = chat(port, &["-d"]);
+    waiting.expect_stderr("is busy with another session; you are next");
+    drop(first);
+    waiting.expect_stderr("your session with 127.0.0.1:");
+    tmux.expect_last_lines("chatd", &["chatd>"]);
+    tmux.type_line("chatd", "only this");
+    waiting.expect_stdout("only this\n");
+    tmux.type_line("chatd", "arret");
+    let (status, _, _) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0");
+    assert_eq!(waiting.wait(), 0, "{}", waiting.dump());
+    assert_eq!(
+        waiting.stdout_text(),
+        "only this\narret\n",
+        "{}",
+        waiting.dump()
+    );
+    assert_eq!(
+        waiting.stderr_text(),
+        format!(
+            "chat: connected to 127.0.0.1:{port}\n\
+             chat: 127.0.0.1:{port} is busy with another session; you are next\n\
+             chat: your session with 127.0.0.1:{port} starts\n\
+             chat: peer said arret: session ended\n"
+        )
+    );
+}

@@ -51,6 +51,7 @@ use crate::error::Error;
 use crate::fork::{self, Forked};
 use crate::pump::{self, BUF_SIZE, stdin, stdout};
 use crate::report;
+use crate::session::notice::{self, Notice, Seen};
 use crate::session::{
     Context, End, Fill, Input, Moved, Outbound, Output, Policy, Rest, Side, WORD_LINGER, send_rest,
     stdout_gone, stdout_watch, still_receiving,
@@ -222,6 +223,12 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
     }
     // Looked up once: an fcntl per idle wait adds up.
     let watch = stdout_watch();
+    if cx.options.notices {
+        match take_notices(stream, peer, &mut output, cx.policy.idle, &watch, &mut last) {
+            Ok(any) => received = any,
+            Err(exit) => return exit,
+        }
+    }
     let written = loop {
         let flags = if peek {
             MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK
@@ -274,6 +281,86 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
         Err(e) => {
             report!("write to stdout: {}", e.desc());
             ReceiverExit::Failed
+        }
+    }
+}
+
+/// `chat`: the notices of a busy `chatd` at the start of the connection
+/// ([`notice`]) are taken out of the stream and said in status lines;
+/// the first bytes that are not a notice, and all that follows, are the
+/// peer's, delivered through `output` (the first ones from here, the rest
+/// by [`receive`]'s loop). Bytes that may still become a notice are held
+/// back, at most [`notice::MAX_LEN`] of them, until their line ends.
+///
+/// Returns whether any byte arrived. Errors: how the child leaves when
+/// the connection or standard output ended while it looked (end of file
+/// is left to the caller, which reads it again).
+fn take_notices(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    output: &mut Output,
+    idle: Option<std::time::Duration>,
+    watch: &Option<PollFd<'_>>,
+    last: &mut Instant,
+) -> Result<bool, ReceiverExit> {
+    let mut buf = [0u8; 2 * notice::MAX_LEN];
+    let (mut have, mut waiting, mut any) = (0, false, false);
+    let deliver = |output: &mut Output, bytes: &[u8]| match output.deliver(bytes) {
+        Ok((_, None)) => Ok(()),
+        Ok((_, Some(word))) => Err(ReceiverExit::word(word)),
+        Err(Errno::EPIPE) => Err(ReceiverExit::StdoutClosed),
+        Err(e) => {
+            report!("write to stdout: {}", e.desc());
+            Err(ReceiverExit::Failed)
+        }
+    };
+    loop {
+        match notice::seen(&buf[..have], waiting) {
+            Seen::Notice(said, len) => {
+                crate::status!("{}", said.status(&peer));
+                buf.copy_within(len..have, 0);
+                have -= len;
+                waiting = said != Notice::Start;
+                if !waiting {
+                    deliver(output, &buf[..have])?;
+                    return Ok(true);
+                }
+                continue;
+            }
+            Seen::Not => {
+                deliver(output, &buf[..have])?;
+                return Ok(any);
+            }
+            Seen::More => {}
+        }
+        match recv(stream.as_raw_fd(), &mut buf[have..], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => {
+                deliver(output, &buf[..have])?;
+                return Ok(any);
+            }
+            Ok(n) => {
+                have += n;
+                any = true;
+                *last = Instant::now();
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => match wait_readable(stream, watch, idle.map(|d| *last + d)) {
+                Ok(Wake::Readable) => {}
+                Ok(Wake::StdoutGone) => return Err(ReceiverExit::StdoutClosed),
+                Ok(Wake::Idle) => return Err(ReceiverExit::Idle),
+                Err(e) => {
+                    report!("poll: {}", e.desc());
+                    return Err(ReceiverExit::Failed);
+                }
+            },
+            Err(Errno::ECONNRESET) => {
+                deliver(output, &buf[..have])?;
+                return Err(ReceiverExit::Reset);
+            }
+            Err(e) => {
+                report!("read from {peer}: {}", e.desc());
+                return Err(ReceiverExit::Failed);
+            }
         }
     }
 }

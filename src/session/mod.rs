@@ -10,10 +10,14 @@
 //! - `output.rs`: [`Output`], the socket to standard output, where the
 //!   protocol words are recognised ([`crate::words`]) and received bytes
 //!   made safe for a terminal ([`crate::display`]).
+//!
+//! [`notice`] holds the lines a busy `chatd` sends a client waiting for its
+//! turn, and how `chat` recognises them.
 
 pub mod duplex;
 mod input;
 pub mod lockstep;
+pub mod notice;
 mod outbound;
 mod output;
 
@@ -88,6 +92,10 @@ pub struct Options {
     /// Show received control bytes visibly: on when standard output is a
     /// terminal and `--raw` is not given.
     pub sanitize: bool,
+    /// Take the notices of a busy `chatd` ([`notice`]) out of the start of
+    /// what is received and say them on standard error: `chat` without
+    /// `--raw`.
+    pub notices: bool,
 }
 
 impl Options {
@@ -98,6 +106,7 @@ impl Options {
             words: !raw,
             crlf,
             sanitize: !raw && nix::unistd::isatty(stdout()).unwrap_or(false),
+            notices: false,
         }
     }
 }
