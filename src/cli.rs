@@ -54,6 +54,11 @@ pub struct Common {
     /// Send line ends as CRLF (\r\n), for peers that need it
     #[arg(long)]
     pub crlf: bool,
+
+    /// Keep no history of the lines typed at the terminal (by default
+    /// they are saved, in clear text, under $XDG_STATE_HOME/chat/)
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// chatd: a chat server. Waits for a TCP client, then copies standard input
@@ -63,7 +68,7 @@ pub struct Common {
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -97,7 +102,7 @@ pub struct ChatdArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// -q, -d, -a, --raw, --crlf.
+    /// -q, -d, -a, --raw, --crlf, --no-history.
     #[command(flatten)]
     pub common: Common,
 
@@ -220,7 +225,7 @@ impl ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
+    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--no-history] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
     /// Use IPv4 addresses of HOST only (as nc -4)
@@ -236,7 +241,7 @@ pub struct ChatArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// -q, -d, -a, --raw, --crlf.
+    /// -q, -d, -a, --raw, --crlf, --no-history.
     #[command(flatten)]
     pub common: Common,
 

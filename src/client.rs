@@ -16,6 +16,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     // A person at a terminal: the line editor, and the terminal restored
     // on every way out (issue 13).
     let restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+    crate::editor::history::set_up("history", !args.common.no_history, |line| status!("{line}"));
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
     let peer = stream
         .peer_addr()

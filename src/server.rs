@@ -39,6 +39,9 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         return crate::service::run(listener, &signals, &service, access);
     }
     let _restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+    crate::editor::history::set_up("chatd_history", !args.common.no_history, |line| {
+        status!("{line}")
+    });
     let options = Options::new(args.common.raw, args.common.crlf);
     let kind = Kind::new(
         args.common.alternating,

@@ -40,8 +40,18 @@ impl Peer {
         }
     }
 
+    /// Accepts chat's connection, waiting at most [`TIMEOUT`] (a chat
+    /// that never connects fails the test instead of holding it).
     fn accept(&mut self) {
-        let (conn, _) = self.listener.accept().expect("accept");
+        self.listener.set_nonblocking(true).unwrap();
+        let mut accepted = None;
+        let ok = wait_until(TIMEOUT, || {
+            accepted = self.listener.accept().ok();
+            accepted.is_some()
+        });
+        assert!(ok, "chat never connected to port {}", self.port);
+        let (conn, _) = accepted.expect("accepted");
+        conn.set_nonblocking(false).unwrap();
         conn.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         self.conn = Some(conn);
@@ -1008,4 +1018,112 @@ fn the_notices_never_reach_chats_standard_output() {
              chat: peer said arret: session ended\n"
         )
     );
+}
+
+/// `chat ARGS` in tmux with `XDG_STATE_HOME` = `state`, connected to a
+/// peer of the test: the session, at its prompt, and the peer.
+fn chat_with_history(state: &Path, args: &str) -> (Session, Peer) {
+    let mut peer = Peer::new();
+    let env = format!("XDG_STATE_HOME={}", quoted(&state.to_string_lossy()));
+    let s = Session::chat_env(&mut peer, args, 100, &env);
+    (s, peer)
+}
+
+/// Ends a [`chat_with_history`] run: the peer closes.
+fn end_chat(mut s: Session, mut peer: Peer) {
+    let pids = s.program_pids();
+    peer.conn = None;
+    let (status, before, after) = s.finish(&pids);
+    assert_eq!(status, 0, "{}", s.screen);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn lines_typed_in_one_run_are_recalled_with_up_in_the_next() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().unwrap();
+    let (s, mut peer) = chat_with_history(state.path(), "");
+    for line in ["first line", "second line"] {
+        s.tmux.type_line("chat", line);
+        peer.expect(&format!("{line}\n"));
+    }
+    end_chat(s, peer);
+    let file = state.path().join("chat/history");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "first line\nsecond line\n"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600, "the history file is private");
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert!(!state.path().join("chat/chatd_history").exists());
+    // The next run: Up goes through the lines of the last one.
+    let (s, mut peer) = chat_with_history(state.path(), "");
+    s.tmux.keys("chat", &["Up"]);
+    s.expect_last("chat> second line");
+    s.tmux.keys("chat", &["Up"]);
+    s.expect_last("chat> first line");
+    s.tmux.keys("chat", &["Enter"]);
+    peer.expect("first line\n");
+    s.tmux.type_line("chat", "third line");
+    peer.expect("third line\n");
+    end_chat(s, peer);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "first line\nsecond line\nfirst line\nthird line\n"
+    );
+}
+
+#[test]
+fn no_history_neither_reads_nor_writes_the_file() {
+    let state = tempfile::tempdir().unwrap();
+    let (s, mut peer) = chat_with_history(state.path(), "--no-history");
+    s.tmux.type_line("chat", "not kept");
+    peer.expect("not kept\n");
+    // Up still recalls the lines of this run.
+    s.tmux.keys("chat", &["Up"]);
+    s.expect_last("chat> not kept");
+    end_chat(s, peer);
+    assert!(
+        !state.path().join("chat").exists(),
+        "--no-history wrote the history"
+    );
+    // A history that exists is not read either.
+    std::fs::create_dir_all(state.path().join("chat")).unwrap();
+    std::fs::write(state.path().join("chat/history"), "from before\n").unwrap();
+    let (s, peer) = chat_with_history(state.path(), "--no-history");
+    s.tmux.keys("chat", &["Up"]);
+    // Up with nothing to recall changes nothing: the bare prompt stays.
+    s.tmux.type_text("chat", "x");
+    s.expect_last("chat> x");
+    end_chat(s, peer);
+    assert_eq!(
+        std::fs::read_to_string(state.path().join("chat/history")).unwrap(),
+        "from before\n"
+    );
+}
+
+#[test]
+fn chatd_keeps_its_own_history_file() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "XDG_STATE_HOME={} {}",
+        quoted(&state.path().to_string_lossy()),
+        chatd_command(0, "")
+    );
+    let tmux = Tmux::start("chatd", &wrapped(dir.path(), &command));
+    tmux.expect_last_lines("chatd", &["chatd>"]);
+    tmux.keys("chatd", &["Up"]);
+    tmux.type_line("chatd", "for the next client");
+    tmux.expect_screen("chatd", "this line will go to the next client");
+    tmux.type_line("chatd", "arret");
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "1", "{screen}");
+    assert!(same);
+    assert_eq!(
+        std::fs::read_to_string(state.path().join("chat/chatd_history")).unwrap(),
+        "for the next client\narret\n"
+    );
+    assert!(!state.path().join("chat/history").exists());
 }

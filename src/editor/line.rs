@@ -19,8 +19,9 @@ use super::keys::Key;
 use crate::terminal::glyph::{Glyph, glyph, glyphs};
 pub use crate::terminal::shared::LINE_MAX;
 
-/// How many sent lines Up/Down can recall.
-pub const HISTORY_MAX: usize = 500;
+/// How many sent lines Up/Down can recall, and the most entries a
+/// history file keeps ([`super::history`]).
+pub const HISTORY_MAX: usize = 1000;
 
 fn zero_width(g: Glyph) -> bool {
     matches!(g, Glyph::Char(c) if c.width() == Some(0))
@@ -35,6 +36,9 @@ pub struct Line {
     history: Vec<Vec<u8>>,
     /// While Up/Down browse the history: the entry shown.
     browsing: Option<usize>,
+    /// The line [`Line::take`] last added to the history, until
+    /// [`Line::new_entry`] takes it.
+    new_entry: Option<Vec<u8>>,
     /// The line being typed before browsing began (Down past the newest
     /// entry brings it back).
     stash: Vec<u8>,
@@ -257,8 +261,31 @@ impl Line {
                 self.history.remove(0);
             }
             self.history.push(line.clone());
+            self.new_entry = Some(line.clone());
         }
         line
+    }
+
+    /// The entry the last [`Line::take`] added to the history, once (for
+    /// the history file).
+    pub fn new_entry(&mut self) -> Option<Vec<u8>> {
+        self.new_entry.take()
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> &[Vec<u8>] {
+        &self.history
+    }
+
+    /// Puts `entries` (oldest first, read from the history file) before
+    /// the history, keeping the last [`HISTORY_MAX`] entries.
+    pub fn load_history(&mut self, mut entries: Vec<Vec<u8>>) {
+        entries.retain(|e| !e.is_empty() && e.len() <= LINE_MAX);
+        entries.append(&mut self.history);
+        let extra = entries.len().saturating_sub(HISTORY_MAX);
+        entries.drain(..extra);
+        self.history = entries;
+        self.browsing = None;
     }
 
     /// Applies one key to the line (the keys of readline's emacs mode;

@@ -5,6 +5,7 @@
 //! processes of a session share, and the terminal's modes are the layer
 //! below ([`crate::terminal`]): this module only tells it what to draw.
 
+pub mod history;
 pub mod keys;
 pub mod line;
 
@@ -15,6 +16,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::pump::{self, stdin};
 use crate::terminal::{Terminal, terminal};
+use history::History;
 use keys::{Decoder, Key};
 use line::{Applied, Line};
 
@@ -32,6 +34,8 @@ pub struct Editor {
     /// Input has ended (Ctrl-D was taken by the session): keys read are
     /// discarded until [`Editor::start`] starts the editor again.
     ended: bool,
+    /// The history file, if this program keeps one ([`history`]).
+    history: Option<History>,
     scratch: Vec<Key>,
 }
 
@@ -49,9 +53,22 @@ impl Editor {
     /// output to be the same terminal.
     pub fn new() -> Option<Editor> {
         let term = terminal().filter(|t| t.can_edit())?;
+        let mut line = Line::new();
+        let history = history::chosen().and_then(|path| match History::open(path) {
+            Ok((history, entries)) => {
+                line.load_history(entries);
+                Some(history)
+            }
+            Err(e) => {
+                let what = format!("read history {}", path.display());
+                history::warn(&what, e, "this run's lines are not kept");
+                None
+            }
+        });
         Some(Editor {
             term,
-            line: Line::new(),
+            line,
+            history,
             keys: Decoder::new(),
             ready: VecDeque::new(),
             eof: false,
@@ -134,7 +151,10 @@ impl Editor {
             match self.line.apply(key) {
                 Applied::Edited => {}
                 Applied::Bell => bell = true,
-                Applied::Line(line) => self.ready.push_back(line),
+                Applied::Line(line) => {
+                    self.save();
+                    self.ready.push_back(line);
+                }
                 Applied::Eof => self.eof = true,
                 Applied::Redraw => redraw = true,
             }
@@ -146,6 +166,22 @@ impl Editor {
         done.lines = self.ready.len() - before;
         done.eof = self.eof;
         Ok(done)
+    }
+
+    /// Appends the line just recorded in the history to the history file;
+    /// a failure is said once, and the file is no longer written.
+    fn save(&mut self) {
+        let Some(entry) = self.line.new_entry() else {
+            return;
+        };
+        let Some(history) = &mut self.history else {
+            return;
+        };
+        if let Err(e) = history.append(&entry, self.line.history()) {
+            let what = format!("write history {}", history.path().display());
+            history::warn(&what, e, "lines typed from now on are not kept");
+            self.history = None;
+        }
     }
 
     /// Copies the line and the typed-ahead lines to the shared state and

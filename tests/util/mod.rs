@@ -12,7 +12,7 @@ pub mod tmux;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -76,10 +76,19 @@ pub fn spawn_with(program: &str, args: &[&str], stdin: Stdio) -> Proc {
     spawn_io(program, args, stdin, Stdio::piped())
 }
 
+/// The `XDG_STATE_HOME` of every program the tests start (a directory of
+/// the test build's own, under `target/`), so that no test reads or
+/// writes the history files of the person who runs the tests. A test of
+/// the history itself gives its programs a directory of its own.
+pub fn state_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-state-home")
+}
+
 /// Spawns `program` with `args` and the given stdin and stdout (a file,
 /// say); stderr is piped. Standard output is collected only when piped.
 pub fn spawn_io(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
     let mut child = Command::new(program)
+        .env("XDG_STATE_HOME", state_home())
         .args(args)
         .stdin(stdin)
         .stdout(stdout)

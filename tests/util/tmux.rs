@@ -71,7 +71,10 @@ impl Tmux {
 
     /// Runs one tmux command against this server; panics if it fails.
     pub fn run(&self, args: &[&str]) -> String {
+        // The server, started by the first command, passes it on to
+        // every pane.
         let out = Command::new("tmux")
+            .env("XDG_STATE_HOME", state_home())
             .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
