@@ -667,10 +667,10 @@ pub fn parse_host(text: &str) -> Result<String, String> {
 }
 
 /// Parses `chat --name`: a name the room's `/nick` accepts (see
-/// [`crate::broker::name`]: 1 to 32 characters, no spaces, brackets, colons,
-/// control or invisible characters, not `chatd`), so that a name the room
-/// would refuse, or a newline that would send a second line, fails before
-/// connecting.
+/// [`crate::broker::name`]: 1 to 32 visible characters, no spaces,
+/// brackets or colons, nothing that looks like `chatd`), so that a name the
+/// room would refuse, or a newline that would send a second line, fails
+/// before connecting.
 fn parse_name(text: &str) -> Result<String, String> {
     use crate::broker::name::{Refusal, check};
     match check(text.as_bytes()) {
@@ -866,5 +866,7 @@ mod tests {
         assert!(parse_name("a\nhello").is_err());
         assert!(parse_name("a b").is_err());
         assert!(parse_name("chatd").is_err());
+        assert!(parse_name("ch\u{0430}td").is_err());
+        assert!(parse_name("bob\u{E0001}").is_err());
     }
 }

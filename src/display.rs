@@ -36,6 +36,8 @@
 
 use std::io::Write as _;
 
+pub mod looks;
+
 /// The Unicode bidirectional embedding/override/isolate controls that are
 /// shown as `<U+XXXX>` instead of being passed to the terminal, because they
 /// reorder how the following text is displayed ("Trojan Source" spoofing,

@@ -281,7 +281,15 @@ fn chat_clients_with_names_talk_through_the_room() {
 #[test]
 fn a_name_the_room_would_refuse_is_a_usage_error_of_chat() {
     let port = free_port();
-    for bad in ["a b", "chatd", "[x]", ""] {
+    for bad in [
+        "a b",
+        "chatd",
+        "[x]",
+        "",
+        "bob\u{E0001}",
+        "ch\u{0430}td",
+        "bob\u{FE0F}",
+    ] {
         let mut client = chat(port, &["--name", bad]);
         assert_eq!(client.wait(), 2, "{bad:?}: {}", client.dump());
         client.expect_stderr("--name");
@@ -442,12 +450,61 @@ fn nick_renames_and_everyone_is_told() {
     }
     server.expect_stdout(&format!("* {old} is now alice\n[alice] hello\n"));
     peers[1].send("/nick ALICE\n/nick a:b\n/nick\n/nick chatd\n");
-    peers[1].expect("* /nick: that name is taken");
-    peers[1]
-        .expect("* /nick: a name has no spaces, brackets, colons, control or invisible characters");
+    peers[1].expect("* /nick: that name, or one that looks like it, is taken");
+    peers[1].expect("* /nick: a name has only visible characters, no spaces, brackets or colons");
     peers[1].expect("* /nick: usage: /nick NAME");
     peers[1].expect("* /nick: chatd is the server's name");
     peers[2].expect_silence();
+}
+
+#[test]
+fn names_that_look_like_another_are_refused() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let old = peers[0].name.clone();
+    peers[0].send("/nick bob\n");
+    peers[0].expect("* you are now bob");
+    peers[1].expect(&format!("* {old} is now bob"));
+    // Invisible characters of each class, look-alike letters, another
+    // normalisation, and the server's name in Cyrillic.
+    let fakes = [
+        "bob\u{E0001}",
+        "bob\u{206A}",
+        "bob\u{FFF9}",
+        "bob\u{1D173}",
+        "bob\u{13430}",
+        "bob\u{0600}",
+        "bob\u{2065}",
+        "bob\u{034F}",
+        "bob\u{FE00}",
+        "bob\u{E0100}",
+        "bob\u{180B}",
+        "bob\u{17B4}",
+        "bob\u{115F}",
+        "bob\u{1160}",
+        "bob\u{3164}",
+        "bob\u{FFA0}",
+        "bob\u{0378}",
+        "b\u{043E}b",
+        "BOB",
+        "ch\u{0430}td",
+    ];
+    for fake in fakes {
+        peers[1].send(format!("/nick {fake}\n"));
+        let answer = peers[1].line();
+        assert!(answer.starts_with("* /nick: "), "{fake:?}: {answer}");
+    }
+    peers[0].send("/nick jos\u{E9}\n");
+    peers[0].expect("* you are now jos\u{E9}");
+    peers[1].expect("* bob is now jos\u{E9}");
+    peers[1].send("/nick jose\u{301}\n");
+    peers[1].expect("* /nick: that name, or one that looks like it, is taken");
+    peers[0].expect_silence();
+    assert!(
+        !server
+            .stdout_text()
+            .contains(&format!("* {} is now", peers[1].name))
+    );
 }
 
 #[test]

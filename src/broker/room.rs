@@ -212,6 +212,8 @@ pub struct Room {
     free: Vec<usize>,
     /// [`name::key`] of every member's name.
     names: HashMap<String, ClientId>,
+    /// The look-alike keys of every member's name ([`name::Keys`]).
+    looks: HashMap<String, ClientId>,
     members: usize,
     serial: u64,
     server: Framer,
@@ -248,6 +250,7 @@ impl Room {
             clients: Vec::new(),
             free: Vec::new(),
             names: HashMap::new(),
+            looks: HashMap::new(),
             members: 0,
             serial: 0,
             server: Framer::new(limits.max_line),
@@ -303,7 +306,7 @@ impl Room {
                 ClientId(self.clients.len() - 1)
             }
         };
-        self.names.insert(name::key(&name), id);
+        self.add_name(&name, id);
         self.members += 1;
         self.joining.push(id);
         id
@@ -844,14 +847,13 @@ impl Room {
             self.reply(id, &format!("* you are already {new}"));
             return;
         }
-        let key = name::key(new);
-        if self.names.get(&key).is_some_and(|&other| other != id) {
+        if self.taken(new, id) {
             self.reply(id, &format!("* /nick: {}", Refusal::Taken));
             return;
         }
         let new: Rc<str> = new.into();
-        self.names.remove(&name::key(&old));
-        self.names.insert(key, id);
+        self.remove_name(&old, id);
+        self.add_name(&new, id);
         if let Some(client) = self.client_mut(id) {
             client.name = Rc::clone(&new);
         }
@@ -975,7 +977,7 @@ impl Room {
                 false
             }
         };
-        self.names.remove(&name::key(&name));
+        self.remove_name(&name, id);
         self.members -= 1;
         self.actions.push(Action::Close { id, flush });
         let notice = match why {
@@ -1018,6 +1020,7 @@ impl Room {
             }
         }
         self.names.clear();
+        self.looks.clear();
         self.members = 0;
         self.actions.push(Action::Stop);
     }
@@ -1059,6 +1062,38 @@ impl Room {
             keep = keep.min(self.stdout.cursor());
         }
         self.log.trim(keep);
+    }
+
+    // --- names -------------------------------------------------------------
+
+    /// Whether a member other than `id` has `name`, or a name that looks
+    /// like it (see [`name::Keys`]).
+    fn taken(&self, name: &str, id: ClientId) -> bool {
+        let keys = name::Keys::of(name);
+        let other = |found: Option<&ClientId>| found.is_some_and(|&other| other != id);
+        other(self.names.get(&keys.caseless)) || keys.looks.iter().any(|k| other(self.looks.get(k)))
+    }
+
+    /// Files `name` as `id`'s under each of its keys.
+    fn add_name(&mut self, name: &str, id: ClientId) {
+        let keys = name::Keys::of(name);
+        self.names.insert(keys.caseless, id);
+        for key in keys.looks {
+            self.looks.insert(key, id);
+        }
+    }
+
+    /// Forgets `id`'s `name` (the keys that are still `id`'s).
+    fn remove_name(&mut self, name: &str, id: ClientId) {
+        let keys = name::Keys::of(name);
+        if self.names.get(&keys.caseless) == Some(&id) {
+            self.names.remove(&keys.caseless);
+        }
+        for key in keys.looks {
+            if self.looks.get(&key) == Some(&id) {
+                self.looks.remove(&key);
+            }
+        }
     }
 
     // --- slots -------------------------------------------------------------

@@ -291,7 +291,7 @@ fn nick_renames_and_tells_the_others() {
     room.receive(ids[1], b"/nick ALICE\n");
     assert_eq!(
         take(&mut room, ids[1]),
-        "[alice] hello\n* /nick: that name is taken\n"
+        "[alice] hello\n* /nick: that name, or one that looks like it, is taken\n"
     );
     room.receive(ids[0], b"/NICK Alice\n/nick Alice\n");
     assert_eq!(
@@ -303,7 +303,7 @@ fn nick_renames_and_tells_the_others() {
     room.receive(ids[2], b"/nick Alice\n");
     assert_eq!(
         take(&mut room, ids[2]).lines().last(),
-        Some("* /nick: that name is taken")
+        Some("* /nick: that name, or one that looks like it, is taken")
     );
 }
 
@@ -314,15 +314,15 @@ fn nick_refusals_have_a_one_line_reason() {
         (b"/nick\n", "* /nick: usage: /nick NAME\n"),
         (
             b"/nick a b\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "* /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
         (
             b"/nick [x]\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "* /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
         (
             b"/nick 10.0.0.1:80\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "* /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
         (b"/nick chatd\n", "* /nick: chatd is the server's name\n"),
         (
@@ -336,6 +336,44 @@ fn nick_refusals_have_a_one_line_reason() {
         assert_eq!(take(&mut room, ids[0]), *answer, "{line:?}");
     }
     assert_eq!(take_stdout(&mut room), "");
+}
+
+#[test]
+fn names_that_look_alike_are_one_name() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[0], b"/nick bob\n");
+    take(&mut room, ids[0]);
+    take(&mut room, ids[1]);
+    // Cyrillic о, an invisible tag, NFD, fullwidth, upper case.
+    for look_alike in [
+        "b\u{043E}b",
+        "bob\u{E0001}",
+        "BOB",
+        "\u{FF42}\u{FF4F}\u{FF42}",
+        "B0B",
+    ] {
+        room.receive(ids[1], format!("/nick {look_alike}\n").as_bytes());
+        let answer = take(&mut room, ids[1]);
+        assert!(
+            answer.starts_with("* /nick: ") && !answer.contains("you are now"),
+            "{look_alike}: {answer}"
+        );
+    }
+    room.receive(ids[0], "/nick jose\u{301}\n".as_bytes());
+    room.receive(ids[1], "/nick jos\u{E9}\n".as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]).lines().last(),
+        Some("* /nick: that name, or one that looks like it, is taken")
+    );
+    room.receive(ids[1], "/nick ch\u{0430}td\n".as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "* /nick: chatd is the server's name\n"
+    );
+    // The look-alike keys are freed with the name.
+    room.receive(ids[0], b"/nick carol\n");
+    room.receive(ids[1], "/nick j\u{043E}s\u{E9}\n".as_bytes());
+    assert!(take(&mut room, ids[1]).ends_with("* you are now j\u{043E}s\u{E9}\n"));
 }
 
 #[test]
