@@ -37,6 +37,7 @@
 use std::io::Write as _;
 
 pub mod looks;
+pub mod starts;
 
 /// The Unicode bidirectional embedding/override/isolate controls that are
 /// shown as `<U+XXXX>` instead of being passed to the terminal, because they

@@ -687,10 +687,10 @@ fn three_chat_clients_typing_at_once_in_a_room() {
         "alice",
         &wrapped(dir.path(), &chat_command(port, "--name alice")),
     );
-    tmux.expect_last_lines("alice", &["* you are now alice", "chat>"]);
+    tmux.expect_last_lines("alice", &["-!- you are now alice", "chat>"]);
     for name in &names[1..] {
         tmux.new_window(name, &chat_command(port, &format!("--name {name}")));
-        tmux.expect_last_lines(name, &[&format!("* you are now {name}"), "chat>"]);
+        tmux.expect_last_lines(name, &[&format!("-!- you are now {name}"), "chat>"]);
     }
     // Everyone starts a line; then each in turn finishes theirs, while the
     // others' half-typed lines must stay whole.

@@ -474,7 +474,7 @@ fn an_ipv4_client_of_an_ipv6_listener_is_shown_as_ipv4() {
         let shown = format!("{me}");
         assert!(shown.starts_with("127.0.0.1:"));
         if mode == ["--broker"] {
-            server.expect_stdout(&format!("* {shown} joined"));
+            server.expect_stdout(&format!("-!- {shown} joined"));
         } else {
             server.expect_stderr(&format!("connection from {shown}"));
         }

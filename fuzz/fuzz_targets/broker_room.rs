@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
             queue.advance(log, shown.len());
             queue.note_write(head, shown.len(), false, now);
             if let Some(name) = &keen_name {
-                let notice = format!("* {name} left (too slow)\n");
+                let notice = format!("-!- {name} left (too slow)\n");
                 assert!(
                     !shown.windows(notice.len()).any(|w| w == notice.as_bytes()),
                     "a client that reads everything was dropped"

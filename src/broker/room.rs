@@ -35,14 +35,24 @@
 //! - **Commands**, answered to the sender alone unless said otherwise:
 //!   `/nick NAME`, `/who`, `/me ACTION` (to the others: `* NAME ACTION`),
 //!   `/msg NAME TEXT` (to NAME alone: `[SENDER (private)] TEXT`; the sender
-//!   gets `* to NAME: TEXT`), `/help`; `//TEXT` relays `/TEXT`; any other
+//!   gets `-!- to NAME: TEXT`), `/help`; `//TEXT` relays `/TEXT`; any other
 //!   `/word` gets a one-line answer. Commands and their words are ASCII
 //!   case-insensitive.
 //! - **Notices** to the others and on the server's standard output:
-//!   `* NAME joined` (the clients that join within one turn of the event
-//!   loop are announced in one line, `* 3 joined: a, b, c`), `* NAME left`,
-//!   `* NAME left (too slow)`, `* NAME left (idle)` (`--idle-timeout`),
-//!   `* OLD is now NEW`, `* the room is closing` (a terminating signal).
+//!   `-!- NAME joined` (the clients that join within one turn of the event
+//!   loop are announced in one line, `-!- 3 joined: a, b, c`), `-!- NAME
+//!   left`, `-!- NAME left (too slow)`, `-!- NAME left (idle)`
+//!   (`--idle-timeout`), `-!- OLD is now NEW`, `-!- the room is closing` (a
+//!   terminating signal).
+//! - **Who said it.** irssi's convention: what the room says (notices,
+//!   answers, greetings) begins with `-!- `; a line from a client begins
+//!   with `[NAME] `, `[NAME (private)] ` or, for `/me`, `* NAME `. Every
+//!   line a client causes begins with `[` or `* `, whatever it sends, so
+//!   no client can write a line that reads as the room's. A line wider
+//!   than the reader's terminal wraps, and a client could place text at
+//!   the start of the next row: see [`crate::display::starts`] for what
+//!   the room does so that, on an 80-column terminal, such a row never
+//!   begins like a line.
 //! - **Line ends.** A client that ends a line with `\r\n` (telnet, PuTTY)
 //!   receives `\r\n` line ends from then on.
 //! - **Protocol words.** A line `bye` ends its client's session (announced
@@ -74,7 +84,7 @@ use super::log::Log;
 use super::name::{self, Refusal, SERVER};
 use super::pace::{self, Marks, Pacer, Verdict};
 use super::queue::SendQueue;
-use crate::display::Sanitizer;
+use crate::display::{Sanitizer, starts};
 
 /// The limits and switches of a room, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +107,7 @@ pub struct Limits {
 /// line it queues: a prefix is at most 142 bytes (`[`, a name of 32
 /// characters of up to 4 bytes, or an IPv6 address name of at most 56,
 /// ` (private)] `), an answer quoting a command word at most 50, a notice
-/// naming two names 267, `/who` 30 past `max(--max-line, 256)`. A queue of
+/// naming two names 269, `/who` 32 past `max(--max-line, 256)`. A queue of
 /// `--max-line` + this many bytes holds any single line, so `--max-queue`
 /// must be at least that.
 pub const LINE_OVERHEAD: usize = 512;
@@ -382,7 +392,7 @@ impl Room {
     pub fn close(&mut self) {
         self.flush_joins();
         if !self.stopped {
-            self.stop_with("* the room is closing");
+            self.stop_with("-!- the room is closing");
         }
     }
 
@@ -655,9 +665,9 @@ impl Room {
         }
         let notice = match &names[..] {
             [] => return,
-            [one] => format!("* {one} joined"),
+            [one] => format!("-!- {one} joined"),
             many => {
-                let mut text = format!("* {} joined:", many.len());
+                let mut text = format!("-!- {} joined:", many.len());
                 let mut listed = 0;
                 for name in many {
                     if listed > 0 && text.len() + name.len() > JOIN_NAMES {
@@ -689,7 +699,7 @@ impl Room {
             self.reply(
                 id,
                 &format!(
-                    "* you are {name}, with {others} other{plural} here; /help lists the commands"
+                    "-!- you are {name}, with {others} other{plural} here; /help lists the commands"
                 ),
             );
         }
@@ -718,7 +728,7 @@ impl Room {
                 let max = self.limits.max_line;
                 self.reply(
                     id,
-                    &format!("* command longer than {max} bytes: line dropped"),
+                    &format!("-!- command longer than {max} bytes: line dropped"),
                 );
                 return ControlFlow::Continue(());
             }
@@ -766,14 +776,17 @@ impl Room {
         let name = Rc::clone(&client.name);
         let sanitizer = &mut client.sanitizer;
         let range = self.log.append_with(|out| {
+            let start = out.len();
             out.push(b'[');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"] ");
             if clean {
+                let prefix = out.len() - start;
                 sanitizer.push(text, out);
                 if ends {
                     sanitizer.finish(out);
                 }
+                starts::guard(out, start, prefix);
             } else {
                 out.extend_from_slice(text);
             }
@@ -791,21 +804,22 @@ impl Room {
             self.who(id);
         } else if word.eq_ignore_ascii_case(b"me") {
             if args.is_empty() {
-                self.reply(id, "* usage: /me ACTION");
+                self.reply(id, "-!- usage: /me ACTION");
                 return;
             }
             let name = self.client_name(id);
             let text = self.cleaned(args);
-            let range = self
-                .log
-                .append(&[b"* ", name.as_bytes(), b" ", &text, b"\n"]);
+            let clean = self.limits.clean;
+            let range = self.log.append_with(|out| {
+                write_line(out, clean, &[b"* ", name.as_bytes(), b" "], &text);
+            });
             if let Some(client) = self.client_mut(id) {
                 client.queue.exclude(range);
             }
         } else if word.eq_ignore_ascii_case(b"msg") {
             let (to, text) = split_word(args);
             if to.is_empty() || text.is_empty() {
-                self.reply(id, "* usage: /msg NAME TEXT");
+                self.reply(id, "-!- usage: /msg NAME TEXT");
                 return;
             }
             self.private(id, to, text);
@@ -815,7 +829,7 @@ impl Room {
             let word = String::from_utf8_lossy(&self.cleaned(word)).into_owned();
             self.reply(
                 id,
-                &format!("* unknown command /{word}; /help lists the commands"),
+                &format!("-!- unknown command /{word}; /help lists the commands"),
             );
         }
     }
@@ -838,17 +852,17 @@ impl Room {
         let new = match name::check(wanted.trim_ascii_end()) {
             Ok(new) => new,
             Err(why) => {
-                self.reply(id, &format!("* /nick: {why}"));
+                self.reply(id, &format!("-!- /nick: {why}"));
                 return;
             }
         };
         let old = self.client_name(id);
         if *old == *new {
-            self.reply(id, &format!("* you are already {new}"));
+            self.reply(id, &format!("-!- you are already {new}"));
             return;
         }
         if self.taken(new, id) {
-            self.reply(id, &format!("* /nick: {}", Refusal::Taken));
+            self.reply(id, &format!("-!- /nick: {}", Refusal::Taken));
             return;
         }
         let new: Rc<str> = new.into();
@@ -857,8 +871,8 @@ impl Room {
         if let Some(client) = self.client_mut(id) {
             client.name = Rc::clone(&new);
         }
-        self.reply(id, &format!("* you are now {new}"));
-        let range = self.notice(&format!("* {old} is now {new}"));
+        self.reply(id, &format!("-!- you are now {new}"));
+        let range = self.notice(&format!("-!- {old} is now {new}"));
         if let Some(client) = self.client_mut(id) {
             client.queue.exclude(range);
         }
@@ -873,7 +887,7 @@ impl Room {
             .map(|c| (c.serial, Rc::clone(&c.name)))
             .collect();
         present.sort_unstable_by_key(|(serial, _)| *serial);
-        let mut text = format!("* {} present:", present.len());
+        let mut text = format!("-!- {} present:", present.len());
         // The answer is one line of at most --max-line bytes (and never
         // less than the first names): the rest is counted.
         let room = self.limits.max_line.max(256);
@@ -892,9 +906,11 @@ impl Room {
     fn private(&mut self, id: ClientId, to: &[u8], text: &[u8]) {
         let from = self.client_name(id);
         let text = self.cleaned(text);
-        let line = format(
+        let line = compose(
             &mut self.scratch,
-            &[b"[", from.as_bytes(), b" (private)] ", &text, b"\n"],
+            self.limits.clean,
+            &[b"[", from.as_bytes(), b" (private)] "],
+            &text,
         );
         let target = std::str::from_utf8(to).ok();
         let (to, shown) = if target.is_some_and(|t| t.eq_ignore_ascii_case(SERVER)) {
@@ -909,15 +925,17 @@ impl Room {
                 }
                 None => {
                     let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
-                    self.reply(id, &format!("* /msg: no one here is called {to}"));
+                    self.reply(id, &format!("-!- /msg: no one here is called {to}"));
                     (Rc::from(""), false)
                 }
             }
         };
         if shown {
-            let confirm = format(
+            let confirm = compose(
                 &mut self.scratch,
-                &[b"* to ", to.as_bytes(), b": ", &text, b"\n"],
+                self.limits.clean,
+                &[b"-!- to ", to.as_bytes(), b": "],
+                &text,
             );
             self.send(id, &confirm);
         }
@@ -933,12 +951,14 @@ impl Room {
         let clean = self.limits.clean;
         let sanitizer = &mut self.server_sanitizer;
         let range = self.log.append_with(|out| {
+            let start = out.len();
             out.extend_from_slice(b"[chatd] ");
             if clean {
                 sanitizer.push(piece.text, out);
                 if piece.ends_line {
                     sanitizer.finish(out);
                 }
+                starts::guard(out, start, b"[chatd] ".len());
             } else {
                 out.extend_from_slice(piece.text);
             }
@@ -981,14 +1001,14 @@ impl Room {
         self.members -= 1;
         self.actions.push(Action::Close { id, flush });
         let notice = match why {
-            Why::TooSlow => format!("* {name} left (too slow)"),
-            Why::Idle => format!("* {name} left (idle)"),
-            Why::Bye | Why::Lost => format!("* {name} left"),
+            Why::TooSlow => format!("-!- {name} left (too slow)"),
+            Why::Idle => format!("-!- {name} left (idle)"),
+            Why::Bye | Why::Lost => format!("-!- {name} left"),
         };
         self.notice(&notice);
         if why == Why::TooSlow {
             // It reads why, then end of file.
-            let line = format(&mut self.scratch, &[notice.as_bytes(), b"\n"]);
+            let line = compose_notice(&mut self.scratch, self.limits.clean, &notice);
             let at = self.log.head();
             if let Some(client) = self.client_mut(id) {
                 client.queue.push(at, &line);
@@ -1000,7 +1020,7 @@ impl Room {
     /// `arret` from `by`: tells everyone, then every client leaves with
     /// its queue flushed, and the room stops.
     fn stop(&mut self, by: &str) {
-        self.stop_with(&format!("* {by} said arret: the room is closed"));
+        self.stop_with(&format!("-!- {by} said arret: the room is closed"));
     }
 
     fn stop_with(&mut self, notice: &str) {
@@ -1040,14 +1060,17 @@ impl Room {
 
     /// A line of text, without newline, to `id` alone.
     fn reply(&mut self, id: ClientId, text: &str) {
-        let line = format(&mut self.scratch, &[text.as_bytes(), b"\n"]);
+        let line = compose_notice(&mut self.scratch, self.limits.clean, text);
         self.send(id, &line);
     }
 
     /// A notice, without newline, to every member and on standard output
     /// (through the log); returns its range, for the member it is not for.
     fn notice(&mut self, text: &str) -> std::ops::Range<u64> {
-        self.log.append(&[text.as_bytes(), b"\n"])
+        let clean = self.limits.clean;
+        let (prefix, text) = split_notice(text);
+        self.log
+            .append_with(|out| write_line(out, clean, &[prefix], text))
     }
 
     /// Frees the log before the slowest reader.
@@ -1115,17 +1138,50 @@ impl Room {
 }
 
 /// The answer to `/help`, one line.
-pub const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
+pub const HELP: &str = "-!- commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
 
-/// Concatenates `parts` into one shared line, through a reused buffer.
-fn format(scratch: &mut Vec<u8>, parts: &[&[u8]]) -> Rc<[u8]> {
-    scratch.clear();
-    for part in parts {
-        scratch.extend_from_slice(part);
+/// Writes into `out` one line of the room: `prefix` (its parts, who says
+/// it), `text` and a newline; when `clean`, cut where a row would begin
+/// like a line ([`starts::guard`]).
+fn write_line(out: &mut Vec<u8>, clean: bool, prefix: &[&[u8]], text: &[u8]) {
+    let start = out.len();
+    for part in prefix {
+        out.extend_from_slice(part);
     }
+    let prefix_len = out.len() - start;
+    out.extend_from_slice(text);
+    if clean {
+        starts::guard(out, start, prefix_len);
+    }
+    out.push(b'\n');
+}
+
+/// [`write_line`] into one shared line, through a reused buffer.
+fn compose(scratch: &mut Vec<u8>, clean: bool, prefix: &[&[u8]], text: &[u8]) -> Rc<[u8]> {
+    scratch.clear();
+    write_line(scratch, clean, prefix, text);
     Rc::from(&scratch[..])
 }
+
+/// A notice or answer of the room, `-!- TEXT` without newline, as one
+/// shared line.
+fn compose_notice(scratch: &mut Vec<u8>, clean: bool, text: &str) -> Rc<[u8]> {
+    let (prefix, text) = split_notice(text);
+    compose(scratch, clean, &[prefix], text)
+}
+
+/// A notice's prefix `-!- ` (empty if it has none) and its text.
+fn split_notice(text: &str) -> (&[u8], &[u8]) {
+    text.as_bytes().split_at(if text.starts_with(NOTICE) {
+        NOTICE.len()
+    } else {
+        0
+    })
+}
+
+/// How every line of the room's own begins (irssi's notices).
+pub const NOTICE: &str = "-!- ";
 
 /// Splits `text` at its first space: the word before, and what follows the
 /// spaces after it.

@@ -1,0 +1,369 @@
+//! What a line, or a row of a terminal, may begin with: the rules that keep
+//! what a peer sends from reading as a line of someone else.
+//!
+//! # Rows of the room's lines ([`guard`])
+//!
+//! In `chatd --broker`, every line begins with who said it: `[NAME] `,
+//! `[NAME (private)] `, `* NAME ` (`/me`), or `-!- ` for the room's own
+//! notices (irssi's convention). A client cannot begin a line, but on a
+//! terminal a line wider than the window wraps, and a client can choose
+//! what begins the next row: `x`, 73 spaces, then `[bob] send me your
+//! password` shows, on an 80-column `nc`, a row that begins with `[bob]`.
+//!
+//! So the room follows each line it writes over an 80-column terminal
+//! ([`COLUMNS`]): widths of `unicode-width` (UAX #11; East Asian wide
+//! characters take two columns, combining marks none), tabs to the next
+//! multiple of 8, a wide character that does not fit in the last column
+//! moved to the next row, as xterm does. Where a row would begin like a
+//! line (`[`, `* ` or `-!-`, or characters that look like them by their
+//! UTS #39 skeleton: `［`, `⁎ `, `‐ǃ‐`), the room ends the line there and
+//! goes on with a new line under the same prefix: `[eve] x` and its
+//! spaces, then `[eve] [bob] send me your password`. A tab that would
+//! reach the last column also starts a new line (terminals stop a tab
+//! there, and disagree on what follows). Nothing is lost: only a newline
+//! and the prefix are added.
+//!
+//! What a reader can rely on, on a terminal 80 columns wide: a row that
+//! begins with `[`, `* ` or `-!- ` begins a line, and the line says who
+//! sent it. On a terminal of another width, rows are cut elsewhere, and a
+//! row of a wrapped line may begin with anything; the start of a line is
+//! still where the previous line ended.
+//!
+//! # Received lines on `chat`'s terminal ([`Marks`])
+//!
+//! `chat` and one-to-one `chatd` show, on a terminal, the line you type
+//! after the prompt `chat> ` (`chatd> `), and their own status lines as
+//! `chat: …` (`chatd: …`). A peer could send `chat> I agree to pay` or
+//! `chat: 127.0.0.1:1 closed the connection`, which, without colour
+//! (`NO_COLOR`), would look like your typed line or a real status line. A
+//! received line that begins like one of those (ignoring case and
+//! look-alike characters: `сhat>` with a Cyrillic с) is shown after the
+//! mark [`MARK`], `| `. On a pipe, nothing is marked: the bytes are exact.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_width::UnicodeWidthChar;
+
+use super::looks;
+
+/// The width of the terminal the room's lines are laid out for: 80
+/// columns, the width of a VT100 and of most terminal windows as opened.
+pub const COLUMNS: usize = 80;
+
+/// Tab stops every this many columns (the terminals' default).
+const TAB: usize = 8;
+
+/// Whether a row of a terminal that begins with `rest` reads as the start
+/// of a room's line: `[`, `* ` or `-!-`, or look-alikes of them.
+pub fn begins_like_a_line(rest: &str) -> bool {
+    let head: String = rest.chars().take(4).collect::<String>().nfkc().collect();
+    let shape = looks::skeleton(&head);
+    shape.starts_with('[') || shape.starts_with("* ") || shape.starts_with("-!-")
+}
+
+/// The byte offsets in `text` where a new line must begin, for a line
+/// made of a prefix `prefix_width` columns wide followed by `text`, laid
+/// out on a terminal of [`COLUMNS`] columns: see the [module
+/// documentation](self). Empty when the line needs no cut (always when
+/// it fits in one row).
+pub fn cuts(prefix_width: usize, text: &str) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut x = prefix_width;
+    for (i, c) in text.char_indices() {
+        if c == '\t' {
+            if (x / TAB + 1) * TAB >= COLUMNS {
+                cuts.push(i);
+                x = prefix_width;
+            }
+            x = (x / TAB + 1) * TAB;
+            continue;
+        }
+        let w = c.width().unwrap_or(0);
+        if w == 0 {
+            continue;
+        }
+        if x + w > COLUMNS {
+            // `c` begins a row.
+            if begins_like_a_line(&text[i..]) {
+                cuts.push(i);
+                x = prefix_width;
+            } else {
+                x = 0;
+            }
+        }
+        x += w;
+    }
+    cuts
+}
+
+/// The display width of `prefix`, in columns.
+fn width(prefix: &[u8]) -> usize {
+    String::from_utf8_lossy(prefix)
+        .chars()
+        .map(|c| c.width().unwrap_or(0))
+        .sum()
+}
+
+/// Makes the line that begins at `out[start..]` (a prefix of `prefix_len`
+/// bytes, then text, without its newline) safe to wrap: where a row of it
+/// would begin like a line (see [`cuts`]), ends the line there and goes on
+/// with a new line under the same prefix. The caller adds the last
+/// newline. Costs one pass over the line when it is wider than a row, and
+/// nothing otherwise.
+pub fn guard(out: &mut Vec<u8>, start: usize, prefix_len: usize) {
+    let line = &out[start..];
+    // A character is never wider than its UTF-8 bytes, except a tab.
+    if line.len() <= COLUMNS && memchr::memchr(b'\t', line).is_none() {
+        return;
+    }
+    let text = &line[prefix_len..];
+    let valid = match std::str::from_utf8(text) {
+        Ok(text) => text,
+        // Cut where the bytes stop being text (--raw keeps invalid UTF-8,
+        // but the room only guards what it cleaned).
+        Err(e) => std::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let cuts = cuts(width(&line[..prefix_len]), valid);
+    if cuts.is_empty() {
+        return;
+    }
+    let prefix = line[..prefix_len].to_vec();
+    let text = text.to_vec();
+    out.truncate(start + prefix_len);
+    let mut from = 0;
+    for cut in cuts {
+        out.extend_from_slice(&text[from..cut]);
+        out.push(b'\n');
+        out.extend_from_slice(&prefix);
+        from = cut;
+    }
+    out.extend_from_slice(&text[from..]);
+}
+
+/// The mark shown before a received line that begins like the prompt or
+/// a status line (see the [module documentation](self)).
+pub const MARK: &[u8] = b"| ";
+
+/// The starts of what `chat` and `chatd` show of their own on a terminal:
+/// the prompts and the status lines.
+const OURS: [&str; 4] = ["chat>", "chatd>", "chat:", "chatd:"];
+
+/// Text reduced to how it looks: NFKC, skeleton, caseless.
+fn shape(text: &str) -> String {
+    let compat: String = text.nfkc().collect();
+    looks::caseless(&looks::skeleton(&compat))
+}
+
+/// Whether a received line that begins with `head` (all of the line, or
+/// as much of it as has arrived when `complete` is false) reads as a
+/// prompt or status line of ours. A line that has not arrived far enough
+/// to tell is taken as one when it could become one.
+fn begins_like_ours(head: &[u8], complete: bool) -> bool {
+    let head = String::from_utf8_lossy(&head[..head.len().min(4 * 8)]);
+    let head: String = head.chars().take(8).collect();
+    let shape = shape(&head);
+    OURS.iter().any(|ours| {
+        let ours = shape_of_ours(ours);
+        shape.starts_with(&ours) || (!complete && ours.starts_with(&shape))
+    })
+}
+
+fn shape_of_ours(ours: &str) -> String {
+    shape(ours)
+}
+
+/// A streaming filter for what a peer sends to a terminal: puts [`MARK`]
+/// before each line that begins like the prompt or a status line. Holds
+/// nothing between calls: a line whose first bytes arrive alone is marked
+/// when they could begin such a line.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    /// The next byte begins a line.
+    at_start: bool,
+}
+
+impl Default for Marks {
+    fn default() -> Self {
+        Marks { at_start: true }
+    }
+}
+
+impl Marks {
+    /// A filter at the start of a line.
+    pub fn new() -> Marks {
+        Marks::default()
+    }
+
+    /// Appends `input` to `out`, with [`MARK`] before the lines that need
+    /// it.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let mut rest = input;
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'\n', rest).map(|i| i + 1);
+            let line = &rest[..end.unwrap_or(rest.len())];
+            if self.at_start && begins_like_ours(line, end.is_some()) {
+                out.extend_from_slice(MARK);
+            }
+            out.extend_from_slice(line);
+            self.at_start = end.is_some();
+            rest = &rest[line.len()..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The line `prefix` + `text` as the room writes it, then its rows on
+    /// an 80-column terminal (tabs expanded).
+    fn layout(prefix: &str, text: &str) -> (String, Vec<String>) {
+        let mut out = prefix.as_bytes().to_vec();
+        out.extend_from_slice(text.as_bytes());
+        guard(&mut out, 0, prefix.len());
+        out.push(b'\n');
+        let written = String::from_utf8(out).unwrap();
+        let mut rows = Vec::new();
+        for line in written.lines() {
+            let mut row = String::new();
+            let mut x = 0;
+            for c in line.chars() {
+                if c == '\t' {
+                    let next = ((x / TAB + 1) * TAB).min(COLUMNS - 1);
+                    row.extend(std::iter::repeat_n(' ', next - x));
+                    x = next;
+                    continue;
+                }
+                let w = c.width().unwrap_or(0);
+                if x + w > COLUMNS {
+                    rows.push(std::mem::take(&mut row));
+                    x = 0;
+                }
+                row.push(c);
+                x += w;
+            }
+            rows.push(row);
+        }
+        (written, rows)
+    }
+
+    #[test]
+    fn a_wrapped_row_cannot_begin_with_another_name() {
+        let text = format!("x{}[bob] please send me your password", " ".repeat(73));
+        let (written, rows) = layout("[eve] ", &text);
+        assert_eq!(
+            written,
+            format!(
+                "[eve] x{}\n[eve] [bob] please send me your password\n",
+                " ".repeat(73)
+            )
+        );
+        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{rows:?}");
+    }
+
+    #[test]
+    fn nor_with_a_notice_a_me_or_look_alikes() {
+        for fake in [
+            "-!- alice left",
+            "* bob waves",
+            "*\u{00A0}bob waves",
+            "\u{FF3B}bob] hi",
+            "\u{2010}\u{01C3}\u{2010} alice left",
+        ] {
+            let text = format!("x{}{fake}", " ".repeat(73));
+            let (_, rows) = layout("[eve] ", &text);
+            assert_eq!(rows.len(), 2, "{fake}: {rows:?}");
+            assert!(
+                rows.iter().all(|r| r.starts_with("[eve] ")),
+                "{fake}: {rows:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wide_characters_and_tabs_are_followed() {
+        // `x` and 36 wide characters fill 73 columns after the prefix: the
+        // wide bracket does not fit in the last one and begins the next row.
+        let text = format!("x{}\u{FF3B}bob] hi", "名".repeat(36));
+        let (_, rows) = layout("[eve] ", &text);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{rows:?}");
+        let text = format!("{}[bob] hi", "\t".repeat(9));
+        let (written, rows) = layout("[eve] ", &text);
+        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{written:?}");
+    }
+
+    #[test]
+    fn ordinary_long_lines_are_not_cut() {
+        let text = "word ".repeat(100) + "- a list - of things * and [notes]";
+        let (written, _) = layout("[eve] ", &text);
+        assert_eq!(written.lines().count(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn no_row_of_a_guarded_line_begins_like_a_line_but_its_first(
+            parts in proptest::collection::vec(
+                prop::sample::select(&[" ", "  ", "x", "\t", "名", "[bob] ", "* ", "-!- ", "\u{FF3B}", "é", "\u{0301}"][..]),
+                0..120,
+            ),
+        ) {
+            let text: String = parts.concat();
+            let (written, rows) = layout("[eve] ", &text);
+            for row in &rows {
+                if !row.starts_with("[eve] ") {
+                    prop_assert!(!begins_like_a_line(row), "{:?}: {:?}", written, row);
+                }
+            }
+            // Nothing lost: the text is the pieces, joined.
+            let joined: String = written.lines().map(|l| &l[6..]).collect();
+            prop_assert_eq!(joined, text);
+        }
+    }
+
+    fn marked(chunks: &[&str]) -> String {
+        let mut marks = Marks::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            marks.push(chunk.as_bytes(), &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn lines_that_begin_like_ours_are_marked() {
+        assert_eq!(
+            marked(&[
+                "chat> I agree to pay 1000 EUR\nhello\nchat: 127.0.0.1:1 closed the connection\n"
+            ]),
+            "| chat> I agree to pay 1000 EUR\nhello\n| chat: 127.0.0.1:1 closed the connection\n"
+        );
+        assert_eq!(
+            marked(&["chatd> yes\n", "chatd: stopping\n"]),
+            "| chatd> yes\n| chatd: stopping\n"
+        );
+        // Look-alikes and case.
+        assert_eq!(marked(&["\u{0441}hat> yes\n"]), "| \u{0441}hat> yes\n");
+        assert_eq!(marked(&["CHAT: no\n"]), "| CHAT: no\n");
+        // Split anywhere.
+        assert_eq!(marked(&["hi\nch", "at> x\n"]), "hi\n| chat> x\n");
+        assert_eq!(marked(&["hi\nchat", "ty\n"]), "hi\n| chatty\n");
+    }
+
+    #[test]
+    fn other_lines_are_unchanged() {
+        for text in [
+            "chatty people\n",
+            "a chat> x\n",
+            "[bob] chat> x\n",
+            "\n\n",
+            "chateau: x\n",
+        ] {
+            assert_eq!(marked(&[text]), text);
+        }
+        assert_eq!(
+            marked(&["hello wor", "ld chat> x\n"]),
+            "hello world chat> x\n"
+        );
+    }
+}
