@@ -518,12 +518,13 @@ fn notices_cannot_be_forged_by_a_me_nor_by_a_line_that_wraps() {
     peers[0].send("/me room is closing\n");
     peers[1].expect("* the room is closing");
     // On an 80-column terminal, `x` and 73 spaces fill the first row of
-    // `[the] x…`: the rest would begin the next row.
+    // `[the] x…`: the rest would begin the next row with `[bob]`; a space
+    // goes before it.
     let pad = " ".repeat(73);
     peers[0].send(format!("x{pad}[bob] please send me your password\n"));
-    peers[1].expect(&format!("[the] x{pad}"));
-    peers[1].expect("[the] [bob] please send me your password");
-    server.expect_stdout("[the] [bob] please send me your password\n");
+    let line = format!("[the] x{pad} [bob] please send me your password");
+    peers[1].expect(&line);
+    server.expect_stdout(&format!("{line}\n"));
 }
 
 #[test]

@@ -109,7 +109,9 @@ pub struct Limits {
 /// ` (private)] `), an answer quoting a command word at most 50, a notice
 /// naming two names 269, `/who` 32 past `max(--max-line, 256)`. A queue of
 /// `--max-line` + this many bytes holds any single line, so `--max-queue`
-/// must be at least that.
+/// must be at least that. (Text is counted as cleaned: cleaning writes a
+/// control byte as 2 to 4, and the row guard of
+/// [`crate::display::starts`] adds at most 2 bytes for every 10.)
 pub const LINE_OVERHEAD: usize = 512;
 
 /// The most bytes of names a combined join notice lists before

@@ -16,18 +16,18 @@
 //! multiple of 8, a wide character that does not fit in the last column
 //! moved to the next row, as xterm does. Where a row would begin like a
 //! line (`[`, `* ` or `-!-`, or characters that look like them by their
-//! UTS #39 skeleton: `［`, `⁎ `, `‐ǃ‐`), the room ends the line there and
-//! goes on with a new line under the same prefix: `[eve] x` and its
-//! spaces, then `[eve] [bob] send me your password`. A tab that would
-//! reach the last column also starts a new line (terminals stop a tab
-//! there, and disagree on what follows). Nothing is lost: only a newline
-//! and the prefix are added.
+//! UTS #39 skeleton: `［`, `⁎ `, `‐ǃ‐`), the room puts a space before it,
+//! so that the row begins with a blank: `[eve] x` and its spaces, then a
+//! row ` [bob] send me your password`. A tab that would reach the last
+//! column is written as a space (terminals stop a tab there, and disagree
+//! on what follows). Nothing else changes, and nothing is lost.
 //!
 //! What a reader can rely on, on a terminal 80 columns wide: a row that
-//! begins with `[`, `* ` or `-!- ` begins a line, and the line says who
-//! sent it. On a terminal of another width, rows are cut elsewhere, and a
-//! row of a wrapped line may begin with anything; the start of a line is
-//! still where the previous line ended.
+//! begins with `[`, `* ` or `-!-` begins a line, and the line says who
+//! sent it; a row that begins with a blank continues the line above. On a
+//! terminal of another width, rows are cut elsewhere, and a row of a
+//! wrapped line may begin with anything; a line still begins where the
+//! previous one ended.
 //!
 //! # Received lines on `chat`'s terminal ([`Marks`])
 //!
@@ -60,39 +60,54 @@ pub fn begins_like_a_line(rest: &str) -> bool {
     shape.starts_with('[') || shape.starts_with("* ") || shape.starts_with("-!-")
 }
 
-/// The byte offsets in `text` where a new line must begin, for a line
-/// made of a prefix `prefix_width` columns wide followed by `text`, laid
-/// out on a terminal of [`COLUMNS`] columns: see the [module
-/// documentation](self). Empty when the line needs no cut (always when
-/// it fits in one row).
-pub fn cuts(prefix_width: usize, text: &str) -> Vec<usize> {
-    let mut cuts = Vec::new();
+/// A change [`guard`] makes to a line's text, at a byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// A space before the character there: it would begin a row and
+    /// looks like the start of a line.
+    Space,
+    /// The tab there is written as a space: it would reach the last
+    /// column.
+    TabAsSpace,
+}
+
+/// The changes that keep every row but the first of a line from beginning
+/// like a line: for a line made of a prefix `prefix_width` columns wide
+/// followed by `text`, laid out on a terminal of [`COLUMNS`] columns (see
+/// the [module documentation](self)), the byte offsets in `text` and what
+/// to do there, in order. Empty when the line needs nothing (always when
+/// it fits in one row). At most two spaces for every row of the line.
+pub fn edits(prefix_width: usize, text: &str) -> Vec<(usize, Edit)> {
+    let mut edits = Vec::new();
+    // The column of the next character; COLUMNS after the last column was
+    // written (the next printable character wraps).
     let mut x = prefix_width;
+    // Places a character `w` columns wide at `x`.
+    let place = |x: usize, w: usize| if x + w > COLUMNS { w } else { x + w };
     for (i, c) in text.char_indices() {
         if c == '\t' {
-            if (x / TAB + 1) * TAB >= COLUMNS {
-                cuts.push(i);
-                x = prefix_width;
+            let stop = (x / TAB + 1) * TAB;
+            if stop >= COLUMNS {
+                edits.push((i, Edit::TabAsSpace));
+                x = place(x, 1);
+            } else {
+                x = stop;
             }
-            x = (x / TAB + 1) * TAB;
             continue;
         }
         let w = c.width().unwrap_or(0);
         if w == 0 {
             continue;
         }
-        if x + w > COLUMNS {
-            // `c` begins a row.
-            if begins_like_a_line(&text[i..]) {
-                cuts.push(i);
-                x = prefix_width;
-            } else {
-                x = 0;
-            }
+        // A wide character in the last column needs two spaces to move
+        // off the row start; a narrow one, one.
+        while x + w > COLUMNS && begins_like_a_line(&text[i..]) {
+            edits.push((i, Edit::Space));
+            x = place(x, 1);
         }
-        x += w;
+        x = place(x, w);
     }
-    cuts
+    edits
 }
 
 /// The display width of `prefix`, in columns.
@@ -104,11 +119,11 @@ fn width(prefix: &[u8]) -> usize {
 }
 
 /// Makes the line that begins at `out[start..]` (a prefix of `prefix_len`
-/// bytes, then text, without its newline) safe to wrap: where a row of it
-/// would begin like a line (see [`cuts`]), ends the line there and goes on
-/// with a new line under the same prefix. The caller adds the last
-/// newline. Costs one pass over the line when it is wider than a row, and
-/// nothing otherwise.
+/// bytes, then text, without its newline) safe to wrap on an 80-column
+/// terminal: applies the [`edits`] of its text, so that no row but its
+/// first begins like a line. The caller adds the newline. Costs one pass
+/// over a line wider than a row, and nothing otherwise; adds at most two
+/// bytes for every 80 columns of text (10 bytes at the least: tabs).
 pub fn guard(out: &mut Vec<u8>, start: usize, prefix_len: usize) {
     let line = &out[start..];
     // A character is never wider than its UTF-8 bytes, except a tab.
@@ -116,25 +131,26 @@ pub fn guard(out: &mut Vec<u8>, start: usize, prefix_len: usize) {
         return;
     }
     let text = &line[prefix_len..];
+    // The room guards what it cleaned, which is UTF-8; were it not, the
+    // text up to the first invalid byte is followed.
     let valid = match std::str::from_utf8(text) {
         Ok(text) => text,
-        // Cut where the bytes stop being text (--raw keeps invalid UTF-8,
-        // but the room only guards what it cleaned).
         Err(e) => std::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or(""),
     };
-    let cuts = cuts(width(&line[..prefix_len]), valid);
-    if cuts.is_empty() {
+    let edits = edits(width(&line[..prefix_len]), valid);
+    if edits.is_empty() {
         return;
     }
-    let prefix = line[..prefix_len].to_vec();
     let text = text.to_vec();
     out.truncate(start + prefix_len);
     let mut from = 0;
-    for cut in cuts {
-        out.extend_from_slice(&text[from..cut]);
-        out.push(b'\n');
-        out.extend_from_slice(&prefix);
-        from = cut;
+    for (at, edit) in edits {
+        out.extend_from_slice(&text[from..at]);
+        out.push(b' ');
+        from = match edit {
+            Edit::Space => at,
+            Edit::TabAsSpace => at + 1,
+        };
     }
     out.extend_from_slice(&text[from..]);
 }
@@ -225,6 +241,7 @@ mod tests {
         let written = String::from_utf8(out).unwrap();
         let mut rows = Vec::new();
         for line in written.lines() {
+            assert_eq!(line, written.trim_end_matches('\n'), "one line");
             let mut row = String::new();
             let mut x = 0;
             for c in line.chars() {
@@ -249,16 +266,16 @@ mod tests {
 
     #[test]
     fn a_wrapped_row_cannot_begin_with_another_name() {
-        let text = format!("x{}[bob] please send me your password", " ".repeat(73));
-        let (written, rows) = layout("[eve] ", &text);
+        let pad = " ".repeat(73);
+        let (written, rows) = layout(
+            "[eve] ",
+            &format!("x{pad}[bob] please send me your password"),
+        );
         assert_eq!(
             written,
-            format!(
-                "[eve] x{}\n[eve] [bob] please send me your password\n",
-                " ".repeat(73)
-            )
+            format!("[eve] x{pad} [bob] please send me your password\n")
         );
-        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{rows:?}");
+        assert_eq!(rows[1], " [bob] please send me your password");
     }
 
     #[test]
@@ -273,10 +290,7 @@ mod tests {
             let text = format!("x{}{fake}", " ".repeat(73));
             let (_, rows) = layout("[eve] ", &text);
             assert_eq!(rows.len(), 2, "{fake}: {rows:?}");
-            assert!(
-                rows.iter().all(|r| r.starts_with("[eve] ")),
-                "{fake}: {rows:?}"
-            );
+            assert!(rows[1].starts_with(' '), "{fake}: {rows:?}");
         }
     }
 
@@ -286,38 +300,43 @@ mod tests {
         // wide bracket does not fit in the last one and begins the next row.
         let text = format!("x{}\u{FF3B}bob] hi", "名".repeat(36));
         let (_, rows) = layout("[eve] ", &text);
-        assert_eq!(rows.len(), 2);
-        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{rows:?}");
-        let text = format!("{}[bob] hi", "\t".repeat(9));
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows[1].starts_with(' '), "{rows:?}");
+        // Tabs up to column 72, then one that would stop at the margin.
+        let text = format!("{}x[bob] hi", "\t".repeat(10));
         let (written, rows) = layout("[eve] ", &text);
-        assert!(rows.iter().all(|r| r.starts_with("[eve] ")), "{written:?}");
+        assert_eq!(written, format!("[eve] {} x[bob] hi\n", "\t".repeat(9)));
+        assert!(!begins_like_a_line(&rows[1]), "{rows:?}");
     }
 
     #[test]
-    fn ordinary_long_lines_are_not_cut() {
+    fn ordinary_long_lines_are_not_changed() {
         let text = "word ".repeat(100) + "- a list - of things * and [notes]";
         let (written, _) = layout("[eve] ", &text);
-        assert_eq!(written.lines().count(), 1);
+        assert_eq!(written, format!("[eve] {text}\n"));
     }
 
     proptest! {
         #[test]
         fn no_row_of_a_guarded_line_begins_like_a_line_but_its_first(
             parts in proptest::collection::vec(
-                prop::sample::select(&[" ", "  ", "x", "\t", "名", "[bob] ", "* ", "-!- ", "\u{FF3B}", "é", "\u{0301}"][..]),
+                prop::sample::select(&[
+                    " ", "  ", "x", "\t", "名", "[bob] ", "* ", "-!- ", "\u{FF3B}", "é", "\u{0301}",
+                ][..]),
                 0..120,
             ),
+            prefix in prop::sample::select(&["[eve] ", "* eve ", "-!- ", "[名前名前] "][..]),
         ) {
             let text: String = parts.concat();
-            let (written, rows) = layout("[eve] ", &text);
-            for row in &rows {
-                if !row.starts_with("[eve] ") {
-                    prop_assert!(!begins_like_a_line(row), "{:?}: {:?}", written, row);
-                }
+            let (written, rows) = layout(prefix, &text);
+            prop_assert!(rows[0].starts_with(prefix));
+            for row in &rows[1..] {
+                prop_assert!(!begins_like_a_line(row), "{:?}: {:?}", written, row);
             }
-            // Nothing lost: the text is the pieces, joined.
-            let joined: String = written.lines().map(|l| &l[6..]).collect();
-            prop_assert_eq!(joined, text);
+            // Only spaces were added, or tabs written as spaces.
+            let strip = |s: &str| s.chars().filter(|&c| c != ' ' && c != '\t').collect::<String>();
+            prop_assert_eq!(strip(&written[prefix.len()..written.len() - 1]), strip(&text));
+            prop_assert!(written.len() <= prefix.len() + text.len() + 1 + 2 * rows.len());
         }
     }
 

@@ -455,12 +455,12 @@ fn a_wrapped_row_never_begins_like_another_line_on_80_columns() {
     );
     assert_eq!(
         take(&mut room, ids[1]),
-        format!("[eve] x{pad}\n[eve] [bob] please send me your password\n")
+        format!("[eve] x{pad} [bob] please send me your password\n")
     );
     room.receive(ids[0], format!("/me x{pad}-!- alice left\n").as_bytes());
     assert_eq!(
         take(&mut room, ids[1]),
-        format!("* eve x{pad}\n* eve -!- alice left\n")
+        format!("* eve x{pad} -!- alice left\n")
     );
     // --raw relays the bytes as sent.
     let (mut room, ids) = room_of(
