@@ -53,7 +53,7 @@ impl Peer {
         let greeting = peer.line();
         let name = greeting
             .strip_prefix("-!- you are ")
-            .and_then(|rest| rest.split(", with ").next())
+            .and_then(|rest| rest.split("; ").next())
             .unwrap_or_else(|| panic!("not a greeting: {greeting:?}"));
         peer.name = name.to_owned();
         peer
@@ -778,6 +778,32 @@ fn a_terminating_signal_tells_everyone_the_room_is_closing_and_ends_with_128_plu
 
 // ---------------------------------------------------------------------------
 // Limits
+
+#[test]
+fn the_greeting_lists_who_is_present() {
+    let (_server, port) = room(&[]);
+    let mut first = Peer::join(port);
+    first.send("/nick alice\n");
+    first.expect("-!- you are now alice");
+    let second = Peer::join(port);
+    first.expect(&format!("-!- {} joined", second.name));
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut greeting = Vec::new();
+    let mut byte = [0u8; 1];
+    while !greeting.ends_with(b"\n") && third.read(&mut byte).unwrap() == 1 {
+        greeting.push(byte[0]);
+    }
+    let greeting = String::from_utf8(greeting).unwrap();
+    let name = third.local_addr().unwrap().to_string();
+    assert_eq!(
+        greeting,
+        format!(
+            "-!- you are {name}; here: alice, {}; /help lists the commands\n",
+            second.name
+        )
+    );
+}
 
 #[test]
 fn a_room_of_one_says_so_in_the_singular() {

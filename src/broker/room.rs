@@ -687,8 +687,6 @@ impl Room {
         };
         self.notice(&notice);
         let head = self.log.head();
-        let others = self.members - 1;
-        let plural = if others == 1 { "" } else { "s" };
         for id in joining {
             let Some(client) = self.client_mut(id) else {
                 continue;
@@ -698,13 +696,45 @@ impl Room {
             }
             client.queue.start_at(head);
             let name = Rc::clone(&client.name);
+            let here = self.here(id);
             self.reply(
                 id,
-                &format!(
-                    "-!- you are {name}, with {others} other{plural} here; /help lists the commands"
-                ),
+                &format!("-!- you are {name}; {here}; /help lists the commands"),
             );
         }
+    }
+
+    /// Who else is present, for `id`'s greeting: `here: a, b, c`, with
+    /// `and N more` past about [`JOIN_NAMES`] bytes of names, or `nobody
+    /// else is here`. The first members by slot are listed (mostly the
+    /// earliest arrivals), so that a greeting costs the names it lists,
+    /// not the size of the room.
+    fn here(&self, id: ClientId) -> String {
+        let others = self.members.saturating_sub(1);
+        if others == 0 {
+            return "nobody else is here".to_owned();
+        }
+        let mut text = String::from("here:");
+        let mut listed = 0;
+        for (i, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            if i == id.0 || client.state != State::Member {
+                continue;
+            }
+            if listed > 0 && text.len() + client.name.len() > JOIN_NAMES {
+                break;
+            }
+            text.push_str(if listed == 0 { " " } else { ", " });
+            text.push_str(&client.name);
+            listed += 1;
+            if listed == others {
+                break;
+            }
+        }
+        if listed < others {
+            text.push_str(&format!(" and {} more", others - listed));
+        }
+        text
     }
 
     // --- lines from clients ---------------------------------------------

@@ -81,13 +81,13 @@ fn a_newcomer_is_greeted_and_announced() {
     let a = room.join(addr(1));
     assert_eq!(
         take(&mut room, a),
-        "-!- you are 192.168.1.1:50001, with 0 others here; /help lists the commands\n"
+        "-!- you are 192.168.1.1:50001; nobody else is here; /help lists the commands\n"
     );
     let b = room.join(addr(2));
     assert_eq!(take(&mut room, a), "-!- 192.168.1.2:50002 joined\n");
     assert_eq!(
         take(&mut room, b),
-        "-!- you are 192.168.1.2:50002, with 1 other here; /help lists the commands\n"
+        "-!- you are 192.168.1.2:50002; here: 192.168.1.1:50001; /help lists the commands\n"
     );
     assert_eq!(
         take_stdout(&mut room),
@@ -555,7 +555,7 @@ fn bye_ends_the_client_and_is_announced_as_a_leave() {
     // The slot is given again, and the name is free.
     let again = room.join(addr(1));
     assert_eq!(again, ids[0]);
-    assert!(take(&mut room, again).starts_with("-!- you are 192.168.1.1:50001, with 2 others"));
+    assert!(take(&mut room, again).starts_with("-!- you are 192.168.1.1:50001; here: 192.168.1."));
 }
 
 #[test]
@@ -1030,6 +1030,25 @@ fn a_leaver_that_falls_max_queue_behind_is_closed_at_once() {
 }
 
 #[test]
+fn the_greeting_lists_who_is_present_up_to_a_limit() {
+    let (mut room, _) = room_of(40, limits());
+    let late = room.join(addr(41));
+    let greeting = take(&mut room, late);
+    let here = greeting
+        .strip_prefix(
+            "-!- you are 192.168.1.41:50041; here: 192.168.1.1:50001, 192.168.1.2:50002, ",
+        )
+        .unwrap_or_else(|| panic!("{greeting}"));
+    let (listed, rest) = here.split_once(" and ").expect("and N more");
+    let shown = listed.split(", ").count() + 2;
+    assert_eq!(
+        rest,
+        format!("{} more; /help lists the commands\n", 40 - shown)
+    );
+    assert!(greeting.len() < 300, "{greeting}");
+}
+
+#[test]
 fn clients_joining_in_one_turn_are_announced_in_one_notice() {
     let (mut room, ids) = room_of(1, limits());
     let newcomers: Vec<ClientId> = (2..=4).map(|i| room.join(addr(i))).collect();
@@ -1037,10 +1056,11 @@ fn clients_joining_in_one_turn_are_announced_in_one_notice() {
         take(&mut room, ids[0]),
         "-!- 3 joined: 192.168.1.2:50002, 192.168.1.3:50003, 192.168.1.4:50004\n"
     );
-    // Each newcomer is greeted, counting the others of its turn.
+    // Each newcomer is greeted, listing the others, of its turn too.
     assert_eq!(
         take(&mut room, newcomers[0]),
-        "-!- you are 192.168.1.2:50002, with 3 others here; /help lists the commands\n"
+        "-!- you are 192.168.1.2:50002; here: 192.168.1.1:50001, 192.168.1.3:50003, \
+         192.168.1.4:50004; /help lists the commands\n"
     );
     let crowd: Vec<ClientId> = (10..100).map(|i| room.join(addr(i))).collect();
     let notice = take(&mut room, ids[0]);
@@ -1052,7 +1072,10 @@ fn clients_joining_in_one_turn_are_announced_in_one_notice() {
         notice.ends_with(" more)\n") && notice.len() < 300,
         "{notice}"
     );
-    assert!(take(&mut room, crowd[89]).contains("with 93 others"));
+    let greeting = take(&mut room, crowd[89]);
+    let (listed, more) = greeting.split_once(" and ").expect("and N more");
+    let more: usize = more.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(listed.matches(", ").count() + 1 + more, 93, "{greeting}");
     assert_eq!(take_stdout(&mut room).lines().count(), 2);
 }
 
