@@ -34,7 +34,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history N] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -132,6 +132,11 @@ pub struct ChatdArgs {
     /// lines wait for it is disconnected (too slow)
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, default_value = "10", requires = "broker", allow_negative_numbers = true)]
     pub stall_timeout: Duration,
+
+    /// With --broker: a newcomer first receives the last N lines of the
+    /// room (at most a quarter of --max-queue), between two -!- lines
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
+    pub history: usize,
 
     /// With --broker: a client's line arret stops the server (by default it
     /// is relayed as an ordinary line)
@@ -599,6 +604,14 @@ fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a count that may be 0 (`--history`).
+fn parse_whole(text: &str) -> Result<usize, String> {
+    match parse_count(text) {
+        Err(_) if text == "0" => Ok(0),
+        other => other,
+    }
+}
+
 /// Parses the port of `chatd -p`: 0 (a free port) to 65535, or a service
 /// name.
 fn parse_listen_port(text: &str) -> Result<u16, String> {
@@ -747,6 +760,13 @@ mod tests {
             "--listen-first needs --alternating"
         );
         assert!(chatd(&["--sum", "--max-clients", "5"]).is_ok());
+        assert_eq!(chatd_error(&["--history", "5"]), "--history needs --broker");
+        assert_eq!(chatd(&["--broker", "--history", "0"]).unwrap().history, 0);
+        assert_eq!(chatd(&["--broker", "--history", "20"]).unwrap().history, 20);
+        assert_eq!(
+            chatd_error(&["--broker", "--history", "-1"]),
+            "invalid --history '-1': not a whole number"
+        );
     }
 
     #[test]

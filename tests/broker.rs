@@ -806,6 +806,33 @@ fn the_greeting_lists_who_is_present() {
 }
 
 #[test]
+fn with_history_a_newcomer_reads_the_last_lines_before_its_greeting() {
+    let (server, port) = room(&["--history", "2"]);
+    let mut first = Peer::join(port);
+    first.send("/nick alice\none\ntwo\nthree\n");
+    first.expect("-!- you are now alice");
+    server.expect_stdout("[alice] three\n");
+    let mut late = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    late.set_read_timeout(Some(TIMEOUT)).unwrap();
+    // The greeting ends what it receives on arrival.
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.ends_with(b"/help lists the commands\n") {
+        let n = late.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let name = late.local_addr().unwrap().to_string();
+    assert_eq!(
+        String::from_utf8(seen).unwrap(),
+        format!(
+            "-!- history: the last 2 lines said here\n[alice] two\n[alice] three\n\
+             -!- end of history\n-!- you are {name}; here: alice; /help lists the commands\n"
+        )
+    );
+}
+
+#[test]
 fn a_room_of_one_says_so_in_the_singular() {
     let (_server, port) = room(&["--max-clients", "1"]);
     let _alone = Peer::join(port);

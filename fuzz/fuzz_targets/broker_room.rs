@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         allow_remote_stop: data.first().is_some_and(|b| b & 1 == 1),
         clean: data.first().is_some_and(|b| b & 2 == 2),
         stall_timeout: Duration::from_millis(800),
+        history: if data.first().is_some_and(|b| b & 4 == 4) { 3 } else { 0 },
     };
     let mut room = Room::new(limits);
     let mut ids: Vec<ClientId> = Vec::new();

@@ -273,6 +273,7 @@ fn limits(args: &ChatdArgs) -> Result<Limits, Error> {
         allow_remote_stop: args.allow_remote_stop,
         clean: !args.raw,
         stall_timeout: args.stall_timeout,
+        history: args.history,
     })
 }
 

@@ -53,6 +53,13 @@
 //!   the start of the next row: see [`crate::display::starts`] for what
 //!   the room does so that, on an 80-column terminal, such a row never
 //!   begins like a line.
+//! - **Greeting and history.** A newcomer is greeted with its name and
+//!   who else is present (`-!- you are NAME; here: a, b and 12 more; /help
+//!   lists the commands`). With `--history N`, it first reads the last N
+//!   lines of the log, as the others saw them, between `-!- history: the
+//!   last N lines said here` and `-!- end of history`: lines that no
+//!   client can write (see **Who said it**). The log keeps them for it
+//!   ([`Log::keep_history`]), within a quarter of `--max-queue`.
 //! - **Line ends.** A client that ends a line with `\r\n` (telnet, PuTTY)
 //!   receives `\r\n` line ends from then on.
 //! - **Protocol words.** A line `bye` ends its client's session (announced
@@ -101,6 +108,9 @@ pub struct Limits {
     /// `--stall-timeout`: a reader that accepts nothing for this long
     /// while lines wait for it is dropped.
     pub stall_timeout: Duration,
+    /// `--history`: a newcomer first receives up to this many of the
+    /// last lines of the log (at most a quarter of `--max-queue`).
+    pub history: usize,
 }
 
 /// A bound on what the room adds to `--max-line` bytes of text in any one
@@ -255,10 +265,15 @@ impl Room {
     ///
     /// If `limits.max_line` is 0.
     pub fn new(limits: Limits) -> Room {
+        let marks = Marks::new(limits.max_queue, limits.stall_timeout);
+        let mut log = Log::new();
+        // Within the low-water mark: a newcomer's history never pauses the
+        // room, nor gets it dropped.
+        log.keep_history(limits.history, marks.low);
         Room {
             limits,
-            marks: Marks::new(limits.max_queue, limits.stall_timeout),
-            log: Log::new(),
+            marks,
+            log,
             clients: Vec::new(),
             free: Vec::new(),
             names: HashMap::new(),
@@ -685,7 +700,18 @@ impl Room {
                 text
             }
         };
-        self.notice(&notice);
+        // What was said before, for the newcomers (`--history`), and its
+        // marks.
+        let past = self.log.history().map(|(from, lines)| {
+            let plural = if lines == 1 { "" } else { "s" };
+            let clean = self.limits.clean;
+            let start = format!("{NOTICE}history: the last {lines} line{plural} said here");
+            let start = compose_notice(&mut self.scratch, clean, &start);
+            let end = format!("{NOTICE}end of history");
+            let end = compose_notice(&mut self.scratch, clean, &end);
+            (from, start, end)
+        });
+        let announced = self.notice(&notice);
         let head = self.log.head();
         for id in joining {
             let Some(client) = self.client_mut(id) else {
@@ -694,7 +720,15 @@ impl Room {
             if client.state != State::Member {
                 continue;
             }
-            client.queue.start_at(head);
+            match &past {
+                Some((from, start, end)) => {
+                    client.queue.start_at(*from);
+                    client.queue.push(*from, start);
+                    client.queue.exclude(announced.clone());
+                    client.queue.push(head, end);
+                }
+                None => client.queue.start_at(head),
+            }
             let name = Rc::clone(&client.name);
             let here = self.here(id);
             self.reply(

@@ -12,6 +12,7 @@ fn limits() -> Limits {
         allow_remote_stop: false,
         clean: true,
         stall_timeout: Duration::from_secs(10),
+        history: 0,
     }
 }
 
@@ -1046,6 +1047,77 @@ fn the_greeting_lists_who_is_present_up_to_a_limit() {
         format!("{} more; /help lists the commands\n", 40 - shown)
     );
     assert!(greeting.len() < 300, "{greeting}");
+}
+
+#[test]
+fn a_newcomer_gets_the_last_lines_marked_as_history_before_its_greeting() {
+    let (mut room, ids) = room_of(
+        2,
+        Limits {
+            history: 3,
+            ..limits()
+        },
+    );
+    room.receive(ids[0], b"one\ntwo\n/me waves\n");
+    room.receive(ids[1], b"three\n");
+    take(&mut room, ids[0]);
+    take(&mut room, ids[1]);
+    take_stdout(&mut room);
+    let late = room.join(addr(3));
+    assert_eq!(
+        take(&mut room, late),
+        "-!- history: the last 3 lines said here\n\
+         [192.168.1.1:50001] two\n\
+         * 192.168.1.1:50001 waves\n\
+         [192.168.1.2:50002] three\n\
+         -!- end of history\n\
+         -!- you are 192.168.1.3:50003; here: 192.168.1.1:50001, 192.168.1.2:50002; \
+         /help lists the commands\n"
+    );
+    // The others get the join notice only, and then the room goes on.
+    assert_eq!(take(&mut room, ids[0]), "-!- 192.168.1.3:50003 joined\n");
+    room.receive(ids[0], b"four\n");
+    assert_eq!(take(&mut room, late), "[192.168.1.1:50001] four\n");
+    // Every reader passed the lines: the history is still there.
+    let later = room.join(addr(4));
+    let seen = take(&mut room, later);
+    assert!(
+        seen.starts_with(
+            "-!- history: the last 3 lines said here\n[192.168.1.2:50002] three\n\
+             -!- 192.168.1.3:50003 joined\n[192.168.1.1:50001] four\n-!- end of history\n"
+        ),
+        "{seen}"
+    );
+    // Without --history, nothing.
+    let (mut room, ids) = room_of(1, limits());
+    room.receive(ids[0], b"said\n");
+    let late = room.join(addr(2));
+    assert!(take(&mut room, late).starts_with("-!- you are "));
+}
+
+#[test]
+fn history_stays_within_a_quarter_of_max_queue() {
+    let max_queue = 20_000;
+    let (mut room, ids) = room_of(
+        1,
+        Limits {
+            history: 1000,
+            max_queue,
+            ..limits()
+        },
+    );
+    for k in 0..100 {
+        room.receive(ids[0], &numbered(k, 500));
+        take(&mut room, ids[0]);
+        room.check(Instant::now());
+    }
+    let late = room.join(addr(2));
+    let seen = take(&mut room, late);
+    assert!(seen.len() <= max_queue / 4 + 200, "{} bytes", seen.len());
+    let lines = seen.lines().count();
+    assert!(lines > 5, "{lines} lines");
+    let last = String::from_utf8(numbered(99, 500)).unwrap();
+    assert!(seen.contains(&last), "{seen}");
 }
 
 #[test]
