@@ -178,13 +178,9 @@ fn begins_like_ours(head: &[u8], complete: bool) -> bool {
     let head: String = head.chars().take(8).collect();
     let shape = shape(&head);
     OURS.iter().any(|ours| {
-        let ours = shape_of_ours(ours);
+        let ours = shape(ours);
         shape.starts_with(&ours) || (!complete && ours.starts_with(&shape))
     })
-}
-
-fn shape_of_ours(ours: &str) -> String {
-    shape(ours)
 }
 
 /// A streaming filter for what a peer sends to a terminal: puts [`MARK`]
