@@ -176,10 +176,10 @@ fn shape(text: &str) -> String {
 fn begins_like_ours(head: &[u8], complete: bool) -> bool {
     let head = String::from_utf8_lossy(&head[..head.len().min(4 * 8)]);
     let head: String = head.chars().take(8).collect();
-    let shape = shape(&head);
+    let seen = shape(&head);
     OURS.iter().any(|ours| {
         let ours = shape(ours);
-        shape.starts_with(&ours) || (!complete && ours.starts_with(&shape))
+        seen.starts_with(&ours) || (!complete && ours.starts_with(&seen))
     })
 }
 
