@@ -55,6 +55,14 @@ const TAB: usize = 8;
 /// Whether a row of a terminal that begins with `rest` reads as the start
 /// of a room's line: `[`, `* ` or `-!-`, or look-alikes of them.
 pub fn begins_like_a_line(rest: &str) -> bool {
+    // The skeleton maps no other ASCII character to `[`, `*` or `-`.
+    match rest.as_bytes().first() {
+        None => return false,
+        Some(b'[') => return true,
+        Some(b'*' | b'-') => {}
+        Some(b) if b.is_ascii() => return false,
+        Some(_) => {}
+    }
     let head: String = rest.chars().take(4).collect::<String>().nfkc().collect();
     let shape = looks::skeleton(&head);
     shape.starts_with('[') || shape.starts_with("* ") || shape.starts_with("-!-")
@@ -174,7 +182,23 @@ fn shape(text: &str) -> String {
 /// prompt or status line of ours. A line that has not arrived far enough
 /// to tell is taken as one when it could become one.
 fn begins_like_ours(head: &[u8], complete: bool) -> bool {
-    let head = String::from_utf8_lossy(&head[..head.len().min(4 * 8)]);
+    let head = &head[..head.len().min(4 * 8)];
+    let ascii = head.iter().take(8).all(u8::is_ascii);
+    if ascii {
+        // The skeleton maps no other ASCII character to those of `OURS`:
+        // comparing ASCII letters without case is comparing shapes.
+        let head = &head[..head.len().min(8)];
+        return OURS.iter().any(|ours| {
+            let ours = ours.as_bytes();
+            match head.len().cmp(&ours.len()) {
+                std::cmp::Ordering::Less => {
+                    !complete && ours[..head.len()].eq_ignore_ascii_case(head)
+                }
+                _ => head[..ours.len()].eq_ignore_ascii_case(ours),
+            }
+        });
+    }
+    let head = String::from_utf8_lossy(head);
     let head: String = head.chars().take(8).collect();
     let seen = shape(&head);
     OURS.iter().any(|ours| {
@@ -306,6 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn no_other_ascii_character_looks_like_a_line_start() {
+        for b in 0x20..0x7f_u8 {
+            let c = (b as char).to_string();
+            if !matches!(b, b'[' | b'*' | b'-') {
+                let shape = looks::skeleton(&c);
+                assert!(!shape.starts_with(['[', '*', '-']), "{c}");
+            }
+        }
+    }
+
+    #[test]
     fn ordinary_long_lines_are_not_changed() {
         let text = "word ".repeat(100) + "- a list - of things * and [notes]";
         let (written, _) = layout("[eve] ", &text);
@@ -363,6 +398,25 @@ mod tests {
         // Split anywhere.
         assert_eq!(marked(&["hi\nch", "at> x\n"]), "hi\n| chat> x\n");
         assert_eq!(marked(&["hi\nchat", "ty\n"]), "hi\n| chatty\n");
+    }
+
+    #[test]
+    fn our_starts_are_their_own_shapes() {
+        for ours in OURS {
+            assert_eq!(shape(ours), ours);
+        }
+        // No ASCII character but the letter itself looks like one of them.
+        for ours in OURS {
+            for (i, c) in ours.char_indices() {
+                for b in 0x20..0x7f_u8 {
+                    let mut other = ours.to_owned();
+                    other.replace_range(i..i + 1, &(b as char).to_string());
+                    if !other.eq_ignore_ascii_case(ours) {
+                        assert_ne!(shape(&other), shape(ours), "{other} {c}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
