@@ -34,7 +34,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history N] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -133,9 +133,9 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, default_value = "10", requires = "broker", allow_negative_numbers = true)]
     pub stall_timeout: Duration,
 
-    /// With --broker: a newcomer first receives the last N lines of the
+    /// With --broker: a newcomer first receives the last LINES lines of the
     /// room (at most a quarter of --max-queue), between two -!- lines
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
+    #[arg(long, value_name = "LINES", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
     pub history: usize,
 
     /// With --broker: a client's line arret stops the server (by default it
