@@ -150,7 +150,7 @@ fn the_room_and_the_services_refuse_before_a_byte() {
 fn a_refused_client_never_joins_the_room() {
     let (server, port) = chatd(&["--broker", "--allow", "127.0.0.2"]);
     let mut member = client_from("127.0.0.2", port);
-    member.expect_stdout("with 0 others");
+    member.expect_stdout("; nobody else is here;");
     refused_from(&server, "127.0.0.1", port, "not in --allow");
     member.send(b"anyone?\n");
     server.expect_stdout("anyone?\n");

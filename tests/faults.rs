@@ -233,9 +233,9 @@ fn accepts_again_after_running_out_of_descriptors(
 #[test]
 fn the_room_accepts_again_after_running_out_of_descriptors() {
     accepts_again_after_running_out_of_descriptors(&["--broker"], |_, conn| {
-        let mut greeting = [0u8; 10];
+        let mut greeting = [0u8; 12];
         conn.read_exact(&mut greeting).unwrap();
-        assert_eq!(&greeting, b"* you are ");
+        assert_eq!(&greeting, b"-!- you are ");
     });
 }
 
@@ -675,7 +675,7 @@ fn ten_thousand_room_joins_and_leaves_leak_nothing() {
         let mut rest = Vec::new();
         conn.read_to_end(&mut rest).unwrap();
         assert!(
-            rest.starts_with(b"* you are "),
+            rest.starts_with(b"-!- you are "),
             "{:?}",
             String::from_utf8_lossy(&rest)
         );

@@ -169,7 +169,7 @@ fn zero_or_negative_is_a_usage_error() {
     }
 }
 
-// The room: a silent member leaves as `* NAME left (idle)`; the others,
+// The room: a silent member leaves as `-!- NAME left (idle)`; the others,
 // who talk, stay.
 #[test]
 fn the_room_drops_a_silent_member_as_idle() {
@@ -179,7 +179,7 @@ fn the_room_drops_a_silent_member_as_idle() {
     let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
     talker.set_read_timeout(Some(TIMEOUT)).unwrap();
     let start = Instant::now();
-    let notice = format!("* {silent_name} left (idle)\n");
+    let notice = format!("-!- {silent_name} left (idle)\n");
     let mut heard = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&heard).contains(&notice) {

@@ -110,6 +110,7 @@ fn bad_values() -> BTreeMap<&'static str, Vec<&'static str>> {
             vec!["not an address", "[127.0.0.1]", "10.0.0.1:80", ""],
         ),
         ("N", vec!["0", "x", "1.5", ""]),
+        ("LINES", vec!["x", "1.5", "-1", ""]),
         ("BYTES", vec!["0", "lots", "-1", ""]),
         ("SECS", vec!["soon", "-1", "inf", ""]),
         ("NAME", vec!["a b", "chatd", ""]),
@@ -124,6 +125,7 @@ fn good_value(name: &str, file: &str) -> String {
         "PORT" => free_port().to_string(),
         "ADDR" => "127.0.0.1".to_owned(),
         "N" => "5".to_owned(),
+        "LINES" => "5".to_owned(),
         "BYTES" => "100000".to_owned(),
         "SECS" => "1".to_owned(),
         "NAME" => "alice".to_owned(),
@@ -474,7 +476,7 @@ fn an_ipv4_client_of_an_ipv6_listener_is_shown_as_ipv4() {
         let shown = format!("{me}");
         assert!(shown.starts_with("127.0.0.1:"));
         if mode == ["--broker"] {
-            server.expect_stdout(&format!("* {shown} joined"));
+            server.expect_stdout(&format!("-!- {shown} joined"));
         } else {
             server.expect_stderr(&format!("connection from {shown}"));
         }
