@@ -779,6 +779,53 @@ mod tests {
     }
 
     #[test]
+    fn failures_get_a_hint_only_when_there_is_something_to_do() {
+        let start = unprivileged_port_start();
+        assert!(
+            bind_hint(8080, Errno::EADDRINUSE)
+                .unwrap()
+                .contains("ss -ltnp")
+        );
+        if start > 1 {
+            let hint = bind_hint(start - 1, Errno::EACCES).unwrap();
+            assert!(hint.starts_with(&format!("ports below {start} need root")));
+        }
+        // Refused for another reason (a security module): no guess.
+        assert_eq!(bind_hint(start.max(1024), Errno::EACCES), None);
+        assert_eq!(bind_hint(8080, Errno::ENOMEM), None);
+        let dial = Dial::default();
+        assert!(
+            connect_hint(Errno::ECONNREFUSED, &dial)
+                .unwrap()
+                .contains("--retry SECS")
+        );
+        let retried = Dial {
+            retry: Duration::from_millis(2500),
+            ..Dial::default()
+        };
+        assert_eq!(
+            connect_hint(Errno::ECONNREFUSED, &retried).unwrap(),
+            "nothing listened there for the 2.5 s of --retry: is chatd running?"
+        );
+        // The kernel's own timeout (no -w): -w cannot wait longer than it.
+        assert!(
+            !connect_hint(Errno::ETIMEDOUT, &dial)
+                .unwrap()
+                .contains("-w")
+        );
+        let waited = Dial {
+            wait: Some(Duration::from_secs(2)),
+            ..Dial::default()
+        };
+        assert!(
+            connect_hint(Errno::ETIMEDOUT, &waited)
+                .unwrap()
+                .contains("-w")
+        );
+        assert_eq!(connect_hint(Errno::ENETUNREACH, &dial), None);
+    }
+
+    #[test]
     fn several_addresses_are_listed_in_words() {
         let addrs: Vec<SocketAddr> = ["127.0.0.1:1", "[::1]:1", "10.0.0.1:1"]
             .iter()
