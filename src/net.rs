@@ -322,11 +322,11 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 /// every TCP address of `family` in the resolver's order, each with `port`.
 ///
 /// Errors: `unknown host HOST; check ...` ([`UNKNOWN_HOST`]) when the
-/// name does not exist (`EAI_NONAME`, `EAI_NODATA`); `HOST has no IPv6 address (-6)` when it
-/// exists but has no address of `family`; `resolve HOST: REASON`
-/// otherwise.
+/// name does not exist (`EAI_NONAME`, `EAI_NODATA`); `HOST has no IPv6
+/// address (-6)` when it exists but has no address of `family`; `resolve
+/// HOST: REASON` otherwise.
 pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>, Error> {
-    let unknown = || Error::Msg(format!("unknown host {host}")).hint(UNKNOWN_HOST);
+    let unknown = || Error::Msg(format!("unknown host {host}")).hint(Some(UNKNOWN_HOST));
     let name = CString::new(host).map_err(|_| unknown())?;
     match lookup(Some(&name), None, family) {
         Ok(addrs) if !addrs.is_empty() => {
@@ -472,10 +472,7 @@ pub fn listen_on(host: Option<&str>, port: u16, family: Family) -> Result<TcpLis
         }
     }
     Err(match first_error {
-        Some(Error::Sys { what, errno }) => match bind_hint(port, errno) {
-            Some(hint) => Error::sys(what, errno).hint(hint),
-            None => Error::sys(what, errno),
-        },
+        Some(Error::Sys { what, errno }) => Error::sys(what, errno).hint(bind_hint(port, errno)),
         Some(other) => other,
         None => Error::Msg("no address to listen on".to_owned()),
     })
@@ -565,10 +562,7 @@ pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<
                 }
                 _ => Error::sys(what, last),
             };
-            return Err(match connect_hint(last, dial) {
-                Some(hint) => err.hint(hint),
-                None => err,
-            });
+            return Err(err.hint(connect_hint(last, dial)));
         }
         if first_round {
             detail!(
@@ -662,10 +656,14 @@ pub fn bind_hint(port: u16, errno: Errno) -> Option<String> {
             "another program has this port: pick another with -p, or see which with 'ss -ltnp'"
                 .to_owned(),
         ),
-        Errno::EACCES if port != 0 && port < unprivileged_port_start() => Some(format!(
-            "ports below {} need root or CAP_NET_BIND_SERVICE: pick a higher one with -p",
-            unprivileged_port_start()
-        )),
+        Errno::EACCES => {
+            let start = unprivileged_port_start();
+            (port != 0 && port < start).then(|| {
+                format!(
+                    "ports below {start} need root or CAP_NET_BIND_SERVICE: pick a higher one with -p"
+                )
+            })
+        }
         Errno::EADDRNOTAVAIL => Some(
             "no interface of this machine has that address: see 'ip address', or leave out -b"
                 .to_owned(),
