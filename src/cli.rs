@@ -629,28 +629,30 @@ fn parse_whole(text: &str) -> Result<usize, String> {
 /// Parses the port of `chatd -p`: 0 (a free port) to 65535, or a service
 /// name.
 fn parse_listen_port(text: &str) -> Result<u16, String> {
-    parse_port(text)
+    parse_port(text, 0)
 }
 
 /// Parses the PORT of `chat`: 1 to 65535, or a service name; 0 is not a
 /// port one can connect to.
 fn parse_connect_port(text: &str) -> Result<u16, String> {
-    match parse_port(text)? {
-        0 => Err("port 0 cannot be connected to (ports are 1 to 65535)".to_owned()),
-        port => Ok(port),
-    }
+    parse_port(text, 1)
 }
 
-/// A port number, or the name of a TCP service (`http`, `gopher`) looked
-/// up with `getaddrinfo(3)` in `/etc/services`, as `nc` does.
-fn parse_port(text: &str) -> Result<u16, String> {
+/// A port number from `lowest` to 65535, or the name of a TCP service
+/// (`http`, `gopher`) looked up with `getaddrinfo(3)` in `/etc/services`,
+/// as `nc` does. Every number outside the range, negative ones included,
+/// gets the same words: `out of range (ports are 1 to 65535)`.
+fn parse_port(text: &str, lowest: u16) -> Result<u16, String> {
+    let out_of_range = || format!("out of range (ports are {lowest} to 65535)");
     if text.is_empty() {
         return Err("a port cannot be empty".to_owned());
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<u16>()
-            .map_err(|_| "out of range (ports are 0 to 65535)".to_owned());
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u16>() {
+            Ok(port) if port >= lowest => Ok(port),
+            _ => Err(out_of_range()),
+        };
     }
     crate::net::service_port(text)
         .ok_or_else(|| "not a port number, nor a TCP service of /etc/services".to_owned())
@@ -812,11 +814,19 @@ mod tests {
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "0"]),
-            "invalid PORT '0': port 0 cannot be connected to (ports are 1 to 65535)"
+            "invalid PORT '0': out of range (ports are 1 to 65535)"
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "70000"]),
-            "invalid PORT '70000': out of range (ports are 0 to 65535)"
+            "invalid PORT '70000': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chat_error(&["127.0.0.1", "-1"]),
+            "invalid PORT '-1': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chatd_error(&["-p", "70000"]),
+            "invalid --port '70000': out of range (ports are 0 to 65535)"
         );
         assert_eq!(
             chat_error(&["-6", "127.0.0.1"]),

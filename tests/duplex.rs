@@ -239,7 +239,10 @@ fn bind_conflict_is_one_line_and_status_1() {
     assert_eq!(second.wait(), 1);
     assert_eq!(
         second.stderr_text(),
-        format!("chatd: bind 127.0.0.1:{port}: Address already in use\n")
+        format!(
+            "chatd: bind 127.0.0.1:{port}: Address already in use; \
+             another program has this port: pick another with -p, or see which with 'ss -ltnp'\n"
+        )
     );
 }
 
@@ -250,7 +253,10 @@ fn refused_connection_is_one_line_and_status_1() {
     assert_eq!(client.wait(), 1);
     assert_eq!(
         client.stderr_text(),
-        format!("chat: connect to 127.0.0.1 port {port}: Connection refused\n")
+        format!(
+            "chat: connect to 127.0.0.1 port {port}: Connection refused; \
+             is chatd running there? --retry SECS waits for it to start\n"
+        )
     );
 }
 
@@ -260,7 +266,8 @@ fn unknown_host_is_one_line_and_status_1() {
     assert_eq!(client.wait(), 1);
     assert_eq!(
         client.stderr_text(),
-        "chat: unknown host nosuchhost.invalid\n"
+        "chat: unknown host nosuchhost.invalid; \
+         check its spelling, or give an IP address instead\n"
     );
 }
 

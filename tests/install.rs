@@ -174,6 +174,107 @@ fn destdir_stages_an_install_and_uninstall_keeps_what_it_did_not_install() {
     );
 }
 
+#[test]
+fn install_says_what_to_add_to_path_and_manpath() {
+    // A PATH without PREFIX/bin; MANPATH unset (man-db then also searches
+    // DIR/../share/man for each DIR of PATH), or set without PREFIX's pages.
+    for manpath in [None, Some("/usr/share/man")] {
+        let prefix = tempfile::tempdir().expect("temporary PREFIX");
+        let prefix = prefix.path();
+        let bin = prefix.join("bin");
+        let out = install_saying(prefix, "", manpath);
+        let advice: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("    "))
+            .filter(|l| l.starts_with("export "))
+            .collect();
+        assert!(
+            out.stderr
+                .contains(&format!("install: {} is not on PATH; ", bin.display())),
+            "MANPATH {manpath:?}: nothing said about PATH:\n{}",
+            out.stderr
+        );
+        assert!(
+            advice.contains(&format!("export PATH=\"{}:$PATH\"", bin.display()).as_str()),
+            "MANPATH {manpath:?}: no `export PATH` line:\n{}",
+            out.stderr
+        );
+        if manpath.is_some() {
+            let line = format!(
+                "export MANPATH=\"{}:$MANPATH\"",
+                prefix.join("share/man").display()
+            );
+            assert!(
+                advice.contains(&line.as_str()),
+                "MANPATH {manpath:?}: no `{line}`:\n{}",
+                out.stderr
+            );
+        }
+        // Following the advice works: the shell finds chat, and man its page.
+        let exports = advice.join("\n");
+        let out = run(
+            &mut shell_with(
+                &format!("{exports}\ncommand -v chat && man -w chat"),
+                manpath,
+            ),
+            TIMEOUT,
+        );
+        assert_eq!(
+            out.stdout,
+            format!(
+                "{}\n{}\n",
+                bin.join("chat").display(),
+                prefix.join("share/man/man1/chat.1").display()
+            ),
+            "after {advice:?}: {}",
+            out.stderr
+        );
+        // And once followed, there is nothing more to say.
+        let out = install_saying(prefix, &exports, manpath);
+        assert!(
+            !out.stderr.contains("export "),
+            "after {advice:?}, still:\n{}",
+            out.stderr
+        );
+        script("uninstall", prefix, None);
+    }
+}
+
+/// `sh -c SCRIPT` with MANPATH set to `manpath`, or unset.
+fn shell_with(script: &str, manpath: Option<&str>) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]);
+    match manpath {
+        Some(manpath) => command.env("MANPATH", manpath),
+        None => command.env_remove("MANPATH"),
+    };
+    command
+}
+
+/// Runs `scripts/install PREFIX` after the shell lines `exports`, with
+/// MANPATH set to `manpath` or unset, and returns what it said.
+fn install_saying(prefix: &Path, exports: &str, manpath: Option<&str>) -> Output {
+    let install = source_dir().join("scripts/install");
+    let mut command = shell_with(&format!("{exports}\nexec \"$0\" \"$1\""), manpath);
+    command
+        .arg(install)
+        .arg(prefix)
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TARGET_DIR", source_dir().join("target"))
+        .env_remove("DESTDIR");
+    let out = run(&mut command, INSTALL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "scripts/install {} failed ({}):\n{}{}",
+        prefix.display(),
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
 /// Runs `scripts/NAME PREFIX` (with `DESTDIR` if given) and fails the
 /// test, showing its output, unless it succeeds.
 fn script(name: &str, prefix: &Path, destdir: Option<&Path>) {

@@ -625,8 +625,9 @@ fn java_client_of_the_course_gets_its_sums() {
 }
 
 #[test]
-fn sum_tells_a_text_client_what_it_expects() {
-    // As `printf 'hello\n' | chat 127.0.0.1 PORT` or nc would.
+fn sum_says_on_its_stderr_what_a_text_client_got_wrong() {
+    // As `printf 'hello\n' | chat 127.0.0.1 PORT` or nc would. The client
+    // receives nothing: the wire format has no place for a reason.
     let (server, port) = chatd(&["--sum"]);
     let mut client = spawn_with(
         CHAT,
@@ -641,6 +642,7 @@ fn sum_tells_a_text_client_what_it_expects() {
          writeUTF: a 2-byte length, then the text\n",
     );
     assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(client.stdout_text(), "", "the text client received bytes");
 }
 
 #[test]
