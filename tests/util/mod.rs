@@ -559,6 +559,24 @@ pub fn wait_while_moving(proc: &mut Proc, other: &Proc) -> ExitStatus {
     proc.wait_within(TIMEOUT)
 }
 
+/// Bytes that arrived at the clients of 127.0.0.1:`port` and that they
+/// have not read: the receive queues (`Recv-Q`) of the established
+/// connections whose peer port is `port`, as `ss` shows them (it asks the
+/// kernel over netlink, filtered there: fast however many sockets the
+/// machine holds).
+pub fn unread_by_clients(port: u16) -> u64 {
+    let filter = format!("( dport = :{port} )");
+    let out = std::process::Command::new("ss")
+        .args(["-Htn", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2; scripts/test installs it)");
+    assert!(out.status.success(), "ss {filter}: {}", out.status);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|row| row.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `SO_LINGER` with a zero timeout on `conn`: closing it then sends RST,
 /// not FIN (a peer that resets the connection).
 pub fn reset_on_close(conn: &std::net::TcpStream) {
