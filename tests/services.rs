@@ -269,6 +269,7 @@ fn echo_returns_a_long_line_and_lines_split_across_writes() {
         writer.write_all(&sent).unwrap();
         // Then the word, split in three writes.
         for piece in [&b"f"[..], b"i", b"n\n"] {
+            // The scenario: pieces that arrive apart.
             thread::sleep(Duration::from_millis(30));
             writer.write_all(piece).unwrap();
         }
@@ -291,6 +292,7 @@ fn echo_returns_a_long_line_and_lines_split_across_writes() {
         assert_eq!(read_n(&mut stream, 1), [b]);
     }
     stream.write_all(b"e\r").unwrap();
+    // The scenario: the CR and the LF arrive apart.
     thread::sleep(Duration::from_millis(30));
     stream.write_all(b"\n").unwrap();
     assert_eq!(read_to_eof(&mut stream), b"e\r\n");

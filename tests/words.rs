@@ -45,7 +45,7 @@ fn input_read_after_bye_is_counted_as_not_sent() {
     let mut client = chat(port, &[]);
     // One write of 11 bytes to a pipe: chat's first read takes all of it.
     client.send(b"a\nbye\nrest\n");
-    let status = client.wait_within(Duration::from_secs(5));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", client.dump());
     client.expect_stderr("chat: you said bye: session ended; 5 bytes of input were not sent");
     server.expect_stderr("said bye: session ended");
@@ -65,7 +65,7 @@ fn input_chatd_read_and_did_not_send_before_arret_is_counted() {
     // One write to the pipe: chatd reads it whole, sends up to its own
     // arret, and the 2 bytes after it are counted.
     server.send(b"y\narret\nz\n");
-    let status = server.wait_within(Duration::from_secs(5));
+    let status = server.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", server.dump());
     server.expect_stderr(
         "chatd: you said arret: session ended, server stopping; 2 bytes of input were not sent",
@@ -80,8 +80,9 @@ fn bye_typed_in_chatd_ends_the_clients_session() {
     let mut client = chat(port, &[]);
     server.expect_stderr("connection from");
     server.send(b"bye\n");
-    // The client is idle: it must end at once, not wait for a keystroke.
-    let status = client.wait_within(Duration::from_secs(3));
+    // The client is idle: it must end at once, not wait for a keystroke
+    // (nobody types, so a client that waited would outlive TIMEOUT).
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     assert_eq!(client.stdout_text(), "bye\n");
     client.expect_stderr("chat: peer said bye: session ended");
@@ -140,7 +141,7 @@ fn bye_with_crlf_from_a_socat_server_ends_chat() {
     let mut client = chat(port, &[]);
     client.expect_stderr("connected");
     server.send(b"bye\r\n");
-    let status = client.wait_within(Duration::from_secs(3));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     client.expect_stderr("chat: peer said bye");
 }
@@ -151,6 +152,7 @@ fn a_word_split_across_reads_is_recognised() {
     let mut client = socat_client(port);
     client.send(b"ar");
     server.expect_stdout("ar");
+    // The scenario: the word's pieces arrive in separate reads.
     std::thread::sleep(Duration::from_millis(100));
     client.send(b"ret\r");
     std::thread::sleep(Duration::from_millis(100));
@@ -182,6 +184,8 @@ fn raw_turns_the_words_off() {
     server.expect_stdout("bye\narret\nstill talking\n");
     server.send(b"bye\n");
     client.expect_stdout("bye\n");
+    // A window for a wrong end to show, not a wait for an event: under
+    // load it may show less, never fail a session that stays.
     std::thread::sleep(Duration::from_millis(200));
     assert!(client.try_status().is_none() && server.try_status().is_none());
     client.close_stdin();
