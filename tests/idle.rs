@@ -58,6 +58,7 @@ fn chat_closes_a_silent_connection_with_one_line_and_status_1() {
 #[test]
 fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
     const IDLE: Duration = Duration::from_secs(2);
+    const TALK: Duration = Duration::from_secs(3);
     let (server, port) = chatd_with(&["--idle-timeout", "2"], Stdio::null());
     // The ticks are a twentieth of the timeout, yet a test thread starved
     // for the whole timeout on a loaded machine leaves the connection
@@ -74,7 +75,7 @@ fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
         let (mut before_last, mut last_sent) = (start, start);
         let mut longest = Duration::ZERO;
         let mut ticks = 0;
-        while last_sent - start < Duration::from_secs(3) {
+        while last_sent - start < TALK {
             // The scenario: a client that pauses between its lines.
             std::thread::sleep(Duration::from_millis(100));
             let before = Instant::now();
@@ -95,6 +96,12 @@ fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
             read_until_closed(&mut talker);
             continue;
         }
+        assert!(
+            last_sent - start >= TALK,
+            "closed after {:?} of ticks at most {longest:?} apart\n{}",
+            last_sent - start,
+            server.dump()
+        );
         server.expect_stdout(&format!("run {runs} tick {}\n", ticks - 1));
         assert!(
             !server.stderr_text().contains(&format!("from {name} for")),
