@@ -136,17 +136,18 @@ fn a_long_line_is_printed_as_it_arrives_and_the_turn_changes_at_its_newline() {
     server.expect_stdout("my turn\n");
     let mut expected = piece.clone();
     expected.extend_from_slice(b"end\n");
-    // Waited for, not read at once: chat printed "end" before its turn
-    // began, but the test's thread that collects chat's standard output
-    // can still be taking it from the pipe when the server already has
-    // "my turn" (the test failed so under load).
+    // Waited for, not read at once: the test's thread that collects
+    // chat's standard output can still be taking "end" from the pipe when
+    // the server already has "my turn" (read at once, the test failed so
+    // when that thread was delayed, as load delays it).
     let whole = wait_until(TIMEOUT, || client.stdout() == expected);
+    let got = client.stdout();
     assert!(
         whole,
         "chat printed {} bytes, not the {} sent, ending {:?}",
-        client.stdout().len(),
+        got.len(),
         expected.len(),
-        String::from_utf8_lossy(&client.stdout()[client.stdout().len().saturating_sub(8)..])
+        String::from_utf8_lossy(&got[got.len().saturating_sub(8)..])
     );
 }
 
@@ -227,12 +228,11 @@ fn waiting_for_a_silent_peer_still_sees_signals_and_stdout_gone() {
 
     // A peer that reads and never answers (socat's own stdin stays open
     // and empty): once it has the line, chat waits for the peer's turn.
-    let (mut server, port) = socat_server("-");
+    let (server, port) = socat_server("-");
     let mut client = chat(port, &["-a", "-q"]);
     client.send(b"hello\n");
     server.expect_stdout("hello\n");
     client.signal(libc::SIGINT);
     let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(130), "{}", client.dump());
-    server.close_stdin();
 }
