@@ -1187,7 +1187,7 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
         peers[0].send(&batch);
         peers[1].until(&format!("[{name}] {round}.1999 {body}"));
     }
-    // Past the stall timeout, the pager reads again.
+    // The scenario: the pager reads again only past the stall timeout.
     thread::sleep(Duration::from_millis(1500));
     peers[0].send("one more\n");
     peers[1].until(&format!("[{name}] one more"));
@@ -1243,8 +1243,15 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
             "the room holds {} descriptors, not {all}",
             open_fds(pid)
         );
-        // Let the last joins be announced and written.
-        thread::sleep(Duration::from_millis(300));
+        // The last join is handled (and announced) once its greeting
+        // arrives.
+        let last = clients.last().expect("a client");
+        last.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let greeted = last.peek(&mut [0u8; 1]);
+        assert!(
+            matches!(greeted, Ok(1)),
+            "no greeting for the last client: {greeted:?}"
+        );
         rss.push(status_kib(pid, "VmRSS:"));
     }
     // Linear: every thousand clients cost about the same, and little.
