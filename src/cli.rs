@@ -68,7 +68,7 @@ pub struct Common {
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -148,6 +148,11 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, default_value = "10", requires = "broker", allow_negative_numbers = true)]
     pub stall_timeout: Duration,
 
+    /// With --broker: a newcomer first receives the last LINES lines of the
+    /// room (at most a quarter of --max-queue), between two -!- lines
+    #[arg(long, value_name = "LINES", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
+    pub history: usize,
+
     /// With --broker: a client's line arret stops the server (by default it
     /// is relayed as an ordinary line)
     #[arg(long, requires = "broker")]
@@ -196,6 +201,7 @@ impl ChatdArgs {
                 allow_remote_stop: self.allow_remote_stop,
                 clean: !self.common.raw,
                 stall_timeout: self.stall_timeout,
+                history: self.history,
             },
             idle: self.idle_timeout,
         }
@@ -617,31 +623,41 @@ fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a count that may be 0 (`--history`).
+fn parse_whole(text: &str) -> Result<usize, String> {
+    match parse_count(text) {
+        Err(_) if text == "0" => Ok(0),
+        other => other,
+    }
+}
+
 /// Parses the port of `chatd -p`: 0 (a free port) to 65535, or a service
 /// name.
 fn parse_listen_port(text: &str) -> Result<u16, String> {
-    parse_port(text)
+    parse_port(text, 0)
 }
 
 /// Parses the PORT of `chat`: 1 to 65535, or a service name; 0 is not a
 /// port one can connect to.
 fn parse_connect_port(text: &str) -> Result<u16, String> {
-    match parse_port(text)? {
-        0 => Err("port 0 cannot be connected to (ports are 1 to 65535)".to_owned()),
-        port => Ok(port),
-    }
+    parse_port(text, 1)
 }
 
-/// A port number, or the name of a TCP service (`http`, `gopher`) looked
-/// up with `getaddrinfo(3)` in `/etc/services`, as `nc` does.
-fn parse_port(text: &str) -> Result<u16, String> {
+/// A port number from `lowest` to 65535, or the name of a TCP service
+/// (`http`, `gopher`) looked up with `getaddrinfo(3)` in `/etc/services`,
+/// as `nc` does. Every number outside the range, negative ones included,
+/// gets the same words: `out of range (ports are 1 to 65535)`.
+fn parse_port(text: &str, lowest: u16) -> Result<u16, String> {
+    let out_of_range = || format!("out of range (ports are {lowest} to 65535)");
     if text.is_empty() {
         return Err("a port cannot be empty".to_owned());
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<u16>()
-            .map_err(|_| "out of range (ports are 0 to 65535)".to_owned());
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u16>() {
+            Ok(port) if port >= lowest => Ok(port),
+            _ => Err(out_of_range()),
+        };
     }
     crate::net::service_port(text)
         .ok_or_else(|| "not a port number, nor a TCP service of /etc/services".to_owned())
@@ -685,10 +701,10 @@ pub(crate) fn parse_host(text: &str) -> Result<String, String> {
 }
 
 /// Parses `chat --name`: a name the room's `/nick` accepts (see
-/// [`crate::broker::name`]: 1 to 32 characters, no spaces, brackets, colons,
-/// control or invisible characters, not `chatd`), so that a name the room
-/// would refuse, or a newline that would send a second line, fails before
-/// connecting.
+/// [`crate::broker::name`]: 1 to 32 visible characters, no spaces,
+/// brackets or colons, nothing that looks like `chatd`), so that a name the
+/// room would refuse, or a newline that would send a second line, fails
+/// before connecting.
 fn parse_name(text: &str) -> Result<String, String> {
     use crate::broker::name::{Refusal, check};
     match check(text.as_bytes()) {
@@ -765,6 +781,13 @@ mod tests {
             "--listen-first needs --alternating"
         );
         assert!(chatd(&["--sum", "--max-clients", "5"]).is_ok());
+        assert_eq!(chatd_error(&["--history", "5"]), "--history needs --broker");
+        assert_eq!(chatd(&["--broker", "--history", "0"]).unwrap().history, 0);
+        assert_eq!(chatd(&["--broker", "--history", "20"]).unwrap().history, 20);
+        assert_eq!(
+            chatd_error(&["--broker", "--history", "-1"]),
+            "invalid --history '-1': not a whole number"
+        );
     }
 
     #[test]
@@ -796,11 +819,19 @@ mod tests {
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "0"]),
-            "invalid PORT '0': port 0 cannot be connected to (ports are 1 to 65535)"
+            "invalid PORT '0': out of range (ports are 1 to 65535)"
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "70000"]),
-            "invalid PORT '70000': out of range (ports are 0 to 65535)"
+            "invalid PORT '70000': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chat_error(&["127.0.0.1", "-1"]),
+            "invalid PORT '-1': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chatd_error(&["-p", "70000"]),
+            "invalid --port '70000': out of range (ports are 0 to 65535)"
         );
         assert_eq!(
             chat_error(&["-6", "127.0.0.1"]),
@@ -884,5 +915,7 @@ mod tests {
         assert!(parse_name("a\nhello").is_err());
         assert!(parse_name("a b").is_err());
         assert!(parse_name("chatd").is_err());
+        assert!(parse_name("ch\u{0430}td").is_err());
+        assert!(parse_name("bob\u{E0001}").is_err());
     }
 }

@@ -213,7 +213,7 @@ const SPARE_FDS: u64 = 8;
 /// The refusal a client beyond `--max-clients` receives before its close.
 fn refusal(max: usize) -> String {
     let plural = if max == 1 { "" } else { "s" };
-    format!("* the room is full ({max} client{plural}); try again later\n")
+    format!("-!- the room is full ({max} client{plural}); try again later\n")
 }
 
 /// Event tokens other than clients (whose token is their index).
