@@ -1156,3 +1156,24 @@ fn chatd_keeps_its_own_history_file() {
     );
     assert!(!state.path().join("chat/history").exists());
 }
+
+/// Tab: sent as one tab byte, shown as the same blanks while typed and
+/// once sent (stops every 8 columns from the start of the text, after the
+/// 6 columns of `chat> `), never as `^I`.
+#[test]
+fn a_tab_is_shown_the_same_while_typed_and_once_sent() {
+    let mut peer = Peer::new();
+    let s = Session::chat(&mut peer, "", 100);
+    s.tmux.type_text("chat", "a");
+    s.tmux.keys("chat", &["Tab"]);
+    s.tmux.type_text("chat", "b");
+    let typing = s.expect_last("chat> a       b");
+    assert!(!typing.contains("^I"), "{typing}");
+    s.tmux.keys("chat", &["Enter"]);
+    peer.expect("a\tb\n");
+    let sent = s.expect_last("chat>");
+    assert!(
+        lines(&sent).ends_with(&["chat> a       b", "chat>"]),
+        "the line sent is not shown as it was typed:\n{sent}"
+    );
+}

@@ -4,8 +4,11 @@
 //! The buffer holds bytes, not a `String`: what a person types on a
 //! terminal that is not UTF-8 (a Latin-1 `é`, 0xE9) is sent as typed, as
 //! canonical mode sent it, and shown as `\xe9`, the notation
-//! [`crate::display`] uses for received invalid UTF-8. Control characters
-//! (a pasted tab) are kept and shown in caret notation (`^I`).
+//! [`crate::display`] uses for received invalid UTF-8. A tab is kept and
+//! sent as typed (one byte, as canonical mode and `nc` send it), and shown
+//! as the blanks to the next tab stop, while typed and once sent
+//! ([`crate::terminal::render`]); other control characters (pasted) are
+//! kept and shown in caret notation (`^A`).
 //!
 //! The cursor moves by *clusters*: a character together with the
 //! zero-width characters that follow it (combining marks such as U+0301,

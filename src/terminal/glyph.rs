@@ -1,9 +1,10 @@
 //! One character of a line as the screen shows it: the glyphs of the line
 //! being typed and of the region ([`super::render`]). Display widths are
 //! those of `unicode-width` (East Asian Wide and emoji: 2 columns); a
-//! control character is shown in caret notation (`^I`), a byte that is not
+//! control character is shown in caret notation (`^A`), a byte that is not
 //! valid UTF-8 as `\xe9`, the notation [`crate::display`] uses for received
-//! invalid UTF-8.
+//! invalid UTF-8. A tab is the exception: [`super::render`] lays it out as
+//! blanks to the next tab stop.
 
 use unicode_width::UnicodeWidthChar;
 

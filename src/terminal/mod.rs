@@ -445,7 +445,8 @@ impl Terminal {
     }
 
     /// Prints one of our own lines for good above the region: the prompt
-    /// (the mark of our lines), then the line as the editor showed it.
+    /// (the mark of our lines), then the line as the editor showed it
+    /// ([`render::committed`]: the same rows, a tab as the same blanks).
     pub(crate) fn commit(&self, text: &[u8]) {
         let (cols, lines) = self.size();
         let mut st = self.shared.lock();
@@ -454,17 +455,7 @@ impl Terminal {
         if !st.at_line_start {
             out.extend_from_slice(b"\r\n");
         }
-        if st.colour {
-            out.extend_from_slice(render::PROMPT_COLOUR);
-        }
-        out.extend_from_slice(st.prompt());
-        if st.colour {
-            out.extend_from_slice(render::RESET);
-        }
-        for (_, g) in glyph::glyphs(text) {
-            g.show(&mut out);
-        }
-        out.extend_from_slice(b"\r\n");
+        render::committed(st.prompt(), text, cols, st.colour, &mut out);
         st.at_line_start = true;
         self.draw(&mut st, cols, lines, &mut out);
         let _ = self.write(&out);

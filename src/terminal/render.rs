@@ -196,20 +196,58 @@ impl Rows {
     }
 }
 
-/// Puts the glyphs of `text` (tabs to the next multiple of 8 columns).
+/// Puts the glyphs of `text`. A tab is blanks up to the next multiple of
+/// 8 columns counted from the start of `text` (not of the row): the line
+/// being typed follows the prompt, but the peer's terminal shows it from
+/// its first column, so this is where what follows a tab will stand
+/// there too. A tab takes at least one column, and never goes past the
+/// end of the row.
 fn put_text(rows: &mut Rows, text: &[u8], mut at_cursor: impl FnMut(&Rows, usize)) {
     let mut shown = Vec::with_capacity(8);
+    let mut col = 0;
     for (offset, g) in glyphs(text) {
         at_cursor(rows, offset);
         shown.clear();
-        let width = glyph_width(g, rows.pos().1, rows.cols);
-        match g {
-            Glyph::Control(b'\t') => shown.resize(width, b' '),
-            g => g.show(&mut shown),
-        }
+        let width = match g {
+            Glyph::Control(b'\t') => {
+                let left = rows.cols - rows.pos().1;
+                let width = (TAB - col % TAB).min(left).max(1);
+                shown.resize(width, b' ');
+                width
+            }
+            g => {
+                g.show(&mut shown);
+                g.width()
+            }
+        };
+        col += width;
         rows.put(&shown, width);
     }
     at_cursor(rows, text.len());
+}
+
+/// The distance between tab stops, in columns (a terminal's default).
+const TAB: usize = 8;
+
+/// Appends to `out` one of our own lines as it is printed for good once
+/// sent: `prompt` (bold when `colour`), then `text` laid out as
+/// [`draw`] shows it while it is typed (the same rows, tabs as the same
+/// blanks), each row ended by `\r\n`, on a terminal `cols` wide. The
+/// cursor is left at the start of the row below.
+pub fn committed(prompt: &[u8], text: &[u8], cols: usize, colour: bool, out: &mut Vec<u8>) {
+    let mut rows = Rows::new(cols);
+    if colour {
+        rows.put(PROMPT_COLOUR, 0);
+    }
+    put_text(&mut rows, prompt, |_, _| {});
+    if colour {
+        rows.put(RESET, 0);
+    }
+    put_text(&mut rows, text, |_, _| {});
+    for row in &rows.rows {
+        out.extend_from_slice(&row.bytes);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Lays out and draws `view` on a terminal of `cols` × `lines` cells,
@@ -689,6 +727,27 @@ mod tests {
         v.partial = b"p";
         draw(&v, 20, 5, &mut out);
         assert_eq!(out, b"\x1b[36mp\x1b[m\r\n\x1b[1mchat> \x1b[mx\r\x1b[7C");
+    }
+
+    #[test]
+    fn a_tab_is_the_same_blanks_while_typed_and_once_sent() {
+        for cols in [80, 12] {
+            let line = "a\tb\tlonger\tc";
+            let mut typing = Screen::new(cols, 10);
+            let mut drawn = Drawn::default();
+            redraw(&mut typing, &mut drawn, &view(line, line.len()));
+            let mut sent = Screen::new(cols, 10);
+            let mut out = Vec::new();
+            committed(b"chat> ", line.as_bytes(), cols, false, &mut out);
+            sent.feed(&out);
+            assert_eq!(typing.text(), sent.text(), "{cols} columns");
+            assert!(!sent.text().concat().contains('^'), "{:?}", sent.text());
+        }
+        // Stops every 8 columns from the start of the text, as the peer's
+        // terminal shows it: after the 6 columns of the prompt.
+        let mut out = Vec::new();
+        committed(b"chat> ", b"a\tb", 80, false, &mut out);
+        assert_eq!(out, b"chat> a       b\r\n");
     }
 
     #[test]
