@@ -489,3 +489,25 @@ fn a_client_waiting_for_chatd_on_a_pipe_receives_only_the_pipes_bytes() {
     read_until(&mut second, &mut got, b"to the second\n");
     assert_eq!(got, b"to the second\n");
 }
+
+/// `chat` takes only a busy `chatd`'s exact notice lines out of what it
+/// receives: bytes that only begin like one are held back a moment at
+/// most, then passed on unchanged, and stdout gets every byte.
+#[test]
+fn chat_passes_on_what_only_begins_like_a_notice() {
+    let (mut server, port) = socat_server("-");
+    let client = chat(port, &["-d"]);
+    client.expect_stderr("connected to");
+    server.send(b"-!- chatd is busy");
+    client.expect_stdout("-!- chatd is busy");
+    server.send(b" with friends\n-!- your session with chatd starts now\n");
+    client.expect_stdout("with friends\n-!- your session with chatd starts now\n");
+    server.close_stdin();
+    let mut client = client;
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(
+        client.stdout_text(),
+        "-!- chatd is busy with friends\n-!- your session with chatd starts now\n"
+    );
+    assert!(!client.stderr_text().contains("busy"), "{}", client.dump());
+}

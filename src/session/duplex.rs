@@ -224,7 +224,7 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
     // Looked up once: an fcntl per idle wait adds up.
     let watch = stdout_watch();
     if cx.options.notices {
-        match take_notices(stream, peer, &mut output, cx.policy.idle, &watch, &mut last) {
+        match take_notices(stream, peer, cx.policy.idle, &watch, &mut last) {
             Ok(any) => received = any,
             Err(exit) => return exit,
         }
@@ -286,82 +286,106 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
 }
 
 /// `chat`: the notices of a busy `chatd` at the start of the connection
-/// ([`notice`]) are taken out of the stream and said in status lines;
-/// the first bytes that are not a notice, and all that follows, are the
-/// peer's, delivered through `output` (the first ones from here, the rest
-/// by [`receive`]'s loop). Bytes that may still become a notice are held
-/// back, at most [`notice::MAX_LEN`] of them, until their line ends.
+/// ([`notice`]) are taken out of the stream and said in status lines.
+/// The bytes are looked at with `MSG_PEEK`, and only a whole notice line
+/// is taken out: the first bytes that are not a notice, and all that
+/// follows, stay in the socket for [`receive`]'s loop, which moves them
+/// as it moves everything (`splice(2)` included). While the bytes there
+/// are the start of a notice, the wait is for more of them
+/// (`SO_RCVLOWAT`), for at most [`NOTICE_WAIT`]: a peer whose first bytes
+/// only look like one is not held back longer.
 ///
-/// Returns whether any byte arrived. Errors: how the child leaves when
-/// the connection or standard output ended while it looked (end of file
-/// is left to the caller, which reads it again).
+/// Returns whether a notice was taken. Errors: how the child leaves when
+/// the connection or standard output ended while it looked (end of file is
+/// left to the caller, which reads it again).
 fn take_notices(
     stream: &TcpStream,
     peer: SocketAddr,
-    output: &mut Output,
     idle: Option<std::time::Duration>,
     watch: &Option<PollFd<'_>>,
     last: &mut Instant,
 ) -> Result<bool, ReceiverExit> {
-    let mut buf = [0u8; 2 * notice::MAX_LEN];
-    let (mut have, mut waiting, mut any) = (0, false, false);
-    let deliver = |output: &mut Output, bytes: &[u8]| match output.deliver(bytes) {
-        Ok((_, None)) => Ok(()),
-        Ok((_, Some(word))) => Err(ReceiverExit::word(word)),
-        Err(Errno::EPIPE) => Err(ReceiverExit::StdoutClosed),
-        Err(e) => {
-            report!("write to stdout: {}", e.desc());
-            Err(ReceiverExit::Failed)
-        }
-    };
-    loop {
+    let sock = stream.as_raw_fd();
+    let mut buf = [0u8; notice::MAX_LEN];
+    let (mut waiting, mut taken) = (false, false);
+    let mut partial_since: Option<Instant> = None;
+    let result = loop {
+        let have = match recv(sock, &mut buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK) {
+            Ok(0) => break Ok(taken),
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => 0,
+            Err(Errno::ECONNRESET) => break Err(ReceiverExit::Reset),
+            Err(e) => {
+                report!("read from {peer}: {}", e.desc());
+                break Err(ReceiverExit::Failed);
+            }
+        };
         match notice::seen(&buf[..have], waiting) {
             Seen::Notice(said, len) => {
+                if take_exactly(stream, &mut buf[..len]).is_err() {
+                    break Err(ReceiverExit::Reset);
+                }
+                *last = Instant::now();
                 crate::status!("{}", said.status(&peer));
-                buf.copy_within(len..have, 0);
-                have -= len;
+                (taken, partial_since) = (true, None);
                 waiting = said != Notice::Start;
                 if !waiting {
-                    deliver(output, &buf[..have])?;
-                    return Ok(true);
+                    break Ok(true);
                 }
                 continue;
             }
-            Seen::Not => {
-                deliver(output, &buf[..have])?;
-                return Ok(any);
-            }
+            Seen::Not => break Ok(taken),
             Seen::More => {}
         }
-        match recv(stream.as_raw_fd(), &mut buf[have..], MsgFlags::MSG_DONTWAIT) {
-            Ok(0) => {
-                deliver(output, &buf[..have])?;
-                return Ok(any);
+        // Nothing yet, or the start of a notice: wait for more than `have`
+        // bytes.
+        let mut deadline = idle.map(|d| *last + d);
+        if have > 0 {
+            let since = *partial_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= NOTICE_WAIT {
+                break Ok(taken);
             }
-            Ok(n) => {
-                have += n;
-                any = true;
-                *last = Instant::now();
-            }
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => match wait_readable(stream, watch, idle.map(|d| *last + d)) {
-                Ok(Wake::Readable) => {}
-                Ok(Wake::StdoutGone) => return Err(ReceiverExit::StdoutClosed),
-                Ok(Wake::Idle) => return Err(ReceiverExit::Idle),
-                Err(e) => {
-                    report!("poll: {}", e.desc());
-                    return Err(ReceiverExit::Failed);
-                }
-            },
-            Err(Errno::ECONNRESET) => {
-                deliver(output, &buf[..have])?;
-                return Err(ReceiverExit::Reset);
-            }
+            deadline = Some(deadline.map_or(since + NOTICE_WAIT, |d| d.min(since + NOTICE_WAIT)));
+        }
+        set_rcvlowat(stream, have + 1);
+        match wait_readable(stream, watch, deadline) {
+            Ok(Wake::Readable) => {}
+            Ok(Wake::StdoutGone) => break Err(ReceiverExit::StdoutClosed),
+            // The idle timeout, or the start of a notice that went no
+            // further: the main loop tells which.
+            Ok(Wake::Idle) if have > 0 => {}
+            Ok(Wake::Idle) => break Err(ReceiverExit::Idle),
             Err(e) => {
-                report!("read from {peer}: {}", e.desc());
-                return Err(ReceiverExit::Failed);
+                report!("poll: {}", e.desc());
+                break Err(ReceiverExit::Failed);
             }
         }
+    };
+    set_rcvlowat(stream, 1);
+    result
+}
+
+/// How long bytes that begin like a notice of a busy `chatd` are held
+/// back for the rest of their line: 500 ms (`chatd` sends each notice
+/// with one `send(2)`, so it arrives whole).
+const NOTICE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sets `SO_RCVLOWAT` of `stream` to `bytes`: `poll(2)` then says the
+/// socket is readable only once that many bytes are there (or its end of
+/// file, or an error). A failure only makes the wait wake up sooner.
+fn set_rcvlowat(stream: &TcpStream, bytes: usize) {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on an open socket with a pointer to a c_int that
+    // lives for the call and its exact size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
