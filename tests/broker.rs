@@ -1146,3 +1146,164 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A paste never freezes the room
+
+/// The longest gap a talker may be held back, or a reader wait for its
+/// next byte, while a reader that reads as fast as it can is behind.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// What a reader that reads as fast as it can saw of one talker.
+struct FastRead {
+    /// The talker's lines, without their prefix and newline.
+    lines: Vec<Vec<u8>>,
+    /// The longest wait for a byte, from the first, while lines were
+    /// still due.
+    longest_gap: Duration,
+    /// The reader stopped at the deadline before `until` returned true.
+    timed_out: bool,
+}
+
+/// Reads `peer` as fast as it can, taking the lines that start with
+/// `prefix`, until `until(lines received)` is true, `limit` passes, or no
+/// byte came for more than [`MAX_HOLD`] after the first.
+fn read_fast(
+    mut peer: Peer,
+    prefix: Vec<u8>,
+    limit: Duration,
+    until: impl Fn(usize) -> bool,
+) -> FastRead {
+    let start = Instant::now();
+    let mut last: Option<Instant> = None;
+    let mut got = FastRead {
+        lines: Vec::new(),
+        longest_gap: Duration::ZERO,
+        timed_out: false,
+    };
+    let mut pending = peer.buf[peer.start..].to_vec();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !until(got.lines.len()) {
+        if start.elapsed() > limit {
+            got.timed_out = true;
+            break;
+        }
+        if let Some(last) = last
+            && last.elapsed() > MAX_HOLD
+        {
+            // Held back: no need to wait for the rest to fail.
+            got.longest_gap = last.elapsed();
+            break;
+        }
+        let n = match peer.stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read: {e}"),
+        };
+        let now = Instant::now();
+        if let Some(last) = last {
+            got.longest_gap = got.longest_gap.max(now - last);
+        }
+        last = Some(now);
+        pending.extend_from_slice(&chunk[..n]);
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(b'\n', &pending[from..]) {
+            let line = &pending[from..from + i];
+            if let Some(text) = line.strip_prefix(&prefix[..]) {
+                got.lines.push(text.to_vec());
+            }
+            from += i + 1;
+        }
+        pending.drain(..from);
+    }
+    got
+}
+
+/// The room of the paste tests: its standard output `/dev/null` (written
+/// directly, never a reader that holds the room back), and a
+/// `--max-queue` of 128 KiB, with which the debug build pauses and resumes
+/// the room hundreds of times a second, as the release build does with
+/// the default 1 MiB (the freeze came after 10 to 16 s of that; with the
+/// default queue, the debug build rarely froze within a test, and with
+/// this one within a second, in 4 runs of 4).
+fn paste_room() -> (Proc, u16) {
+    let args = ["--broker", "--max-queue", "131072"];
+    chatd_io(&args, Stdio::piped(), Stdio::null())
+}
+
+/// A line of 1000 bytes with its newline, numbered `k`.
+fn kilobyte_line(k: usize) -> Vec<u8> {
+    let mut line = format!("{k:09} ").into_bytes();
+    line.resize(999, b'x');
+    line.push(b'\n');
+    line
+}
+
+#[test]
+fn a_socket_sending_1000_byte_lines_for_10_s_beside_a_fast_reader_is_never_held() {
+    // The room used to sleep in epoll_wait(-1) with the talker's bytes
+    // unread, after a pause that the turn's own writes had already made
+    // pointless: the talker blocked in send until something else happened.
+    let (server, port) = paste_room();
+    let mut peers = crowd(port, 2);
+    let talker = peers.pop().unwrap();
+    let reader = peers.pop().unwrap();
+    let prefix = format!("[{}] ", talker.name).into_bytes();
+    let sent = Arc::new(AtomicUsize::new(usize::MAX));
+    let total = Arc::clone(&sent);
+    let reading = thread::spawn(move || {
+        let limit = Duration::from_secs(10) + 3 * TIMEOUT;
+        read_fast(reader, prefix, limit, |n| n >= total.load(Ordering::SeqCst))
+    });
+    // The talker: 64 lines per send, for 10 s; the watch is the end of its
+    // last send, in milliseconds from the start.
+    let start = Instant::now();
+    let done_at = Arc::new(AtomicUsize::new(0));
+    let watch = Arc::clone(&done_at);
+    let mut stream = talker.stream;
+    let talking = thread::spawn(move || {
+        let mut k = 0;
+        while start.elapsed() < Duration::from_secs(10) {
+            let batch: Vec<u8> = (k..k + 64).flat_map(kilobyte_line).collect();
+            if stream.write_all(&batch).is_err() {
+                break;
+            }
+            k += 64;
+            watch.store(start.elapsed().as_millis() as usize, Ordering::SeqCst);
+        }
+        (k, stream)
+    });
+    while !talking.is_finished() {
+        thread::sleep(Duration::from_millis(20));
+        let since = start.elapsed() - Duration::from_millis(done_at.load(Ordering::SeqCst) as u64);
+        assert!(
+            since <= MAX_HOLD,
+            "the talker has been blocked in send for {since:?} while the reader reads\n{}",
+            server.dump()
+        );
+    }
+    let (lines, _stream) = talking.join().unwrap();
+    sent.store(lines, Ordering::SeqCst);
+    let got = reading.join().unwrap();
+    assert!(
+        got.longest_gap <= MAX_HOLD,
+        "the reader waited {:?} for a byte after {} of {lines} lines",
+        got.longest_gap,
+        got.lines.len()
+    );
+    assert!(
+        !got.timed_out,
+        "{} of {lines} lines arrived",
+        got.lines.len()
+    );
+    assert_eq!(got.lines.len(), lines, "every line arrives");
+    for (k, line) in got.lines.iter().enumerate() {
+        assert!(
+            line[..] == kilobyte_line(k)[..999],
+            "line {k} arrives unchanged"
+        );
+    }
+    assert!(lines > 1000, "only {lines} lines sent in 10 s");
+}

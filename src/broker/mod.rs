@@ -96,13 +96,18 @@
 //! # The loop
 //!
 //! Each turn:
-//! 1. the room is checked ([`room::Room::check`]): stalled or overflowing
-//!    readers are dropped, the pause is decided, the log is trimmed;
-//! 2. what the room asked is done (close a client, at once or after its
+//! 1. what the room asked is done (close a client, at once or after its
 //!    queue is written; stop);
-//! 3. the readers are written: every one when the log grew, otherwise
+//! 2. the readers are written: every one when the log grew, otherwise
 //!    those that got a private line; a reader whose socket is full waits
 //!    for its `EPOLLOUT` edge;
+//! 3. the room is checked ([`room::Room::check`]): stalled or overflowing
+//!    readers are dropped, the pause is decided, the log is trimmed. This
+//!    comes after the writes and right before the wait, so that the loop
+//!    never sleeps on a pause the writes have already ended, and a pause
+//!    always comes with a deadline (the grace of a reader it waits for):
+//!    the loop never sleeps without a timeout while a client it is not
+//!    deliberately pausing may have unread bytes;
 //! 4. `epoll_wait(2)`, until an event or the next deadline (a closing
 //!    client's linger, `--idle-timeout`, a reader's grace or stall
 //!    timeout); then rounds of reading: each readable client once per
@@ -492,13 +497,21 @@ impl<'a> Broker<'a> {
     fn run(mut self) -> Result<(), Error> {
         let mut events = vec![EpollEvent::empty(); 1024];
         loop {
-            let now = Instant::now();
-            self.sweep_idle(now);
-            let pace = self.room.check(now);
-            self.paused = pace.paused;
-            self.pace_next = pace.next;
+            self.sweep_idle(Instant::now());
             self.act()?;
             self.write_ready()?;
+            // The rule: the loop never sleeps without a deadline while a
+            // client it is not deliberately pausing may have unread bytes,
+            // and a pause ends when the readers it waited for catch up. So
+            // the pause is decided here, after the turn's writes and just
+            // before the wait: decided before the writes, it outlived them
+            // when they brought every reader below the low-water mark (no
+            // reader then had a deadline, nor anything left to send, so no
+            // event came), and the room slept in `epoll_wait(-1)` with a
+            // talker's bytes unread until something unrelated happened.
+            let pace = self.room.check(Instant::now());
+            self.paused = pace.paused;
+            self.pace_next = pace.next;
             self.act()?;
             if self.stdout_closed {
                 return Ok(());

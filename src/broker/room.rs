@@ -146,7 +146,7 @@ pub struct Pace {
     /// A moving reader is behind: read no talker.
     pub paused: bool,
     /// When to check again at the latest (a reader's grace or stall
-    /// timeout ends).
+    /// timeout ends); always set when `paused`.
     pub next: Option<Instant>,
 }
 
@@ -394,6 +394,11 @@ impl Room {
     /// at once a leaver that fell `--max-queue` behind, drops and counts
     /// the lines standard output cannot take, updates the pause, and frees
     /// the log that every reader has passed.
+    ///
+    /// The pause it decides holds until the next call: the event loop calls
+    /// it after a turn's writes, just before it waits. Only readers with
+    /// lines waiting for them hold a pause, so a paused room always has a
+    /// [`Pace::next`]: the end of the grace of a reader it waits for.
     pub fn check(&mut self, now: Instant) -> Pace {
         self.flush_joins();
         let marks = self.marks;
@@ -413,7 +418,8 @@ impl Room {
                 continue;
             }
             let backlog = queue.backlog(head);
-            let since = queue.waiting_since().filter(|_| queue.pending(head) > 0);
+            let pending = queue.pending(head);
+            let since = queue.waiting_since().filter(|_| pending > 0);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {}
                 Verdict::Overflow | Verdict::Stalled => {
@@ -424,34 +430,27 @@ impl Room {
             if let Some(since) = since {
                 soonest(since + marks.stall);
             }
-            if pace::moving(since, queue.drained(), now, &marks) {
+            if let Some(end) = pace::holds(pending, backlog, since, queue.drained(), now, &marks) {
                 largest = largest.max(backlog);
-                if let Some(since) = since
-                    && backlog > marks.low
-                {
-                    soonest(since + marks.first_grace);
-                    soonest(since + marks.grace);
+                if let Some(end) = end {
+                    soonest(end);
                 }
             }
         }
         if self.stdout_mode == Stdout::Paced {
             let backlog = self.stdout.backlog(head);
-            let since = self
-                .stdout
-                .waiting_since()
-                .filter(|_| self.stdout.pending(head) > 0);
+            let pending = self.stdout.pending(head);
+            let since = self.stdout.waiting_since().filter(|_| pending > 0);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {
                     if let Some(since) = since {
                         soonest(since + marks.stall);
                     }
-                    if pace::moving(since, self.stdout.drained(), now, &marks) {
+                    let drained = self.stdout.drained();
+                    if let Some(end) = pace::holds(pending, backlog, since, drained, now, &marks) {
                         largest = largest.max(backlog);
-                        if let Some(since) = since
-                            && backlog > marks.low
-                        {
-                            soonest(since + marks.first_grace);
-                            soonest(since + marks.grace);
+                        if let Some(end) = end {
+                            soonest(end);
                         }
                     }
                 }
@@ -472,6 +471,7 @@ impl Room {
         self.largest_moving = largest;
         self.checked_head = self.log.head();
         let paused = self.pacer.update(largest, &marks);
+        debug_assert!(!paused || next.is_some(), "a pause without a deadline");
         self.trim();
         Pace { paused, next }
     }
