@@ -200,6 +200,33 @@ fn by_sender(lines: &[String]) -> HashMap<String, Vec<String>> {
     out
 }
 
+/// A room notice as a client reads it, from its text (`alice left`): the
+/// one place of these tests that knows how notices look (the tests written
+/// before it spell them out).
+fn notice(text: &str) -> String {
+    format!("* {text}")
+}
+
+/// What a raw client sees when the client named `name` leaves the room.
+fn left(name: &str) -> String {
+    notice(&format!("{name} left"))
+}
+
+/// What a raw client sees when the client named `name` joins the room.
+fn joined(name: &str) -> String {
+    notice(&format!("{name} joined"))
+}
+
+/// The name in a join notice.
+fn joined_name(line: &str) -> String {
+    let name = line
+        .strip_prefix(&notice(""))
+        .and_then(|rest| rest.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("not a join notice: {line:?}"));
+    assert_eq!(line, joined(name));
+    name.to_owned()
+}
+
 // ---------------------------------------------------------------------------
 // Relay
 
@@ -1306,4 +1333,157 @@ fn a_socket_sending_1000_byte_lines_for_10_s_beside_a_fast_reader_is_never_held(
         );
     }
     assert!(lines > 1000, "only {lines} lines sent in 10 s");
+}
+
+#[test]
+fn a_chat_talker_fed_by_yes_beside_a_fast_reader_never_waits_and_every_line_arrives() {
+    // `yes "$(head -c 999 /dev/zero | tr '\0' x)" | chat -q HOST P` beside
+    // one reader: the room froze in 3 runs of 3 after 10 to 16 s.
+    const LINES: usize = 20_000;
+    let (server, port) = paste_room();
+    let mut reader = Peer::join(port);
+    let script = format!(
+        "yes \"$(head -c 999 /dev/zero | tr '\\0' x)\" | head -n {LINES} | exec {CHAT} -q 127.0.0.1 {port}"
+    );
+    let mut talker = spawn("bash", &["-c", &script]);
+    let name = joined_name(&reader.line());
+    let prefix = format!("[{name}] ").into_bytes();
+    let limit = Duration::from_secs(60) + 3 * TIMEOUT;
+    let got = read_fast(reader, prefix, limit, |n| n >= LINES);
+    assert!(
+        got.longest_gap <= MAX_HOLD,
+        "the reader waited {:?} for a byte while lines were due, after {} lines\n{}",
+        got.longest_gap,
+        got.lines.len(),
+        server.dump()
+    );
+    assert!(
+        !got.timed_out,
+        "{} of {LINES} lines arrived\n{}",
+        got.lines.len(),
+        server.dump()
+    );
+    assert_eq!(got.lines.len(), LINES, "every line arrives");
+    let line = vec![b'x'; 999];
+    assert!(got.lines.iter().all(|l| *l == line), "unchanged");
+    assert_eq!(talker.wait(), 0, "{}", talker.dump());
+}
+
+// ---------------------------------------------------------------------------
+// A client that half-closes has finished
+
+#[test]
+fn clients_that_half_close_are_relayed_announced_and_let_go_at_once() {
+    // Each ran until killed: the room read "hello\n" in a short read,
+    // took it to mean the socket was drained, and never saw the end of
+    // file that had come with it (edge-triggered epoll gives no new edge).
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "first line\nsecond line\n").unwrap();
+    let file = file.path().to_str().unwrap().to_owned();
+    let forms: [(&str, &[&str]); 6] = [
+        ("printf 'hello\\n' | $CHAT 127.0.0.1 $PORT", &["hello"]),
+        ("printf 'hello\\n' | $CHAT -q 127.0.0.1 $PORT", &["hello"]),
+        ("printf 'hello\\n' | nc -N 127.0.0.1 $PORT", &["hello"]),
+        (
+            "$CHAT -q 127.0.0.1 $PORT < \"$FILE\"",
+            &["first line", "second line"],
+        ),
+        (
+            "printf 'no newline' | $CHAT -q 127.0.0.1 $PORT",
+            &["no newline"],
+        ),
+        (
+            "printf 'hello\\n' | socat - TCP:127.0.0.1:$PORT",
+            &["hello"],
+        ),
+    ];
+    for (script, lines) in forms {
+        let (server, port) = room(&[]);
+        let mut listener = Peer::join(port);
+        let script = script
+            .replace("$CHAT", CHAT)
+            .replace("$PORT", &port.to_string())
+            .replace("$FILE", &file);
+        let mut client = spawn("bash", &["-c", &script]);
+        let name = joined_name(&listener.line());
+        for line in lines {
+            listener.expect(&format!("[{name}] {line}"));
+        }
+        listener.expect(&left(&name));
+        assert_eq!(client.wait(), 0, "{script}: {}", client.dump());
+        // Its slot is free: the room is the listener alone.
+        listener.send("/who\n");
+        listener.expect(&notice(&format!("1 present: {}", listener.name)));
+        server.expect_stdout(&format!("{}\n", left(&name)));
+    }
+}
+
+/// A raw client of the room that sends `bytes`, then half-closes.
+fn half_close_after(port: u16, bytes: &str) -> Peer {
+    let mut peer = Peer::join(port);
+    peer.send(bytes);
+    peer.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    peer
+}
+
+#[test]
+fn twenty_clients_that_half_close_leave_no_slot_and_no_descriptor() {
+    // They stayed in /who, each holding a descriptor, for the 30 s watched.
+    let (server, port) = room(&[]);
+    let mut listener = Peer::join(port);
+    let base = open_fds(server.pid());
+    let mut names = Vec::new();
+    for k in 0..20 {
+        let mut peer = half_close_after(port, &format!("line {k}\nlast {k}"));
+        let name = joined_name(&listener.line());
+        listener.expect(&format!("[{name}] line {k}"));
+        listener.expect(&format!("[{name}] last {k}"));
+        listener.expect(&left(&name));
+        // It reads its end of file: the room closed its side.
+        assert_eq!(peer.until_closed(), Vec::<String>::new(), "{name}");
+        names.push(name);
+    }
+    listener.send("/who\n");
+    listener.expect(&notice(&format!("1 present: {}", listener.name)));
+    let pid = server.pid();
+    assert!(
+        wait_until(TIMEOUT, || open_fds(pid) <= base),
+        "the room holds {} descriptors, {base} before the 20",
+        open_fds(pid)
+    );
+}
+
+#[test]
+fn with_an_idle_timeout_the_last_line_of_a_client_that_half_closed_is_relayed() {
+    // It was reported `left (idle)` after 2 s and its line never relayed.
+    let (_server, port) = room(&["--idle-timeout", "2"]);
+    let mut peers = crowd(port, 2);
+    let name = peers[1].name.clone();
+    peers[0].send("still here\n");
+    peers[1].send("no newline");
+    peers[1].stream.shutdown(std::net::Shutdown::Write).unwrap();
+    peers[0].expect(&format!("[{name}] no newline"));
+    peers[0].expect(&left(&name));
+}
+
+#[test]
+fn a_terminating_signal_after_a_half_close_loses_no_line() {
+    // With the end of file unseen, the line waited for a newline that
+    // never came: SIGTERM then gave the listener `the room is closing`
+    // and never the line.
+    let (mut server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let name = peers[1].name.clone();
+    peers[1].send("last words");
+    peers[1].stream.shutdown(std::net::Shutdown::Write).unwrap();
+    server.expect_stdout(&format!("[{name}] last words\n{}\n", left(&name)));
+    server.signal(libc::SIGTERM);
+    let rest = peers[0].until_closed();
+    let closing = notice("the room is closing");
+    assert_eq!(
+        rest,
+        [format!("[{name}] last words"), left(&name), closing.clone()]
+    );
+    assert_eq!(server.wait(), 128 + libc::SIGTERM);
+    assert!(server.stdout_text().ends_with(&format!("{closing}\n")));
 }

@@ -86,12 +86,15 @@
 //! lock (see [`room`]).
 //!
 //! Client sockets are registered once, edge-triggered, for reading and
-//! writing (`EPOLLIN | EPOLLOUT | EPOLLET`, as nginx does): the loop keeps
-//! "may read" and "may write" per client itself, so that pausing the
-//! room, or a client's queue filling and emptying, costs no `epoll_ctl`,
-//! even with 10,000 clients. The listener, standard input and output are
-//! level-triggered; standard input's interest is removed while the room
-//! is paused.
+//! writing (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, as nginx does):
+//! the loop keeps "may read" and "may write" per client itself, so that
+//! pausing the room, or a client's queue filling and emptying, costs no
+//! `epoll_ctl`, even with 10,000 clients. A short read means the socket is
+//! drained, since bytes that arrive later bring a new edge; but an end of
+//! file that arrived with the last bytes brings none, so once a client
+//! has half-closed (`EPOLLRDHUP`) it is read until its end of file. The
+//! listener, standard input and output are level-triggered; standard
+//! input's interest is removed while the room is paused.
 //!
 //! # The loop
 //!
@@ -124,6 +127,11 @@
 //!    (at end of file the room goes on).
 //!
 //! # Leaving and closing
+//!
+//! A client that half-closes has finished: its last bytes are relayed (a
+//! last line without a newline too), it is announced as `* NAME left`,
+//! and it is let go as below (`printf 'hello\n' | nc -N host port` exits
+//! at once). A client that wants to keep listening must not half-close.
 //!
 //! A client that says `bye` or reaches end of file leaves the room at once
 //! (nothing more is queued for it), and what was already queued is still
@@ -322,8 +330,12 @@ struct Conn {
     /// `--idle-timeout`.
     last_rx: Instant,
     /// A read may find bytes (or its end): set by an `EPOLLIN` edge,
-    /// cleared by a short read, `EAGAIN` or end of file.
+    /// cleared by `EAGAIN`, end of file, or a short read before the peer
+    /// half-closed.
     readable: bool,
+    /// The peer half-closed (`EPOLLRDHUP`): its end of file waits behind
+    /// whatever it sent last.
+    hup: bool,
     /// A write may be taken: cleared by `EAGAIN` or a short write, set by
     /// an `EPOLLOUT` edge.
     writable: bool,
@@ -667,7 +679,13 @@ impl<'a> Broker<'a> {
                 let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
                     return Ok(());
                 };
-                let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+                if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+                    conn.hup = true;
+                }
+                let readable = EpollFlags::EPOLLIN
+                    | EpollFlags::EPOLLRDHUP
+                    | EpollFlags::EPOLLHUP
+                    | EpollFlags::EPOLLERR;
                 if flags.intersects(readable) && !conn.readable {
                     conn.readable = true;
                     self.readable.push(id);
@@ -731,7 +749,10 @@ impl<'a> Broker<'a> {
             nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
         let id = self.room.join(peer);
         let token = id.index() as u64;
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        let flags = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
         let watched = self.epoll.add(&stream, EpollEvent::new(flags, token));
         if self.conns.len() <= id.index() {
             self.conns.resize_with(id.index() + 1, || None);
@@ -740,6 +761,7 @@ impl<'a> Broker<'a> {
             stream,
             last_rx: Instant::now(),
             readable: false,
+            hup: false,
             writable: true,
             closing: None,
         });
@@ -824,7 +846,12 @@ impl<'a> Broker<'a> {
         let got = pump::read(&conn.stream, &mut self.buf[..want]);
         match got {
             Ok(n) if n > 0 => {
-                conn.readable = n == want;
+                // A short read drained the socket, and the next bytes will
+                // bring a new edge, unless the peer half-closed: its end of
+                // file may have come with these bytes (`printf 'hello\n' |
+                // nc -N`), and no edge follows it. Then read on until end of
+                // file (or `EAGAIN`).
+                conn.readable = n == want || conn.hup;
                 if !closing {
                     conn.last_rx = Instant::now();
                     self.room.receive(id, &self.buf[..n]);
