@@ -55,9 +55,12 @@
 //!
 //! A reader that keeps reading receives every line, however big the burst:
 //! while a *moving* reader (one that makes room in its socket: within
-//! 300 ms of the socket filling, then every 500 ms at least) is more than
-//! half of `--max-queue` behind, the loop reads no talker and not its
-//! standard input, until every moving reader is within a quarter of it.
+//! 300 ms of the socket filling, then every 500 ms at least; a write of
+//! ours that it takes, or its kernel acknowledging bytes of the socket's
+//! send queue, `SIOCOUTQ`, asked when time alone would call it stopped)
+//! is more than half of `--max-queue` behind, the loop reads no talker and
+//! not its standard input, until every moving reader is within a quarter
+//! of it.
 //! TCP backpressure then slows the talkers' `chat`, whose unsent input
 //! waits in its standard input: nothing is lost. A reader that stopped
 //! never holds the room back: it is not moving once its 300 ms are over,
@@ -170,7 +173,7 @@ pub mod room;
 use std::collections::VecDeque;
 use std::io::{IoSlice, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -184,7 +187,7 @@ use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
-use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
+use room::{Action, ClientId, LINE_OVERHEAD, Limits, Reader, Room};
 
 /// How long a leaving client (or, after `arret` or a signal, every client)
 /// has to read what is queued for it and close its end, after which its
@@ -219,6 +222,37 @@ const STDOUT_TURN: usize = 256 * 1024;
 /// show as `EPOLLOUT` only in steps of megabytes (a slow reader could
 /// then look stopped for more than [`pace::GRACE`]).
 const SEND_BUFFER: usize = 64 * 1024;
+
+/// `SIOCOUTQ`: the bytes of a TCP socket's send queue that its peer has
+/// not acknowledged (unsent ones included). `linux/sockios.h` defines it
+/// as `TIOCOUTQ`, the only name the libc crate has.
+const SIOCOUTQ: libc::Ioctl = libc::TIOCOUTQ;
+
+/// The bytes still queued in `fd` for its reader, as the kernel counts
+/// them with `request` (`SIOCOUTQ` for a socket: not yet acknowledged by
+/// the peer; `TIOCOUTQ` for a terminal; `FIONREAD` for a pipe: not yet
+/// read), or `None` if the kernel does not say.
+fn queued(fd: BorrowedFd<'_>, request: libc::Ioctl) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: these requests write one int through the pointer, which
+    // points to a live local; `fd` is open for the call (borrowed).
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, &mut n) };
+    if rc != 0 {
+        return None;
+    }
+    usize::try_from(n).ok()
+}
+
+/// Whether the kernel took bytes from `fd`'s queue since `*last` was
+/// counted (see [`queued`]); counts again into `*last`.
+fn taken(fd: BorrowedFd<'_>, request: libc::Ioctl, last: &mut usize) -> bool {
+    let Some(now) = queued(fd, request) else {
+        return false;
+    };
+    let took = now < *last;
+    *last = now;
+    took
+}
 
 /// File descriptors kept free besides the clients: the epoll instance,
 /// a newcomer being refused, and room for the unexpected.
@@ -313,6 +347,14 @@ fn fit_clients(wanted: usize) -> usize {
     wanted
 }
 
+/// The request that counts what standard output's reader has not taken:
+/// `FIONREAD` for a pipe, `TIOCOUTQ` (`SIOCOUTQ`) otherwise.
+fn stdout_request() -> libc::Ioctl {
+    let fifo =
+        nix::sys::stat::fstat(stdout()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+    if fifo { libc::FIONREAD } else { libc::TIOCOUTQ }
+}
+
 /// Whether `fd` can be written now (`poll` with a zero timeout).
 fn writable(fd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
@@ -339,6 +381,10 @@ struct Conn {
     /// A write may be taken: cleared by `EAGAIN` or a short write, set by
     /// an `EPOLLOUT` edge.
     writable: bool,
+    /// Its socket's unacknowledged bytes (`SIOCOUTQ`) after the last write
+    /// that filled it, or when the room last asked: fewer later means that
+    /// the client's kernel took bytes (see [`pace`]).
+    unacked: usize,
     /// Set once it left the room with its queue to write ([`Action::Close`]
     /// with `flush`).
     closing: Option<Closing>,
@@ -401,6 +447,13 @@ struct Broker<'a> {
     /// With [`Output::Direct`], standard output is written as soon as this
     /// many bytes wait (half of `--max-queue`), not only once per turn.
     stdout_high: usize,
+    /// How to count the bytes standard output's reader has not taken yet
+    /// (`FIONREAD` for a pipe, `TIOCOUTQ` for a terminal or a socket), with
+    /// [`Output::Watched`].
+    stdout_queued: Option<libc::Ioctl>,
+    /// That count after the last write that filled standard output, or
+    /// when the room last asked.
+    stdout_unread: usize,
     buf: Vec<u8>,
     /// Clients that got a private line (from the room), or whose socket
     /// became writable, to write this turn.
@@ -482,6 +535,8 @@ impl<'a> Broker<'a> {
             pause: Accepting::default(),
             room,
             stdout_high: limits.max_queue / 2,
+            stdout_queued: (output == Output::Watched).then(stdout_request),
+            stdout_unread: 0,
             conns: Vec::new(),
             max_clients,
             input,
@@ -521,7 +576,7 @@ impl<'a> Broker<'a> {
             // reader then had a deadline, nor anything left to send, so no
             // event came), and the room slept in `epoll_wait(-1)` with a
             // talker's bytes unread until something unrelated happened.
-            let pace = self.room.check(Instant::now());
+            let pace = self.check(Instant::now());
             self.paused = pace.paused;
             self.pace_next = pace.next;
             self.act()?;
@@ -563,6 +618,23 @@ impl<'a> Broker<'a> {
                 self.room.release(id);
             }
         }
+    }
+
+    /// [`Room::check_with`] at `now`, with the kernel's count of what each
+    /// reader has not taken yet: a reader whose socket's unacknowledged
+    /// bytes (`SIOCOUTQ`) went down since the last write that filled it has
+    /// made room, whether or not its `EPOLLOUT` edge was handled yet.
+    fn check(&mut self, now: Instant) -> room::Pace {
+        let conns = &mut self.conns;
+        let stdout_queued = self.stdout_queued;
+        let stdout_unread = &mut self.stdout_unread;
+        self.room.check_with(now, &mut |reader| match reader {
+            Reader::Client(id) => conns
+                .get_mut(id.index())
+                .and_then(Option::as_mut)
+                .is_some_and(|c| taken(c.stream.as_fd(), SIOCOUTQ, &mut c.unacked)),
+            Reader::Stdout => stdout_queued.is_some_and(|req| taken(stdout(), req, stdout_unread)),
+        })
     }
 
     /// Waits for events and handles them, with rounds of reads. Under load
@@ -763,6 +835,7 @@ impl<'a> Broker<'a> {
             readable: false,
             hup: false,
             writable: true,
+            unacked: 0,
             closing: None,
         });
         if let Err(e) = watched {
@@ -989,6 +1062,12 @@ impl<'a> Broker<'a> {
                 }
             }
         }
+        if !conn.writable
+            && total > 0
+            && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
+        {
+            conn.unacked = n;
+        }
         queue.note_write(head, total, !conn.writable, now);
         let pending = !queue.is_empty(head);
         if failed {
@@ -1039,6 +1118,13 @@ impl<'a> Broker<'a> {
         }
         let pending = !queue.is_empty(head);
         queue.note_write(head, written_now, pending, now);
+        if pending
+            && written_now > 0
+            && let Some(request) = self.stdout_queued
+            && let Some(n) = queued(stdout(), request)
+        {
+            self.stdout_unread = n;
+        }
         if written_now > 0 {
             let dropped = self.room.take_stdout_dropped();
             if dropped > 0 {

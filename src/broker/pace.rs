@@ -10,6 +10,15 @@
 //!   [`FIRST_GRACE`] only: a reader that reads makes room within a few
 //!   milliseconds, one that stopped never does, and should not hold the
 //!   room for half a second first.
+//! - Room is made when a write of the room's takes bytes after the socket
+//!   filled, or when the reader's kernel acknowledges bytes of the
+//!   socket's send queue (`SIOCOUTQ` goes down; for a pipe, `FIONREAD`).
+//!   The second is asked once a reader's grace runs out, before it is
+//!   judged stopped ([`should_ask`]): wall time alone would judge stopped
+//!   a reader whose kernel still takes bytes, such as a reader starved of
+//!   the CPU for half a second on a loaded machine, or one whose progress
+//!   the room, itself not scheduled, had not yet seen as an `EPOLLOUT`
+//!   edge. A reader whose kernel takes bytes is never stopped.
 //! - While a moving reader has more than the **high-water mark** queued
 //!   (half of `--max-queue`), the room stops reading from the clients'
 //!   sockets and from its own standard input: the talkers' `chat` processes
@@ -135,6 +144,28 @@ pub fn holds(
         marks.first_grace
     };
     Some((backlog > marks.low).then_some(since + grace))
+}
+
+/// Whether the room should ask a reader's kernel whether it took bytes
+/// since the room last looked (see the [module documentation](self)): the
+/// reader has had lines waiting since `since`, and either its
+/// `--stall-timeout` has come, or its grace is over while it is more than
+/// the low-water mark behind (so that whether it is moving decides the
+/// pause) and it was not `asked` already since it last made room. A
+/// reader that stopped is asked twice at most: when its grace ends and
+/// when its stall timeout does.
+pub fn should_ask(
+    since: Instant,
+    backlog: usize,
+    drained: bool,
+    asked: bool,
+    now: Instant,
+    marks: &Marks,
+) -> bool {
+    if now.saturating_duration_since(since) >= marks.stall {
+        return true;
+    }
+    !asked && backlog > marks.low && !moving(Some(since), drained, now, marks)
 }
 
 /// What becomes of a reader.
@@ -275,6 +306,32 @@ mod tests {
         // Its grace is over: it is not moving and holds nothing.
         assert_eq!(holds(1, big, Some(t), true, t + GRACE, &m), None);
         assert_eq!(holds(1, big, Some(t), false, t + FIRST_GRACE, &m), None);
+    }
+
+    #[test]
+    fn a_reader_kernel_is_asked_when_its_grace_ends_while_it_is_behind_and_at_its_stall() {
+        let m = marks();
+        let t = Instant::now();
+        let behind = m.low + 1;
+        let ms = Duration::from_millis(1);
+        // Within its grace: time says it moves.
+        assert!(!should_ask(t, behind, true, false, t + GRACE - ms, &m));
+        assert!(!should_ask(
+            t,
+            behind,
+            false,
+            false,
+            t + FIRST_GRACE - ms,
+            &m
+        ));
+        // Its grace is over: asked once.
+        assert!(should_ask(t, behind, true, false, t + GRACE, &m));
+        assert!(should_ask(t, behind, false, false, t + FIRST_GRACE, &m));
+        assert!(!should_ask(t, behind, true, true, t + GRACE, &m), "asked");
+        // Within the low mark, it decides no pause: not asked.
+        assert!(!should_ask(t, m.low, true, false, t + GRACE, &m));
+        // At its stall timeout, always.
+        assert!(should_ask(t, 1, true, true, t + m.stall, &m));
     }
 
     #[test]

@@ -140,6 +140,15 @@ pub enum Action {
     Stop,
 }
 
+/// A reader of the room, for [`Room::check_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A client.
+    Client(ClientId),
+    /// The server's standard output.
+    Stdout,
+}
+
 /// What [`Room::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
@@ -399,7 +408,19 @@ impl Room {
     /// it after a turn's writes, just before it waits. Only readers with
     /// lines waiting for them hold a pause, so a paused room always has a
     /// [`Pace::next`]: the end of the grace of a reader it waits for.
+    ///
+    /// Time alone judges progress here, as if no reader's kernel had taken
+    /// bytes unseen: see [`Room::check_with`].
     pub fn check(&mut self, now: Instant) -> Pace {
+        self.check_with(now, &mut |_| false)
+    }
+
+    /// [`Room::check`], asking `taken(reader)` whether the kernel took bytes
+    /// of a reader's socket since the last write or ask (its unacknowledged
+    /// send queue went down) before it judges that reader stopped, when
+    /// [`pace::should_ask`] says so. A reader whose kernel took bytes made
+    /// room: it is moving, and its stall clock starts again.
+    pub fn check_with(&mut self, now: Instant, taken: &mut dyn FnMut(Reader) -> bool) -> Pace {
         self.flush_joins();
         let marks = self.marks;
         let head = self.log.head();
@@ -408,9 +429,9 @@ impl Room {
         let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         let mut dropped = Vec::new();
         let mut cut = Vec::new();
-        for (i, slot) in self.clients.iter().enumerate() {
+        for (i, slot) in self.clients.iter_mut().enumerate() {
             let Some(client) = slot else { continue };
-            let queue = &client.queue;
+            let queue = &mut client.queue;
             if client.state == State::Leaving {
                 if queue.reads_log() && queue.behind(head) > marks.max_queue as u64 {
                     cut.push(ClientId(i));
@@ -419,7 +440,8 @@ impl Room {
             }
             let backlog = queue.backlog(head);
             let pending = queue.pending(head);
-            let since = queue.waiting_since().filter(|_| pending > 0);
+            let who = Reader::Client(ClientId(i));
+            let since = stall_clock(queue, who, pending, backlog, now, &marks, taken);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {}
                 Verdict::Overflow | Verdict::Stalled => {
@@ -440,7 +462,8 @@ impl Room {
         if self.stdout_mode == Stdout::Paced {
             let backlog = self.stdout.backlog(head);
             let pending = self.stdout.pending(head);
-            let since = self.stdout.waiting_since().filter(|_| pending > 0);
+            let queue = &mut self.stdout;
+            let since = stall_clock(queue, Reader::Stdout, pending, backlog, now, &marks, taken);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {
                     if let Some(since) = since {
@@ -1076,6 +1099,31 @@ impl Room {
             Some(Some(client)) => Rc::clone(&client.name),
             _ => Rc::from("?"),
         }
+    }
+}
+
+/// Since when lines have waited for a reader without it making room
+/// (`None` when nothing waits), after asking `taken` whether its kernel
+/// took bytes, when [`pace::should_ask`] says so: if it did, from `now`.
+fn stall_clock(
+    queue: &mut SendQueue,
+    who: Reader,
+    pending: usize,
+    backlog: usize,
+    now: Instant,
+    marks: &Marks,
+    taken: &mut dyn FnMut(Reader) -> bool,
+) -> Option<Instant> {
+    let since = queue.waiting_since().filter(|_| pending > 0)?;
+    if !pace::should_ask(since, backlog, queue.drained(), queue.asked(), now, marks) {
+        return Some(since);
+    }
+    if taken(who) {
+        queue.note_taken(now);
+        Some(now)
+    } else {
+        queue.note_asked();
+        Some(since)
     }
 }
 
