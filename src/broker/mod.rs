@@ -1032,6 +1032,12 @@ impl<'a> Broker<'a> {
         let head = log.head();
         queue.settle();
         if !conn.writable {
+            if queue.waiting_since().is_none()
+                && !queue.is_empty(head)
+                && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
+            {
+                conn.unacked = n;
+            }
             queue.note_write(head, 0, true, now);
             return;
         }
@@ -1062,8 +1068,12 @@ impl<'a> Broker<'a> {
                 }
             }
         }
+        // The count to compare with when asked: taken when bytes were
+        // added to a full socket, or when its stall clock starts (what the
+        // kernel took before does not count).
         if !conn.writable
-            && total > 0
+            && !queue.is_empty(head)
+            && (total > 0 || queue.waiting_since().is_none())
             && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
         {
             conn.unacked = n;
@@ -1117,14 +1127,15 @@ impl<'a> Broker<'a> {
             }
         }
         let pending = !queue.is_empty(head);
-        queue.note_write(head, written_now, pending, now);
+        // As for a client (see `write_client`).
         if pending
-            && written_now > 0
+            && (written_now > 0 || queue.waiting_since().is_none())
             && let Some(request) = self.stdout_queued
             && let Some(n) = queued(stdout(), request)
         {
             self.stdout_unread = n;
         }
+        queue.note_write(head, written_now, pending, now);
         if written_now > 0 {
             let dropped = self.room.take_stdout_dropped();
             if dropped > 0 {
