@@ -111,13 +111,12 @@ pub fn moving(waiting_since: Option<Instant>, drained: bool, now: Instant, marks
     waiting_since.is_none_or(|since| now.saturating_duration_since(since) < grace)
 }
 
-/// Whether a reader holds the room's pause by its `backlog` (bytes), and
-/// until when at the latest: `None` if it does not (nothing `pending` for
-/// it, only its own lines ahead of its cursor, which the next write skips;
-/// or it is not [`moving`]); `Some(None)` if it does but is within the
-/// low-water mark (it cannot keep a pause); `Some(Some(t))` if it may keep
-/// the room paused until `t`, when its grace ends unless it makes room
-/// first.
+/// Whether a reader holds the room's pause by its backlog, and until when
+/// at the latest: `None` if it does not (nothing `pending` for it, only
+/// its own lines ahead of its cursor, which the next write skips; or it is
+/// not [`moving`]); otherwise the end of its grace, unless it makes room
+/// first. (Only a reader more than the low-water mark behind can keep a
+/// pause: the caller needs that deadline only then.)
 ///
 /// A reader that has lines pending and no stall clock yet (the loop has not
 /// tried to write to it since they came) is waiting from `now`. So a pause
@@ -125,12 +124,11 @@ pub fn moving(waiting_since: Option<Instant>, drained: bool, now: Instant, marks
 /// holds a talker back (the rule of [`super`]'s loop).
 pub fn holds(
     pending: usize,
-    backlog: usize,
     waiting_since: Option<Instant>,
     drained: bool,
     now: Instant,
     marks: &Marks,
-) -> Option<Option<Instant>> {
+) -> Option<Instant> {
     if pending == 0 {
         return None;
     }
@@ -143,7 +141,7 @@ pub fn holds(
     } else {
         marks.first_grace
     };
-    Some((backlog > marks.low).then_some(since + grace))
+    Some(since + grace)
 }
 
 /// Whether the room should ask a reader's kernel whether it took bytes
@@ -286,26 +284,17 @@ mod tests {
     fn only_a_moving_reader_with_lines_waiting_holds_a_pause_and_until_its_grace_ends() {
         let m = marks();
         let t = Instant::now();
-        let big = m.high;
         // Nothing pending (its own lines only): no pause, however far.
-        assert_eq!(holds(0, big, None, false, t, &m), None);
-        assert_eq!(holds(0, big, Some(t), true, t, &m), None);
+        assert_eq!(holds(0, None, false, t, &m), None);
+        assert_eq!(holds(0, Some(t), true, t, &m), None);
         // Lines pending and no clock yet: waiting from now.
-        assert_eq!(
-            holds(1, big, None, false, t, &m),
-            Some(Some(t + FIRST_GRACE))
-        );
+        assert_eq!(holds(1, None, false, t, &m), Some(t + FIRST_GRACE));
         // A reader that made room: until its grace ends.
         let ms = Duration::from_millis(100);
-        assert_eq!(
-            holds(1, big, Some(t), true, t + ms, &m),
-            Some(Some(t + GRACE))
-        );
-        // Within the low mark: counted, but it keeps no pause.
-        assert_eq!(holds(1, m.low, Some(t), true, t + ms, &m), Some(None));
+        assert_eq!(holds(1, Some(t), true, t + ms, &m), Some(t + GRACE));
         // Its grace is over: it is not moving and holds nothing.
-        assert_eq!(holds(1, big, Some(t), true, t + GRACE, &m), None);
-        assert_eq!(holds(1, big, Some(t), false, t + FIRST_GRACE, &m), None);
+        assert_eq!(holds(1, Some(t), true, t + GRACE, &m), None);
+        assert_eq!(holds(1, Some(t), false, t + FIRST_GRACE, &m), None);
     }
 
     #[test]

@@ -452,9 +452,9 @@ impl Room {
             if let Some(since) = since {
                 soonest(since + marks.stall);
             }
-            if let Some(end) = pace::holds(pending, backlog, since, queue.drained(), now, &marks) {
+            if let Some(end) = pace::holds(pending, since, queue.drained(), now, &marks) {
                 largest = largest.max(backlog);
-                if let Some(end) = end {
+                if backlog > marks.low {
                     soonest(end);
                 }
             }
@@ -470,9 +470,9 @@ impl Room {
                         soonest(since + marks.stall);
                     }
                     let drained = self.stdout.drained();
-                    if let Some(end) = pace::holds(pending, backlog, since, drained, now, &marks) {
+                    if let Some(end) = pace::holds(pending, since, drained, now, &marks) {
                         largest = largest.max(backlog);
-                        if let Some(end) = end {
+                        if backlog > marks.low {
                             soonest(end);
                         }
                     }
