@@ -200,6 +200,33 @@ fn by_sender(lines: &[String]) -> HashMap<String, Vec<String>> {
     out
 }
 
+/// A room notice as a client reads it, from its text (`alice left`): the
+/// one place of these tests that knows how notices look (the tests written
+/// before it spell them out).
+fn notice(text: &str) -> String {
+    format!("-!- {text}")
+}
+
+/// What a raw client sees when the client named `name` leaves the room.
+fn left(name: &str) -> String {
+    notice(&format!("{name} left"))
+}
+
+/// What a raw client sees when the client named `name` joins the room.
+fn joined(name: &str) -> String {
+    notice(&format!("{name} joined"))
+}
+
+/// The name in a join notice.
+fn joined_name(line: &str) -> String {
+    let name = line
+        .strip_prefix(&notice(""))
+        .and_then(|rest| rest.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("not a join notice: {line:?}"));
+    assert_eq!(line, joined(name));
+    name.to_owned()
+}
+
 // ---------------------------------------------------------------------------
 // Relay
 
@@ -1285,4 +1312,318 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
             got.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// A paste never freezes the room
+
+/// The longest gap a talker may be held back, or a reader wait for its
+/// next byte, while a reader that reads as fast as it can is behind.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// What a reader that reads as fast as it can saw of one talker.
+struct FastRead {
+    /// The talker's lines, without their prefix and newline.
+    lines: Vec<Vec<u8>>,
+    /// The longest wait for a byte, from the first, while lines were
+    /// still due.
+    longest_gap: Duration,
+    /// The reader stopped at the deadline before `until` returned true.
+    timed_out: bool,
+}
+
+/// Reads `peer` as fast as it can, taking the lines that start with
+/// `prefix`, until `until(lines received)` is true, `limit` passes, or no
+/// byte came for more than [`MAX_HOLD`] after the first.
+fn read_fast(
+    mut peer: Peer,
+    prefix: Vec<u8>,
+    limit: Duration,
+    until: impl Fn(usize) -> bool,
+) -> FastRead {
+    let start = Instant::now();
+    let mut last: Option<Instant> = None;
+    let mut got = FastRead {
+        lines: Vec::new(),
+        longest_gap: Duration::ZERO,
+        timed_out: false,
+    };
+    let mut pending = peer.buf[peer.start..].to_vec();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !until(got.lines.len()) {
+        if start.elapsed() > limit {
+            got.timed_out = true;
+            break;
+        }
+        if let Some(last) = last
+            && last.elapsed() > MAX_HOLD
+        {
+            // Held back: no need to wait for the rest to fail.
+            got.longest_gap = last.elapsed();
+            break;
+        }
+        let n = match peer.stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read: {e}"),
+        };
+        let now = Instant::now();
+        if let Some(last) = last {
+            got.longest_gap = got.longest_gap.max(now - last);
+        }
+        last = Some(now);
+        pending.extend_from_slice(&chunk[..n]);
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(b'\n', &pending[from..]) {
+            let line = &pending[from..from + i];
+            if let Some(text) = line.strip_prefix(&prefix[..]) {
+                got.lines.push(text.to_vec());
+            }
+            from += i + 1;
+        }
+        pending.drain(..from);
+    }
+    got
+}
+
+/// The room of the paste tests: its standard output `/dev/null` (written
+/// directly, never a reader that holds the room back), and a
+/// `--max-queue` of 128 KiB, with which the debug build pauses and resumes
+/// the room hundreds of times a second, as the release build does with
+/// the default 1 MiB (the freeze came after 10 to 16 s of that; with the
+/// default queue, the debug build rarely froze within a test, and with
+/// this one within a second, in 4 runs of 4).
+fn paste_room() -> (Proc, u16) {
+    let args = ["--broker", "--max-queue", "131072"];
+    chatd_io(&args, Stdio::piped(), Stdio::null())
+}
+
+/// A line of 1000 bytes with its newline, numbered `k`.
+fn kilobyte_line(k: usize) -> Vec<u8> {
+    let mut line = format!("{k:09} ").into_bytes();
+    line.resize(999, b'x');
+    line.push(b'\n');
+    line
+}
+
+#[test]
+fn a_socket_sending_1000_byte_lines_for_10_s_beside_a_fast_reader_is_never_held() {
+    // The room used to sleep in epoll_wait(-1) with the talker's bytes
+    // unread, after a pause that the turn's own writes had already made
+    // pointless: the talker blocked in send until something else happened.
+    let (server, port) = paste_room();
+    let mut peers = crowd(port, 2);
+    let talker = peers.pop().unwrap();
+    let reader = peers.pop().unwrap();
+    let prefix = format!("[{}] ", talker.name).into_bytes();
+    let sent = Arc::new(AtomicUsize::new(usize::MAX));
+    let total = Arc::clone(&sent);
+    let reading = thread::spawn(move || {
+        let limit = Duration::from_secs(10) + 3 * TIMEOUT;
+        read_fast(reader, prefix, limit, |n| n >= total.load(Ordering::SeqCst))
+    });
+    // The talker: 64 lines per send, for 10 s; the watch is the end of its
+    // last send, in milliseconds from the start.
+    let start = Instant::now();
+    let done_at = Arc::new(AtomicUsize::new(0));
+    let watch = Arc::clone(&done_at);
+    let mut stream = talker.stream;
+    let talking = thread::spawn(move || {
+        let mut k = 0;
+        while start.elapsed() < Duration::from_secs(10) {
+            let batch: Vec<u8> = (k..k + 64).flat_map(kilobyte_line).collect();
+            if stream.write_all(&batch).is_err() {
+                break;
+            }
+            k += 64;
+            watch.store(start.elapsed().as_millis() as usize, Ordering::SeqCst);
+        }
+        (k, stream)
+    });
+    while !talking.is_finished() {
+        thread::sleep(Duration::from_millis(20));
+        let since = start.elapsed() - Duration::from_millis(done_at.load(Ordering::SeqCst) as u64);
+        assert!(
+            since <= MAX_HOLD,
+            "the talker has been blocked in send for {since:?} while the reader reads\n{}",
+            server.dump()
+        );
+    }
+    let (lines, _stream) = talking.join().unwrap();
+    sent.store(lines, Ordering::SeqCst);
+    let got = reading.join().unwrap();
+    assert!(
+        got.longest_gap <= MAX_HOLD,
+        "the reader waited {:?} for a byte after {} of {lines} lines",
+        got.longest_gap,
+        got.lines.len()
+    );
+    assert!(
+        !got.timed_out,
+        "{} of {lines} lines arrived",
+        got.lines.len()
+    );
+    assert_eq!(got.lines.len(), lines, "every line arrives");
+    for (k, line) in got.lines.iter().enumerate() {
+        assert!(
+            line[..] == kilobyte_line(k)[..999],
+            "line {k} arrives unchanged"
+        );
+    }
+    assert!(lines > 1000, "only {lines} lines sent in 10 s");
+}
+
+#[test]
+fn a_chat_talker_fed_by_yes_beside_a_fast_reader_never_waits_and_every_line_arrives() {
+    // `yes "$(head -c 999 /dev/zero | tr '\0' x)" | chat -q HOST P` beside
+    // one reader: the room froze in 3 runs of 3 after 10 to 16 s.
+    const LINES: usize = 20_000;
+    let (server, port) = paste_room();
+    let mut reader = Peer::join(port);
+    let script = format!(
+        "yes \"$(head -c 999 /dev/zero | tr '\\0' x)\" | head -n {LINES} | exec {CHAT} -q 127.0.0.1 {port}"
+    );
+    let mut talker = spawn("bash", &["-c", &script]);
+    let name = joined_name(&reader.line());
+    let prefix = format!("[{name}] ").into_bytes();
+    let limit = Duration::from_secs(60) + 3 * TIMEOUT;
+    let got = read_fast(reader, prefix, limit, |n| n >= LINES);
+    assert!(
+        got.longest_gap <= MAX_HOLD,
+        "the reader waited {:?} for a byte while lines were due, after {} lines\n{}",
+        got.longest_gap,
+        got.lines.len(),
+        server.dump()
+    );
+    assert!(
+        !got.timed_out,
+        "{} of {LINES} lines arrived\n{}",
+        got.lines.len(),
+        server.dump()
+    );
+    assert_eq!(got.lines.len(), LINES, "every line arrives");
+    let line = vec![b'x'; 999];
+    assert!(got.lines.iter().all(|l| *l == line), "unchanged");
+    assert_eq!(talker.wait(), 0, "{}", talker.dump());
+}
+
+// ---------------------------------------------------------------------------
+// A client that half-closes has finished
+
+#[test]
+fn clients_that_half_close_are_relayed_announced_and_let_go_at_once() {
+    // Each ran until killed: the room read "hello\n" in a short read,
+    // took it to mean the socket was drained, and never saw the end of
+    // file that had come with it (edge-triggered epoll gives no new edge).
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "first line\nsecond line\n").unwrap();
+    let file = file.path().to_str().unwrap().to_owned();
+    let forms: [(&str, &[&str]); 6] = [
+        ("printf 'hello\\n' | $CHAT 127.0.0.1 $PORT", &["hello"]),
+        ("printf 'hello\\n' | $CHAT -q 127.0.0.1 $PORT", &["hello"]),
+        ("printf 'hello\\n' | nc -N 127.0.0.1 $PORT", &["hello"]),
+        (
+            "$CHAT -q 127.0.0.1 $PORT < \"$FILE\"",
+            &["first line", "second line"],
+        ),
+        (
+            "printf 'no newline' | $CHAT -q 127.0.0.1 $PORT",
+            &["no newline"],
+        ),
+        (
+            "printf 'hello\\n' | socat - TCP:127.0.0.1:$PORT",
+            &["hello"],
+        ),
+    ];
+    for (script, lines) in forms {
+        let (server, port) = room(&[]);
+        let mut listener = Peer::join(port);
+        let script = script
+            .replace("$CHAT", CHAT)
+            .replace("$PORT", &port.to_string())
+            .replace("$FILE", &file);
+        let mut client = spawn("bash", &["-c", &script]);
+        let name = joined_name(&listener.line());
+        for line in lines {
+            listener.expect(&format!("[{name}] {line}"));
+        }
+        listener.expect(&left(&name));
+        assert_eq!(client.wait(), 0, "{script}: {}", client.dump());
+        // Its slot is free: the room is the listener alone.
+        listener.send("/who\n");
+        listener.expect(&notice(&format!("1 present: {}", listener.name)));
+        server.expect_stdout(&format!("{}\n", left(&name)));
+    }
+}
+
+/// A raw client of the room that sends `bytes`, then half-closes.
+fn half_close_after(port: u16, bytes: &str) -> Peer {
+    let mut peer = Peer::join(port);
+    peer.send(bytes);
+    peer.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    peer
+}
+
+#[test]
+fn twenty_clients_that_half_close_leave_no_slot_and_no_descriptor() {
+    // They stayed in /who, each holding a descriptor, for the 30 s watched.
+    let (server, port) = room(&[]);
+    let mut listener = Peer::join(port);
+    let base = open_fds(server.pid());
+    let mut names = Vec::new();
+    for k in 0..20 {
+        let mut peer = half_close_after(port, &format!("line {k}\nlast {k}"));
+        let name = joined_name(&listener.line());
+        listener.expect(&format!("[{name}] line {k}"));
+        listener.expect(&format!("[{name}] last {k}"));
+        listener.expect(&left(&name));
+        // It reads its end of file: the room closed its side.
+        assert_eq!(peer.until_closed(), Vec::<String>::new(), "{name}");
+        names.push(name);
+    }
+    listener.send("/who\n");
+    listener.expect(&notice(&format!("1 present: {}", listener.name)));
+    let pid = server.pid();
+    assert!(
+        wait_until(TIMEOUT, || open_fds(pid) <= base),
+        "the room holds {} descriptors, {base} before the 20",
+        open_fds(pid)
+    );
+}
+
+#[test]
+fn with_an_idle_timeout_the_last_line_of_a_client_that_half_closed_is_relayed() {
+    // It was reported `left (idle)` after 2 s and its line never relayed.
+    let (_server, port) = room(&["--idle-timeout", "2"]);
+    let mut peers = crowd(port, 2);
+    let name = peers[1].name.clone();
+    peers[0].send("still here\n");
+    peers[1].send("no newline");
+    peers[1].stream.shutdown(std::net::Shutdown::Write).unwrap();
+    peers[0].expect(&format!("[{name}] no newline"));
+    peers[0].expect(&left(&name));
+}
+
+#[test]
+fn a_terminating_signal_after_a_half_close_loses_no_line() {
+    // With the end of file unseen, the line waited for a newline that
+    // never came: SIGTERM then gave the listener `the room is closing`
+    // and never the line.
+    let (mut server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let name = peers[1].name.clone();
+    peers[1].send("last words");
+    peers[1].stream.shutdown(std::net::Shutdown::Write).unwrap();
+    server.expect_stdout(&format!("[{name}] last words\n{}\n", left(&name)));
+    server.signal(libc::SIGTERM);
+    let rest = peers[0].until_closed();
+    let closing = notice("the room is closing");
+    assert_eq!(
+        rest,
+        [format!("[{name}] last words"), left(&name), closing.clone()]
+    );
+    assert_eq!(server.wait(), 128 + libc::SIGTERM);
+    assert!(server.stdout_text().ends_with(&format!("{closing}\n")));
 }

@@ -17,7 +17,6 @@
 //!
 //! ```sh
 //! cargo build --release --locked
-//! cargo build --release --locked --example completions
 //! cargo test --locked --test install -- --ignored
 //! ```
 

@@ -55,9 +55,12 @@
 //!
 //! A reader that keeps reading receives every line, however big the burst:
 //! while a *moving* reader (one that makes room in its socket: within
-//! 300 ms of the socket filling, then every 500 ms at least) is more than
-//! half of `--max-queue` behind, the loop reads no talker and not its
-//! standard input, until every moving reader is within a quarter of it.
+//! 300 ms of the socket filling, then every 500 ms at least; a write of
+//! ours that it takes, or its kernel acknowledging bytes of the socket's
+//! send queue, `SIOCOUTQ`, asked when time alone would call it stopped)
+//! is more than half of `--max-queue` behind, the loop reads no talker and
+//! not its standard input, until every moving reader is within a quarter
+//! of it.
 //! TCP backpressure then slows the talkers' `chat`, whose unsent input
 //! waits in its standard input: nothing is lost. A reader that stopped
 //! never holds the room back: it is not moving once its 300 ms are over,
@@ -86,23 +89,31 @@
 //! lock (see [`room`]).
 //!
 //! Client sockets are registered once, edge-triggered, for reading and
-//! writing (`EPOLLIN | EPOLLOUT | EPOLLET`, as nginx does): the loop keeps
-//! "may read" and "may write" per client itself, so that pausing the
-//! room, or a client's queue filling and emptying, costs no `epoll_ctl`,
-//! even with 10,000 clients. The listener, standard input and output are
-//! level-triggered; standard input's interest is removed while the room
-//! is paused.
+//! writing (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, as nginx does):
+//! the loop keeps "may read" and "may write" per client itself, so that
+//! pausing the room, or a client's queue filling and emptying, costs no
+//! `epoll_ctl`, even with 10,000 clients. A short read means the socket is
+//! drained, since bytes that arrive later bring a new edge; but an end of
+//! file that arrived with the last bytes brings none, so once a client
+//! has half-closed (`EPOLLRDHUP`) it is read until its end of file. The
+//! listener, standard input and output are level-triggered; standard
+//! input's interest is removed while the room is paused.
 //!
 //! # The loop
 //!
 //! Each turn:
-//! 1. the room is checked ([`room::Room::check`]): stalled or overflowing
-//!    readers are dropped, the pause is decided, the log is trimmed;
-//! 2. what the room asked is done (close a client, at once or after its
+//! 1. what the room asked is done (close a client, at once or after its
 //!    queue is written; stop);
-//! 3. the readers are written: every one when the log grew, otherwise
+//! 2. the readers are written: every one when the log grew, otherwise
 //!    those that got a private line; a reader whose socket is full waits
 //!    for its `EPOLLOUT` edge;
+//! 3. the room is checked ([`room::Room::check`]): stalled or overflowing
+//!    readers are dropped, the pause is decided, the log is trimmed. This
+//!    comes after the writes and right before the wait, so that the loop
+//!    never sleeps on a pause the writes have already ended, and a pause
+//!    always comes with a deadline (the grace of a reader it waits for):
+//!    the loop never sleeps without a timeout while a client it is not
+//!    deliberately pausing may have unread bytes;
 //! 4. `epoll_wait(2)`, until an event or the next deadline (a closing
 //!    client's linger, `--idle-timeout`, a reader's grace or stall
 //!    timeout); then rounds of reading: each readable client once per
@@ -119,6 +130,11 @@
 //!    (at end of file the room goes on).
 //!
 //! # Leaving and closing
+//!
+//! A client that half-closes has finished: its last bytes are relayed (a
+//! last line without a newline too), it is announced as `* NAME left`,
+//! and it is let go as below (`printf 'hello\n' | nc -N host port` exits
+//! at once). A client that wants to keep listening must not half-close.
 //!
 //! A client that says `bye` or reaches end of file leaves the room at once
 //! (nothing more is queued for it), and what was already queued is still
@@ -157,7 +173,7 @@ pub mod room;
 use std::collections::VecDeque;
 use std::io::{IoSlice, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -170,7 +186,7 @@ use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
 use crate::{pump, report, status};
-use room::{Action, ClientId, Limits, Room};
+use room::{Action, ClientId, Limits, Reader, Room};
 
 /// How long a leaving client (or, after `arret` or a signal, every client)
 /// has to read what is queued for it and close its end, after which its
@@ -205,6 +221,37 @@ const STDOUT_TURN: usize = 256 * 1024;
 /// show as `EPOLLOUT` only in steps of megabytes (a slow reader could
 /// then look stopped for more than [`pace::GRACE`]).
 const SEND_BUFFER: usize = 64 * 1024;
+
+/// `SIOCOUTQ`: the bytes of a TCP socket's send queue that its peer has
+/// not acknowledged (unsent ones included). `linux/sockios.h` defines it
+/// as `TIOCOUTQ`, the only name the libc crate has.
+const SIOCOUTQ: libc::Ioctl = libc::TIOCOUTQ;
+
+/// The bytes still queued in `fd` for its reader, as the kernel counts
+/// them with `request` (`SIOCOUTQ` for a socket: not yet acknowledged by
+/// the peer; `TIOCOUTQ` for a terminal; `FIONREAD` for a pipe: not yet
+/// read), or `None` if the kernel does not say.
+fn queued(fd: BorrowedFd<'_>, request: libc::Ioctl) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: these requests write one int through the pointer, which
+    // points to a live local; `fd` is open for the call (borrowed).
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, &mut n) };
+    if rc != 0 {
+        return None;
+    }
+    usize::try_from(n).ok()
+}
+
+/// Whether the kernel took bytes from `fd`'s queue since `*last` was
+/// counted (see [`queued`]); counts again into `*last`.
+fn taken(fd: BorrowedFd<'_>, request: libc::Ioctl, last: &mut usize) -> bool {
+    let Some(now) = queued(fd, request) else {
+        return false;
+    };
+    let took = now < *last;
+    *last = now;
+    took
+}
 
 /// File descriptors kept free besides the clients: the epoll instance,
 /// a newcomer being refused, and room for the unexpected.
@@ -306,6 +353,14 @@ fn fit_clients(wanted: usize) -> usize {
     wanted
 }
 
+/// The request that counts what standard output's reader has not taken:
+/// `FIONREAD` for a pipe, `TIOCOUTQ` (`SIOCOUTQ`) otherwise.
+fn stdout_request() -> libc::Ioctl {
+    let fifo =
+        nix::sys::stat::fstat(stdout()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+    if fifo { libc::FIONREAD } else { libc::TIOCOUTQ }
+}
+
 /// Whether `fd` can be written now (`poll` with a zero timeout).
 fn writable(fd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
@@ -323,11 +378,19 @@ struct Conn {
     /// `--idle-timeout`.
     last_rx: Instant,
     /// A read may find bytes (or its end): set by an `EPOLLIN` edge,
-    /// cleared by a short read, `EAGAIN` or end of file.
+    /// cleared by `EAGAIN`, end of file, or a short read before the peer
+    /// half-closed.
     readable: bool,
+    /// The peer half-closed (`EPOLLRDHUP`): its end of file waits behind
+    /// whatever it sent last.
+    hup: bool,
     /// A write may be taken: cleared by `EAGAIN` or a short write, set by
     /// an `EPOLLOUT` edge.
     writable: bool,
+    /// Its socket's unacknowledged bytes (`SIOCOUTQ`) after the last write
+    /// that filled it, or when the room last asked: fewer later means that
+    /// the client's kernel took bytes (see [`pace`]).
+    unacked: usize,
     /// Set once it left the room with its queue to write ([`Action::Close`]
     /// with `flush`).
     closing: Option<Closing>,
@@ -390,6 +453,13 @@ struct Broker<'a> {
     /// With [`Output::Direct`], standard output is written as soon as this
     /// many bytes wait (half of `--max-queue`), not only once per turn.
     stdout_high: usize,
+    /// How to count the bytes standard output's reader has not taken yet
+    /// (`FIONREAD` for a pipe, `TIOCOUTQ` for a terminal or a socket), with
+    /// [`Output::Watched`].
+    stdout_queued: Option<libc::Ioctl>,
+    /// That count after the last write that filled standard output, or
+    /// when the room last asked.
+    stdout_unread: usize,
     buf: Vec<u8>,
     /// Clients that got a private line (from the room), or whose socket
     /// became writable, to write this turn.
@@ -471,6 +541,8 @@ impl<'a> Broker<'a> {
             pause: Accepting::default(),
             room,
             stdout_high: limits.max_queue / 2,
+            stdout_queued: (output == Output::Watched).then(stdout_request),
+            stdout_unread: 0,
             conns: Vec::new(),
             max_clients,
             input,
@@ -498,13 +570,21 @@ impl<'a> Broker<'a> {
     fn run(mut self) -> Result<(), Error> {
         let mut events = vec![EpollEvent::empty(); 1024];
         loop {
-            let now = Instant::now();
-            self.sweep_idle(now);
-            let pace = self.room.check(now);
-            self.paused = pace.paused;
-            self.pace_next = pace.next;
+            self.sweep_idle(Instant::now());
             self.act()?;
             self.write_ready()?;
+            // The rule: the loop never sleeps without a deadline while a
+            // client it is not deliberately pausing may have unread bytes,
+            // and a pause ends when the readers it waited for catch up. So
+            // the pause is decided here, after the turn's writes and just
+            // before the wait: decided before the writes, it outlived them
+            // when they brought every reader below the low-water mark (no
+            // reader then had a deadline, nor anything left to send, so no
+            // event came), and the room slept in `epoll_wait(-1)` with a
+            // talker's bytes unread until something unrelated happened.
+            let pace = self.check(Instant::now());
+            self.paused = pace.paused;
+            self.pace_next = pace.next;
             self.act()?;
             if self.stdout_closed {
                 return Ok(());
@@ -544,6 +624,23 @@ impl<'a> Broker<'a> {
                 self.room.release(id);
             }
         }
+    }
+
+    /// [`Room::check_with`] at `now`, with the kernel's count of what each
+    /// reader has not taken yet: a reader whose socket's unacknowledged
+    /// bytes (`SIOCOUTQ`) went down since the last write that filled it has
+    /// made room, whether or not its `EPOLLOUT` edge was handled yet.
+    fn check(&mut self, now: Instant) -> room::Pace {
+        let conns = &mut self.conns;
+        let stdout_queued = self.stdout_queued;
+        let stdout_unread = &mut self.stdout_unread;
+        self.room.check_with(now, &mut |reader| match reader {
+            Reader::Client(id) => conns
+                .get_mut(id.index())
+                .and_then(Option::as_mut)
+                .is_some_and(|c| taken(c.stream.as_fd(), SIOCOUTQ, &mut c.unacked)),
+            Reader::Stdout => stdout_queued.is_some_and(|req| taken(stdout(), req, stdout_unread)),
+        })
     }
 
     /// Waits for events and handles them, with rounds of reads. Under load
@@ -660,7 +757,13 @@ impl<'a> Broker<'a> {
                 let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
                     return Ok(());
                 };
-                let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+                if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+                    conn.hup = true;
+                }
+                let readable = EpollFlags::EPOLLIN
+                    | EpollFlags::EPOLLRDHUP
+                    | EpollFlags::EPOLLHUP
+                    | EpollFlags::EPOLLERR;
                 if flags.intersects(readable) && !conn.readable {
                     conn.readable = true;
                     self.readable.push(id);
@@ -724,7 +827,10 @@ impl<'a> Broker<'a> {
             nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
         let id = self.room.join(peer);
         let token = id.index() as u64;
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+        let flags = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
         let watched = self.epoll.add(&stream, EpollEvent::new(flags, token));
         if self.conns.len() <= id.index() {
             self.conns.resize_with(id.index() + 1, || None);
@@ -733,7 +839,9 @@ impl<'a> Broker<'a> {
             stream,
             last_rx: Instant::now(),
             readable: false,
+            hup: false,
             writable: true,
+            unacked: 0,
             closing: None,
         });
         if let Err(e) = watched {
@@ -817,7 +925,12 @@ impl<'a> Broker<'a> {
         let got = pump::read(&conn.stream, &mut self.buf[..want]);
         match got {
             Ok(n) if n > 0 => {
-                conn.readable = n == want;
+                // A short read drained the socket, and the next bytes will
+                // bring a new edge, unless the peer half-closed: its end of
+                // file may have come with these bytes (`printf 'hello\n' |
+                // nc -N`), and no edge follows it. Then read on until end of
+                // file (or `EAGAIN`).
+                conn.readable = n == want || conn.hup;
                 if !closing {
                     conn.last_rx = Instant::now();
                     self.room.receive(id, &self.buf[..n]);
@@ -925,6 +1038,12 @@ impl<'a> Broker<'a> {
         let head = log.head();
         queue.settle();
         if !conn.writable {
+            if queue.waiting_since().is_none()
+                && !queue.is_empty(head)
+                && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
+            {
+                conn.unacked = n;
+            }
             queue.note_write(head, 0, true, now);
             return;
         }
@@ -954,6 +1073,16 @@ impl<'a> Broker<'a> {
                     break;
                 }
             }
+        }
+        // The count to compare with when asked: taken when bytes were
+        // added to a full socket, or when its stall clock starts (what the
+        // kernel took before does not count).
+        if !conn.writable
+            && !queue.is_empty(head)
+            && (total > 0 || queue.waiting_since().is_none())
+            && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
+        {
+            conn.unacked = n;
         }
         queue.note_write(head, total, !conn.writable, now);
         let pending = !queue.is_empty(head);
@@ -1004,6 +1133,14 @@ impl<'a> Broker<'a> {
             }
         }
         let pending = !queue.is_empty(head);
+        // As for a client (see `write_client`).
+        if pending
+            && (written_now > 0 || queue.waiting_since().is_none())
+            && let Some(request) = self.stdout_queued
+            && let Some(n) = queued(stdout(), request)
+        {
+            self.stdout_unread = n;
+        }
         queue.note_write(head, written_now, pending, now);
         if written_now > 0 {
             let dropped = self.room.take_stdout_dropped();

@@ -10,6 +10,15 @@
 //!   [`FIRST_GRACE`] only: a reader that reads makes room within a few
 //!   milliseconds, one that stopped never does, and should not hold the
 //!   room for half a second first.
+//! - Room is made when a write of the room's takes bytes after the socket
+//!   filled, or when the reader's kernel acknowledges bytes of the
+//!   socket's send queue (`SIOCOUTQ` goes down; for a pipe, `FIONREAD`).
+//!   The second is asked once a reader's grace runs out, before it is
+//!   judged stopped ([`should_ask`]): wall time alone would judge stopped
+//!   a reader whose kernel still takes bytes, such as a reader starved of
+//!   the CPU for half a second on a loaded machine, or one whose progress
+//!   the room, itself not scheduled, had not yet seen as an `EPOLLOUT`
+//!   edge. A reader whose kernel takes bytes is never stopped.
 //! - While a moving reader has more than the **high-water mark** queued
 //!   (half of `--max-queue`), the room stops reading from the clients'
 //!   sockets and from its own standard input: the talkers' `chat` processes
@@ -97,6 +106,61 @@ pub fn moving(waiting_since: Option<Instant>, drained: bool, now: Instant, marks
         marks.first_grace
     };
     waiting_since.is_none_or(|since| now.saturating_duration_since(since) < grace)
+}
+
+/// Whether a reader holds the room's pause by its backlog, and until when
+/// at the latest: `None` if it does not (nothing `pending` for it, only
+/// its own lines ahead of its cursor, which the next write skips; or it is
+/// not [`moving`]); otherwise the end of its grace, unless it makes room
+/// first. (Only a reader more than the low-water mark behind can keep a
+/// pause: the caller needs that deadline only then.)
+///
+/// A reader that has lines pending and no stall clock yet (the loop has not
+/// tried to write to it since they came) is waiting from `now`. So a pause
+/// always has a deadline: the event loop never sleeps without one while it
+/// holds a talker back (the rule of [`super`]'s loop).
+pub fn holds(
+    pending: usize,
+    waiting_since: Option<Instant>,
+    drained: bool,
+    now: Instant,
+    marks: &Marks,
+) -> Option<Instant> {
+    if pending == 0 {
+        return None;
+    }
+    let since = waiting_since.unwrap_or(now);
+    if !moving(Some(since), drained, now, marks) {
+        return None;
+    }
+    let grace = if drained {
+        marks.grace
+    } else {
+        marks.first_grace
+    };
+    Some(since + grace)
+}
+
+/// Whether the room should ask a reader's kernel whether it took bytes
+/// since the room last looked (see the [module documentation](self)): the
+/// reader has had lines waiting since `since`, and either its
+/// `--stall-timeout` has come, or its grace is over while it is more than
+/// the low-water mark behind (so that whether it is moving decides the
+/// pause) and it was not `asked` already since it last made room. A
+/// reader that stopped is asked twice at most: when its grace ends and
+/// when its stall timeout does.
+pub fn should_ask(
+    since: Instant,
+    backlog: usize,
+    drained: bool,
+    asked: bool,
+    now: Instant,
+    marks: &Marks,
+) -> bool {
+    if now.saturating_duration_since(since) >= marks.stall {
+        return true;
+    }
+    !asked && backlog > marks.low && !moving(Some(since), drained, now, marks)
 }
 
 /// What becomes of a reader.
@@ -214,6 +278,49 @@ mod tests {
             &m
         ));
         assert!(!moving(Some(t), false, t + FIRST_GRACE, &m));
+    }
+
+    #[test]
+    fn only_a_moving_reader_with_lines_waiting_holds_a_pause_and_until_its_grace_ends() {
+        let m = marks();
+        let t = Instant::now();
+        // Nothing pending (its own lines only): no pause, however far.
+        assert_eq!(holds(0, None, false, t, &m), None);
+        assert_eq!(holds(0, Some(t), true, t, &m), None);
+        // Lines pending and no clock yet: waiting from now.
+        assert_eq!(holds(1, None, false, t, &m), Some(t + FIRST_GRACE));
+        // A reader that made room: until its grace ends.
+        let ms = Duration::from_millis(100);
+        assert_eq!(holds(1, Some(t), true, t + ms, &m), Some(t + GRACE));
+        // Its grace is over: it is not moving and holds nothing.
+        assert_eq!(holds(1, Some(t), true, t + GRACE, &m), None);
+        assert_eq!(holds(1, Some(t), false, t + FIRST_GRACE, &m), None);
+    }
+
+    #[test]
+    fn a_reader_kernel_is_asked_when_its_grace_ends_while_it_is_behind_and_at_its_stall() {
+        let m = marks();
+        let t = Instant::now();
+        let behind = m.low + 1;
+        let ms = Duration::from_millis(1);
+        // Within its grace: time says it moves.
+        assert!(!should_ask(t, behind, true, false, t + GRACE - ms, &m));
+        assert!(!should_ask(
+            t,
+            behind,
+            false,
+            false,
+            t + FIRST_GRACE - ms,
+            &m
+        ));
+        // Its grace is over: asked once.
+        assert!(should_ask(t, behind, true, false, t + GRACE, &m));
+        assert!(should_ask(t, behind, false, false, t + FIRST_GRACE, &m));
+        assert!(!should_ask(t, behind, true, true, t + GRACE, &m), "asked");
+        // Within the low mark, it decides no pause: not asked.
+        assert!(!should_ask(t, m.low, true, false, t + GRACE, &m));
+        // At its stall timeout, always.
+        assert!(should_ask(t, 1, true, true, t + m.stall, &m));
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct SendQueue {
     /// It made room in its socket after it filled, since lines began to
     /// wait (it reads).
     drained: bool,
+    /// Whether its kernel took bytes was asked, and it had not, since it
+    /// last made room (see [`super::pace::should_ask`]).
+    asked: bool,
 }
 
 /// The newline of a CRLF reader, and its second half.
@@ -114,6 +117,7 @@ impl SendQueue {
             waiting_since: None,
             full: false,
             drained: false,
+            asked: false,
         }
     }
 
@@ -238,13 +242,40 @@ impl SendQueue {
         if self.is_empty(head) {
             self.waiting_since = None;
             self.drained = false;
+            self.asked = false;
         } else if written > 0 || self.waiting_since.is_none() {
             if written > 0 && self.full {
                 self.drained = true;
             }
             self.waiting_since = Some(now);
+            self.asked = false;
         }
         self.full = full && !self.is_empty(head);
+    }
+
+    /// Records that, while lines waited, the reader's kernel took bytes of
+    /// its socket's send queue at `now` without a write of ours (it
+    /// acknowledged them: `SIOCOUTQ` went down): the reader reads, as if
+    /// it had made room (see [`super::pace::should_ask`]). Nothing changes
+    /// when nothing waits.
+    pub fn note_taken(&mut self, now: Instant) {
+        if self.waiting_since.is_some() {
+            self.waiting_since = Some(now);
+            self.drained = true;
+            self.asked = false;
+        }
+    }
+
+    /// Records that the room asked whether the reader's kernel took bytes,
+    /// and it had not.
+    pub fn note_asked(&mut self) {
+        self.asked = true;
+    }
+
+    /// Whether the room asked whether its kernel took bytes, and it had
+    /// not, since it last made room.
+    pub fn asked(&self) -> bool {
+        self.asked
     }
 
     /// Forgets everything but the rest of the line being written (so that

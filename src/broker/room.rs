@@ -180,13 +180,22 @@ pub enum Action {
     Stop,
 }
 
+/// A reader of the room, for [`Room::check_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A client.
+    Client(ClientId),
+    /// The server's standard output.
+    Stdout,
+}
+
 /// What [`Room::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
     /// A moving reader is behind: read no talker.
     pub paused: bool,
     /// When to check again at the latest (a reader's grace or stall
-    /// timeout ends).
+    /// timeout ends); always set when `paused`.
     pub next: Option<Instant>,
 }
 
@@ -442,7 +451,24 @@ impl Room {
     /// at once a leaver that fell `--max-queue` behind, drops and counts
     /// the lines standard output cannot take, updates the pause, and frees
     /// the log that every reader has passed.
+    ///
+    /// The pause it decides holds until the next call: the event loop calls
+    /// it after a turn's writes, just before it waits. Only readers with
+    /// lines waiting for them hold a pause, so a paused room always has a
+    /// [`Pace::next`]: the end of the grace of a reader it waits for.
+    ///
+    /// Time alone judges progress here, as if no reader's kernel had taken
+    /// bytes unseen: see [`Room::check_with`].
     pub fn check(&mut self, now: Instant) -> Pace {
+        self.check_with(now, &mut |_| false)
+    }
+
+    /// [`Room::check`], asking `taken(reader)` whether the kernel took bytes
+    /// of a reader's socket since the last write or ask (its unacknowledged
+    /// send queue went down) before it judges that reader stopped, when
+    /// [`pace::should_ask`] says so. A reader whose kernel took bytes made
+    /// room: it is moving, and its stall clock starts again.
+    pub fn check_with(&mut self, now: Instant, taken: &mut dyn FnMut(Reader) -> bool) -> Pace {
         self.flush_joins();
         let marks = self.marks;
         let head = self.log.head();
@@ -451,9 +477,9 @@ impl Room {
         let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         let mut dropped = Vec::new();
         let mut cut = Vec::new();
-        for (i, slot) in self.clients.iter().enumerate() {
+        for (i, slot) in self.clients.iter_mut().enumerate() {
             let Some(client) = slot else { continue };
-            let queue = &client.queue;
+            let queue = &mut client.queue;
             if client.state == State::Leaving {
                 if queue.reads_log() && queue.behind(head) > marks.max_queue as u64 {
                     cut.push(ClientId(i));
@@ -461,7 +487,9 @@ impl Room {
                 continue;
             }
             let backlog = queue.backlog(head);
-            let since = queue.waiting_since().filter(|_| queue.pending(head) > 0);
+            let pending = queue.pending(head);
+            let who = Reader::Client(ClientId(i));
+            let since = stall_clock(queue, who, pending, backlog, now, &marks, taken);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {}
                 Verdict::Overflow | Verdict::Stalled => {
@@ -472,34 +500,28 @@ impl Room {
             if let Some(since) = since {
                 soonest(since + marks.stall);
             }
-            if pace::moving(since, queue.drained(), now, &marks) {
+            if let Some(end) = pace::holds(pending, since, queue.drained(), now, &marks) {
                 largest = largest.max(backlog);
-                if let Some(since) = since
-                    && backlog > marks.low
-                {
-                    soonest(since + marks.first_grace);
-                    soonest(since + marks.grace);
+                if backlog > marks.low {
+                    soonest(end);
                 }
             }
         }
         if self.stdout_mode == Stdout::Paced {
             let backlog = self.stdout.backlog(head);
-            let since = self
-                .stdout
-                .waiting_since()
-                .filter(|_| self.stdout.pending(head) > 0);
+            let pending = self.stdout.pending(head);
+            let queue = &mut self.stdout;
+            let since = stall_clock(queue, Reader::Stdout, pending, backlog, now, &marks, taken);
             match pace::judge(backlog, since, now, &marks) {
                 Verdict::Keep => {
                     if let Some(since) = since {
                         soonest(since + marks.stall);
                     }
-                    if pace::moving(since, self.stdout.drained(), now, &marks) {
+                    let drained = self.stdout.drained();
+                    if let Some(end) = pace::holds(pending, since, drained, now, &marks) {
                         largest = largest.max(backlog);
-                        if let Some(since) = since
-                            && backlog > marks.low
-                        {
-                            soonest(since + marks.first_grace);
-                            soonest(since + marks.grace);
+                        if backlog > marks.low {
+                            soonest(end);
                         }
                     }
                 }
@@ -520,6 +542,7 @@ impl Room {
         self.largest_moving = largest;
         self.checked_head = self.log.head();
         let paused = self.pacer.update(largest, &marks);
+        debug_assert!(!paused || next.is_some(), "a pause without a deadline");
         self.trim();
         Pace { paused, next }
     }
@@ -1218,6 +1241,31 @@ impl Room {
             Some(Some(client)) => Rc::clone(&client.name),
             _ => Rc::from("?"),
         }
+    }
+}
+
+/// Since when lines have waited for a reader without it making room
+/// (`None` when nothing waits), after asking `taken` whether its kernel
+/// took bytes, when [`pace::should_ask`] says so: if it did, from `now`.
+fn stall_clock(
+    queue: &mut SendQueue,
+    who: Reader,
+    pending: usize,
+    backlog: usize,
+    now: Instant,
+    marks: &Marks,
+    taken: &mut dyn FnMut(Reader) -> bool,
+) -> Option<Instant> {
+    let since = queue.waiting_since().filter(|_| pending > 0)?;
+    if !pace::should_ask(since, backlog, queue.drained(), queue.asked(), now, marks) {
+        return Some(since);
+    }
+    if taken(who) {
+        queue.note_taken(now);
+        Some(now)
+    } else {
+        queue.note_asked();
+        Some(since)
     }
 }
 

@@ -805,6 +805,113 @@ fn a_reader_that_keeps_reading_pauses_the_talkers_and_is_never_dropped() {
     );
 }
 
+/// The talker's reads, each as large as the room allows, until the room
+/// pauses.
+fn talk_until_paused(room: &mut Room, talker: ClientId) {
+    while let Some(budget) = room.may_read(talker) {
+        let bytes: Vec<u8> = (0..budget / 100).flat_map(|k| numbered(k, 100)).collect();
+        room.receive(talker, &bytes);
+    }
+}
+
+#[test]
+fn a_pause_always_has_a_deadline_and_ends_in_the_check_after_the_readers_catch_up() {
+    let (mut room, ids) = paced_room(2);
+    let (talker, reader) = (ids[0], ids[1]);
+    let marks = *room.marks();
+    let now = Instant::now();
+    // A paste the reader has not been written any of yet: its stall clock
+    // has not started, and it still holds the pause, until a deadline.
+    talk_until_paused(&mut room, talker);
+    assert!(room.backlog(reader) >= marks.high);
+    let pace = room.check(now);
+    assert!(pace.paused);
+    assert_eq!(
+        pace.next,
+        Some(now + marks.first_grace),
+        "a pause with no deadline"
+    );
+    // The turn's writes take all of it: the check after them ends the pause.
+    write(&mut room, reader, usize::MAX, now);
+    write(&mut room, talker, usize::MAX, now);
+    let pace = room.check(now);
+    assert!(!pace.paused, "the reader caught up");
+    assert!(room.may_read(talker).is_some());
+}
+
+#[test]
+fn a_reader_whose_kernel_takes_bytes_is_never_judged_stopped() {
+    // Its writes show no progress (its EPOLLOUT edges come late, or in
+    // steps larger than a grace), but its socket's send queue goes down.
+    let (mut room, ids) = paced_room(2);
+    let (talker, reader) = (ids[0], ids[1]);
+    let marks = *room.marks();
+    let start = Instant::now();
+    talk_until_paused(&mut room, talker);
+    write(&mut room, reader, 1000, start);
+    write(&mut room, reader, 0, start);
+    write(&mut room, talker, usize::MAX, start);
+    let mut asked = 0;
+    let mut now = start;
+    while now < start + 3 * marks.stall {
+        now += Duration::from_millis(50);
+        write(&mut room, reader, 0, now);
+        let pace = room.check_with(now, &mut |who| {
+            assert_eq!(who, Reader::Client(reader), "only the reader behind");
+            asked += 1;
+            true
+        });
+        assert!(pace.paused, "it still holds the room at {:?}", now - start);
+        assert!(actions(&mut room).is_empty(), "nobody is dropped");
+    }
+    assert!(asked > 0 && asked <= 3 * marks.stall.as_millis() as usize / 300 + 1);
+    // Once its kernel takes nothing more: stopped after a grace, dropped
+    // at the stall timeout, each asked once.
+    let stopped = now;
+    asked = 0;
+    while room.is_member(reader) {
+        now += Duration::from_millis(50);
+        write(&mut room, reader, 0, now);
+        let pace = room.check_with(now, &mut |_| {
+            asked += 1;
+            false
+        });
+        if now - stopped >= marks.grace {
+            assert!(!pace.paused, "a reader that stopped holds nothing");
+        }
+        assert!(now - stopped <= marks.stall + marks.grace, "never dropped");
+    }
+    assert_eq!(asked, 2, "when its grace ended, and at its stall timeout");
+    assert_eq!(
+        actions(&mut room),
+        [Action::Close {
+            id: reader,
+            flush: true
+        }]
+    );
+}
+
+#[test]
+fn the_server_own_lines_ahead_of_its_stdout_never_pause_the_room() {
+    // `yes | chatd --broker | cat`: what the server types is not shown on
+    // its standard output, so nothing waits there for a reader to take.
+    let (mut room, ids) = room_of(1, paced());
+    let marks = *room.marks();
+    let mut now = Instant::now();
+    let mut typed = 0;
+    while typed < 2 * marks.max_queue {
+        now += Duration::from_millis(10);
+        let budget = room.may_read_server().expect("standard input is read");
+        let bytes: Vec<u8> = (0..budget / 100).flat_map(|k| numbered(k, 100)).collect();
+        room.from_server(&bytes);
+        typed += bytes.len();
+        write(&mut room, ids[0], usize::MAX, now);
+        let pace = room.check(now);
+        assert!(!pace.paused, "paused for lines nobody has to read");
+    }
+    assert_eq!(take_stdout(&mut room), "");
+}
+
 #[test]
 fn a_reader_that_stops_never_pauses_the_room_and_goes_after_the_stall_timeout() {
     let (mut room, ids) = paced_room(3);
