@@ -68,7 +68,7 @@ pub struct Common {
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--name NAME] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -153,6 +153,12 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "LINES", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
     pub history: usize,
 
+    /// With --broker: the name of the room's operator, on the lines typed
+    /// at chatd's standard input ([NAME] ...), checked as /nick checks a
+    /// name; no client may take it (default chatd)
+    #[arg(long, value_name = "NAME", value_parser = parse_operator_name, requires = "broker")]
+    pub name: Option<String>,
+
     /// With --broker: a client's line arret stops the server (by default it
     /// is relayed as an ordinary line)
     #[arg(long, requires = "broker")]
@@ -204,6 +210,10 @@ impl ChatdArgs {
                 history: self.history,
             },
             idle: self.idle_timeout,
+            operator: self
+                .name
+                .clone()
+                .unwrap_or_else(|| crate::broker::name::SERVER.to_owned()),
         }
     }
 
@@ -711,6 +721,16 @@ fn parse_name(text: &str) -> Result<String, String> {
         Ok(name) => Ok(name.to_owned()),
         Err(Refusal::Empty) => Err("a name cannot be empty".to_owned()),
         Err(why) => Err(why.to_string()),
+    }
+}
+
+/// `chatd --name`: a name as `/nick` takes one, except that it may be the
+/// server's own, `chatd` (or look like it): the operator is the server.
+fn parse_operator_name(text: &str) -> Result<String, String> {
+    use crate::broker::name::{Refusal, check};
+    match check(text.as_bytes()) {
+        Ok(_) | Err(Refusal::Reserved) => Ok(text.to_owned()),
+        Err(_) => parse_name(text),
     }
 }
 

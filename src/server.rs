@@ -33,6 +33,14 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("getsockname", e))?;
     status!("listening on {local}");
     if args.broker {
+        // The operator at a terminal types at the line editor; with a pipe
+        // or a file, nothing of the terminal is touched.
+        let _restore = crate::terminal::editable(args.common.raw)
+            .then(|| crate::terminal::setup(args.common.raw, &messages::prompt(), &signals))
+            .flatten();
+        crate::editor::history::set_up("chatd_history", !args.common.no_history, |line| {
+            status!("{line}")
+        });
         return crate::broker::run(listener, &signals, &args.broker(), access);
     }
     if let Some(service) = args.service() {

@@ -667,6 +667,32 @@ fn server_stdin_lines_go_to_every_client_and_stdout_shows_the_room() {
     );
 }
 
+/// With a pipe on standard input nothing of the operator's editor
+/// applies: a line that begins with `/` is relayed like any other;
+/// `--name` names the server's lines there too, and no client may take
+/// that name.
+#[test]
+fn with_a_pipe_the_operators_slash_lines_are_relayed_and_name_names_them() {
+    let (mut server, port) = room(&["--name", "teacher"]);
+    let mut peers = crowd(port, 2);
+    server.send(b"/who\n/kick nobody\nhello class\n");
+    for peer in &mut peers {
+        peer.expect("[teacher] /who");
+        peer.expect("[teacher] /kick nobody");
+        peer.expect("[teacher] hello class");
+    }
+    peers[0].send("/nick Teacher\n");
+    peers[0].expect("-!- /nick: that name, or one that looks like it, is taken");
+    peers[1].send("/msg teacher a question\n");
+    peers[1].expect("-!- to teacher: a question");
+    server.expect_stdout(&format!("[{} (private)] a question\n", peers[1].name));
+    assert!(
+        !server.stdout_text().contains("present"),
+        "{}",
+        server.dump()
+    );
+}
+
 #[test]
 fn a_closed_standard_output_ends_the_server_quietly_with_0() {
     // `chatd --broker | head -n 3`: once head has its three lines and exits,

@@ -1177,3 +1177,131 @@ fn a_tab_is_shown_the_same_while_typed_and_once_sent() {
         "the line sent is not shown as it was typed:\n{sent}"
     );
 }
+
+/// A member of a room: a socket of the test that took `name`.
+struct Member {
+    conn: TcpStream,
+    got: Vec<u8>,
+}
+
+impl Member {
+    fn join(port: u16, name: &str) -> Member {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        conn.write_all(format!("/nick {name}\n").as_bytes())
+            .unwrap();
+        let mut member = Member {
+            conn,
+            got: Vec::new(),
+        };
+        member.expect(&format!("-!- you are now {name}\n"));
+        member
+    }
+
+    /// Waits until what the room sent ends with `tail`.
+    fn expect(&mut self, tail: &str) {
+        read_until(&mut self.conn, &mut self.got, tail);
+    }
+
+    /// Waits for end of file; returns all that was received.
+    fn until_closed(&mut self) -> String {
+        let ok = wait_until(TIMEOUT, || {
+            let mut buf = [0u8; 1024];
+            match self.conn.read(&mut buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    self.got.extend_from_slice(&buf[..n]);
+                    false
+                }
+                Err(_) => false,
+            }
+        });
+        assert!(
+            ok,
+            "never closed; got {:?}",
+            String::from_utf8_lossy(&self.got)
+        );
+        String::from_utf8_lossy(&self.got).into_owned()
+    }
+}
+
+/// `chatd --broker` on a terminal: the operator types at the same line
+/// editor as one-to-one `chatd`, with its prompt; the room's lines arrive
+/// above the line being typed; `/who`, `/msg`, `/kick` and `/quit` are
+/// commands, never relayed; `--name` names the operator's lines.
+#[test]
+fn the_rooms_operator_types_at_the_line_editor_and_has_commands() {
+    let (tmux, dir, port) = chatd_in_a_pane("--broker --name teacher");
+    let mut alice = Member::join(port, "alice");
+    tmux.type_text("chatd", "the exam starts at");
+    tmux.expect_last_lines("chatd", &["chatd> the exam starts at"]);
+    alice.conn.write_all(b"question about the exam?\n").unwrap();
+    tmux.expect_last_lines(
+        "chatd",
+        &[
+            "[alice] question about the exam?",
+            "chatd> the exam starts at",
+        ],
+    );
+    assert_eq!(
+        tmux.cursor("chatd").0,
+        "chatd> the exam starts at".len(),
+        "the cursor moved"
+    );
+    tmux.type_line("chatd", " 10am");
+    alice.expect("[teacher] the exam starts at 10am\n");
+    tmux.type_line("chatd", "/who");
+    tmux.expect_last_lines("chatd", &["chatd> /who", "-!- 1 present: alice", "chatd>"]);
+    tmux.type_line("chatd", "/msg alice see me after class");
+    alice.expect("[teacher (private)] see me after class\n");
+    tmux.expect_screen("chatd", "-!- to alice: see me after class");
+    let mut bob = Member::join(port, "bob");
+    tmux.type_line("chatd", "/kick alice too noisy");
+    let alice_got = alice.until_closed();
+    assert!(
+        alice_got.ends_with("-!- you were kicked by teacher (too noisy)\n"),
+        "{alice_got}"
+    );
+    assert!(
+        !alice_got.contains("/who"),
+        "a command was relayed: {alice_got}"
+    );
+    bob.expect("-!- alice was kicked by teacher (too noisy)\n");
+    tmux.expect_screen("chatd", "-!- alice was kicked by teacher (too noisy)");
+    tmux.type_line("chatd", "/quit");
+    let bob_got = bob.until_closed();
+    assert!(
+        bob_got.ends_with("-!- teacher closed the room\n"),
+        "{bob_got}"
+    );
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "0", "{screen}");
+    assert!(same, "the terminal's modes changed");
+}
+
+/// Ctrl-D at the room's operator ends its input only: a status line says
+/// so, the room goes on, and what is typed after it is neither relayed nor
+/// left for the shell.
+#[test]
+fn the_rooms_operator_ends_its_input_and_the_room_goes_on() {
+    let (tmux, dir, port) = chatd_in_a_pane("--broker");
+    let mut alice = Member::join(port, "alice");
+    tmux.keys("chatd", &["C-d"]);
+    tmux.expect_screen(
+        "chatd",
+        "chatd: input ended; the room goes on (Ctrl-C closes it)",
+    );
+    tmux.type_line("chatd", "typed after ctrl-d");
+    let mut bob = Member::join(port, "bob");
+    bob.conn.write_all(b"still talking\n").unwrap();
+    alice.expect("[bob] still talking\n");
+    tmux.expect_screen("chatd", "[bob] still talking");
+    tmux.keys("chatd", &["C-c"]);
+    let (status, same, screen) = ended(&tmux, "chatd", dir.path());
+    assert_eq!(status, "130", "{screen}");
+    assert!(same, "the terminal's modes changed");
+    let got = alice.until_closed();
+    assert!(!got.contains("typed after"), "{got}");
+    assert!(!screen.contains("typed after"), "{screen}");
+}

@@ -1,7 +1,9 @@
 //! The room (`chatd::broker::room::Room`), a state machine without
 //! sockets: a script of operations read from the input (clients join,
 //! send bytes, commands and names, take part of their queue or nothing,
-//! reach end of file, lose their connection; the server's stdin speaks;
+//! reach end of file, lose their connection; the server's stdin speaks,
+//! or, with a bit of the first byte, its operator types lines and
+//! commands (`/kick`, `/msg`, `/quit`…) at the line editor;
 //! time passes and the room is checked, the readers' kernels taking bytes
 //! or not when asked; a signal closes it) must never panic; after every
 //! check no member is more than `--max-queue` behind (the pacing and
@@ -32,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
         history: if data.first().is_some_and(|b| b & 4 == 4) { 3 } else { 0 },
     };
     let mut room = Room::new(limits);
+    let operator = data.first().is_some_and(|b| b & 8 == 8);
+    if operator {
+        room.set_operator("teacher", true);
+    }
     let mut ids: Vec<ClientId> = Vec::new();
     let mut actions = Vec::new();
     let mut ready = Vec::new();
@@ -64,11 +70,14 @@ fuzz_target!(|data: &[u8]| {
                             room.receive(id, bytes);
                         }
                     }
-                    _ => {
-                        if room.may_read_server().is_some() {
-                            room.from_server(bytes);
+                    _ if room.may_read_server().is_none() => {}
+                    // The editor hands over whole lines.
+                    _ if operator => {
+                        for line in bytes.split(|&b| b == b'\n') {
+                            room.from_operator(line);
                         }
                     }
+                    _ => room.from_server(bytes),
                 }
             }
             4 => {

@@ -181,6 +181,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::access::Access;
+use crate::editor::Editor;
 use crate::error::Error;
 use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
@@ -271,7 +272,7 @@ const STDOUT: u64 = u64::MAX - 3;
 
 /// The settings of the room, from `chatd`'s command line (built by
 /// `cli`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Config {
     /// `--max-clients`: at most this many clients at once (at least 1).
     pub max_clients: usize,
@@ -281,6 +282,8 @@ pub(crate) struct Config {
     /// `--idle-timeout`: a client from which nothing arrived for this long
     /// is closed.
     pub idle: Option<Duration>,
+    /// `--name`: the operator's name ([`name::SERVER`] by default).
+    pub operator: String,
 }
 
 /// Runs the room on `listener` until `arret` on standard input (or from a
@@ -307,6 +310,14 @@ pub(crate) fn run(
     let mut broker = Broker::new(listener, signals, limits, max_clients)?;
     broker.access = access;
     broker.idle = config.idle;
+    // A person at the terminal: the line editor, and commands.
+    broker.editor = Editor::new();
+    broker
+        .room
+        .set_operator(&config.operator, broker.editor.is_some());
+    if let Some(editor) = &mut broker.editor {
+        editor.start();
+    }
     broker.run()
 }
 
@@ -493,6 +504,12 @@ struct Broker<'a> {
     idle: Option<Duration>,
     /// When members are next checked for `--idle-timeout`.
     next_sweep: Option<Instant>,
+    /// The line editor, when standard input and standard output are the
+    /// operator's terminal: lines are typed with a prompt, what the room
+    /// says is printed above them ([`crate::terminal::Terminal::peer`]),
+    /// and a line that begins with `/` is a command
+    /// ([`Room::from_operator`]).
+    editor: Option<Editor>,
 }
 
 impl<'a> Broker<'a> {
@@ -564,6 +581,7 @@ impl<'a> Broker<'a> {
             access: Access::default(),
             idle: None,
             next_sweep: None,
+            editor: None,
         })
     }
 
@@ -604,7 +622,9 @@ impl<'a> Broker<'a> {
                 self.set_accepting(true)?;
             }
             if self.input == Input::Watched {
-                let on = !self.paused;
+                // The editor keeps taking keys while the room is paused;
+                // its finished lines wait (`take_typed`).
+                let on = !self.paused || self.editor.is_some();
                 interest(
                     &self.epoll,
                     stdin(),
@@ -618,6 +638,9 @@ impl<'a> Broker<'a> {
             self.gather(&mut events)?;
             if self.input == Input::Always && !self.paused {
                 self.read_stdin()?;
+            }
+            if self.typed_waiting() {
+                self.take_typed()?;
             }
             self.expire();
             for id in self.released.drain(..) {
@@ -696,6 +719,7 @@ impl<'a> Broker<'a> {
     /// to do at once, otherwise until the next deadline.
     fn timeout(&mut self) -> EpollTimeout {
         let busy = (self.input == Input::Always && !self.paused)
+            || self.typed_waiting()
             || self.room.has_unwritten()
             || self.room.has_actions()
             || self.may_read_any();
@@ -738,6 +762,7 @@ impl<'a> Broker<'a> {
         match token {
             SIGNALS => Ok(()),
             LISTENER => self.accept(),
+            STDIN if self.editor.is_some() => self.read_editor(),
             STDIN => {
                 if !self.paused {
                     self.read_stdin()?;
@@ -987,6 +1012,60 @@ impl<'a> Broker<'a> {
         Ok(())
     }
 
+    /// Standard input is the operator's terminal and has keys: the editor
+    /// reads them; its finished lines go to the room unless it is paused
+    /// ([`Broker::take_typed`]), when they wait, shown below the prompt.
+    fn read_editor(&mut self) -> Result<(), Error> {
+        if self.input == Input::Done {
+            return Ok(());
+        }
+        if self.paused {
+            if let Some(editor) = &mut self.editor {
+                editor
+                    .pump()
+                    .map_err(|e| Error::sys("read standard input", e))?;
+            }
+            return Ok(());
+        }
+        self.take_typed()
+    }
+
+    /// Whether lines typed at the editor wait while the room may take them.
+    fn typed_waiting(&self) -> bool {
+        !self.paused
+            && self.input != Input::Done
+            && self.editor.as_ref().is_some_and(Editor::has_lines)
+    }
+
+    /// Hands the lines finished at the editor to the room, within the
+    /// server's read budget (at least one line), as commands or lines
+    /// ([`Room::from_operator`]). Ctrl-D on an empty line ends the
+    /// operator's input: the room goes on, and a status line says so.
+    fn take_typed(&mut self) -> Result<(), Error> {
+        let Some(editor) = &mut self.editor else {
+            return Ok(());
+        };
+        let mut budget = self.room.may_read_server().unwrap_or(0);
+        loop {
+            match editor.take(&mut self.buf) {
+                Ok(0) => {
+                    status!("input ended; the room goes on (Ctrl-C closes it)");
+                    self.stop_input();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.room.from_operator(&self.buf[..n - 1]);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 || self.room.is_stopped() {
+                        return Ok(());
+                    }
+                }
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(e) => return Err(Error::sys("read standard input", e)),
+            }
+        }
+    }
+
     fn stop_input(&mut self) {
         if self.input == Input::Watched {
             let _ = self.epoll.delete(stdin());
@@ -1108,6 +1187,9 @@ impl<'a> Broker<'a> {
         let watched = self.output == Output::Watched;
         let max = if watched { libc::PIPE_BUF } else { usize::MAX };
         let now = Instant::now();
+        // The operator's terminal: above the line being typed.
+        let terminal = crate::terminal::terminal().filter(|_| self.editor.is_some());
+        let mut bytes = Vec::new();
         let (queue, log) = self.room.stdout_outbox();
         let head = log.head();
         queue.settle();
@@ -1118,7 +1200,17 @@ impl<'a> Broker<'a> {
             }
             let mut iov = [IoSlice::new(&[]); IOV_SLICES];
             let n = queue.io_slices(log, &mut iov, max);
-            match nix::sys::uio::writev(stdout(), &iov[..n]) {
+            let written = match terminal {
+                Some(terminal) => {
+                    bytes.clear();
+                    for slice in &iov[..n] {
+                        bytes.extend_from_slice(slice);
+                    }
+                    terminal.peer(&bytes).map(|()| bytes.len())
+                }
+                None => nix::sys::uio::writev(stdout(), &iov[..n]),
+            };
+            match written {
                 Ok(written) => {
                     queue.advance(log, written);
                     written_now += written;
@@ -1126,6 +1218,11 @@ impl<'a> Broker<'a> {
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EPIPE) => {
+                    self.stdout_closed = true;
+                    return Ok(());
+                }
+                // The operator's terminal hung up.
+                Err(Errno::EIO) if terminal.is_some() => {
                     self.stdout_closed = true;
                     return Ok(());
                 }

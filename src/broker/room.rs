@@ -267,6 +267,12 @@ pub struct Room {
     serial: u64,
     server: Framer,
     server_sanitizer: Sanitizer,
+    /// The operator's name: its lines are `[NAME] …` (`chatd --name`,
+    /// [`SERVER`] by default).
+    operator: Rc<str>,
+    /// The operator types at the line editor: its lines that begin with
+    /// `/` are commands ([`Room::from_operator`]).
+    operator_commands: bool,
     stdout: SendQueue,
     stdout_mode: Stdout,
     stdout_dropped: u64,
@@ -309,6 +315,8 @@ impl Room {
             serial: 0,
             server: Framer::new(limits.max_line),
             server_sanitizer: Sanitizer::new(),
+            operator: Rc::from(SERVER),
+            operator_commands: false,
             stdout: SendQueue::new(0),
             stdout_mode: Stdout::Paced,
             stdout_dropped: 0,
@@ -406,8 +414,49 @@ impl Room {
         self.leave(id, Why::Idle);
     }
 
+    /// The operator's name (`chatd --name NAME`, checked as `/nick`
+    /// checks a name), and whether its lines may be commands (it types at
+    /// the line editor: [`Room::from_operator`]). No client may take that
+    /// name, nor one that looks like it.
+    pub fn set_operator(&mut self, name: &str, commands: bool) {
+        self.operator = Rc::from(name);
+        self.operator_commands = commands;
+    }
+
+    /// The operator's name.
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
+    /// A whole line typed by the operator at the line editor, without its
+    /// newline. With commands on ([`Room::set_operator`]), a line that
+    /// begins with `/` is one of the operator's commands: `/who`, `/msg
+    /// NAME TEXT`, `/kick NAME [REASON]`, `/me ACTION`, `/quit` (closes the
+    /// room, as `arret`), `/help`; `//TEXT` sends `/TEXT`. Answers go to
+    /// the server's standard output alone. Any other line is relayed as
+    /// [`Room::from_server`] relays it.
+    pub fn from_operator(&mut self, line: &[u8]) {
+        self.flush_joins();
+        if self.stopped {
+            return;
+        }
+        let mut text = line.to_vec();
+        if self.operator_commands
+            && let Some(command) = line.strip_prefix(b"/")
+        {
+            if !command.starts_with(b"/") {
+                self.operator_command(command);
+                return;
+            }
+            text.remove(0);
+        }
+        text.push(b'\n');
+        self.from_server(&text);
+    }
+
     /// Bytes from the server's standard input: each line goes to every
-    /// client as `[chatd] LINE`; a line `arret` closes the room.
+    /// client as `[chatd] LINE` (or the name of `--name`); a line `arret`
+    /// closes the room.
     pub fn from_server(&mut self, bytes: &[u8]) {
         self.flush_joins();
         if self.stopped {
@@ -986,6 +1035,13 @@ impl Room {
     }
 
     fn who(&mut self, id: ClientId) {
+        let text = self.who_text();
+        self.reply(id, &text);
+    }
+
+    /// The answer to `/who`: `-!- N present: a b c`, at most one line of
+    /// `--max-line` bytes (the rest counted).
+    fn who_text(&self) -> String {
         let mut present: Vec<(u64, Rc<str>)> = self
             .clients
             .iter()
@@ -1007,7 +1063,7 @@ impl Room {
             text.push(' ');
             text.push_str(name);
         }
-        self.reply(id, &text);
+        text
     }
 
     fn private(&mut self, id: ClientId, to: &[u8], text: &[u8]) {
@@ -1020,10 +1076,11 @@ impl Room {
             &text,
         );
         let target = std::str::from_utf8(to).ok();
-        let (to, shown) = if target.is_some_and(|t| t.eq_ignore_ascii_case(SERVER)) {
+        let operator = target.is_some_and(|t| name::key(t) == name::key(&self.operator));
+        let (to, shown) = if operator {
             let at = self.log.head();
             self.stdout.push(at, &line);
-            (Rc::from(SERVER), true)
+            (Rc::clone(&self.operator), true)
         } else {
             match target.and_then(|t| self.names.get(&name::key(t)).copied()) {
                 Some(target) => {
@@ -1052,20 +1109,22 @@ impl Room {
 
     fn server_piece(&mut self, piece: Piece<'_>) -> ControlFlow<()> {
         if piece.is_whole_line() && piece.text == b"arret" {
-            self.stop(SERVER);
+            let by = Rc::clone(&self.operator);
+            self.stop(&by);
             return ControlFlow::Break(());
         }
         let clean = self.limits.clean;
         let sanitizer = &mut self.server_sanitizer;
+        let prefix = format!("[{}] ", self.operator);
         let range = self.log.append_with(|out| {
             let start = out.len();
-            out.extend_from_slice(b"[chatd] ");
+            out.extend_from_slice(prefix.as_bytes());
             if clean {
                 sanitizer.push(piece.text, out);
                 if piece.ends_line {
                     sanitizer.finish(out);
                 }
-                starts::guard(out, start, b"[chatd] ".len());
+                starts::guard(out, start, prefix.len());
             } else {
                 out.extend_from_slice(piece.text);
             }
@@ -1076,9 +1135,131 @@ impl Room {
         ControlFlow::Continue(())
     }
 
+    // --- the operator's commands -------------------------------------------
+
+    /// A line of the operator that began with `/`, without it.
+    fn operator_command(&mut self, line: &[u8]) {
+        let (word, args) = split_word(line);
+        let is = |name: &[u8]| word.eq_ignore_ascii_case(name);
+        if is(b"who") {
+            let text = self.who_text();
+            self.tell_operator(&text);
+        } else if is(b"msg") {
+            let (to, text) = split_word(args);
+            if to.is_empty() || text.is_empty() {
+                self.tell_operator("-!- usage: /msg NAME TEXT");
+            } else {
+                self.operator_private(to, text);
+            }
+        } else if is(b"kick") {
+            let (who, reason) = split_word(args);
+            if who.is_empty() {
+                self.tell_operator("-!- usage: /kick NAME [REASON]");
+            } else {
+                self.kick(who, reason);
+            }
+        } else if is(b"me") {
+            if args.is_empty() {
+                self.tell_operator("-!- usage: /me ACTION");
+                return;
+            }
+            let text = self.cleaned(args);
+            let clean = self.limits.clean;
+            let name = Rc::clone(&self.operator);
+            let range = self.log.append_with(|out| {
+                write_line(out, clean, &[b"* ", name.as_bytes(), b" "], &text);
+            });
+            // Typed by the operator: its screen shows it already.
+            self.stdout.exclude(range);
+        } else if is(b"quit") {
+            let by = Rc::clone(&self.operator);
+            self.stop_with(&format!("-!- {by} closed the room"));
+        } else if is(b"help") {
+            self.tell_operator(OPERATOR_HELP);
+        } else {
+            let word = String::from_utf8_lossy(&self.cleaned(word)).into_owned();
+            self.tell_operator(&format!(
+                "-!- unknown command /{word}; /help lists the commands"
+            ));
+        }
+    }
+
+    /// A line of text, without newline, to the server's standard output
+    /// alone (the operator's answers).
+    fn tell_operator(&mut self, text: &str) {
+        let line = compose_notice(&mut self.scratch, self.limits.clean, text);
+        let at = self.log.head();
+        self.stdout.push(at, &line);
+    }
+
+    /// The member called `name` (as `/msg` finds it), if any.
+    fn member_called(&self, name: &[u8]) -> Option<ClientId> {
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.names.get(&name::key(n)).copied())
+    }
+
+    /// `/msg NAME TEXT` from the operator: `[OPERATOR (private)] TEXT` to
+    /// NAME alone, `-!- to NAME: TEXT` on the operator's screen.
+    fn operator_private(&mut self, to: &[u8], text: &[u8]) {
+        let Some(target) = self.member_called(to) else {
+            let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
+            self.tell_operator(&format!("-!- /msg: no one here is called {to}"));
+            return;
+        };
+        let from = Rc::clone(&self.operator);
+        let text = self.cleaned(text);
+        let line = compose(
+            &mut self.scratch,
+            self.limits.clean,
+            &[b"[", from.as_bytes(), b" (private)] "],
+            &text,
+        );
+        self.send(target, &line);
+        let to = self.client_name(target);
+        let confirm = compose(
+            &mut self.scratch,
+            self.limits.clean,
+            &[b"-!- to ", to.as_bytes(), b": "],
+            &text,
+        );
+        let at = self.log.head();
+        self.stdout.push(at, &confirm);
+    }
+
+    /// `/kick NAME [REASON]`: NAME reads `-!- you were kicked by OPERATOR
+    /// (REASON)`, then what was queued for it, then end of file; everyone
+    /// else reads `-!- NAME was kicked by OPERATOR (REASON)`.
+    fn kick(&mut self, who: &[u8], reason: &[u8]) {
+        let Some(id) = self.member_called(who) else {
+            let who = String::from_utf8_lossy(&self.cleaned(who)).into_owned();
+            self.tell_operator(&format!("-!- /kick: no one here is called {who}"));
+            return;
+        };
+        let reason = String::from_utf8_lossy(&self.cleaned(reason.trim_ascii())).into_owned();
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        };
+        let by = Rc::clone(&self.operator);
+        let name = self.client_name(id);
+        self.reply(id, &format!("-!- you were kicked by {by}{why}"));
+        self.depart(
+            id,
+            Why::Bye,
+            Some(format!("-!- {name} was kicked by {by}{why}")),
+        );
+    }
     // --- leaving and stopping --------------------------------------------
 
     fn leave(&mut self, id: ClientId, why: Why) {
+        self.depart(id, why, None);
+    }
+
+    /// [`Room::leave`], announced by `notice` instead of the notice of
+    /// `why` when one is given.
+    fn depart(&mut self, id: ClientId, why: Why, notice: Option<String>) {
         let head = self.log.head();
         let Some(Some(client)) = self.clients.get_mut(id.0) else {
             return;
@@ -1107,11 +1288,11 @@ impl Room {
         self.remove_name(&name, id);
         self.members -= 1;
         self.actions.push(Action::Close { id, flush });
-        let notice = match why {
+        let notice = notice.unwrap_or_else(|| match why {
             Why::TooSlow => format!("-!- {name} left (too slow)"),
             Why::Idle => format!("-!- {name} left (idle)"),
             Why::Bye | Why::Lost => format!("-!- {name} left"),
-        };
+        });
         self.notice(&notice);
         if why == Why::TooSlow {
             // It reads why, then end of file.
@@ -1199,6 +1380,9 @@ impl Room {
     /// Whether a member other than `id` has `name`, or a name that looks
     /// like it (see [`name::Keys`]).
     fn taken(&self, name: &str, id: ClientId) -> bool {
+        if crate::display::looks::alike(name, &self.operator) {
+            return true;
+        }
         let keys = name::Keys::of(name);
         let other = |found: Option<&ClientId>| found.is_some_and(|&other| other != id);
         other(self.names.get(&keys.caseless)) || keys.looks.iter().any(|k| other(self.looks.get(k)))
@@ -1270,6 +1454,10 @@ fn stall_clock(
 }
 
 /// The answer to `/help`, one line.
+/// The answer to the operator's `/help`.
+pub(crate) const OPERATOR_HELP: &str = "-!- commands: /who, /msg NAME TEXT, /kick NAME [REASON], \
+     /me ACTION, /quit (closes the room, as arret); //TEXT sends /TEXT";
+
 pub(crate) const HELP: &str = "-!- commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
 

@@ -151,6 +151,14 @@ impl Drop for Restore {
     }
 }
 
+/// Whether the line editor can run: standard input and standard output
+/// are the same terminal, `raw` (`--raw`) is off, and `TERM` is not
+/// `dumb` (what [`setup`] checks, for a caller that wants the terminal
+/// only for the editor: `chatd --broker`).
+pub fn editable(raw: bool) -> bool {
+    !raw && std::env::var_os("TERM").is_none_or(|t| t != "dumb") && same_terminal(stdin(), stdout())
+}
+
 /// Sets up the terminal of this program, once, before any `fork()`: when
 /// standard output is a terminal and `raw` (`--raw`) is off, and standard
 /// input or standard error is the same terminal, and `TERM` is not `dumb`.

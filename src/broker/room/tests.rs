@@ -1540,3 +1540,161 @@ proptest! {
         prop_assert!(dropped_at.is_none() || stopper_got >= stop_after);
     }
 }
+
+// --- the operator at the line editor ---------------------------------------
+
+/// A room of `n` clients whose operator, named `name`, types at the line
+/// editor (commands on).
+fn operated(n: u16, name: &str) -> (Room, Vec<ClientId>) {
+    let (mut room, ids) = room_of(n, limits());
+    room.set_operator(name, true);
+    (room, ids)
+}
+
+#[test]
+fn the_operators_lines_carry_its_name_and_a_slash_line_is_a_command() {
+    let (mut room, ids) = operated(2, "teacher");
+    room.from_operator(b"good morning");
+    room.from_operator(b"/who");
+    room.from_operator(b"//who is here?");
+    for &id in &ids {
+        assert_eq!(
+            take(&mut room, id),
+            "[teacher] good morning\n[teacher] /who is here?\n"
+        );
+    }
+    // The answer is the operator's alone; its own lines are on its screen
+    // already (the editor printed them).
+    assert_eq!(
+        take_stdout(&mut room),
+        "-!- 2 present: 192.168.1.1:50001 192.168.1.2:50002\n"
+    );
+    room.from_operator(b"/help");
+    room.from_operator(b"/frobnicate now");
+    assert_eq!(
+        take_stdout(&mut room),
+        format!("{OPERATOR_HELP}\n-!- unknown command /frobnicate; /help lists the commands\n")
+    );
+    assert!(take(&mut room, ids[0]).is_empty());
+}
+
+#[test]
+fn without_the_editor_a_slash_line_is_relayed_as_before() {
+    let (mut room, ids) = room_of(1, limits());
+    room.from_operator(b"/who");
+    room.from_server(b"/kick 192.168.1.1:50001\n");
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "[chatd] /who\n[chatd] /kick 192.168.1.1:50001\n"
+    );
+    assert!(take_stdout(&mut room).is_empty());
+    assert!(actions(&mut room).is_empty());
+}
+
+#[test]
+fn the_operator_sends_private_lines_and_is_found_by_its_name() {
+    let (mut room, ids) = operated(2, "teacher");
+    room.from_operator(b"/msg 192.168.1.1:50001 see me after class");
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "[teacher (private)] see me after class\n"
+    );
+    assert!(take(&mut room, ids[1]).is_empty());
+    assert_eq!(
+        take_stdout(&mut room),
+        "-!- to 192.168.1.1:50001: see me after class\n"
+    );
+    room.from_operator(b"/msg nobody hello");
+    room.from_operator(b"/msg");
+    assert_eq!(
+        take_stdout(&mut room),
+        "-!- /msg: no one here is called nobody\n-!- usage: /msg NAME TEXT\n"
+    );
+    // A client writes to the operator by its name, not by `chatd`.
+    room.receive(ids[1], b"/msg Teacher a question\n/msg chatd hello?\n");
+    assert_eq!(
+        take_stdout(&mut room),
+        "[192.168.1.2:50002 (private)] a question\n"
+    );
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "-!- to teacher: a question\n-!- /msg: no one here is called chatd\n"
+    );
+}
+
+#[test]
+fn no_client_may_take_the_operators_name_nor_one_like_it() {
+    let (mut room, ids) = operated(1, "teacher");
+    room.receive(
+        ids[0],
+        b"/nick Teacher\n/nick te\xd0\xb0cher\n/nick student\n",
+    );
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "-!- /nick: that name, or one that looks like it, is taken\n\
+         -!- /nick: that name, or one that looks like it, is taken\n\
+         -!- you are now student\n"
+    );
+}
+
+#[test]
+fn kick_tells_the_client_why_lets_it_go_and_tells_the_others() {
+    let (mut room, ids) = operated(2, "chatd");
+    room.receive(ids[1], b"before the kick\n");
+    room.from_operator(b"/kick 192.168.1.2:50002 please stay polite");
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "-!- you were kicked by chatd (please stay polite)\n"
+    );
+    assert_eq!(
+        take(&mut room, ids[0]),
+        "[192.168.1.2:50002] before the kick\n\
+         -!- 192.168.1.2:50002 was kicked by chatd (please stay polite)\n"
+    );
+    assert_eq!(
+        actions(&mut room),
+        [Action::Close {
+            id: ids[1],
+            flush: true
+        }]
+    );
+    assert_eq!(room.members(), 1);
+    room.from_operator(b"/kick 192.168.1.2:50002");
+    room.from_operator(b"/kick");
+    let out = take_stdout(&mut room);
+    assert!(
+        out.ends_with(
+            "-!- /kick: no one here is called 192.168.1.2:50002\n\
+             -!- usage: /kick NAME [REASON]\n"
+        ),
+        "{out}"
+    );
+    // Without a reason.
+    room.from_operator(b"/kick 192.168.1.1:50001");
+    assert_eq!(take(&mut room, ids[0]), "-!- you were kicked by chatd\n");
+}
+
+#[test]
+fn me_and_quit_from_the_operator() {
+    let (mut room, ids) = operated(1, "teacher");
+    room.from_operator(b"/me waves");
+    assert_eq!(take(&mut room, ids[0]), "* teacher waves\n");
+    assert!(take_stdout(&mut room).is_empty());
+    room.from_operator(b"/quit");
+    assert_eq!(take(&mut room, ids[0]), "-!- teacher closed the room\n");
+    assert_eq!(take_stdout(&mut room), "-!- teacher closed the room\n");
+    assert!(room.is_stopped());
+    assert_eq!(
+        actions(&mut room),
+        [
+            Action::Close {
+                id: ids[0],
+                flush: true
+            },
+            Action::Stop
+        ]
+    );
+    // Nothing more once the room is closed.
+    room.from_operator(b"still there?");
+    assert!(take(&mut room, ids[0]).is_empty());
+}
