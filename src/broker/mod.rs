@@ -97,7 +97,9 @@
 //! file that arrived with the last bytes brings none, so once a client
 //! has half-closed (`EPOLLRDHUP`) it is read until its end of file. The
 //! listener, standard input and output are level-triggered; standard
-//! input's interest is removed while the room is paused.
+//! input's interest is removed while the room is paused (but for the
+//! operator's line editor, which keeps taking keys and holds the lines
+//! finished meanwhile).
 //!
 //! # The loop
 //!
@@ -162,6 +164,17 @@
 //! goes on. A regular file never blocks: it is written directly, every
 //! line (`chatd --broker > room.log`). A closed standard output (`EPIPE`)
 //! ends the server quietly with status 0, as everywhere else in `chatd`.
+//!
+//! # The operator's terminal
+//!
+//! When standard input and standard output are one terminal, the
+//! operator types at the line editor of one-to-one `chatd`
+//! ([`crate::editor`]): the room's output goes through
+//! [`crate::terminal::Terminal::peer`], which prints it above the line
+//! being typed and draws that line again, and each finished line goes to
+//! [`Room::from_operator`], where a line that begins with `/` is one of
+//! the operator's commands (`/who`, `/msg`, `/kick`, `/me`, `/quit`).
+//! With a pipe or a file on standard input nothing of this runs.
 
 pub mod frame;
 pub(crate) mod log;

@@ -60,6 +60,12 @@
 //!   last N lines said here` and `-!- end of history`: lines that no
 //!   client can write (see **Who said it**). The log keeps them for it
 //!   ([`Log::keep_history`]), within a quarter of `--max-queue`.
+//! - **The operator.** The server's standard input speaks as `[chatd]`,
+//!   or the name of `--name` ([`Room::set_operator`]), which no client may
+//!   take. At the line editor, its lines that begin with `/` are its
+//!   commands ([`Room::from_operator`]): `/who`, `/msg NAME TEXT`, `/kick
+//!   NAME [REASON]`, `/me ACTION`, `/quit` (as `arret`), `/help`, answered
+//!   on its standard output alone.
 //! - **Line ends.** A client that ends a line with `\r\n` (telnet, PuTTY)
 //!   receives `\r\n` line ends from then on.
 //! - **Protocol words.** A line `bye` ends its client's session (announced
