@@ -153,8 +153,8 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "LINES", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
     pub history: usize,
 
-    /// With --broker: the name of the room's operator, on the lines typed
-    /// at chatd's standard input ([NAME] ...), checked as /nick checks a
+    /// With --broker: the name of the room's operator, the sender of the
+    /// lines typed at chatd's standard input, checked as /nick checks a
     /// name; no client may take it (default chatd)
     #[arg(long, value_name = "NAME", value_parser = parse_operator_name, requires = "broker")]
     pub name: Option<String>,
