@@ -156,7 +156,7 @@ pub struct ChatdArgs {
     /// With --broker: the name of the room's operator, the sender of the
     /// lines typed at chatd's standard input, checked as /nick checks a
     /// name; no client may take it (default chatd)
-    #[arg(long, value_name = "NAME", value_parser = parse_operator_name, requires = "broker")]
+    #[arg(long, value_name = "NAME", value_parser = parse_name, requires = "broker")]
     pub name: Option<String>,
 
     /// With --broker: a client's line arret stops the server (by default it
@@ -721,16 +721,6 @@ fn parse_name(text: &str) -> Result<String, String> {
         Ok(name) => Ok(name.to_owned()),
         Err(Refusal::Empty) => Err("a name cannot be empty".to_owned()),
         Err(why) => Err(why.to_string()),
-    }
-}
-
-/// `chatd --name`: a name as `/nick` takes one, except that it may be the
-/// server's own, `chatd` (or look like it): the operator is the server.
-fn parse_operator_name(text: &str) -> Result<String, String> {
-    use crate::broker::name::{Refusal, check};
-    match check(text.as_bytes()) {
-        Ok(_) | Err(Refusal::Reserved) => Ok(text.to_owned()),
-        Err(_) => parse_name(text),
     }
 }
 
