@@ -4,7 +4,6 @@
 
 mod util;
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -456,18 +455,6 @@ fn child_killed_from_outside_ends_the_session_and_chatd_keeps_serving() {
 #[test]
 fn a_client_waiting_for_chatd_on_a_pipe_receives_only_the_pipes_bytes() {
     let (mut server, port) = chatd_with(&[], Stdio::piped());
-    let read_until = |conn: &mut TcpStream, got: &mut Vec<u8>, tail: &[u8]| {
-        conn.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let ok = wait_until(TIMEOUT, || {
-            let mut buf = [0u8; 1024];
-            if let Ok(n) = conn.read(&mut buf) {
-                got.extend_from_slice(&buf[..n]);
-            }
-            got.ends_with(tail)
-        });
-        assert!(ok, "got {:?}", String::from_utf8_lossy(got));
-    };
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
     server.expect_stderr("connection from");
     let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -539,13 +539,13 @@ fn the_terminal_comes_back_after_kill_9_of_the_parent() {
     });
 }
 
-#[test]
-fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
-    let mut peer = Peer::new();
-    let dir = tempfile::tempdir().unwrap();
-    let d = quoted(&dir.path().to_string_lossy());
-    // An interactive shell with job control (dash: it does not restore
-    // the terminal's modes itself when a job stops, so the test sees ours).
+/// An interactive shell with job control in tmux window `chat` (dash: it
+/// does not restore the terminal's modes itself when a job stops, so the
+/// test sees ours; and it reads what the terminal holds once its job
+/// ends, as a person's shell does), which ran `stty -g > DIR/before;
+/// chat 127.0.0.1 PORT` with `peer` on PORT: returned at chat's prompt.
+fn chat_in_a_shell(peer: &mut Peer, dir: &Path) -> Tmux {
+    let d = quoted(&dir.to_string_lossy());
     let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
     tmux.expect_last_lines("chat", &["$"]);
     tmux.type_line(
@@ -554,6 +554,15 @@ fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
     );
     peer.accept();
     tmux.expect_last_lines("chat", &["chat>"]);
+    tmux
+}
+
+#[test]
+fn ctrl_z_gives_the_shell_a_working_terminal_and_fg_brings_the_line_back() {
+    let mut peer = Peer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = quoted(&dir.path().to_string_lossy());
+    let tmux = chat_in_a_shell(&mut peer, dir.path());
     tmux.type_text("chat", "half-typed");
     tmux.expect_last_lines("chat", &["chat> half-typed"]);
     tmux.keys("chat", &["C-z"]);
@@ -787,16 +796,7 @@ fn a_command_typed_after_ctrl_d_never_reaches_the_shell() {
     let mut peer = Peer::new();
     let dir = tempfile::tempdir().unwrap();
     let d = quoted(&dir.path().to_string_lossy());
-    // An interactive shell that reads what the terminal holds once chat
-    // has ended, as a person's shell does.
-    let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
-    tmux.expect_last_lines("chat", &["$"]);
-    tmux.type_line(
-        "chat",
-        &format!("stty -g > {d}/before; {}", chat_command(peer.port, "")),
-    );
-    peer.accept();
-    tmux.expect_last_lines("chat", &["chat>"]);
+    let tmux = chat_in_a_shell(&mut peer, dir.path());
     tmux.keys("chat", &["C-d"]);
     prompt_gone(&tmux, "chat");
     // The command, typed in two lines (and a bare Enter) after Ctrl-D.
@@ -847,11 +847,7 @@ fn keys_typed_after_ctrl_d_are_flushed_when_sigterm_ends_chat() {
     let mut peer = Peer::new();
     let dir = tempfile::tempdir().unwrap();
     let d = quoted(&dir.path().to_string_lossy());
-    let tmux = Tmux::start("chat", "PS1='$ ' dash -i");
-    tmux.expect_last_lines("chat", &["$"]);
-    tmux.type_line("chat", &chat_command(peer.port, ""));
-    peer.accept();
-    tmux.expect_last_lines("chat", &["chat>"]);
+    let tmux = chat_in_a_shell(&mut peer, dir.path());
     tmux.keys("chat", &["C-d"]);
     prompt_gone(&tmux, "chat");
     tmux.type_line("chat", &format!("touch {d}/touched"));
@@ -900,26 +896,12 @@ fn chatd_keeps_nothing_typed_after_ctrl_d_for_the_next_client() {
     tmux.expect_screen("chatd", "closed the connection");
     tmux.expect_last_lines("chatd", &["chatd>"]);
     let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    second
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
     tmux.wait_for("chatd", "the second connection", |s| {
         s.matches("connection from").count() == 2
     });
     tmux.type_line("chatd", "for the second client");
     let mut got = Vec::new();
-    let ok = wait_until(TIMEOUT, || {
-        let mut buf = [0u8; 256];
-        if let Ok(n) = second.read(&mut buf) {
-            got.extend_from_slice(&buf[..n]);
-        }
-        got.ends_with(b"for the second client\n")
-    });
-    assert!(
-        ok,
-        "the second client got {:?}",
-        String::from_utf8_lossy(&got)
-    );
+    read_until(&mut second, &mut got, b"for the second client\n");
     assert_eq!(
         String::from_utf8_lossy(&got),
         "for the second client\n",
@@ -935,23 +917,6 @@ fn chatd_keeps_nothing_typed_after_ctrl_d_for_the_next_client() {
             .starts_with("chatd: input ended; still receiving from 127.0.0.1:")
             && l.ends_with(" (Ctrl-C to quit)")),
         "{screen}"
-    );
-}
-
-/// Reads from `conn` (with a short read timeout set) until what it got
-/// ends with `tail`, at most [`TIMEOUT`]; returns all it got.
-fn read_until(conn: &mut TcpStream, got: &mut Vec<u8>, tail: &str) {
-    let ok = wait_until(TIMEOUT, || {
-        let mut buf = [0u8; 1024];
-        if let Ok(n) = conn.read(&mut buf) {
-            got.extend_from_slice(&buf[..n]);
-        }
-        got.ends_with(tail.as_bytes())
-    });
-    assert!(
-        ok,
-        "never got {tail:?}; got {:?}",
-        String::from_utf8_lossy(got)
     );
 }
 
@@ -983,7 +948,7 @@ fn a_client_of_a_busy_chatd_is_told_it_waits_and_when_its_turn_comes() {
     read_until(
         &mut third,
         &mut got,
-        "-!- chatd is busy with another session; 1 client waits before you\n",
+        "-!- chatd is busy with another session; 1 client waits before you\n".as_bytes(),
     );
     tmux.wait_for("chatd", "two waiting", |s| s.contains("(2 waiting)"));
     drop(first);
@@ -995,7 +960,7 @@ fn a_client_of_a_busy_chatd_is_told_it_waits_and_when_its_turn_comes() {
     read_until(
         &mut third,
         &mut got,
-        "-!- chatd is busy with another session; you are next\n",
+        "-!- chatd is busy with another session; you are next\n".as_bytes(),
     );
     tmux.type_line("chatd", "hello, second client");
     tmux.expect_last_lines("chat", &["hello, second client", "chat>"]);
@@ -1005,7 +970,7 @@ fn a_client_of_a_busy_chatd_is_told_it_waits_and_when_its_turn_comes() {
     read_until(
         &mut third,
         &mut got,
-        "-!- your session with chatd starts now\n",
+        "-!- your session with chatd starts now\n".as_bytes(),
     );
     tmux.type_line("chatd", "arret");
     let (status, same, _) = ended(&tmux, "chatd", dir.path());
@@ -1201,7 +1166,7 @@ impl Member {
 
     /// Waits until what the room sent ends with `tail`.
     fn expect(&mut self, tail: &str) {
-        read_until(&mut self.conn, &mut self.got, tail);
+        read_until(&mut self.conn, &mut self.got, tail.as_bytes());
     }
 
     /// Waits for end of file; returns all that was received.

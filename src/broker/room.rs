@@ -231,6 +231,15 @@ enum Why {
     Idle,
 }
 
+/// Who said a command that is answered to its sender alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// A client.
+    Client(ClientId),
+    /// The operator, at the server's standard input.
+    Operator,
+}
+
 /// Where a client stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -984,7 +993,7 @@ impl Room {
                 self.reply(id, "-!- usage: /msg NAME TEXT");
                 return;
             }
-            self.private(id, to, text);
+            self.private(Sender::Client(id), to, text);
         } else if word.eq_ignore_ascii_case(b"help") {
             self.reply(id, HELP);
         } else {
@@ -1072,42 +1081,56 @@ impl Room {
         text
     }
 
-    fn private(&mut self, id: ClientId, to: &[u8], text: &[u8]) {
-        let from = self.client_name(id);
+    /// `/msg NAME TEXT` from `from`: `[FROM (private)] TEXT` to NAME alone
+    /// (a member, or the operator on the server's standard output), and
+    /// `-!- to NAME: TEXT` back to `from`.
+    fn private(&mut self, from: Sender, to: &[u8], text: &[u8]) {
+        let sender = match from {
+            Sender::Client(id) => self.client_name(id),
+            Sender::Operator => Rc::clone(&self.operator),
+        };
         let text = self.cleaned(text);
         let line = compose(
             &mut self.scratch,
             self.limits.clean,
-            &[b"[", from.as_bytes(), b" (private)] "],
+            &[b"[", sender.as_bytes(), b" (private)] "],
             &text,
         );
-        let target = std::str::from_utf8(to).ok();
-        let operator = target.is_some_and(|t| name::key(t) == name::key(&self.operator));
-        let (to, shown) = if operator {
+        let operator =
+            std::str::from_utf8(to).is_ok_and(|t| name::key(t) == name::key(&self.operator));
+        let to = if operator {
             let at = self.log.head();
             self.stdout.push(at, &line);
-            (Rc::clone(&self.operator), true)
+            Rc::clone(&self.operator)
+        } else if let Some(target) = self.member_called(to) {
+            self.send(target, &line);
+            self.client_name(target)
         } else {
-            match target.and_then(|t| self.names.get(&name::key(t)).copied()) {
-                Some(target) => {
-                    self.send(target, &line);
-                    (self.client_name(target), true)
-                }
-                None => {
-                    let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
-                    self.reply(id, &format!("-!- /msg: no one here is called {to}"));
-                    (Rc::from(""), false)
-                }
-            }
+            let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
+            self.answer(from, &format!("-!- /msg: no one here is called {to}"));
+            return;
         };
-        if shown {
-            let confirm = compose(
-                &mut self.scratch,
-                self.limits.clean,
-                &[b"-!- to ", to.as_bytes(), b": "],
-                &text,
-            );
-            self.send(id, &confirm);
+        let confirm = compose(
+            &mut self.scratch,
+            self.limits.clean,
+            &[b"-!- to ", to.as_bytes(), b": "],
+            &text,
+        );
+        match from {
+            Sender::Client(id) => self.send(id, &confirm),
+            Sender::Operator => {
+                let at = self.log.head();
+                self.stdout.push(at, &confirm);
+            }
+        }
+    }
+
+    /// A line of text, without newline, to `to` alone: a client, or the
+    /// operator ([`Room::tell_operator`]).
+    fn answer(&mut self, to: Sender, text: &str) {
+        match to {
+            Sender::Client(id) => self.reply(id, text),
+            Sender::Operator => self.tell_operator(text),
         }
     }
 
@@ -1155,7 +1178,7 @@ impl Room {
             if to.is_empty() || text.is_empty() {
                 self.tell_operator("-!- usage: /msg NAME TEXT");
             } else {
-                self.operator_private(to, text);
+                self.private(Sender::Operator, to, text);
             }
         } else if is(b"kick") {
             let (who, reason) = split_word(args);
@@ -1203,34 +1226,6 @@ impl Room {
         std::str::from_utf8(name)
             .ok()
             .and_then(|n| self.names.get(&name::key(n)).copied())
-    }
-
-    /// `/msg NAME TEXT` from the operator: `[OPERATOR (private)] TEXT` to
-    /// NAME alone, `-!- to NAME: TEXT` on the operator's screen.
-    fn operator_private(&mut self, to: &[u8], text: &[u8]) {
-        let Some(target) = self.member_called(to) else {
-            let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
-            self.tell_operator(&format!("-!- /msg: no one here is called {to}"));
-            return;
-        };
-        let from = Rc::clone(&self.operator);
-        let text = self.cleaned(text);
-        let line = compose(
-            &mut self.scratch,
-            self.limits.clean,
-            &[b"[", from.as_bytes(), b" (private)] "],
-            &text,
-        );
-        self.send(target, &line);
-        let to = self.client_name(target);
-        let confirm = compose(
-            &mut self.scratch,
-            self.limits.clean,
-            &[b"-!- to ", to.as_bytes(), b": "],
-            &text,
-        );
-        let at = self.log.head();
-        self.stdout.push(at, &confirm);
     }
 
     /// `/kick NAME [REASON]`: NAME reads `-!- you were kicked by OPERATOR

@@ -130,6 +130,27 @@ fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
     store
 }
 
+/// Reads from `conn` into `got` until what it holds ends with `tail`, at
+/// most [`TIMEOUT`] (the read timeout is set to 100 ms); fails the test
+/// with what arrived if it never does.
+pub fn read_until(conn: &mut std::net::TcpStream, got: &mut Vec<u8>, tail: &[u8]) {
+    conn.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("set the read timeout");
+    let ok = wait_until(TIMEOUT, || {
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = conn.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.ends_with(tail)
+    });
+    assert!(
+        ok,
+        "never got {:?}; got {:?}",
+        String::from_utf8_lossy(tail),
+        String::from_utf8_lossy(got)
+    );
+}
+
 /// Polls `done` every 10 ms until it is true or `limit` passes.
 pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
