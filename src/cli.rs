@@ -164,12 +164,12 @@ pub struct ChatdArgs {
     pub deny: Vec<Net>,
 
     /// Like --allow, one entry a line in FILE (# starts a comment); read
-    /// once, at start
+    /// once, at start; at most 1 MiB and 100000 entries
     #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
     pub allowfile: Option<NetFile>,
 
     /// Like --deny, one entry a line in FILE (# starts a comment); read
-    /// once, at start
+    /// once, at start; at most 1 MiB and 100000 entries
     #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
     pub denyfile: Option<NetFile>,
 

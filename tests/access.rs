@@ -111,6 +111,49 @@ fn an_unreadable_or_bad_list_is_a_one_line_usage_error() {
     usage.expect_stderr("the prefix of an IPv4 address is 0 to 32");
 }
 
+// A list is read whole before the server listens, so it is capped (1 MiB,
+// 100,000 entries): /dev/zero, which never ends, once made chatd grow to
+// 8 GB in 14 s without ever listening.
+#[test]
+fn an_endless_or_oversized_list_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    // 1.1 MiB of valid entries, as a script gone wrong would write.
+    let entries: String = (0..140_000u32)
+        .map(|i| format!("10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    assert!(entries.len() > 1 << 20);
+    std::fs::write(&big, &entries).unwrap();
+    let many = dir.path().join("many");
+    std::fs::write(&many, "::1\n".repeat(100_001)).unwrap();
+    let big = big.to_str().unwrap();
+    let many = many.to_str().unwrap();
+    for (args, says) in [
+        (
+            ["--allowfile", "/dev/zero"],
+            "chatd: invalid --allowfile '/dev/zero': larger than 1048576 bytes (1 MiB)".to_owned(),
+        ),
+        (
+            ["--denyfile", big],
+            format!("chatd: invalid --denyfile '{big}': larger than 1048576 bytes (1 MiB)"),
+        ),
+        (
+            ["--allowfile", many],
+            format!("chatd: invalid --allowfile '{many}': line 100001: more than 100000 entries"),
+        ),
+    ] {
+        let mut server = spawn(
+            CHATD,
+            &[&["-b", "127.0.0.1", "-p", "0"], &args[..]].concat(),
+        );
+        let status = server.wait_within(TIMEOUT);
+        assert_eq!(status.code(), Some(2), "{args:?}: {}", server.dump());
+        let stderr = server.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&says), "{stderr}");
+    }
+}
+
 #[test]
 fn a_refused_client_does_not_take_the_session_of_the_next_one() {
     // chatd -1 with an allow list: a refused client is not "the first
