@@ -17,6 +17,10 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     // on every way out (issue 13).
     let restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
+    // A server that vanishes is noticed within about 2 minutes.
+    if let Err(err) = net::keepalive(&stream) {
+        report!("{err}");
+    }
     let peer = stream
         .peer_addr()
         .map(net::canonical)

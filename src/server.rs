@@ -64,6 +64,10 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             continue;
         }
         status!("connection from {peer}");
+        // A client that vanishes is noticed within about 2 minutes.
+        if let Err(err) = net::keepalive(&stream) {
+            report!("{peer}: {err}");
+        }
         if let Ok(local) = stream.local_addr() {
             detail!("{peer} connected to {}", net::canonical(local));
         }
