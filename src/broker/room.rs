@@ -96,7 +96,8 @@ use crate::display::{Sanitizer, starts};
 /// The limits and switches of a room, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `--max-line`: longer lines are relayed in pieces of this many bytes.
+    /// `--max-line`: longer lines are relayed in pieces of at most this
+    /// many bytes (see [`super::frame`] for where they are cut).
     pub max_line: usize,
     /// `--max-queue`: the most bytes one reader (a client, or the server's
     /// standard output) may be behind.
