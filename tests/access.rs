@@ -205,3 +205,50 @@ fn a_refused_client_never_joins_the_room() {
         member.stdout_text()
     );
 }
+
+/// Starts `chatd` on the IPv6 socket of 127.0.0.1 (`::ffff:127.0.0.1`,
+/// which takes IPv4 clients as an IPv6 wildcard does, on loopback only)
+/// with `extra`; returns it and its port, read from its status line.
+fn chatd_v4_mapped(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["-b", "::ffff:127.0.0.1", "-p", "0"];
+    args.extend_from_slice(extra);
+    let server = spawn(CHATD, &args);
+    let mut port = None;
+    wait_until(TIMEOUT, || {
+        port = server
+            .stderr_text()
+            .split("listening on [::ffff:127.0.0.1]:")
+            .nth(1)
+            .and_then(|rest| rest.lines().next()?.parse().ok());
+        port.is_some()
+    });
+    let port = port.unwrap_or_else(|| panic!("chatd does not listen: {}", server.dump()));
+    (server, port)
+}
+
+// An IPv4 client of an IPv6 listener (`chatd -b ::`) is matched as the
+// IPv4 address it is: `--deny ::/0` does not cover it, `--deny 0.0.0.0/0`
+// and `--deny ::ffff:0:0/96` do. WHO MAY CONNECT says so, where an
+// administrator looks.
+#[test]
+fn ipv4_clients_of_an_ipv6_listener_are_matched_as_ipv4() {
+    let (server, port) = chatd_v4_mapped(&["--deny", "::/0"]);
+    let _admitted = client_from("127.0.0.2", port);
+    server.expect_stderr("connection from 127.0.0.2:");
+    for deny in ["0.0.0.0/0", "::ffff:0:0/96"] {
+        let (server, port) = chatd_v4_mapped(&["--deny", deny]);
+        refused_from(&server, "127.0.0.2", port, "in --deny");
+    }
+    let page = std::fs::read_to_string("man/chatd.1").unwrap();
+    let start = page.find(".Sh WHO MAY CONNECT").unwrap();
+    let end = start + page[start..].find(".Sh PROTOCOL WORDS").unwrap();
+    let section = page[start..end].replace('\n', " ");
+    for says in [
+        "is matched as its IPv4 address",
+        "::/0",
+        "0.0.0.0/0",
+        "IPV6_V6ONLY",
+    ] {
+        assert!(section.contains(says), "WHO MAY CONNECT lacks {says:?}");
+    }
+}
