@@ -161,12 +161,7 @@ impl Framer {
             if let Some(i) = memchr(b'\n', reach) {
                 self.buf.extend_from_slice(&input[..i]);
                 input = &input[i + 1..];
-                let held = std::mem::take(&mut self.buf);
-                let flow = self.line(&held, &mut each);
-                self.buf = held;
-                self.buf.clear();
-                self.shrink();
-                flow?;
+                self.held_line(&mut each)?;
                 continue;
             }
             self.buf.extend_from_slice(reach);
@@ -193,11 +188,22 @@ impl Framer {
         if self.buf.is_empty() && !self.continued {
             return ControlFlow::Continue(());
         }
+        self.held_line(&mut each)
+    }
+
+    /// Hands `each` the held bytes as the rest of the current line (see
+    /// [`Framer::line`]), then empties the buffer, giving back the memory
+    /// of an unusually long one.
+    fn held_line(
+        &mut self,
+        each: &mut impl FnMut(Piece<'_>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let held = std::mem::take(&mut self.buf);
-        let flow = self.line(&held, &mut each);
-        self.buf = held;
-        self.buf.clear();
-        self.shrink();
+        let flow = self.line(&held, each);
+        if held.capacity() <= SHRINK_ABOVE {
+            self.buf = held;
+            self.buf.clear();
+        }
         flow
     }
 
@@ -240,13 +246,6 @@ impl Framer {
         });
         self.continued = true;
         flow
-    }
-
-    /// A line ended: gives back the memory of an unusually long buffer.
-    fn shrink(&mut self) {
-        if self.buf.capacity() > SHRINK_ABOVE {
-            self.buf = Vec::new();
-        }
     }
 }
 
@@ -610,6 +609,15 @@ mod tests {
         .prop_map(|parts| parts.concat())
     }
 
+    /// `data` cut at the places `cuts` choose, in order.
+    fn split<'a>(data: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+        at.push(0);
+        at.push(data.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+    }
+
     proptest! {
         /// Splitting the stream anywhere gives the pieces of the rule.
         #[test]
@@ -618,11 +626,7 @@ mod tests {
             max in 1usize..12,
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
         ) {
-            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
-            at.push(0);
-            at.push(data.len());
-            at.sort_unstable();
-            let chunks: Vec<&[u8]> = at.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+            let chunks = split(&data, &cuts);
             prop_assert_eq!(frame(max, &chunks, true), model(max, &data));
         }
 
@@ -641,11 +645,7 @@ mod tests {
             max in 1usize..80,
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
         ) {
-            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
-            at.push(0);
-            at.push(data.len());
-            at.sort_unstable();
-            let chunks: Vec<&[u8]> = at.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+            let chunks = split(&data, &cuts);
             prop_assert_eq!(frame(max, &chunks, true), model(max, &data));
             let chunks: Vec<&[u8]> = data.chunks(1).collect();
             prop_assert_eq!(frame(max, &chunks, true), model(max, &data));
