@@ -69,7 +69,7 @@
 //! - **Pacing.** [`Room::check`] applies the rules of [`super::pace`]:
 //!   while a reader that keeps reading is behind, the event loop reads no
 //!   talker ([`Room::may_read`] says no); a reader that stopped is dropped
-//!   (`* NAME left (too slow)`) after `--stall-timeout`, or when it is
+//!   (`-!- NAME left (too slow)`) after `--stall-timeout`, or when it is
 //!   `--max-queue` behind. A dropped client still receives the rest of the
 //!   line it was in, then its own notice, then end of file.
 //!
@@ -401,7 +401,7 @@ impl Room {
     }
 
     /// Nothing was received from `client` for `--idle-timeout` (issue 10):
-    /// it leaves as `* NAME left (idle)`, what is queued for it still sent.
+    /// it leaves as `-!- NAME left (idle)`, what is queued for it still sent.
     pub fn idle(&mut self, id: ClientId) {
         self.flush_joins();
         self.leave(id, Why::Idle);
@@ -432,7 +432,7 @@ impl Room {
     }
 
     /// A terminating signal: every client and standard output get
-    /// `* the room is closing`, then every client leaves with its queue
+    /// `-!- the room is closing`, then every client leaves with its queue
     /// flushed, and the room stops ([`Action::Stop`]).
     pub fn close(&mut self) {
         self.flush_joins();
