@@ -132,8 +132,8 @@ pub struct ChatdArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = parse_count, requires = "mode", allow_negative_numbers = true)]
     pub max_clients: usize,
 
-    /// With --broker: a longer line is relayed in pieces of BYTES bytes (at
-    /// least 1)
+    /// With --broker: a longer line is relayed in pieces of at most BYTES
+    /// bytes, cut between characters (at least 1)
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = parse_count, requires = "broker", allow_negative_numbers = true)]
     pub max_line: usize,
 
@@ -175,12 +175,12 @@ pub struct ChatdArgs {
     pub deny: Vec<Net>,
 
     /// Like --allow, one entry a line in FILE (# starts a comment); read
-    /// once, at start
+    /// once, at start; at most 1 MiB and 100000 entries
     #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
     pub allowfile: Option<NetFile>,
 
     /// Like --deny, one entry a line in FILE (# starts a comment); read
-    /// once, at start
+    /// once, at start; at most 1 MiB and 100000 entries
     #[arg(long, value_name = "FILE", value_parser = parse_net_file)]
     pub denyfile: Option<NetFile>,
 

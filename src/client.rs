@@ -18,6 +18,10 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
     crate::editor::history::set_up("history", !args.common.no_history, |line| status!("{line}"));
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
+    // A server that vanishes is noticed within about 2 minutes.
+    if let Err(err) = net::keepalive(&stream) {
+        report!("{err}");
+    }
     let peer = stream
         .peer_addr()
         .map(net::canonical)

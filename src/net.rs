@@ -28,6 +28,44 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long `chat --retry` waits between two rounds of connection attempts.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
+/// TCP keepalive of a one-to-one session ([`keepalive`]): the first probe
+/// after this long without a byte either way (`TCP_KEEPIDLE`; the Linux
+/// default, `net.ipv4.tcp_keepalive_time`, is 2 hours).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// Time between two unanswered keepalive probes (`TCP_KEEPINTVL`).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Unanswered keepalive probes after which the connection is dropped
+/// (`TCP_KEEPCNT`): with [`KEEPALIVE_IDLE`] and [`KEEPALIVE_INTERVAL`], a
+/// peer that vanished (a machine switched off, a cable pulled, a laptop
+/// closed) is noticed within 60 + 6 x 10 = 120 seconds of silence.
+pub const KEEPALIVE_PROBES: u32 = 6;
+
+/// Turns on TCP keepalive (`SO_KEEPALIVE`, RFC 1122 §4.2.3.6) on the
+/// connected socket of a one-to-one session, with [`KEEPALIVE_IDLE`],
+/// [`KEEPALIVE_INTERVAL`] and [`KEEPALIVE_PROBES`], so that a peer that
+/// vanished without a FIN or a reset does not hold the session (and, for
+/// `chatd`, the server) for ever: the kernel probes the silent
+/// connection, and when no probe is answered, reading it fails with
+/// `ETIMEDOUT` (or `EHOSTUNREACH`), which ends the session like a reset.
+/// A peer that is there answers the probes from its kernel: a silent
+/// conversation is never cut. (While data waits to be acknowledged, the
+/// retransmission timeout applies instead, as for any TCP connection.)
+///
+/// Errors: [`Error::Sys`] naming the option that `setsockopt(2)` refused.
+pub fn keepalive(stream: &TcpStream) -> Result<(), Error> {
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    setsockopt(stream, sockopt::KeepAlive, &true)
+        .map_err(|e| Error::sys("setsockopt SO_KEEPALIVE", e))?;
+    setsockopt(stream, sockopt::TcpKeepIdle, &secs(KEEPALIVE_IDLE))
+        .map_err(|e| Error::sys("setsockopt TCP_KEEPIDLE", e))?;
+    setsockopt(stream, sockopt::TcpKeepInterval, &secs(KEEPALIVE_INTERVAL))
+        .map_err(|e| Error::sys("setsockopt TCP_KEEPINTVL", e))?;
+    setsockopt(stream, sockopt::TcpKeepCount, &KEEPALIVE_PROBES)
+        .map_err(|e| Error::sys("setsockopt TCP_KEEPCNT", e))
+}
+
 /// Opens a listening TCP socket on `addr`, built by hand in the order the
 /// worksheet (question 1) asks: `socket(SOCK_CLOEXEC)`, `SO_REUSEADDR` (so a
 /// restarted server does not meet "Address already in use" from connections
@@ -733,6 +771,18 @@ mod tests {
             Duration::from_millis(1400)
         );
         assert_eq!(share(wait, 0), wait);
+    }
+
+    #[test]
+    fn keepalive_sets_the_documented_timers() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(!getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        keepalive(&stream).unwrap();
+        assert!(getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), 60);
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 10);
+        assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 6);
     }
 
     #[test]

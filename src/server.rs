@@ -89,6 +89,10 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             }
         };
         status!("connection from {peer}");
+        // A client that vanishes is noticed within about 2 minutes.
+        if let Err(err) = net::keepalive(&stream) {
+            report!("{peer}: {err}");
+        }
         // The duplex child keeps none of the listening sockets nor the
         // connections that wait.
         let mut close = vec![listener.as_raw_fd()];

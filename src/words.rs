@@ -10,7 +10,12 @@
 //!   `hello bye` and `bye\r\r\n` are not words;
 //! * a `\r` alone does not end a line;
 //! * the last line of a stream counts even without its `\n`, but only once
-//!   the end of the stream is known ([`LineScanner::finish`]).
+//!   the end of the stream is known ([`LineScanner::finish`]). This holds
+//!   in every mode and both directions (one-to-one, lockstep, the echo
+//!   words, the room), as a last line without a newline is a line
+//!   everywhere else: the room relays it, lockstep takes it as a turn, and
+//!   `printf arret | chat host port` means the word (PROTOCOL WORDS in the
+//!   man pages).
 //!
 //! Data arrives from `read(2)` in arbitrary chunks, so a word line may be
 //! split anywhere, even between its `\r` and its `\n`. [`WordScanner`]

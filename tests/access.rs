@@ -111,6 +111,49 @@ fn an_unreadable_or_bad_list_is_a_one_line_usage_error() {
     usage.expect_stderr("the prefix of an IPv4 address is 0 to 32");
 }
 
+// A list is read whole before the server listens, so it is capped (1 MiB,
+// 100,000 entries): /dev/zero, which never ends, once made chatd grow to
+// 8 GB in 14 s without ever listening.
+#[test]
+fn an_endless_or_oversized_list_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    // 1.1 MiB of valid entries, as a script gone wrong would write.
+    let entries: String = (0..140_000u32)
+        .map(|i| format!("10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    assert!(entries.len() > 1 << 20);
+    std::fs::write(&big, &entries).unwrap();
+    let many = dir.path().join("many");
+    std::fs::write(&many, "::1\n".repeat(100_001)).unwrap();
+    let big = big.to_str().unwrap();
+    let many = many.to_str().unwrap();
+    for (args, says) in [
+        (
+            ["--allowfile", "/dev/zero"],
+            "chatd: invalid --allowfile '/dev/zero': larger than 1048576 bytes (1 MiB)".to_owned(),
+        ),
+        (
+            ["--denyfile", big],
+            format!("chatd: invalid --denyfile '{big}': larger than 1048576 bytes (1 MiB)"),
+        ),
+        (
+            ["--allowfile", many],
+            format!("chatd: invalid --allowfile '{many}': line 100001: more than 100000 entries"),
+        ),
+    ] {
+        let mut server = spawn(
+            CHATD,
+            &[&["-b", "127.0.0.1", "-p", "0"], &args[..]].concat(),
+        );
+        let status = server.wait_within(TIMEOUT);
+        assert_eq!(status.code(), Some(2), "{args:?}: {}", server.dump());
+        let stderr = server.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(&says), "{stderr}");
+    }
+}
+
 #[test]
 fn a_refused_client_does_not_take_the_session_of_the_next_one() {
     // chatd -1 with an allow list: a refused client is not "the first
@@ -161,4 +204,51 @@ fn a_refused_client_never_joins_the_room() {
         "the member heard of a refused client\n{}",
         member.stdout_text()
     );
+}
+
+/// Starts `chatd` on the IPv6 socket of 127.0.0.1 (`::ffff:127.0.0.1`,
+/// which takes IPv4 clients as an IPv6 wildcard does, on loopback only)
+/// with `extra`; returns it and its port, read from its status line.
+fn chatd_v4_mapped(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["-b", "::ffff:127.0.0.1", "-p", "0"];
+    args.extend_from_slice(extra);
+    let server = spawn(CHATD, &args);
+    let mut port = None;
+    wait_until(TIMEOUT, || {
+        port = server
+            .stderr_text()
+            .split("listening on [::ffff:127.0.0.1]:")
+            .nth(1)
+            .and_then(|rest| rest.lines().next()?.parse().ok());
+        port.is_some()
+    });
+    let port = port.unwrap_or_else(|| panic!("chatd does not listen: {}", server.dump()));
+    (server, port)
+}
+
+// An IPv4 client of an IPv6 listener (`chatd -b ::`) is matched as the
+// IPv4 address it is: `--deny ::/0` does not cover it, `--deny 0.0.0.0/0`
+// and `--deny ::ffff:0:0/96` do. WHO MAY CONNECT says so, where an
+// administrator looks.
+#[test]
+fn ipv4_clients_of_an_ipv6_listener_are_matched_as_ipv4() {
+    let (server, port) = chatd_v4_mapped(&["--deny", "::/0"]);
+    let _admitted = client_from("127.0.0.2", port);
+    server.expect_stderr("connection from 127.0.0.2:");
+    for deny in ["0.0.0.0/0", "::ffff:0:0/96"] {
+        let (server, port) = chatd_v4_mapped(&["--deny", deny]);
+        refused_from(&server, "127.0.0.2", port, "in --deny");
+    }
+    let page = std::fs::read_to_string("man/chatd.1").unwrap();
+    let start = page.find(".Sh WHO MAY CONNECT").unwrap();
+    let end = start + page[start..].find(".Sh PROTOCOL WORDS").unwrap();
+    let section = page[start..end].replace('\n', " ");
+    for says in [
+        "is matched as its IPv4 address",
+        "::/0",
+        "0.0.0.0/0",
+        "IPV6_V6ONLY",
+    ] {
+        assert!(section.contains(says), "WHO MAY CONNECT lacks {says:?}");
+    }
 }

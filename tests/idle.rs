@@ -258,3 +258,78 @@ fn the_room_drops_a_silent_member_as_idle() {
     talker.write_all(b"after\n").unwrap();
     server.expect_stdout("after\n");
 }
+
+/// The keepalive timer of the established TCP connection whose local port
+/// is `local` and remote port `remote`, as `ss -tnoe` shows it: the
+/// seconds left before the first probe, or `None` when the socket has no
+/// keepalive timer (no `SO_KEEPALIVE`).
+fn keepalive_timer(local: u16, remote: u16) -> Option<u32> {
+    let filter = format!("( sport = :{local} and dport = :{remote} )");
+    let out = std::process::Command::new("ss")
+        .args(["-tnoeH", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.lines().count(), 1, "one connection expected:\n{text}");
+    let timer = text.split("timer:(").nth(1)?;
+    let (kind, rest) = timer.split_once(',')?;
+    if kind != "keepalive" {
+        return None;
+    }
+    rest.split_once("sec")
+        .and_then(|(secs, _)| secs.parse().ok())
+}
+
+/// The port at the other end of the one connection to `port` on
+/// 127.0.0.1, once it is established.
+fn client_port(port: u16) -> u16 {
+    let mut found = None;
+    let filter = format!("( sport = :{port} )");
+    wait_until(TIMEOUT, || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnH", "state", "established", &filter])
+            .output()
+            .expect("ss (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        found = text
+            .split_whitespace()
+            .filter_map(|field| field.rsplit_once(':'))
+            .filter_map(|(_, p)| p.parse::<u16>().ok())
+            .find(|&p| p != port);
+        found.is_some()
+    });
+    found.expect("an established connection")
+}
+
+// A peer that vanishes (switched off, cable pulled) sends no FIN and no
+// reset: without SO_KEEPALIVE the session, and a chatd that serves one
+// client at a time, wait for it for ever. Both sides of a one-to-one
+// session turn keepalive on, probing after 60 s of silence (ss shows the
+// timer counting down from 60). socat, without its keepalive option, is
+// the check that a socket without it shows no such timer.
+#[test]
+fn one_to_one_sessions_turn_tcp_keepalive_on_at_both_ends() {
+    let (server, port) = chatd(&[]);
+    let client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
+    server.expect_stderr("connection from");
+    let theirs = client_port(port);
+    let secs = keepalive_timer(port, theirs).expect("chatd's socket has SO_KEEPALIVE");
+    assert!((1..=60).contains(&secs), "{secs} s to the first probe");
+    assert_eq!(
+        keepalive_timer(theirs, port),
+        None,
+        "socat's socket has none"
+    );
+    drop(client);
+    drop(server);
+
+    let (server, port) = socat_server("-");
+    let mut client = chat(port, &[]);
+    client.expect_stderr("connected to");
+    let ours = client_port(port);
+    let secs = keepalive_timer(ours, port).expect("chat's socket has SO_KEEPALIVE");
+    assert!((1..=60).contains(&secs), "{secs} s to the first probe");
+    assert_eq!(keepalive_timer(port, ours), None, "socat's socket has none");
+    client.close_stdin();
+    drop(server);
+}

@@ -253,3 +253,132 @@ fn escape_bytes_pass_unchanged_when_stdout_is_not_a_terminal() {
         "a pipe gets the bytes as they are"
     );
 }
+
+// --- a last line without a newline at end of file -------------------------
+//
+// The word is the last line of a stream without its newline, as
+// `printf arret | chat host port` sends it: it counts, in every mode and
+// in both directions, as the last line counts everywhere else (the room
+// relays it, lockstep takes it as a turn).
+
+#[test]
+fn a_last_word_without_newline_from_chat_stops_chatd() {
+    let (mut server, port) = chatd(&[]);
+    let mut client = chat(port, &[]);
+    client.send(b"hello\narret");
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    server.expect_stdout_exactly("hello\narret");
+    server.expect_stderr("said arret: session ended, server stopping");
+    client.expect_stderr("chat: you said arret: session ended");
+}
+
+#[test]
+fn a_last_word_without_newline_from_chatd_ends_chat() {
+    let (mut server, port) = chatd(&[]);
+    let mut client = chat(port, &[]);
+    server.expect_stderr("connection from");
+    // A CR before the end of file is ignored, as before a newline.
+    server.send(b"bye\r");
+    server.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    client.expect_stdout_exactly("bye\r");
+    client.expect_stderr("chat: peer said bye: session ended");
+    server.expect_stderr("chatd: you said bye: session ended");
+    assert!(server.try_status().is_none(), "bye must not stop chatd");
+}
+
+#[test]
+fn a_last_word_without_newline_ends_a_lockstep_session_both_ways() {
+    let (mut server, port) = chatd(&["-a"]);
+    let mut client = chat(port, &["-a"]);
+    client.send(b"arret");
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    server.expect_stderr("said arret: session ended, server stopping");
+
+    let (mut server, port) = chatd(&["-a", "--speak-first"]);
+    let mut client = chat(port, &["-a", "--listen-first"]);
+    server.expect_stderr("connection from");
+    server.send(b"arret");
+    server.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    client.expect_stderr("chat: peer said arret: session ended");
+}
+
+#[test]
+fn a_last_echo_word_without_newline_counts() {
+    let (server, port) = chatd(&["--echo"]);
+    let mut client = socat_client(port);
+    client.send(b"hello\nfin");
+    // socat half-closes at the end of its stdin.
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    client.expect_stdout_exactly("hello\nfin");
+    server.expect_stderr("said fin: connection closed");
+}
+
+#[test]
+fn a_last_word_without_newline_counts_in_the_room() {
+    // A client's arret, with --allow-remote-stop, closes the room.
+    let (mut server, port) = chatd(&["--broker", "--allow-remote-stop"]);
+    let mut client = chat(port, &["-q"]);
+    client.send(b"arret");
+    client.close_stdin();
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    server.expect_stdout("said arret: the room is closed");
+    let _ = client.wait();
+
+    // A client's bye ends its session and is not relayed, as with its
+    // newline; the server's arret closes the room.
+    let (mut server, port) = chatd(&["--broker"]);
+    let mut client = chat(port, &["-q"]);
+    server.expect_stdout(" joined\n");
+    client.send(b"hello\nbye");
+    client.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    server.expect_stdout(" left\n");
+    assert!(!server.stdout_text().contains("] bye"), "{}", server.dump());
+    server.send(b"arret");
+    server.close_stdin();
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    server.expect_stderr("arret: closing the room");
+}
+
+#[test]
+fn a_last_near_miss_without_newline_is_an_ordinary_line() {
+    let (mut server, port) = chatd(&["-1"]);
+    let mut client = chat(port, &[]);
+    client.send(b"arrets");
+    client.close_stdin();
+    server.expect_stdout("arrets");
+    server.close_stdin();
+    assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(server.wait(), 0, "{}", server.dump());
+    assert!(!server.stderr_text().contains("said"), "{}", server.dump());
+}
+
+// The pages say the rule the tests above check: they once said "exactly
+// the word followed by a newline" while a last line without one counted.
+#[test]
+fn both_pages_say_a_last_word_without_newline_counts() {
+    for page in ["man/chatd.1", "man/chat.1"] {
+        let text = std::fs::read_to_string(page).unwrap();
+        let start = text
+            .find(".Sh PROTOCOL WORDS")
+            .expect("a PROTOCOL WORDS section");
+        let end = start + text[start..].find(".Sh LOCKSTEP MODE").unwrap();
+        let section = text[start..end].replace('\n', " ");
+        assert!(
+            section.contains("for the last line of a stream, by the end of file"),
+            "{page}: {section}"
+        );
+        assert!(
+            !section.contains("exactly the word followed by a newline"),
+            "{page}: {section}"
+        );
+    }
+}

@@ -47,7 +47,7 @@
 //! deliveries a second.
 //!
 //! Clients that join within one turn of the loop are announced in one
-//! notice (`* 37 joined: alice, bob, … (and 30 more)`): a person at a
+//! notice (`-!- 37 joined: alice, bob, … (and 30 more)`): a person at a
 //! terminal reads one line per burst instead of a screenful, and a storm
 //! of joins costs the room one notice per turn.
 //!
@@ -65,7 +65,7 @@
 //! waits in its standard input: nothing is lost. A reader that stopped
 //! never holds the room back: it is not moving once its 300 ms are over,
 //! so it pauses nothing after that, and it is dropped
-//! (`* NAME left (too slow)`) after `--stall-timeout` or `--max-queue`. The
+//! (`-!- NAME left (too slow)`) after `--stall-timeout` or `--max-queue`. The
 //! rules and their figures are in [`pace`]. In `scripts/bench`, readers
 //! at 1, 2 and 4 MiB/s get every line of a paste of 4 times `--max-queue`
 //! with 99 % of their rate used, as with `ncat --broker`, which blocks in
@@ -134,7 +134,7 @@
 //! # Leaving and closing
 //!
 //! A client that half-closes has finished: its last bytes are relayed (a
-//! last line without a newline too), it is announced as `* NAME left`,
+//! last line without a newline too), it is announced as `-!- NAME left`,
 //! and it is let go as below (`printf 'hello\n' | nc -N host port` exits
 //! at once). A client that wants to keep listening must not half-close.
 //!
@@ -147,7 +147,7 @@
 //!
 //! `arret` on standard input (or from a client, with
 //! `--allow-remote-stop`) closes the room the same way for everyone and
-//! exits 0. SIGINT, SIGTERM and SIGHUP do too, after `* the room is
+//! exits 0. SIGINT, SIGTERM and SIGHUP do too, after `-!- the room is
 //! closing` to every client and to standard output, and the server exits
 //! 128+N; a second signal exits at once.
 //!
@@ -513,7 +513,7 @@ struct Broker<'a> {
     /// `--allow`/`--deny`: checked before a newcomer joins.
     access: Access,
     /// `--idle-timeout`: a member from whom nothing arrived for this long
-    /// leaves as `* NAME left (idle)`.
+    /// leaves as `-!- NAME left (idle)`.
     idle: Option<Duration>,
     /// When members are next checked for `--idle-timeout`.
     next_sweep: Option<Instant>,
@@ -756,7 +756,7 @@ impl<'a> Broker<'a> {
     }
 
     /// The signal pipe is readable: a terminating signal closes the room
-    /// (every client and standard output get `* the room is closing`, then
+    /// (every client and standard output get `-!- the room is closing`, then
     /// queues are written within [`LINGER`]); a second one ends at once.
     fn on_signal(&mut self) -> Result<(), Error> {
         self.signals.drain();
@@ -1284,7 +1284,7 @@ impl<'a> Broker<'a> {
     // --- leaving -------------------------------------------------------------
 
     /// `--idle-timeout`: members from whom nothing arrived for that long
-    /// leave as `* NAME left (idle)`. Checked every tenth of the timeout
+    /// leave as `-!- NAME left (idle)`. Checked every tenth of the timeout
     /// (between 10 ms and 1 s), so a silent client goes within 10 % late.
     fn sweep_idle(&mut self, now: Instant) {
         let Some(idle) = self.idle else {

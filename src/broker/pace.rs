@@ -29,7 +29,7 @@
 //!   buffer is more than half full), held until the reader drains instead
 //!   of for a few milliseconds.
 //! - A reader that is not moving never pauses the room. It is **dropped**
-//!   (`* NAME left (too slow)`) when it has accepted no byte for
+//!   (`-!- NAME left (too slow)`) when it has accepted no byte for
 //!   `--stall-timeout` while lines waited for it (NATS's write deadline), or
 //!   as soon as its backlog passes `--max-queue` (NATS's `max_pending`,
 //!   Redis's hard limit, IRC's SendQ).

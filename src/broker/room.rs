@@ -75,7 +75,7 @@
 //! - **Pacing.** [`Room::check`] applies the rules of [`super::pace`]:
 //!   while a reader that keeps reading is behind, the event loop reads no
 //!   talker ([`Room::may_read`] says no); a reader that stopped is dropped
-//!   (`* NAME left (too slow)`) after `--stall-timeout`, or when it is
+//!   (`-!- NAME left (too slow)`) after `--stall-timeout`, or when it is
 //!   `--max-queue` behind. A dropped client still receives the rest of the
 //!   line it was in, then its own notice, then end of file.
 //!
@@ -102,7 +102,8 @@ use crate::display::{Sanitizer, starts};
 /// The limits and switches of a room, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `--max-line`: longer lines are relayed in pieces of this many bytes.
+    /// `--max-line`: longer lines are relayed in pieces of at most this
+    /// many bytes (see [`super::frame`] for where they are cut).
     pub max_line: usize,
     /// `--max-queue`: the most bytes one reader (a client, or the server's
     /// standard output) may be behind.
@@ -423,7 +424,7 @@ impl Room {
     }
 
     /// Nothing was received from `client` for `--idle-timeout` (issue 10):
-    /// it leaves as `* NAME left (idle)`, what is queued for it still sent.
+    /// it leaves as `-!- NAME left (idle)`, what is queued for it still sent.
     pub fn idle(&mut self, id: ClientId) {
         self.flush_joins();
         self.leave(id, Why::Idle);
@@ -495,7 +496,7 @@ impl Room {
     }
 
     /// A terminating signal: every client and standard output get
-    /// `* the room is closing`, then every client leaves with its queue
+    /// `-!- the room is closing`, then every client leaves with its queue
     /// flushed, and the room stops ([`Action::Stop`]).
     pub fn close(&mut self) {
         self.flush_joins();
