@@ -21,6 +21,8 @@
 //! - [`error`] and [`messages`]: `PROGRAM: what: why` on stderr, exit statuses;
 //! - [`broker`]: `chatd --broker`, the discussion room (one process, one
 //!   thread, an `epoll` loop, a room state machine without sockets);
+//! - [`tls`]: `--tls`: identity, fingerprints, trust on first use, the
+//!   rustls configurations and the TLS pump;
 //! - [`service`]: `chatd --echo` and `chatd --sum`, one forked child per
 //!   connection;
 //! - [`server`] and [`client`]: what the `chatd` and `chat` binaries run.
@@ -40,6 +42,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod signals;
+pub mod tls;
 pub mod words;
 pub mod zerocopy;
 

@@ -1,0 +1,588 @@
+//! The TLS pump: one process owns the TCP socket and the TLS state, and
+//! copies between them and one end of a `socketpair(2)`; the session
+//! (the worksheet's fork: the parent copies standard input to the
+//! connection, the child copies the connection to standard output) works
+//! on the other end exactly as on a TCP socket.
+//!
+//! One TLS connection has one state (keys, sequence numbers) that two
+//! processes cannot both own, so the session's two processes cannot each
+//! hold a copy of it; and kernel TLS (`setsockopt(TCP_ULP, "tls")`), which
+//! would let them, is not available on every kernel. The pump keeps the
+//! session unchanged at the price of one more copy of each byte through
+//! the socket pair.
+//!
+//! # The loop
+//!
+//! Driven by `poll(2)` the way rustls's `tlsclient-mio` and
+//! `tlsserver-mio` examples drive a connection: `read_tls`, then
+//! `process_new_packets`, then the plaintext from `reader()`; plaintext
+//! into `writer()`, then `write_tls` while `wants_write`. Each direction is
+//! bounded: the TCP socket is read only while the plaintext already
+//! decrypted has been written to the session, and the session's end only
+//! while what was encrypted has been sent (backpressure both ways, as a
+//! plain TCP socket gives it).
+//!
+//! # Ends (half-close maps to close_notify, RFC 8446 §6.1)
+//!
+//! - The session half-closes (`shutdown(SHUT_WR)`: end of file on its end
+//!   of the pair): the pump sends close_notify, then `shutdown(SHUT_WR)` on
+//!   the TCP socket (a peer that ignores close_notify sees end of file);
+//!   the other direction goes on.
+//! - close_notify from the peer: after the last plaintext, the pump
+//!   half-closes the pair toward the session (`shutdown(SHUT_WR)`): the
+//!   session sees end of file, as after a TCP FIN.
+//! - A peer that closes TCP without close_notify (`ncat --ssl` never sends
+//!   one): an ordinary end, the same half-close toward the session;
+//!   [`Ended::truncated`] says it, for `-v`. (What the peer sent before is
+//!   all authenticated; only a truncation attack could hide in the
+//!   missing close_notify, and a chat session has no length to lose.)
+//! - The session closes its end entirely (`POLLHUP`): the pump sends
+//!   close_notify, gives what it holds [`LINGER`] to leave, and closes the
+//!   TCP socket.
+//! - The peer resets the connection or sends a fatal alert: the pump closes
+//!   its end of the pair at once; with data unread in it the session reads
+//!   `ECONNRESET` (AF_UNIX does that), otherwise end of file.
+//!
+//! A TLS 1.3 KeyUpdate from the peer (`openssl s_client`: the line `K`)
+//! is answered by rustls inside `process_new_packets`; the pump only sends
+//! what rustls then wants to send.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{Shutdown, shutdown};
+use rustls::Connection;
+
+/// How much plaintext the pump holds in each direction, in bytes: one
+/// read of the session's end, and what was decrypted and not yet written
+/// to it. Also rustls's limit on encrypted bytes waiting for the socket.
+pub const BUF: usize = 256 * 1024;
+
+/// How long, in seconds, the pump lets what it still holds leave after the
+/// session has closed its end entirely (the session's
+/// [`crate::session::WORD_LINGER`] for the same reason).
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// How the pump ended ([`run`]), for the status lines of its owner.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// Plaintext bytes copied from the session to the peer.
+    pub sent: u64,
+    /// Plaintext bytes copied from the peer to the session.
+    pub received: u64,
+    /// The peer's direction ended by a TCP end of file without
+    /// close_notify (ncat does that): still an ordinary end.
+    pub truncated: bool,
+    /// The peer's close_notify arrived.
+    pub close_notify: bool,
+}
+
+/// Why the pump stopped early ([`run`]).
+#[derive(Debug)]
+pub enum Failure {
+    /// A fatal TLS error: an alert from the peer, or a record that does
+    /// not decrypt or parse.
+    Tls(rustls::Error),
+    /// A system call on the TCP socket failed (`ECONNRESET` for a reset),
+    /// naming the operation.
+    Tcp(&'static str, Errno),
+    /// A system call on the session's end of the pair failed.
+    Local(&'static str, Errno),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Tls(e) => write!(f, "TLS: {e}"),
+            Failure::Tcp(what, errno) => write!(f, "{what}: {}", errno.desc()),
+            Failure::Local(what, errno) => write!(f, "{what} (session): {}", errno.desc()),
+        }
+    }
+}
+
+/// A descriptor as `io::Read`/`io::Write` for rustls's `read_tls` and
+/// `write_tls`, through `read(2)`/`write(2)`: `EAGAIN` becomes
+/// `WouldBlock`.
+struct Fd<'a>(BorrowedFd<'a>);
+
+impl Read for Fd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::read(self.0, buf) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+}
+
+impl Write for Fd<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::write(self.0, buf) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The errno of an `io::Error` from [`Fd`] (`EIO` if it has none).
+fn errno(e: &io::Error) -> Errno {
+    crate::error::errno_of(e)
+}
+
+/// A buffer of bytes waiting to be written, with the offset of the first.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    fn rest(&self) -> &[u8] {
+        &self.bytes[self.at..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at += n;
+        if self.is_empty() {
+            self.bytes.clear();
+            self.at = 0;
+        }
+    }
+}
+
+/// Runs the pump until both directions have ended, or the session has
+/// closed its end and the pump's bytes have left (or [`LINGER`] passed),
+/// or a failure. `tcp` is the connected socket, `local` the pump's end of
+/// the socket pair; both are made non-blocking here. `conn` has completed
+/// its handshake (or is completing it: the loop finishes it too).
+///
+/// Returns the counts and how the peer's direction ended. Errors: a
+/// [`Failure`]; the pump's end of the pair is then to be closed at once
+/// (dropping it does), which the session sees as a reset or an end of
+/// file.
+pub fn run(
+    conn: &mut Connection,
+    tcp: BorrowedFd<'_>,
+    local: BorrowedFd<'_>,
+) -> Result<Ended, Failure> {
+    crate::zerocopy::set_nonblocking(tcp).map_err(|e| Failure::Tcp("fcntl", e))?;
+    crate::zerocopy::set_nonblocking(local).map_err(|e| Failure::Local("fcntl", e))?;
+    conn.set_buffer_limit(Some(BUF));
+    let mut ended = Ended::default();
+    let mut to_local = Pending::default();
+    let mut from_local = Pending::default();
+    let mut buf = vec![0u8; BUF];
+    // Our direction: the session's end of file seen, close_notify queued,
+    // the TCP socket half-closed.
+    let mut local_eof = false;
+    let mut notified = false;
+    let mut tcp_shut = false;
+    // Their direction: the peer's end (close_notify or TCP end of file)
+    // seen; the pair half-closed toward the session.
+    let mut peer_done = false;
+    let mut local_shut = false;
+    // The session closed its end entirely (POLLHUP, or EPIPE writing it).
+    let mut gone: Option<Instant> = None;
+    loop {
+        // Plaintext the peer sent, toward the session.
+        if to_local.is_empty() && !peer_done {
+            take_plaintext(conn, &mut to_local, &mut buf, &mut ended, &mut peer_done)?;
+        }
+        if !to_local.is_empty() && gone.is_none() {
+            match Fd(local).write(to_local.rest()) {
+                Ok(n) => {
+                    ended.received += n as u64;
+                    to_local.consume(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if errno(&e) == Errno::EPIPE => gone = Some(Instant::now()),
+                Err(e) => return Err(Failure::Local("write", errno(&e))),
+            }
+        }
+        if gone.is_some() {
+            // Nobody reads what the peer sends any more.
+            to_local = Pending::default();
+        }
+        if peer_done && to_local.is_empty() && !local_shut {
+            local_shut = true;
+            if gone.is_none() {
+                let _ = shutdown(local.as_raw_fd(), Shutdown::Write);
+            }
+        }
+        // Plaintext from the session, into TLS records.
+        while !from_local.is_empty() {
+            match conn.writer().write(from_local.rest()) {
+                Ok(0) => break,
+                Ok(n) => {
+                    ended.sent += n as u64;
+                    from_local.consume(n);
+                }
+                Err(e) => return Err(Failure::Local("write to TLS", errno(&e))),
+            }
+        }
+        if (local_eof || gone.is_some()) && from_local.is_empty() && !notified {
+            conn.send_close_notify();
+            notified = true;
+        }
+        // Records toward the peer.
+        while conn.wants_write() {
+            match conn.write_tls(&mut Fd(tcp)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Failure::Tcp("write", errno(&e))),
+            }
+        }
+        if notified && !conn.wants_write() && !tcp_shut {
+            tcp_shut = true;
+            let _ = shutdown(tcp.as_raw_fd(), Shutdown::Write);
+        }
+        // Both directions over; or the session is gone and what we hold
+        // has left, or had its time.
+        if tcp_shut && local_shut {
+            return Ok(ended);
+        }
+        if let Some(since) = gone
+            && (tcp_shut || since.elapsed() >= LINGER)
+        {
+            return Ok(ended);
+        }
+        // Wait for what can move.
+        let read_tcp = !peer_done && to_local.is_empty();
+        let read_local =
+            !local_eof && gone.is_none() && from_local.is_empty() && !conn.wants_write();
+        let mut tcp_events = PollFlags::empty();
+        if read_tcp {
+            tcp_events |= PollFlags::POLLIN;
+        }
+        if conn.wants_write() {
+            tcp_events |= PollFlags::POLLOUT;
+        }
+        let mut local_events = PollFlags::empty();
+        if read_local {
+            local_events |= PollFlags::POLLIN;
+        }
+        if !to_local.is_empty() {
+            local_events |= PollFlags::POLLOUT;
+        }
+        let timeout = match gone {
+            Some(since) => crate::signals::timeout(LINGER.saturating_sub(since.elapsed())),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [
+            PollFd::new(tcp, tcp_events),
+            PollFd::new(local, local_events),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Failure::Local("poll", e)),
+        }
+        let tcp_ready = fds[0].revents().unwrap_or(PollFlags::empty());
+        let local_ready = fds[1].revents().unwrap_or(PollFlags::empty());
+        if local_ready.contains(PollFlags::POLLHUP) && gone.is_none() {
+            // Both of the session's processes closed their end: what it
+            // had sent is read first (end of file comes after it).
+            if !local_eof {
+                local_eof = drain_local(local, &mut from_local, &mut buf)?;
+            }
+            if local_eof {
+                gone = Some(Instant::now());
+            }
+        }
+        if read_local
+            && local_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP)
+            && gone.is_none()
+        {
+            local_eof = drain_local(local, &mut from_local, &mut buf)?;
+        }
+        if read_tcp
+            && tcp_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+        {
+            read_records(
+                conn,
+                tcp,
+                &mut to_local,
+                &mut buf,
+                &mut ended,
+                &mut peer_done,
+            )?;
+        }
+    }
+}
+
+/// Reads what the session sent into `pending`; returns whether its end of
+/// file was reached.
+fn drain_local(
+    local: BorrowedFd<'_>,
+    pending: &mut Pending,
+    buf: &mut [u8],
+) -> Result<bool, Failure> {
+    if !pending.is_empty() {
+        return Ok(false);
+    }
+    match Fd(local).read(buf) {
+        Ok(0) => Ok(true),
+        Ok(n) => {
+            pending.bytes.extend_from_slice(&buf[..n]);
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        // The session closed with our bytes unread in its end.
+        Err(e) if errno(&e) == Errno::ECONNRESET => Ok(true),
+        Err(e) => Err(Failure::Local("read", errno(&e))),
+    }
+}
+
+/// Moves the plaintext rustls holds into `to_local` (up to [`BUF`]
+/// bytes), noting the peer's end: close_notify, or a TCP end of file
+/// without it.
+fn take_plaintext(
+    conn: &mut Connection,
+    to_local: &mut Pending,
+    buf: &mut [u8],
+    ended: &mut Ended,
+    peer_done: &mut bool,
+) -> Result<(), Failure> {
+    while !*peer_done && to_local.bytes.len() < BUF {
+        match conn.reader().read(buf) {
+            Ok(0) => {
+                *peer_done = true;
+                ended.close_notify = true;
+            }
+            Ok(n) => to_local.bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                *peer_done = true;
+                ended.truncated = true;
+            }
+            Err(e) => return Err(Failure::Tcp("read", errno(&e))),
+        }
+    }
+    Ok(())
+}
+
+/// Reads TLS records from the peer until the socket has no more, its end
+/// of file, or [`BUF`] bytes of plaintext wait in `to_local`; each batch
+/// is processed (this answers a KeyUpdate, and sends the alert of a fatal
+/// error) and its plaintext moved to `to_local`.
+fn read_records(
+    conn: &mut Connection,
+    tcp: BorrowedFd<'_>,
+    to_local: &mut Pending,
+    buf: &mut [u8],
+    ended: &mut Ended,
+    peer_done: &mut bool,
+) -> Result<(), Failure> {
+    while !*peer_done && to_local.bytes.len() < BUF {
+        let eof = match conn.read_tls(&mut Fd(tcp)) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            // rustls's buffers are full: process what it holds first.
+            Err(e) if e.kind() == io::ErrorKind::Other => false,
+            Err(e) => return Err(Failure::Tcp("read", errno(&e))),
+        };
+        conn.process_new_packets()
+            .map_err(|e| fatal(conn, tcp, e))?;
+        take_plaintext(conn, to_local, buf, ended, peer_done)?;
+        if eof {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// A fatal TLS error: the alert rustls queued is sent (best effort, the
+/// socket is non-blocking), then the error is returned.
+fn fatal(conn: &mut Connection, tcp: BorrowedFd<'_>, err: rustls::Error) -> Failure {
+    while conn.wants_write() {
+        if conn.write_tls(&mut Fd(tcp)).is_err() {
+            break;
+        }
+    }
+    Failure::Tls(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::config::{client_config, server_config, server_name, tests::identities};
+    use rustls::{ClientConnection, ServerConnection, StreamOwned};
+    use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    /// A pump serving the server side of a TLS connection in a thread
+    /// (tests never fork), and the client side as a rustls stream: returns
+    /// (the session's end of the pair, the client stream, the pump's
+    /// thread).
+    fn served() -> (
+        UnixStream,
+        StreamOwned<ClientConnection, TcpStream>,
+        thread::JoinHandle<Result<Ended, String>>,
+    ) {
+        let (_dir, server, client) = identities();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (session, pump_end) = UnixStream::pair().unwrap();
+        let config = server_config(&server).unwrap();
+        let pump = thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut conn = Connection::Server(ServerConnection::new(config).unwrap());
+            let result = run(&mut conn, tcp.as_fd(), pump_end.as_fd()).map_err(|e| e.to_string());
+            drop(pump_end);
+            result
+        });
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let conn =
+            ClientConnection::new(client_config(&client, None).unwrap(), server_name("chatd"))
+                .unwrap();
+        (session, StreamOwned::new(conn, tcp), pump)
+    }
+
+    /// Sends what the peer's rustls holds (`StreamOwned::flush` would also
+    /// wait to read).
+    fn flush(peer: &mut StreamOwned<ClientConnection, TcpStream>) {
+        while peer.conn.wants_write() {
+            peer.conn.write_tls(&mut peer.sock).unwrap();
+        }
+    }
+
+    #[test]
+    fn bytes_cross_both_ways_and_half_close_is_close_notify() {
+        let (session, mut peer, pump) = served();
+        // 3 MiB from the session, while the peer sends 1 MiB: both ways at
+        // once, each side reading while it writes (as the session's two
+        // processes do).
+        let up: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let down: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+        let writer = {
+            let mut session = session.try_clone().unwrap();
+            let up = up.clone();
+            thread::spawn(move || {
+                session.write_all(&up).unwrap();
+                session.shutdown(NetShutdown::Write).unwrap();
+            })
+        };
+        let reader = {
+            let mut session = session.try_clone().unwrap();
+            session
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                session.read_to_end(&mut got).map(|_| got)
+            })
+        };
+        peer.write_all(&down).unwrap();
+        flush(&mut peer);
+        let mut got_up = Vec::new();
+        // The peer reads to close_notify: a clean end (read returns 0).
+        peer.read_to_end(&mut got_up).unwrap();
+        assert_eq!(got_up.len(), up.len());
+        assert!(got_up == up);
+        writer.join().unwrap();
+        // The other direction still works after our half-close.
+        peer.write_all(b"last line\n").unwrap();
+        peer.conn.send_close_notify();
+        flush(&mut peer);
+        let got_down = reader.join().unwrap().unwrap();
+        assert_eq!(got_down.len(), down.len() + 10);
+        assert!(got_down[..down.len()] == down[..]);
+        assert_eq!(&got_down[down.len()..], b"last line\n");
+        let ended = pump.join().unwrap().unwrap();
+        assert!(ended.close_notify && !ended.truncated);
+        assert_eq!(ended.sent, up.len() as u64);
+        assert_eq!(ended.received, down.len() as u64 + 10);
+    }
+
+    #[test]
+    fn a_peer_without_close_notify_is_an_ordinary_end() {
+        let (mut session, mut peer, pump) = served();
+        session
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        peer.write_all(b"hello\n").unwrap();
+        flush(&mut peer);
+        // TCP FIN without close_notify, as ncat does.
+        peer.sock.shutdown(NetShutdown::Write).unwrap();
+        let mut got = Vec::new();
+        session.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hello\n");
+        session.shutdown(NetShutdown::Write).unwrap();
+        let ended = pump.join().unwrap().unwrap();
+        assert!(ended.truncated && !ended.close_notify);
+        // Our close_notify reached the peer.
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn a_key_update_from_the_peer_is_answered() {
+        let (mut session, mut peer, pump) = served();
+        session
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        peer.write_all(b"before\n").unwrap();
+        flush(&mut peer);
+        let mut line = [0u8; 7];
+        session.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"before\n");
+        // The peer updates its keys and asks us to update ours.
+        peer.conn.refresh_traffic_keys().unwrap();
+        peer.write_all(b"after\n").unwrap();
+        flush(&mut peer);
+        let mut line = [0u8; 6];
+        session.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"after\n");
+        session.write_all(b"reply\n").unwrap();
+        let mut reply = [0u8; 6];
+        peer.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"reply\n");
+        drop(session);
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        pump.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_session_that_closes_ends_the_pump() {
+        let (session, mut peer, pump) = served();
+        peer.write_all(b"x").unwrap();
+        flush(&mut peer);
+        let started = Instant::now();
+        drop(session);
+        // close_notify arrives: the peer reads a clean end.
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        pump.join().unwrap().unwrap();
+        assert!(started.elapsed() < LINGER + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn garbage_from_the_peer_is_a_tls_failure() {
+        let (session, peer, pump) = served();
+        let (_conn, mut tcp) = (peer.conn, peer.sock);
+        tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let err = pump.join().unwrap().unwrap_err();
+        assert!(err.starts_with("TLS: "), "{err}");
+        drop(session);
+    }
+}
