@@ -34,7 +34,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS] [--tls] [--cert FILE --key FILE] [--print-cert]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -163,6 +163,28 @@ pub struct ChatdArgs {
     /// but per connection)
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
+
+    /// Encrypt every connection with TLS (1.3, or 1.2 for older peers),
+    /// in every mode; the server's identity is a certificate kept under
+    /// $XDG_CONFIG_HOME/chat/ (made on first use), shown by its SHA-256
+    /// fingerprint (see TLS in chatd(1))
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: the certificate (PEM, the server's first) to use
+    /// instead of the one kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls: the private key (PEM) of --cert; refused if others
+    /// may read it
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: print the server's certificate (PEM) on standard output
+    /// and exit, for ncat --ssl-trustfile, socat cafile= or openssl -CAfile
+    #[arg(long, requires = "tls")]
+    pub print_cert: bool,
 }
 
 impl ChatdArgs {
@@ -178,7 +200,7 @@ impl ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
+    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--name NAME] [--idle-timeout SECS] [--tls] [--pin FINGERPRINT] [--accept-new] [--insecure] [--cert FILE --key FILE] [--print-cert] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
     /// Use IPv4 addresses of HOST only (as nc -4)
@@ -241,6 +263,43 @@ pub struct ChatArgs {
     /// seconds (decimals allowed), as ncat --idle-timeout
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
+
+    /// Encrypt with TLS and verify the server by its certificate's SHA-256
+    /// fingerprint, trusted on first use and kept in
+    /// $XDG_CONFIG_HOME/chat/known_hosts, as ssh does (see TLS in chat(1))
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: accept only the server whose certificate has this
+    /// SHA-256 fingerprint (SHA256:AB:CD:… or 64 hexadecimal digits)
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_pin, requires = "tls", conflicts_with_all = ["insecure", "accept_new"])]
+    pub pin: Option<crate::tls::Fingerprint>,
+
+    /// With --tls: trust and save a server not yet known without asking
+    /// (a changed fingerprint is still refused), as ssh's
+    /// StrictHostKeyChecking=accept-new
+    #[arg(long, requires = "tls")]
+    pub accept_new: bool,
+
+    /// With --tls: do not verify the server (encrypted, but anyone can
+    /// pretend to be it); said on every connection
+    #[arg(long, requires = "tls", conflicts_with = "accept_new")]
+    pub insecure: bool,
+
+    /// With --tls: the client certificate (PEM) to show instead of the one
+    /// kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls: the private key (PEM) of --cert; refused if others
+    /// may read it
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: print this client's certificate (PEM) on standard
+    /// output and exit
+    #[arg(long, requires = "tls")]
+    pub print_cert: bool,
 
     /// Host to connect to: a name or an IPv4/IPv6 address (`[::1]`
     /// brackets allowed); every address the resolver returns is tried in
@@ -678,6 +737,12 @@ fn parse_name(text: &str) -> Result<String, String> {
         Err(Refusal::Empty) => Err("a name cannot be empty".to_owned()),
         Err(why) => Err(why.to_string()),
     }
+}
+
+/// Parses `chat --pin`: a SHA-256 fingerprint in one of the forms of
+/// [`crate::tls::Fingerprint::parse`].
+fn parse_pin(text: &str) -> Result<crate::tls::Fingerprint, String> {
+    crate::tls::Fingerprint::parse(text)
 }
 
 /// Reads an `--allowfile`/`--denyfile` when the command line is parsed,

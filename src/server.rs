@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::service::Service;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
+use crate::tls::identity::{Identity, Role};
 use crate::words::Word;
 use crate::{detail, messages, net, report, status};
 
@@ -20,6 +21,24 @@ use crate::{detail, messages, net, report, status};
 /// `--once` a failed session is reported on stderr and the server goes back
 /// to `accept`.
 pub fn run(args: &ChatdArgs) -> Result<(), Error> {
+    // --tls: the identity is read (or made) before the port is bound.
+    let identity = if args.tls {
+        Some(match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Identity::load(cert, key)?,
+            _ => Identity::load_or_create(Role::Server)?,
+        })
+    } else {
+        None
+    };
+    if let Some(identity) = &identity
+        && args.print_cert
+    {
+        return crate::client::print(&identity.pem());
+    }
+    let tls = match &identity {
+        Some(identity) => Some(crate::tls::config::server_config(identity)?),
+        None => None,
+    };
     let access = Access::new(
         &args.allow,
         &args.deny,
@@ -32,8 +51,11 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
     status!("listening on {local}");
+    if let Some(identity) = &identity {
+        status!("TLS fingerprint {}", identity.fingerprint);
+    }
     if args.broker {
-        return crate::broker::run(listener, &signals, args, access);
+        return crate::broker::run(listener, &signals, args, access, tls);
     }
     if args.echo || args.sum {
         let service = if args.echo {
@@ -41,7 +63,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         } else {
             Service::Sum
         };
-        return crate::service::run(service, listener, &signals, args, access);
+        return crate::service::run(service, listener, &signals, args, access, tls);
     }
     let _restore = crate::editor::setup(args.raw, &signals);
     let options = Options::new(args.raw, args.crlf);
@@ -69,13 +91,31 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         if let Ok(local) = stream.local_addr() {
             detail!("{peer} connected to {}", net::canonical(local));
         }
+        // --tls: the handshake (a failure is a status line, and the
+        // server waits for the next client), then the pump owns the
+        // connection and the session runs on its end of a socket pair.
+        let (stream, pump) = match &tls {
+            Some(config) => match crate::tls::server::accept(config, &stream, peer, Some(&signals))? {
+                Some((conn, _)) => {
+                    let (local, pump) = crate::tls::pump::spawn(conn, stream, peer, &signals, &close)?;
+                    (local, Some(pump))
+                }
+                None => continue,
+            },
+            None => (stream, None),
+        };
         let cx = Context {
             signals: &signals,
             options,
             policy,
             close_in_child: &close,
         };
-        match session::run(kind, stream, peer, &cx, &mut input) {
+        let ended = session::run(kind, stream, peer, &cx, &mut input);
+        if let Some(pump) = pump {
+            // A failed pump said why; the server goes on.
+            let _ = pump.finish(matches!(ended, Err(Error::Signal(_))));
+        }
+        match ended {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {

@@ -155,6 +155,7 @@ pub mod queue;
 pub mod room;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::io::{IoSlice, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -241,7 +242,9 @@ pub fn run(
     signals: &Signals,
     args: &ChatdArgs,
     access: Access,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
+    let _ = tls;
     let limits = limits(args)?;
     let max_clients = fit_clients(args.max_clients);
     let mut broker = Broker::new(listener, signals, limits, max_clients)?;

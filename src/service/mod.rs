@@ -32,6 +32,7 @@ pub mod sum;
 pub mod wire;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -89,6 +90,7 @@ pub fn run(
     signals: &Signals,
     args: &ChatdArgs,
     access: Access,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
     listener
         .set_nonblocking(true)
@@ -107,6 +109,7 @@ pub fn run(
         children: HashMap::new(),
         refused: Vec::new(),
         accepting: Accepting::default(),
+        tls,
     };
     let result = server.serve();
     server.stop_children();
@@ -143,6 +146,9 @@ struct Server<'a> {
     refused: Vec<Refused>,
     /// Whether `accept` is paused for want of descriptors ([`Accepting`]).
     accepting: Accepting,
+    /// `--tls`: each child does the handshake, then serves its client
+    /// through a TLS pump ([`crate::tls::pump`]).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server<'_> {
@@ -235,7 +241,7 @@ impl Server<'_> {
             getpid()
         );
         match crate::fork::fork(self.signals, &orphan) {
-            Ok(Forked::Child) => fork::exit(self.child(&stream, peer)),
+            Ok(Forked::Child) => fork::exit(self.child(stream, peer)),
             Ok(Forked::Parent(child)) => {
                 self.children.insert(child, peer);
                 self.admitted = true;
@@ -338,7 +344,29 @@ impl Server<'_> {
 
     /// The child: serves `stream` and returns its exit status (0 when the
     /// connection ended normally, 1 after a failure it reported).
-    fn child(&self, stream: &TcpStream, peer: SocketAddr) -> i32 {
+    fn child(&self, stream: TcpStream, peer: SocketAddr) -> i32 {
+        // --tls: the handshake, then a pump process owns the connection
+        // and the service runs on its end of a socket pair. The pump is
+        // forked before this child closes the server's descriptors, so
+        // that it closes the same ones.
+        let (stream, pump) = match &self.tls {
+            Some(config) => {
+                let Ok(Some((conn, _))) = crate::tls::server::accept(config, &stream, peer, None)
+                else {
+                    return 1;
+                };
+                let mut close: Vec<i32> = vec![self.listener.as_raw_fd()];
+                close.extend(self.refused.iter().map(|r| r.stream.as_raw_fd()));
+                match crate::tls::pump::spawn(conn, stream, peer, self.signals, &close) {
+                    Ok((local, pump)) => (local, Some(pump)),
+                    Err(e) => {
+                        report!("{peer}: {e}");
+                        return 1;
+                    }
+                }
+            }
+            None => (stream, None),
+        };
         // `--idle-timeout`: a read that waits that long fails with EAGAIN
         // ([`read_client`]).
         if let Some(idle) = self.idle {
@@ -347,7 +375,7 @@ impl Server<'_> {
                 i64::from(idle.subsec_micros()),
             );
             if let Err(e) =
-                nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+                nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
             {
                 report!("setsockopt SO_RCVTIMEO: {}", e.desc());
                 return 1;
@@ -366,10 +394,12 @@ impl Server<'_> {
             }
         }
         let served = match self.service {
-            Service::Echo => echo::serve(stream, peer, self.words),
-            Service::Sum => sum::serve(stream, peer, stdout()),
+            Service::Echo => echo::serve(&stream, peer, self.words),
+            Service::Sum => sum::serve(&stream, peer, stdout()),
         };
-        i32::from(!served)
+        drop(stream);
+        let pumped = pump.map_or(Ok(()), |pump| pump.finish(false));
+        i32::from(!served || pumped.is_err())
     }
 }
 

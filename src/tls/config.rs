@@ -19,7 +19,7 @@
 //! Validity dates are checked for self-signed certificates (the kind
 //! `chatd` and `chat` make): an expired one is refused with the date.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -75,19 +75,27 @@ pub fn server_config(identity: &Identity) -> Result<Arc<ServerConfig>, Error> {
     Ok(Arc::new(config))
 }
 
+/// The fingerprint of the certificate the server showed, recorded by the
+/// client's verifier (also when it refused it: a `--pin` mismatch names
+/// both fingerprints).
+pub type Seen = Arc<Mutex<Option<Fingerprint>>>;
+
 /// The configuration of `chat --tls`: the server's certificate accepted by
 /// fingerprint (refused during the handshake unless it is `pin`, when
-/// given), and `identity`'s certificate shown when the server asks.
+/// given), and `identity`'s certificate shown when the server asks. Also
+/// returns where the verifier records the server's fingerprint.
 ///
 /// Errors: as [`server_config`].
 pub fn client_config(
     identity: &Identity,
     pin: Option<Fingerprint>,
-) -> Result<Arc<ClientConfig>, Error> {
+) -> Result<(Arc<ClientConfig>, Seen), Error> {
     let provider = provider();
+    let seen = Seen::default();
     let verifier = Arc::new(AnyServer {
         algorithms: provider.signature_verification_algorithms,
         pin,
+        seen: Arc::clone(&seen),
     });
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)
@@ -96,7 +104,7 @@ pub fn client_config(
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| identity_error(identity, &e))?;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), seen))
 }
 
 /// The name the client asks for (SNI, RFC 6066 §3): `host` when it is a
@@ -200,6 +208,7 @@ impl std::error::Error for DatesError {}
 struct AnyServer {
     algorithms: WebPkiSupportedAlgorithms,
     pin: Option<Fingerprint>,
+    seen: Seen,
 }
 
 impl ServerCertVerifier for AnyServer {
@@ -211,10 +220,9 @@ impl ServerCertVerifier for AnyServer {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pin
-            .is_some_and(|pin| pin != Fingerprint::of(end_entity))
-        {
+        let fingerprint = Fingerprint::of(end_entity);
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(fingerprint);
+        if self.pin.is_some_and(|pin| pin != fingerprint) {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,
             ));
@@ -354,7 +362,7 @@ pub(crate) mod tests {
         client: &Identity,
         pin: Option<Fingerprint>,
     ) -> (ClientConnection, ServerConnection) {
-        let c = ClientConnection::new(client_config(client, pin).unwrap(), server_name("chatd"))
+        let c = ClientConnection::new(client_config(client, pin).unwrap().0, server_name("chatd"))
             .unwrap();
         let s = ServerConnection::new(server_config(server).unwrap()).unwrap();
         (c, s)
@@ -398,6 +406,7 @@ pub(crate) mod tests {
             .with_custom_certificate_verifier(Arc::new(AnyServer {
                 algorithms: provider.signature_verification_algorithms,
                 pin: None,
+                seen: Seen::default(),
             }))
             .with_no_client_auth();
         let mut c = ClientConnection::new(Arc::new(config), server_name("chatd")).unwrap();
@@ -418,6 +427,7 @@ pub(crate) mod tests {
             .with_custom_certificate_verifier(Arc::new(AnyServer {
                 algorithms: provider.signature_verification_algorithms,
                 pin: None,
+                seen: Seen::default(),
             }))
             .with_client_auth_cert(client.chain.clone(), client.key.clone_key())
             .unwrap();

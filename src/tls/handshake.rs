@@ -63,6 +63,19 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// At most the first 40 of `bytes`, for a one-line message: the final
+/// line end dropped, other bytes outside printable ASCII escaped (`\n`,
+/// `\x16`), so that a peer's bytes never reach the terminal raw.
+pub fn shown(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let mut text: String = bytes.iter().take(40).flat_map(|b| b.escape_ascii()).map(char::from).collect();
+    if bytes.len() > 40 {
+        text.push('…');
+    }
+    text
+}
+
 /// Completes the handshake of `conn` on `tcp` within `timeout`, watching
 /// `signals` (a terminating signal stops it). `tcp` is made non-blocking
 /// for the time of the handshake and blocking again after it.
@@ -201,7 +214,7 @@ mod tests {
         });
         let mut conn = Connection::Client(
             ClientConnection::new(
-                client_config(&client_id, None).unwrap(),
+                client_config(&client_id, None).unwrap().0,
                 server_name("chatd"),
             )
             .unwrap(),
@@ -229,7 +242,7 @@ mod tests {
         s_tcp.write_all(b"[chatd] welcome\n").unwrap();
         let mut conn = Connection::Client(
             ClientConnection::new(
-                client_config(&client_id, None).unwrap(),
+                client_config(&client_id, None).unwrap().0,
                 server_name("chatd"),
             )
             .unwrap(),
@@ -264,6 +277,13 @@ mod tests {
             handshake(&mut conn, &s_tcp, Duration::from_secs(20), None),
             Err(Failure::Closed)
         ));
+    }
+
+    #[test]
+    fn peer_bytes_are_shown_escaped() {
+        assert_eq!(shown(b"hello\r\n"), "hello");
+        assert_eq!(shown(b"\x1b[2J\x16"), "\\x1b[2J\\x16");
+        assert_eq!(shown(&[b'a'; 50]), format!("{}…", "a".repeat(40)));
     }
 
     trait Probe {

@@ -16,9 +16,12 @@
 //! - [`config`]: the rustls configurations of both roles;
 //! - [`handshake`]: the handshake, bounded in time, telling plain text
 //!   and silence apart from TLS errors;
+//! - [`client`] and [`server`]: the handshake of `chat --tls` with its
+//!   trust decision, and of `chatd --tls` with its refusals;
 //! - [`pump`]: one process owning the TCP socket and the TLS state, copying
 //!   to and from a `socketpair(2)` on which the session runs unchanged.
 
+pub mod client;
 pub mod config;
 pub mod fingerprint;
 pub mod handshake;
@@ -26,6 +29,7 @@ pub mod identity;
 pub mod known_hosts;
 pub mod names;
 pub mod pump;
+pub mod server;
 
 pub use fingerprint::Fingerprint;
 pub use identity::Identity;

@@ -48,13 +48,22 @@
 //! what rustls then wants to send.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{Shutdown, shutdown};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{Pid, getpid};
 use rustls::Connection;
+
+use crate::error::Error;
+use crate::fork::Forked;
+use crate::signals::Signals;
 
 /// How much plaintext the pump holds in each direction, in bytes: one
 /// read of the session's end, and what was decrypted and not yet written
@@ -416,14 +425,115 @@ fn fatal(conn: &mut Connection, tcp: BorrowedFd<'_>, err: rustls::Error) -> Fail
     Failure::Tls(err)
 }
 
+/// A pump process serving one connection ([`spawn`]); [`Pump::finish`]
+/// reaps it.
+#[derive(Debug)]
+#[must_use = "a pump is reaped with Pump::finish"]
+pub struct Pump {
+    pid: Pid,
+}
+
+/// Forks the pump process for `conn` (its handshake done) on `tcp`,
+/// connected to `peer`, and returns the session's end of the socket pair,
+/// as a stream to run the session on, and the pump to reap after it. The
+/// parent keeps no copy of the TCP socket: the pump alone owns it (and
+/// the TLS state), so that its end is the connection's end.
+///
+/// The child ([`crate::fork`]'s set-up) closes standard input, the signal
+/// pipe and `close_in_child` (the listening socket), puts `/dev/null` on
+/// standard output (whoever reads it sees end of file when the session's
+/// receiving process ends), runs [`run`] and exits 0, or 1 after writing
+/// its failure in one line (`PROGRAM: TLS connection with PEER: …`). With
+/// `-v`, a peer that closed without close_notify is mentioned.
+///
+/// Errors: `socketpair` or `fork` failed ([`Error::Sys`], [`Error::Msg`]).
+pub fn spawn(
+    mut conn: Connection,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    signals: &Signals,
+    close_in_child: &[RawFd],
+) -> Result<(TcpStream, Pump), Error> {
+    let (session, pump_end) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+    let orphan = format!(
+        "the process (pid {}) of the TLS session with {peer} died: connection closed",
+        getpid()
+    );
+    match crate::fork::fork(signals, &orphan)? {
+        Forked::Child => {
+            // SAFETY: these descriptors belong to the parent's objects,
+            // which the child never uses again (it leaves through _exit).
+            unsafe {
+                libc::close(libc::STDIN_FILENO);
+                libc::close(signals.fd().as_raw_fd());
+                for fd in close_in_child {
+                    libc::close(*fd);
+                }
+            }
+            drop(session);
+            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                // SAFETY: dup2 onto descriptor 1 replaces it atomically;
+                // `null` is ours and closed right after.
+                unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+            }
+            let code = match run(&mut conn, tcp.as_fd(), pump_end.as_fd()) {
+                Ok(ended) => {
+                    if ended.truncated {
+                        crate::detail!("{peer} closed the TLS connection without close_notify");
+                    }
+                    0
+                }
+                Err(failure) => {
+                    crate::report!("TLS connection with {peer}: {failure}");
+                    1
+                }
+            };
+            crate::fork::exit(code)
+        }
+        Forked::Parent(pid) => {
+            drop(pump_end);
+            drop(tcp);
+            Ok((TcpStream::from(OwnedFd::from(session)), Pump { pid }))
+        }
+    }
+}
+
+impl Pump {
+    /// Waits for the pump to end, after the session ended (the session's
+    /// end of the pair is closed: the pump finishes within [`LINGER`]).
+    /// With `stop` (a terminating signal ends the program), it is sent
+    /// `SIGTERM` first.
+    ///
+    /// Errors: [`Error::Reported`] when the pump failed (it said why);
+    /// [`Error::Msg`] when it was killed by a signal we did not send.
+    pub fn finish(self, stop: bool) -> Result<(), Error> {
+        if stop {
+            let _ = kill(self.pid, Signal::SIGTERM);
+        }
+        loop {
+            match waitpid(self.pid, None) {
+                Err(Errno::EINTR) => {}
+                Ok(WaitStatus::Exited(_, 0)) | Err(_) => return Ok(()),
+                Ok(WaitStatus::Exited(..)) => return Err(Error::Reported),
+                Ok(WaitStatus::Signaled(_, Signal::SIGTERM, _)) if stop => return Ok(()),
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    return Err(Error::Msg(format!(
+                        "the TLS process (pid {}) was killed by {sig}",
+                        self.pid
+                    )));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tls::config::{client_config, server_config, server_name, tests::identities};
     use rustls::{ClientConnection, ServerConnection, StreamOwned};
-    use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream};
-    use std::os::fd::AsFd;
-    use std::os::unix::net::UnixStream;
+    use std::net::{Shutdown as NetShutdown, TcpListener};
     use std::thread;
 
     /// A pump serving the server side of a TLS connection in a thread
@@ -450,7 +560,7 @@ mod tests {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let conn =
-            ClientConnection::new(client_config(&client, None).unwrap(), server_name("chatd"))
+            ClientConnection::new(client_config(&client, None).unwrap().0, server_name("chatd"))
                 .unwrap();
         (session, StreamOwned::new(conn, tcp), pump)
     }
