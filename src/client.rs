@@ -50,7 +50,11 @@ pub fn print(text: &str) -> Result<(), Error> {
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
     // With --tls, the identity is read (or made) before anything else: a
     // bad key file fails before connecting.
-    let tls = if args.tls { Some(client_tls(args)?) } else { None };
+    let tls = if args.tls {
+        Some(client_tls(args)?)
+    } else {
+        None
+    };
     if let Some(tls) = &tls
         && args.print_cert
     {
@@ -80,7 +84,8 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     // connection and the session runs on its end of a socket pair.
     let (stream, pump) = match &tls {
         Some(tls) => {
-            let conn = crate::tls::client::connect(tls, &args.host, args.port, &stream, peer, &signals)?;
+            let conn =
+                crate::tls::client::connect(tls, &args.host, args.port, &stream, peer, &signals)?;
             let (local, pump) = crate::tls::pump::spawn(conn, stream, peer, &signals, &[])?;
             restore = crate::editor::setup(args.raw, &signals);
             (local, Some(pump))

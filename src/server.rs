@@ -95,13 +95,16 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         // server waits for the next client), then the pump owns the
         // connection and the session runs on its end of a socket pair.
         let (stream, pump) = match &tls {
-            Some(config) => match crate::tls::server::accept(config, &stream, peer, Some(&signals))? {
-                Some((conn, _)) => {
-                    let (local, pump) = crate::tls::pump::spawn(conn, stream, peer, &signals, &close)?;
-                    (local, Some(pump))
+            Some(config) => {
+                match crate::tls::server::accept(config, &stream, peer, Some(&signals))? {
+                    Some((conn, _)) => {
+                        let (local, pump) =
+                            crate::tls::pump::spawn(conn, stream, peer, &signals, &close)?;
+                        (local, Some(pump))
+                    }
+                    None => continue,
                 }
-                None => continue,
-            },
+            }
             None => (stream, None),
         };
         let cx = Context {

@@ -32,9 +32,9 @@ pub mod sum;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -374,9 +374,11 @@ impl Server<'_> {
                 i64::try_from(idle.as_secs()).unwrap_or(i64::MAX),
                 i64::from(idle.subsec_micros()),
             );
-            if let Err(e) =
-                nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-            {
+            if let Err(e) = nix::sys::socket::setsockopt(
+                &stream,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &tv,
+            ) {
                 report!("setsockopt SO_RCVTIMEO: {}", e.desc());
                 return 1;
             }

@@ -71,18 +71,28 @@ pub fn connect(
     let mut conn = Connection::Client(client);
     let server = HostPort::new(host, port);
     let result = handshake(&mut conn, tcp, tls.timeout, Some(signals));
-    let seen_fp = *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seen_fp = *seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match result {
         Ok(()) => {}
         Err(Failure::Signal(n)) => return Err(Error::Signal(n)),
-        Err(Failure::Tls(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::ApplicationVerificationFailure,
-        ))) if let (Some(pinned), Some(seen)) = (pin, seen_fp) => {
-            return Err(Error::Msg(
-                Refusal::PinMismatch { pinned }.message(&server, &seen, &tls.known_hosts),
-            ));
+        Err(failure) => {
+            let refused_pin = matches!(
+                failure,
+                Failure::Tls(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
+                ))
+            );
+            if let (true, Some(pinned), Some(seen)) = (refused_pin, pin, seen_fp) {
+                return Err(Error::Msg(Refusal::PinMismatch { pinned }.message(
+                    &server,
+                    &seen,
+                    &tls.known_hosts,
+                )));
+            }
+            return Err(Error::Msg(failed(&failure, peer)));
         }
-        Err(failure) => return Err(Error::Msg(failed(&failure, peer))),
     }
     let Some(seen) = peer_fingerprint(&conn) else {
         return Err(Error::Msg(format!(
@@ -125,7 +135,11 @@ pub fn connect(
         }
         Verdict::Refuse(refusal) => {
             close_notify(&mut conn, tcp);
-            return Err(Error::Msg(refusal.message(&server, &seen, &tls.known_hosts)));
+            return Err(Error::Msg(refusal.message(
+                &server,
+                &seen,
+                &tls.known_hosts,
+            )));
         }
     }
     Ok(conn)

@@ -69,7 +69,12 @@ impl std::fmt::Display for Failure {
 pub fn shown(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let mut text: String = bytes.iter().take(40).flat_map(|b| b.escape_ascii()).map(char::from).collect();
+    let mut text: String = bytes
+        .iter()
+        .take(40)
+        .flat_map(|b| b.escape_ascii())
+        .map(char::from)
+        .collect();
     if bytes.len() > 40 {
         text.push('…');
     }

@@ -18,11 +18,13 @@
 //!   and silence apart from TLS errors;
 //! - [`client`] and [`server`]: the handshake of `chat --tls` with its
 //!   trust decision, and of `chatd --tls` with its refusals;
+//! - [`event`]: a client's TLS state driven by the room's event loop;
 //! - [`pump`]: one process owning the TCP socket and the TLS state, copying
 //!   to and from a `socketpair(2)` on which the session runs unchanged.
 
 pub mod client;
 pub mod config;
+pub mod event;
 pub mod fingerprint;
 pub mod handshake;
 pub mod identity;

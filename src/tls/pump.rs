@@ -559,9 +559,11 @@ mod tests {
         });
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let conn =
-            ClientConnection::new(client_config(&client, None).unwrap().0, server_name("chatd"))
-                .unwrap();
+        let conn = ClientConnection::new(
+            client_config(&client, None).unwrap().0,
+            server_name("chatd"),
+        )
+        .unwrap();
         (session, StreamOwned::new(conn, tcp), pump)
     }
 
