@@ -355,6 +355,8 @@ impl Server<'_> {
                 else {
                     return 1;
                 };
+                // This child forks again: its own /proc/self/task.
+                self.signals.threads().reopen();
                 let mut close: Vec<i32> = vec![self.listener.as_raw_fd()];
                 close.extend(self.refused.iter().map(|r| r.stream.as_raw_fd()));
                 match crate::tls::pump::spawn(conn, stream, peer, self.signals, &close) {

@@ -100,6 +100,9 @@ pub enum Failure {
     Tcp(&'static str, Errno),
     /// A system call on the session's end of the pair failed.
     Local(&'static str, Errno),
+    /// Sending to the peer failed (`EPIPE`, `ECONNRESET` for a reset)
+    /// with this many bytes from the session not sent.
+    Lost(Errno, u64),
 }
 
 impl std::fmt::Display for Failure {
@@ -108,6 +111,9 @@ impl std::fmt::Display for Failure {
             Failure::Tls(e) => write!(f, "TLS: {e}"),
             Failure::Tcp(what, errno) => write!(f, "{what}: {}", errno.desc()),
             Failure::Local(what, errno) => write!(f, "{what} (session): {}", errno.desc()),
+            Failure::Lost(errno, bytes) => {
+                write!(f, "send: {}: {bytes} bytes not delivered", errno.desc())
+            }
         }
     }
 }
@@ -204,6 +210,12 @@ pub fn run(
     // seen; the pair half-closed toward the session.
     let mut peer_done = false;
     let mut local_shut = false;
+    // Plaintext bytes taken from the session and not yet all sent as
+    // records (0 once rustls holds nothing for the socket).
+    let mut unsent: u64 = 0;
+    // Sending failed after everything of the session's was sent (the peer
+    // had closed): nothing more is sent.
+    let mut tcp_dead = false;
     // The session closed its end entirely (POLLHUP, or EPIPE writing it).
     let mut gone: Option<Instant> = None;
     loop {
@@ -238,6 +250,7 @@ pub fn run(
                 Ok(0) => break,
                 Ok(n) => {
                     ended.sent += n as u64;
+                    unsent += n as u64;
                     from_local.consume(n);
                 }
                 Err(e) => return Err(Failure::Local("write to TLS", errno(&e))),
@@ -248,12 +261,24 @@ pub fn run(
             notified = true;
         }
         // Records toward the peer.
-        while conn.wants_write() {
+        while conn.wants_write() && !tcp_dead {
             match conn.write_tls(&mut Fd(tcp)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(Failure::Tcp("write", errno(&e))),
+                // The peer closed entirely while only our close_notify
+                // (or a KeyUpdate answer) was left to send: nothing of
+                // the session's was lost, an ordinary end.
+                Err(e) if unsent == 0 && matches!(errno(&e), Errno::EPIPE | Errno::ECONNRESET) => {
+                    tcp_shut = true;
+                    tcp_dead = true;
+                    notified = true;
+                    local_eof = true;
+                }
+                Err(e) => return Err(Failure::Lost(errno(&e), unsent)),
             }
+        }
+        if !conn.wants_write() {
+            unsent = 0;
         }
         if notified && !conn.wants_write() && !tcp_shut {
             tcp_shut = true;
@@ -277,7 +302,7 @@ pub fn run(
         if read_tcp {
             tcp_events |= PollFlags::POLLIN;
         }
-        if conn.wants_write() {
+        if conn.wants_write() && !tcp_dead {
             tcp_events |= PollFlags::POLLOUT;
         }
         let mut local_events = PollFlags::empty();

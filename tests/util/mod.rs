@@ -79,8 +79,22 @@ pub fn spawn_with(program: &str, args: &[&str], stdin: Stdio) -> Proc {
 /// Spawns `program` with `args` and the given stdin and stdout (a file,
 /// say); stderr is piped. Standard output is collected only when piped.
 pub fn spawn_io(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
+    spawn_env(program, args, &[], stdin, stdout)
+}
+
+/// [`spawn_io`] with variables added to the environment (`--tls` tests
+/// give each process its own `XDG_CONFIG_HOME`, so that nothing touches
+/// the real home).
+pub fn spawn_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Proc {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(stdin)
         .stdout(stdout)
         .stderr(Stdio::piped())
