@@ -558,7 +558,8 @@ fn a_plain_text_client_gets_a_one_line_refusal_and_chatd_goes_on() {
 #[test]
 fn chat_tls_to_a_plain_text_server_fails_in_one_line() {
     let home = Home::new();
-    let (mut server, port) = socat_server("SYSTEM:echo welcome");
+    // A room without --tls greets each newcomer in plain text.
+    let (mut room, port) = chatd(&["--broker"]);
     let mut client = home.chat(port, &["--accept-new"]);
     client.send(b"secret\n");
     client.close_stdin();
@@ -566,10 +567,13 @@ fn chat_tls_to_a_plain_text_server_fails_in_one_line() {
     let err = client.stderr_text();
     let last = err.lines().last().unwrap();
     assert!(
-        last.contains("does not speak TLS: it sent plain text (\"welcome\"); nothing was sent"),
+        last.contains("does not speak TLS: it sent plain text (\"* you are 127.0.0.1:"),
         "{err}"
     );
-    let _ = server.wait_within(TIMEOUT);
+    assert!(last.ends_with("nothing was sent"), "{err}");
+    room.signal(libc::SIGTERM);
+    let _ = room.wait_within(TIMEOUT);
+    assert!(!room.stdout_text().contains("secret"), "{}", room.dump());
 }
 
 #[test]
