@@ -697,3 +697,47 @@ fn the_printed_fingerprint_is_what_openssl_computes() {
     server.signal(libc::SIGTERM);
     let _ = server.wait_within(TIMEOUT);
 }
+
+#[test]
+fn on_a_terminal_an_unknown_server_is_shown_and_asked_for() {
+    use util::tmux::{Tmux, quoted};
+    let server_home = Home::new();
+    let (mut server, port) = server_home.chatd(&[]);
+    let fingerprint = fingerprint_of(&server);
+    let home = Home::new();
+    let command = |home: &Home| {
+        format!(
+            "XDG_CONFIG_HOME={} {} --tls 127.0.0.1 {port}",
+            quoted(home.path().to_str().unwrap()),
+            quoted(CHAT)
+        )
+    };
+    let tmux = Tmux::start("chat", &command(&home));
+    let screen = tmux.expect_screen("chat", "trust it and remember it? (yes/no)");
+    // The fingerprint is wider than the 100 columns of the pane: it wraps.
+    let unwrapped = screen.replace('\n', "");
+    assert!(
+        unwrapped.contains(&format!("its TLS fingerprint is {fingerprint}")),
+        "{screen}"
+    );
+    tmux.type_line("chat", "yes");
+    tmux.expect_screen("chat", "known_hosts:1");
+    tmux.type_line("chat", "hello over tls");
+    server.expect_stdout("hello over tls\n");
+    let known = std::fs::read_to_string(home.file("known_hosts")).unwrap();
+    assert_eq!(known, format!("[127.0.0.1]:{port} {fingerprint}\n"));
+
+    // The 1-to-1 server serves one client at a time: this one leaves.
+    tmux.type_line("chat", "bye");
+    server.expect_stderr("said bye: session ended");
+    // Another person says no: refused, nothing sent, nothing saved.
+    let other = Home::new();
+    tmux.new_window("no", &command(&other));
+    tmux.expect_screen("no", "trust it and remember it? (yes/no)");
+    tmux.type_line("no", "no");
+    tmux.expect_screen("no", "not trusted: nothing was sent");
+    assert!(!other.file("known_hosts").exists());
+    server.signal(libc::SIGTERM);
+    let _ = server.wait_within(TIMEOUT);
+    assert_eq!(server.stdout(), b"hello over tls\nbye\n");
+}

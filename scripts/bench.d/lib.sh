@@ -19,7 +19,7 @@ die() {
 require_tools() {
   # command -> Debian package providing it
   local -A need=([socat]=socat [ncat]=ncat [ss]=iproute2 [nc.openbsd]=netcat-openbsd
-    [iperf3]=iperf3 [/usr/bin/time]=time [tmux]=tmux)
+    [iperf3]=iperf3 [/usr/bin/time]=time [tmux]=tmux [openssl]=openssl)
   local -a missing=()
   local cmd
   for cmd in "${!need[@]}"; do

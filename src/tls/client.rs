@@ -204,7 +204,8 @@ fn failed(failure: &Failure, peer: SocketAddr) -> String {
             crate::tls::handshake::shown(bytes)
         ),
         Failure::Timeout(t) => format!(
-            "no TLS handshake from {peer} within {} s (is it a TLS server?); nothing was sent",
+            "no TLS handshake from {peer} within {} s: not a TLS server, or a busy one \
+             (a 1-to-1 chatd serves one client at a time); nothing was sent",
             t.as_secs_f64()
         ),
         Failure::Closed => format!(
