@@ -11,10 +11,13 @@
 #    --ssl-verify wants a DNS name, and costs the same).
 #    Goal: at least 1.2 x socat's MiB/s, at most 0.8 x its CPU.
 # b. set-up: BENCH_TLS_CONNS (100) connections one after another, each a
-#    client process that sends one line to a fork-per-connection echo
-#    server (chatd --echo; ncat -k --exec /bin/cat; socat fork EXEC:cat),
-#    reads it back and ends; milliseconds per connection with and without
-#    TLS, and the difference: what the TLS handshake costs each tool.
+#    client process that sends the line `bye` to a fork-per-connection
+#    echo server that sends it back and closes (chatd --echo, whose echo
+#    word bye closes; ncat -k --exec 'head -n1'; socat fork EXEC:'head
+#    -n1'), reads it back and ends when the server closes (ncat
+#    --no-shutdown, socat -t 5: ncat --ssl would close at once at the end
+#    of its input); milliseconds per connection with and without TLS, and
+#    the difference: what the TLS handshake costs each tool.
 # c. the room: N = BENCH_TLS_ROOM (1000) TLS clients of
 #    examples/tlsroom.rs join `chatd --broker --tls` (each shows a
 #    certificate), then one line is said: chatd's RSS after the joins, its
@@ -24,6 +27,7 @@
 
 
 tls_tools=(t-chat t-raw t-socat t-socat128 t-ncat)
+declare -A tls_failed=()   # TOOL@DIR -> runs that failed (ncat --ssl only)
 label+=(
   [t-chat]="chatd/chat --tls"
   [t-raw]="chatd/chat --tls --raw"
@@ -84,7 +88,15 @@ tls_transfers() {
   for ((rep = 1; rep <= REPS; rep++)); do
     for tool in "${tls_tools[@]}"; do
       key=$tool@$dir
+      # ncat --ssl sometimes fails (SSL_read error) and loses bytes, as the
+      # issue saw: counted and shown, not a figure.
+      if [ "$tool" = t-ncat ]; then TOLERATE_FAIL=1; else TOLERATE_FAIL=""; fi
       tls_way "$tool" "$dir" "wc:$tmp/tls.count"
+      TOLERATE_FAIL=""
+      if [ -n "$PAIR_FAILED" ] || [ "$(tr -d ' \n' <"$tmp/tls.count")" != "$((TLS_MIB * 1048576))" ]; then
+        tls_failed[$key]=$((${tls_failed[$key]:-0} + 1))
+        continue
+      fi
       received "$tmp/tls.count" "$((TLS_MIB * 1048576))" "tls $dir, ${label[$tool]}, run $rep"
       times[$key]+=" $SECS"
       cpus[$key]+=" $CPU"
@@ -109,10 +121,17 @@ tls_transfer_table() {
     sc=$(median ${cpus[t-socat@$dir]})
     for tool in "${tls_tools[@]}"; do
       key=$tool@$dir
+      if [ -z "${times[$key]}" ]; then
+        printf '  %-4s %-26s every run failed or lost bytes (%s of %s)\n' \
+          "$([ "$dir" = cs ] && echo 'c>s' || echo 's>c')" "${label[$tool]}" "${tls_failed[$key]:-0}" "$REPS"
+        continue
+      fi
       # shellcheck disable=SC2086
       m=$(median ${times[$key]})
       # shellcheck disable=SC2086
       c=$(median ${cpus[$key]})
+      [ -n "${tls_failed[$key]:-}" ] &&
+        echo "  ($dir, ${label[$tool]}: ${tls_failed[$key]} of $REPS runs failed or lost bytes; the figures are the other runs')"
       awk -v way="$([ "$dir" = cs ] && echo 'c>s' || echo 's>c')" -v name="${label[$tool]}" \
         -v m="$m" -v c="$c" -v sm="$sm" -v sc="$sc" -v mib="$TLS_MIB" \
         -v rs="${rss_send[$key]}" -v rr="${rss_recv[$key]}" 'BEGIN {
@@ -134,13 +153,14 @@ tls_server() {
   chat:plain) timeout "$LIMIT" "$CHATD" --echo -q -b 127.0.0.1 -p "$PORT" </dev/null >/dev/null & ;;
   ncat:tls)
     timeout "$LIMIT" ncat -l -k 127.0.0.1 "$PORT" --ssl --ssl-cert "$TLS_CERT" --ssl-key "$TLS_KEY" \
-      --exec /bin/cat </dev/null >/dev/null 2>&1 & ;;
-  ncat:plain) timeout "$LIMIT" ncat -l -k 127.0.0.1 "$PORT" --exec /bin/cat </dev/null >/dev/null 2>&1 & ;;
+      --exec "/usr/bin/head -n1" </dev/null >/dev/null 2>&1 & ;;
+  ncat:plain)
+    timeout "$LIMIT" ncat -l -k 127.0.0.1 "$PORT" --exec "/usr/bin/head -n1" </dev/null >/dev/null 2>&1 & ;;
   socat:tls)
     timeout "$LIMIT" socat "OPENSSL-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,cert=$TLS_CERT,key=$TLS_KEY,verify=0" \
-      EXEC:/bin/cat </dev/null >/dev/null 2>&1 & ;;
+      "EXEC:/usr/bin/head -n1" </dev/null >/dev/null 2>&1 & ;;
   socat:plain)
-    timeout "$LIMIT" socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" EXEC:/bin/cat \
+    timeout "$LIMIT" socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork" "EXEC:/usr/bin/head -n1" \
       </dev/null >/dev/null 2>&1 & ;;
   esac
   TLS_SPID=$!
@@ -148,17 +168,17 @@ tls_server() {
   wait_listen "$PORT" "$TLS_SPID" || die "$tool $mode echo server: never listened on 127.0.0.1:$PORT"
 }
 
-# tls_client TOOL MODE: one client of the server on PORT: sends "x",
-# reads it back (checked), ends.
+# tls_client TOOL MODE: one client of the server on PORT: sends "bye",
+# reads it back (checked), ends when the server closes.
 tls_client() {
   local tool=$1 mode=$2
   case $tool:$mode in
   chat:tls) timeout "$LIMIT" "$CHAT" -q --tls --pin "$TLS_FP" 127.0.0.1 "$PORT" ;;
   chat:plain) timeout "$LIMIT" "$CHAT" -q 127.0.0.1 "$PORT" ;;
-  ncat:tls) timeout "$LIMIT" ncat --ssl 127.0.0.1 "$PORT" ;;
-  ncat:plain) timeout "$LIMIT" ncat 127.0.0.1 "$PORT" ;;
-  socat:tls) timeout "$LIMIT" socat - "OPENSSL:127.0.0.1:$PORT,cafile=$TLS_CERT,commonname=chatd" ;;
-  socat:plain) timeout "$LIMIT" socat - "TCP:127.0.0.1:$PORT" ;;
+  ncat:tls) timeout "$LIMIT" ncat --no-shutdown --ssl 127.0.0.1 "$PORT" ;;
+  ncat:plain) timeout "$LIMIT" ncat --no-shutdown 127.0.0.1 "$PORT" ;;
+  socat:tls) timeout "$LIMIT" socat -t 5 - "OPENSSL:127.0.0.1:$PORT,cafile=$TLS_CERT,commonname=chatd" ;;
+  socat:plain) timeout "$LIMIT" socat -t 5 - "TCP:127.0.0.1:$PORT" ;;
   esac <"$tmp/x.line" >"$tmp/x.out" 2>/dev/null || die "$tool $mode client failed"
   cmp -s "$tmp/x.line" "$tmp/x.out" || die "$tool $mode: the echo differs"
 }
@@ -167,7 +187,7 @@ tls_client() {
 # mode; ms per connection under times[TOOL:MODE].
 tls_setup_rounds() {
   local rep tool mode i t0 t1
-  printf 'x\n' >"$tmp/x.line"
+  printf 'bye\n' >"$tmp/x.line"
   for tool in chat ncat socat; do
     for mode in tls plain; do
       times[$tool:$mode]=""
@@ -257,7 +277,13 @@ section_tls() {
   FILES=("$tmp/tls.check")
   for tool in "${tls_tools[@]}"; do
     for dir in cs sc; do
+      if [ "$tool" = t-ncat ]; then TOLERATE_FAIL=1; else TOLERATE_FAIL=""; fi
       tls_way "$tool" "$dir" "$tmp/tls.out"
+      TOLERATE_FAIL=""
+      if [ "$tool" = t-ncat ] && { [ -n "$PAIR_FAILED" ] || ! cmp -s "$tmp/tls.check" "$tmp/tls.out"; }; then
+        echo "  (check: ${label[$tool]}, $dir: failed or lost bytes: $PAIR_FAILED)"
+        continue
+      fi
       same "$tmp/tls.check" "$tmp/tls.out" "tls $dir, ${label[$tool]}"
     done
   done
