@@ -62,6 +62,7 @@ pub static VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// the certificate or key (a key that is not the certificate's, an
 /// unsupported key type).
 pub fn server_config(identity: &Identity) -> Result<Arc<ServerConfig>, Error> {
+    check_own_dates(identity)?;
     let provider = provider();
     let verifier = Arc::new(AnyClient {
         algorithms: provider.signature_verification_algorithms,
@@ -90,6 +91,7 @@ pub fn client_config(
     identity: &Identity,
     pin: Option<Fingerprint>,
 ) -> Result<(Arc<ClientConfig>, Seen), Error> {
+    check_own_dates(identity)?;
     let provider = provider();
     let seen = Seen::default();
     let verifier = Arc::new(AnyServer {
@@ -114,6 +116,20 @@ pub fn client_config(
 pub fn server_name(host: &str) -> ServerName<'static> {
     ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
         ServerName::try_from(crate::tls::identity::SERVER_NAME).expect("a valid DNS name")
+    })
+}
+
+/// Refuses one's own certificate when its peers would refuse it: expired,
+/// not valid yet, or malformed ([`check_dates`]), naming the file.
+fn check_own_dates(identity: &Identity) -> Result<(), Error> {
+    let Some(first) = identity.chain.first() else {
+        return Ok(());
+    };
+    check_dates(first, UnixTime::now()).map_err(|why| {
+        Error::Msg(format!(
+            "certificate {}: {why}",
+            identity.cert_file.display()
+        ))
     })
 }
 
@@ -469,7 +485,25 @@ pub(crate) mod tests {
         // Made by rcgen's defaults: current.
         let (_d, server, _c) = identities();
         assert_eq!(check_dates(&server.chain[0], now), Ok(()));
-        drop(dir);
+        // One's own expired certificate is refused at start, by name.
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 2, 3);
+        let cert = params.self_signed(&key).unwrap();
+        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let expired = Identity::load(&cert_file, &key_file).unwrap();
+        let err = server_config(&expired).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "certificate {}: expired on 2021-02-03 00:00:00 UTC",
+                cert_file.display()
+            )
+        );
+        assert!(client_config(&expired, None).is_err());
     }
 
     #[test]
