@@ -933,6 +933,11 @@ impl<'a> Broker<'a> {
                     crate::tls::config::HANDSHAKE_TIMEOUT.as_secs()
                 );
                 let _ = self.epoll.delete(&shaking.stream);
+                if !shaking.secure.heard() {
+                    // Perhaps a plain-text client waiting for its user.
+                    let _ = (&shaking.stream).write(crate::tls::handshake::PLAIN_REFUSAL);
+                    let _ = shaking.stream.shutdown(Shutdown::Write);
+                }
             }
         }
     }

@@ -147,6 +147,12 @@ impl Secure {
         }
     }
 
+    /// Whether a byte arrived from the peer (a client silent until its
+    /// handshake times out may be a plain-text one waiting for its user).
+    pub fn heard(&self) -> bool {
+        self.looked
+    }
+
     /// The fingerprint of the client's certificate, if it showed one.
     pub fn peer_fingerprint(&self) -> Option<Fingerprint> {
         self.conn

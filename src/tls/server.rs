@@ -1,7 +1,9 @@
 //! `chatd --tls` (one-to-one sessions and services): the handshake with a
 //! client that was accepted, and what to do when it fails. A failed
 //! handshake is one status line and the server goes on; a client that
-//! speaks plain text gets the one line [`PLAIN_REFUSAL`] in plain text.
+//! speaks plain text, or says nothing for the handshake's time (a plain
+//! client waiting for its user to type), gets the one line
+//! [`PLAIN_REFUSAL`] in plain text.
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -56,6 +58,16 @@ pub fn accept(
             status!(
                 "{peer} spoke plain text to a TLS port (\"{}\"): refused",
                 shown(&bytes)
+            );
+            refuse_plain(tcp);
+            return Ok(None);
+        }
+        Err(Failure::Timeout(t)) => {
+            // A plain-text client that waits for its user says nothing
+            // either: it is told why it is dropped.
+            status!(
+                "no TLS handshake from {peer} within {} s: dropped",
+                t.as_secs()
             );
             refuse_plain(tcp);
             return Ok(None);
