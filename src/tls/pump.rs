@@ -195,6 +195,9 @@ pub fn run(
     local: BorrowedFd<'_>,
 ) -> Result<Ended, Failure> {
     crate::zerocopy::set_nonblocking(tcp).map_err(|e| Failure::Tcp("fcntl", e))?;
+    // Records leave whole, one write each: Nagle's algorithm would only
+    // delay a short line (a lockstep turn) behind the peer's delayed ACK.
+    let _ = nix::sys::socket::setsockopt(&tcp, nix::sys::socket::sockopt::TcpNoDelay, &true);
     crate::zerocopy::set_nonblocking(local).map_err(|e| Failure::Local("fcntl", e))?;
     conn.set_buffer_limit(Some(BUF));
     let mut ended = Ended::default();
