@@ -171,14 +171,14 @@ pub struct ChatdArgs {
     #[arg(long)]
     pub tls: bool,
 
-    /// With --tls: the certificate (PEM, the server's first) to use
-    /// instead of the one kept under $XDG_CONFIG_HOME/chat/
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    /// With --tls and --key: the certificate (PEM, the server's first) to
+    /// use instead of the one kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
     pub cert: Option<PathBuf>,
 
-    /// With --tls: the private key (PEM) of --cert; refused if others
-    /// may read it
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    /// With --tls and --cert: the private key (PEM) of --cert; refused if
+    /// others may read it
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
 
     /// With --tls: print the server's certificate (PEM) on standard output
@@ -286,14 +286,14 @@ pub struct ChatArgs {
     #[arg(long, requires = "tls", conflicts_with = "accept_new")]
     pub insecure: bool,
 
-    /// With --tls: the client certificate (PEM) to show instead of the one
-    /// kept under $XDG_CONFIG_HOME/chat/
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    /// With --tls and --key: the client certificate (PEM) to show instead
+    /// of the one kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
     pub cert: Option<PathBuf>,
 
-    /// With --tls: the private key (PEM) of --cert; refused if others
-    /// may read it
-    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    /// With --tls and --cert: the private key (PEM) of --cert; refused if
+    /// others may read it
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
 
     /// With --tls: print this client's certificate (PEM) on standard
@@ -453,9 +453,13 @@ fn needs_what_is_missing(
             .iter()
             .chain(args.iter().skip(i + width))
             .collect();
+        // Still missing all of it without this one: not the culprit (an
+        // option taken out can add to what is missing, `--tls` that
+        // `--cert` needs, without being the one that needs it).
         let still = match command.clone().try_get_matches_from(rest) {
             Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
-                strings(e.get(ContextKind::InvalidArg)) == missing
+                let now = strings(e.get(ContextKind::InvalidArg));
+                missing.iter().all(|m| now.contains(m))
             }
             _ => false,
         };
@@ -739,6 +743,18 @@ fn parse_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Checks a `--cert`/`--key` file when the command line is parsed: it
+/// must be a file that can be opened (its content is read at start, with
+/// the errors of [`crate::tls::Identity::load`]).
+fn parse_pem_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::File::open(&path).and_then(|f| f.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err("not a file".to_owned()),
+        Err(e) => Err(crate::error::errno_of(&e).desc().to_owned()),
+    }
+}
+
 /// Parses `chat --pin`: a SHA-256 fingerprint in one of the forms of
 /// [`crate::tls::Fingerprint::parse`].
 fn parse_pin(text: &str) -> Result<crate::tls::Fingerprint, String> {
@@ -904,6 +920,36 @@ mod tests {
         let args = chat(&["-w", "2", "--idle-timeout", "30", "host"]).unwrap();
         assert_eq!(args.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(chat(&["host"]).unwrap().idle_timeout, None);
+    }
+
+    #[test]
+    fn tls_options_need_tls_and_pins_are_checked_at_once() {
+        assert_eq!(chatd_error(&["--print-cert"]), "--print-cert needs --tls");
+        assert_eq!(
+            chatd_error(&["--tls", "--cert", "/etc/hostname"]),
+            "--cert needs --key"
+        );
+        assert_eq!(
+            chatd_error(&["--tls", "--cert", "/nonexistent.pem"]),
+            "invalid --cert '/nonexistent.pem': No such file or directory"
+        );
+        assert_eq!(
+            chat_error(&["--insecure", "host"]),
+            "--insecure needs --tls"
+        );
+        assert_eq!(
+            chat_error(&["--tls", "--pin", "SHA256:AB", "host"]),
+            "invalid --pin 'SHA256:AB': 2 hexadecimal digits, a SHA-256 fingerprint has 64"
+        );
+        let pin = format!("SHA256{}", ":ab".repeat(32));
+        assert_eq!(
+            chat_error(&["--tls", "--pin", &pin, "--accept-new", "host"]),
+            "--pin cannot be used with --accept-new"
+        );
+        let args = chat(&["--tls", "--pin", &pin, "host"]).unwrap();
+        assert_eq!(args.pin, Some(crate::tls::Fingerprint([0xab; 32])));
+        let pem = "/etc/hostname";
+        assert!(chatd(&["--tls", "--broker", "--cert", pem, "--key", pem]).is_ok());
     }
 
     #[test]
