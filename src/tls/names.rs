@@ -16,7 +16,8 @@
 //!
 //! - the name (no white space: a room name has none), then the
 //!   certificate's fingerprint ([`Fingerprint::parse`] forms); anything
-//!   after is a comment; blank lines and `#` lines are ignored;
+//!   after is a comment; blank lines are ignored, and so are lines whose
+//!   first word is `#` alone (`# comment`): a name may begin with `#`;
 //! - names are compared through the key function the room gives
 //!   ([`Reservations::parse`]: the room's own comparison, so that `Alice`
 //!   and `alice` are one name); a name or a fingerprint already reserved on
@@ -99,11 +100,13 @@ impl Reservations {
                 continue;
             };
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
             let mut fields = line.split_whitespace();
             let name = fields.next().unwrap_or("");
+            // A comment is `#` alone as the first word: a name may begin
+            // with `#` (the room allows it).
+            if name.is_empty() || name == "#" {
+                continue;
+            }
             let Some(fp) = fields.next() else {
                 res.malformed
                     .push((number, "no fingerprint after the name".to_owned()));
@@ -300,7 +303,7 @@ mod tests {
     #[test]
     fn malformed_lines_are_set_aside() {
         let text = format!(
-            "# c\n\nalice {a}\nbob\nbob SHA256:12\nALICE {b}\ncarol {a}\ndave {b} comment\n\u{e9}\n",
+            "# c\n\nalice {a}\nbob\nbob SHA256:12\nALICE {b}\ncarol {a}\ndave {b} comment\n\u{e9}\n#\n",
             a = fp(1),
             b = fp(2)
         );
@@ -318,7 +321,7 @@ mod tests {
     #[test]
     fn what_is_rendered_parses_back_the_same() {
         let mut res = Reservations::new(fold);
-        for (i, name) in ["a", "Éloïse", "z9"].iter().enumerate() {
+        for (i, name) in ["a", "Éloïse", "z9", "#general"].iter().enumerate() {
             res.claim(name, &fp(u8::try_from(i).unwrap()));
         }
         let back = Reservations::parse(res.render().as_bytes(), fold);
