@@ -221,10 +221,23 @@ pub fn run(
     let mut tcp_dead = false;
     // The session closed its end entirely (POLLHUP, or EPIPE writing it).
     let mut gone: Option<Instant> = None;
+    // Records read from the TCP socket and not yet given to rustls.
+    let mut raw = RawIn::default();
     loop {
         // Plaintext the peer sent, toward the session.
         if to_local.is_empty() && !peer_done {
-            take_plaintext(conn, &mut to_local, &mut buf, &mut ended, &mut peer_done)?;
+            raw.held = take_plaintext(conn, &mut to_local, &mut buf, &mut ended, &mut peer_done)?;
+            if raw.pending() && !raw.held {
+                read_records(
+                    conn,
+                    tcp,
+                    &mut raw,
+                    &mut to_local,
+                    &mut buf,
+                    &mut ended,
+                    &mut peer_done,
+                )?;
+            }
         }
         if !to_local.is_empty() && gone.is_none() {
             match Fd(local).write(to_local.rest()) {
@@ -297,8 +310,14 @@ pub fn run(
         {
             return Ok(ended);
         }
+        // What the peer sent and is already here (in rustls, or read and
+        // not yet given to it) is moved before waiting: no event would
+        // announce it.
+        if to_local.is_empty() && !peer_done && (raw.held || raw.pending()) {
+            continue;
+        }
         // Wait for what can move.
-        let read_tcp = !peer_done && to_local.is_empty();
+        let read_tcp = !peer_done && to_local.is_empty() && !raw.pending() && !raw.eof;
         let read_local =
             !local_eof && gone.is_none() && from_local.is_empty() && !conn.wants_write();
         let mut tcp_events = PollFlags::empty();
@@ -351,6 +370,7 @@ pub fn run(
             read_records(
                 conn,
                 tcp,
+                &mut raw,
                 &mut to_local,
                 &mut buf,
                 &mut ended,
@@ -385,14 +405,16 @@ fn drain_local(
 
 /// Moves the plaintext rustls holds into `to_local` (up to [`BUF`]
 /// bytes), noting the peer's end: close_notify, or a TCP end of file
-/// without it.
+/// without it. Returns whether rustls may still hold plaintext (it stopped
+/// because `to_local` is full): the loop must come back for it before it
+/// waits, since no event will announce it.
 fn take_plaintext(
     conn: &mut Connection,
     to_local: &mut Pending,
     buf: &mut [u8],
     ended: &mut Ended,
     peer_done: &mut bool,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     while !*peer_done && to_local.bytes.len() < BUF {
         match conn.reader().read(buf) {
             Ok(0) => {
@@ -400,7 +422,7 @@ fn take_plaintext(
                 ended.close_notify = true;
             }
             Ok(n) => to_local.bytes.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 *peer_done = true;
                 ended.truncated = true;
@@ -408,34 +430,78 @@ fn take_plaintext(
             Err(e) => return Err(Failure::Tcp("read", errno(&e))),
         }
     }
-    Ok(())
+    Ok(!*peer_done)
 }
 
-/// Reads TLS records from the peer until the socket has no more, its end
-/// of file, or [`BUF`] bytes of plaintext wait in `to_local`; each batch
-/// is processed (this answers a KeyUpdate, and sends the alert of a fatal
-/// error) and its plaintext moved to `to_local`.
+/// Bytes read from the TCP socket for rustls, which takes them from this
+/// buffer: rustls's own `read_tls` on the socket reads 4 KiB at a time
+/// when its buffer is empty (a quarter of a million `read(2)` calls a GiB);
+/// one read of up to [`BUF`] here, then rustls copies from memory.
+#[derive(Default)]
+struct RawIn {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The socket's end of file was read.
+    eof: bool,
+    /// ... and given to rustls (an empty read).
+    eof_fed: bool,
+    /// rustls may hold plaintext that the session's buffer had no room
+    /// for ([`take_plaintext`]).
+    held: bool,
+}
+
+impl RawIn {
+    /// Whether bytes, or the end of file, wait to be given to rustls.
+    fn pending(&self) -> bool {
+        self.start < self.end || (self.eof && !self.eof_fed)
+    }
+}
+
+/// Reads TLS records from the peer (through `raw`) until the socket has
+/// no more, its end of file is given to rustls, or [`BUF`] bytes of
+/// plaintext wait in `to_local`; each batch is processed (this answers a
+/// KeyUpdate, and sends the alert of a fatal error) and its plaintext moved
+/// to `to_local`.
 fn read_records(
     conn: &mut Connection,
     tcp: BorrowedFd<'_>,
+    raw: &mut RawIn,
     to_local: &mut Pending,
     buf: &mut [u8],
     ended: &mut Ended,
     peer_done: &mut bool,
 ) -> Result<(), Failure> {
     while !*peer_done && to_local.bytes.len() < BUF {
-        let eof = match conn.read_tls(&mut Fd(tcp)) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            // rustls's buffers are full: process what it holds first.
-            Err(e) if e.kind() == io::ErrorKind::Other => false,
-            Err(e) => return Err(Failure::Tcp("read", errno(&e))),
-        };
+        if !raw.pending() {
+            if raw.buf.is_empty() {
+                raw.buf = vec![0; BUF];
+            }
+            match Fd(tcp).read(&mut raw.buf) {
+                Ok(0) => raw.eof = true,
+                Ok(n) => (raw.start, raw.end) = (0, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(Failure::Tcp("read", errno(&e))),
+            }
+        }
+        if raw.start < raw.end {
+            let mut rest = &raw.buf[raw.start..raw.end];
+            match conn.read_tls(&mut rest) {
+                Ok(n) => raw.start += n,
+                // rustls's buffers are full: process what it holds first.
+                Err(e) if e.kind() == io::ErrorKind::Other => {}
+                Err(e) => return Err(fatal(conn, tcp, rustls::Error::General(e.to_string()))),
+            }
+        } else if raw.eof && !raw.eof_fed {
+            // An empty read: rustls's end of file (close_notify seen or
+            // not, `reader()` says which).
+            let _ = conn.read_tls(&mut &[][..]);
+            raw.eof_fed = true;
+        }
         conn.process_new_packets()
             .map_err(|e| fatal(conn, tcp, e))?;
-        take_plaintext(conn, to_local, buf, ended, peer_done)?;
-        if eof {
+        raw.held = take_plaintext(conn, to_local, buf, ended, peer_done)?;
+        if raw.eof_fed {
             return Ok(());
         }
     }
@@ -649,6 +715,34 @@ mod tests {
         assert!(ended.close_notify && !ended.truncated);
         assert_eq!(ended.sent, up.len() as u64);
         assert_eq!(ended.received, down.len() as u64 + 10);
+    }
+
+    #[test]
+    fn what_the_peer_sent_arrives_although_it_then_waits() {
+        // The peer sends much more than the pump holds, then sends nothing
+        // and waits for an answer; the session reads late. Everything
+        // must still arrive: what is already in rustls (or read from the
+        // socket) is moved without waiting for another event.
+        let (mut session, mut peer, pump) = served();
+        session
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut sent: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        sent.extend_from_slice(b"END\n");
+        peer.write_all(&sent).unwrap();
+        flush(&mut peer);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut got = vec![0u8; sent.len()];
+        session.read_exact(&mut got).unwrap();
+        assert!(got == sent);
+        session.write_all(b"ok\n").unwrap();
+        let mut answer = [0u8; 3];
+        peer.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"ok\n");
+        drop(session);
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap();
+        pump.join().unwrap().unwrap();
     }
 
     #[test]
