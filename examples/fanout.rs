@@ -58,7 +58,7 @@
 //! part (`-` without `--pid`), STALLED one of `none`, `disconnected`,
 //! `connected` or (when the time limit passed first) `unchecked`, DROPPED
 //! the seconds from the start of the timed part to the first
-//! `* NAME left (too slow)` a client received (`-` if none), BYTES the
+//! `-!- NAME left (too slow)` a client received (`-` if none), BYTES the
 //! bytes the clients received in all during the timed part. Exit status 0
 //! when every line arrived; 3 when `--limit SECS` passed first (the line
 //! then shows the deliveries made so far and the time); 1 on a wrong line
@@ -231,7 +231,7 @@ struct Client {
     /// Bytes received, and their number when the clock started.
     bytes: u64,
     timed_base: u64,
-    /// When it received a `* NAME left (too slow)`.
+    /// When it received a `-!- NAME left (too slow)`.
     too_slow: Option<Instant>,
     /// The epoll interest besides `EPOLLOUT` (none with `--rate`: reads
     /// are made on a timer).
@@ -571,7 +571,7 @@ fn line(
     }
     if !payload.starts_with(b"m ") {
         // A notice: note when a client was dropped as too slow.
-        if line.starts_with(b"* ") && line.ends_with(b" left (too slow)") {
+        if line.starts_with(b"-!- ") && line.ends_with(b" left (too slow)") {
             client.too_slow.get_or_insert_with(Instant::now);
         }
         return Ok(());

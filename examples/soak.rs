@@ -120,7 +120,7 @@ fn start_server(chatd: &str, name: &'static str, args: &[&str]) -> Result<Server
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
             counter.fetch_add(1, Ordering::Relaxed);
-            if line.starts_with(b"* ") && line.ends_with(b" left (too slow)\n") {
+            if line.starts_with(b"-!- ") && line.ends_with(b" left (too slow)\n") {
                 slow.fetch_add(1, Ordering::Relaxed);
             }
             line.clear();
@@ -306,9 +306,9 @@ fn room_group(port: u16, group: u64, stats: &Stats) -> Result<(), String> {
             thread::spawn(move || -> Result<usize, String> {
                 let mut reader = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
                 let mut line = String::new();
-                // In the room under its name once `* you are now NAME`
+                // In the room under its name once `-!- you are now NAME`
                 // comes back; then wait for the others.
-                let mine = format!("* you are now {}\n", names[i]);
+                let mine = format!("-!- you are now {}\n", names[i]);
                 while line != mine {
                     line.clear();
                     if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {

@@ -170,11 +170,6 @@ impl Access {
         Ok(())
     }
 
-    /// Whether any list was given (then every accepted peer is checked).
-    pub fn restricts(&self) -> bool {
-        self.allow.is_some() || !self.deny.is_empty()
-    }
-
     /// Checks an accepted `peer` against the lists, for every mode (the
     /// 1-to-1 server, the room, the services): a refused peer is logged
     /// with its address on standard error (a status line,
@@ -302,7 +297,6 @@ mod tests {
     fn ncat_semantics_deny_wins_and_allow_restricts() {
         let open = Access::default();
         assert_eq!(open.check(ip("203.0.113.1")), Ok(()));
-        assert!(!open.restricts());
         let lan = Access::new(&[net("192.168.0.0/16")], &[net("192.168.1.66")], None, None);
         assert_eq!(lan.check(ip("192.168.7.7")), Ok(()));
         assert_eq!(lan.check(ip("192.168.1.66")), Err(Refusal::Denied));

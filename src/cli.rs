@@ -22,10 +22,39 @@ use clap::error::{ContextKind, ContextValue, ErrorFormatter, ErrorKind};
 use clap::{ArgGroup, Parser};
 
 use crate::access::{Net, NetFile};
+use crate::broker::room::Limits;
 use crate::net::{Dial, Family};
+use crate::service::Service;
 
 /// The port of the worksheet's server (question 1).
-pub const DEFAULT_PORT: u16 = 8080;
+pub(crate) const DEFAULT_PORT: u16 = 8080;
+
+/// The flags `chatd` and `chat` share, with the same meaning and help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Print no status lines on standard error, only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Receive only: never read standard input, keep the connection open
+    /// until the peer closes (as nc -d and ncat --recv-only)
+    #[arg(short = 'd', long, conflicts_with = "alternating")]
+    pub recv_only: bool,
+
+    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
+    /// turns, one line each; no fork
+    #[arg(short, long)]
+    pub alternating: bool,
+
+    /// Interpret nothing: no protocol words (bye, arret), no terminal
+    /// cleaning; for exact byte streams
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send line ends as CRLF (\r\n), for peers that need it
+    #[arg(long)]
+    pub crlf: bool,
+}
 
 /// chatd: a chat server. Waits for a TCP client, then copies standard input
 /// to it and what it sends to standard output, both at once; serves one
@@ -34,7 +63,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS] [--tls] [--cert FILE --key FILE] [--print-cert]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS] [--tls] [--cert FILE --key FILE] [--print-cert]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -63,38 +92,19 @@ pub struct ChatdArgs {
     #[arg(short = '1', long)]
     pub once: bool,
 
-    /// Print no status lines on standard error, only errors
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// Verbose: also say each address tried for -b and the local address
     /// of each connection (-q still silences)
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Receive only: never read standard input, keep the connection open
-    /// until the peer closes (as nc -d and ncat --recv-only)
-    #[arg(short = 'd', long, conflicts_with = "alternating")]
-    pub recv_only: bool,
-
-    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
-    /// turns, one line each; no fork
-    #[arg(short, long)]
-    pub alternating: bool,
+    /// -q, -d, -a, --raw, --crlf.
+    #[command(flatten)]
+    pub common: Common,
 
     /// With -a: the server sends the first line (by default it waits for the
     /// client's)
     #[arg(long, requires = "alternating")]
     pub speak_first: bool,
-
-    /// Interpret nothing: no protocol words (bye, arret), no terminal
-    /// cleaning; for exact byte streams
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send line ends as CRLF (\r\n), for peers that need it
-    #[arg(long)]
-    pub crlf: bool,
 
     /// Discussion server: relay every client's lines to all the others,
     /// prefixed with the sender's name (see ROOM in chatd(1))
@@ -132,6 +142,11 @@ pub struct ChatdArgs {
     /// lines wait for it is disconnected (too slow)
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, default_value = "10", requires = "broker", allow_negative_numbers = true)]
     pub stall_timeout: Duration,
+
+    /// With --broker: a newcomer first receives the last LINES lines of the
+    /// room (at most a quarter of --max-queue), between two -!- lines
+    #[arg(long, value_name = "LINES", default_value_t = 0, value_parser = parse_whole, requires = "broker", allow_negative_numbers = true)]
+    pub history: usize,
 
     /// With --broker: a client's line arret stops the server (by default it
     /// is relayed as an ordinary line)
@@ -189,8 +204,41 @@ pub struct ChatdArgs {
 
 impl ChatdArgs {
     /// `-4`/`-6` as a [`Family`].
-    pub fn family(&self) -> Family {
+    pub(crate) fn family(&self) -> Family {
         Family::from_flags(self.ipv4, self.ipv6)
+    }
+
+    /// The room's settings (`--broker`).
+    pub(crate) fn broker(&self) -> crate::broker::Config {
+        crate::broker::Config {
+            max_clients: self.max_clients,
+            limits: Limits {
+                max_line: self.max_line,
+                max_queue: self.max_queue,
+                allow_remote_stop: self.allow_remote_stop,
+                clean: !self.common.raw,
+                stall_timeout: self.stall_timeout,
+                history: self.history,
+            },
+            idle: self.idle_timeout,
+        }
+    }
+
+    /// The service's settings (`--echo` or `--sum`), or `None` when
+    /// neither is given.
+    pub(crate) fn service(&self) -> Option<crate::service::Config> {
+        let service = match (self.echo, self.sum) {
+            (true, _) => Service::Echo,
+            (false, true) => Service::Sum,
+            (false, false) => return None,
+        };
+        Some(crate::service::Config {
+            service,
+            max_clients: self.max_clients,
+            words: !self.common.raw,
+            once: self.once,
+            idle: self.idle_timeout,
+        })
     }
 }
 
@@ -211,19 +259,19 @@ pub struct ChatArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
 
-    /// Print no status lines on standard error, only errors
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// Verbose: also say each address tried and why it failed, and the
     /// local address of the connection (-q still silences)
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Receive only: never read standard input, keep the connection open
-    /// until the peer closes (as nc -d and ncat --recv-only)
-    #[arg(short = 'd', long, conflicts_with = "alternating")]
-    pub recv_only: bool,
+    /// -q, -d, -a, --raw, --crlf.
+    #[command(flatten)]
+    pub common: Common,
+
+    /// With -a: wait for the server's line first (by default the client
+    /// sends first)
+    #[arg(long, requires = "alternating")]
+    pub listen_first: bool,
 
     /// Give up a connection not established within SECS seconds (every
     /// address of HOST is tried within them), and close one idle for SECS
@@ -235,25 +283,6 @@ pub struct ChatArgs {
     /// allowed); with -w, each round of attempts has -w's budget
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0", allow_negative_numbers = true)]
     pub retry: Duration,
-
-    /// Lockstep (half-duplex) mode, worksheet question 3: the two sides take
-    /// turns, one line each; no fork
-    #[arg(short, long)]
-    pub alternating: bool,
-
-    /// With -a: wait for the server's line first (by default the client
-    /// sends first)
-    #[arg(long, requires = "alternating")]
-    pub listen_first: bool,
-
-    /// Interpret nothing: no protocol words (bye, arret), no terminal
-    /// cleaning; for exact byte streams
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send line ends as CRLF (\r\n), for peers that need it
-    #[arg(long)]
-    pub crlf: bool,
 
     /// In a chatd --broker room: send /nick NAME as soon as connected
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
@@ -315,7 +344,7 @@ pub struct ChatArgs {
 
 impl ChatArgs {
     /// How to connect: `--retry`, `-w`, `-4`/`-6`.
-    pub fn dial(&self) -> Dial {
+    pub(crate) fn dial(&self) -> Dial {
         Dial {
             retry: self.retry,
             wait: self.wait,
@@ -348,20 +377,10 @@ impl CommandLine for ChatdArgs {
         if let Some(host) = &self.bind {
             check_family(host, self.family(), "--bind")?;
         }
-        if self.broker {
-            use crate::broker::room::LINE_OVERHEAD;
-            let need = self.max_line.saturating_add(LINE_OVERHEAD);
-            if self.max_queue < need {
-                return Err(invalid(
-                    "--max-queue",
-                    &self.max_queue.to_string(),
-                    format!(
-                        "too small for --max-line {}: a send queue must hold a whole \
-                         line, at least --max-line + {LINE_OVERHEAD} = {need} bytes",
-                        self.max_line
-                    ),
-                ));
-            }
+        if self.broker
+            && let Some(why) = self.broker().limits.queue_too_small()
+        {
+            return Err(invalid("--max-queue", &self.max_queue.to_string(), why));
         }
         Ok(self)
     }
@@ -381,7 +400,7 @@ impl CommandLine for ChatArgs {
 }
 
 /// A usage error, rendered in the tools' style by [`ToolStyle`].
-pub type UsageError = clap::error::Error<ToolStyle>;
+pub(crate) type UsageError = clap::error::Error<ToolStyle>;
 
 /// Parses the process's command line as `C`, or exits as clap does:
 /// `--help` and `--version` print on standard output and exit 0; a usage
@@ -394,7 +413,7 @@ pub fn parse<C: CommandLine>() -> C {
 /// Parses `args` (the program name first) as `C`: clap's parsing, then
 /// [`CommandLine::finish`]. When an option's `requires` is not met, the
 /// error also names that option (clap names only what is missing).
-pub fn try_parse_from<C, I, T>(args: I) -> Result<C, UsageError>
+pub(crate) fn try_parse_from<C, I, T>(args: I) -> Result<C, UsageError>
 where
     C: CommandLine,
     I: IntoIterator<Item = T>,
@@ -508,7 +527,7 @@ fn check_family(host: &str, family: Family, option: &str) -> Result<(), clap::Er
 /// the tools (`PROGRAM: what: why`), instead of clap's `error:` block with
 /// a usage line. `--help` and `--version` are not errors and keep clap's
 /// rendering.
-pub struct ToolStyle;
+pub(crate) struct ToolStyle;
 
 impl ErrorFormatter for ToolStyle {
     fn format_error(error: &clap::error::Error<Self>) -> StyledStr {
@@ -526,7 +545,7 @@ impl ErrorFormatter for ToolStyle {
 /// What a usage error says, without the program name: `unexpected
 /// argument '-x'`, `invalid --max-line '0': must be at least 1`,
 /// `--max-line needs --broker`, `--crlf cannot be used with --echo`.
-pub fn describe<F: ErrorFormatter>(error: &clap::error::Error<F>) -> String {
+pub(crate) fn describe<F: ErrorFormatter>(error: &clap::error::Error<F>) -> String {
     let text = |kind| match error.get(kind) {
         Some(ContextValue::String(s)) => Some(s.as_str()),
         _ => None,
@@ -662,31 +681,41 @@ fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a count that may be 0 (`--history`).
+fn parse_whole(text: &str) -> Result<usize, String> {
+    match parse_count(text) {
+        Err(_) if text == "0" => Ok(0),
+        other => other,
+    }
+}
+
 /// Parses the port of `chatd -p`: 0 (a free port) to 65535, or a service
 /// name.
 fn parse_listen_port(text: &str) -> Result<u16, String> {
-    parse_port(text)
+    parse_port(text, 0)
 }
 
 /// Parses the PORT of `chat`: 1 to 65535, or a service name; 0 is not a
 /// port one can connect to.
 fn parse_connect_port(text: &str) -> Result<u16, String> {
-    match parse_port(text)? {
-        0 => Err("port 0 cannot be connected to (ports are 1 to 65535)".to_owned()),
-        port => Ok(port),
-    }
+    parse_port(text, 1)
 }
 
-/// A port number, or the name of a TCP service (`http`, `gopher`) looked
-/// up with `getaddrinfo(3)` in `/etc/services`, as `nc` does.
-fn parse_port(text: &str) -> Result<u16, String> {
+/// A port number from `lowest` to 65535, or the name of a TCP service
+/// (`http`, `gopher`) looked up with `getaddrinfo(3)` in `/etc/services`,
+/// as `nc` does. Every number outside the range, negative ones included,
+/// gets the same words: `out of range (ports are 1 to 65535)`.
+fn parse_port(text: &str, lowest: u16) -> Result<u16, String> {
+    let out_of_range = || format!("out of range (ports are {lowest} to 65535)");
     if text.is_empty() {
         return Err("a port cannot be empty".to_owned());
     }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<u16>()
-            .map_err(|_| "out of range (ports are 0 to 65535)".to_owned());
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u16>() {
+            Ok(port) if port >= lowest => Ok(port),
+            _ => Err(out_of_range()),
+        };
     }
     crate::net::service_port(text)
         .ok_or_else(|| "not a port number, nor a TCP service of /etc/services".to_owned())
@@ -696,7 +725,7 @@ fn parse_port(text: &str) -> Result<u16, String> {
 /// (`[::1]`, as in URLs; returned without them), or a host name (letters,
 /// digits, `-`, `.` and `_`, at most 253 bytes). A host with a port
 /// glued to it (`127.0.0.1:8080`) is refused with a hint.
-pub fn parse_host(text: &str) -> Result<String, String> {
+pub(crate) fn parse_host(text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Err("a host cannot be empty".to_owned());
     }
@@ -730,10 +759,10 @@ pub fn parse_host(text: &str) -> Result<String, String> {
 }
 
 /// Parses `chat --name`: a name the room's `/nick` accepts (see
-/// [`crate::broker::name`]: 1 to 32 characters, no spaces, brackets, colons,
-/// control or invisible characters, not `chatd`), so that a name the room
-/// would refuse, or a newline that would send a second line, fails before
-/// connecting.
+/// [`crate::broker::name`]: 1 to 32 visible characters, no spaces,
+/// brackets or colons, nothing that looks like `chatd`), so that a name the
+/// room would refuse, or a newline that would send a second line, fails
+/// before connecting.
 fn parse_name(text: &str) -> Result<String, String> {
     use crate::broker::name::{Refusal, check};
     match check(text.as_bytes()) {
@@ -828,6 +857,13 @@ mod tests {
             "--listen-first needs --alternating"
         );
         assert!(chatd(&["--sum", "--max-clients", "5"]).is_ok());
+        assert_eq!(chatd_error(&["--history", "5"]), "--history needs --broker");
+        assert_eq!(chatd(&["--broker", "--history", "0"]).unwrap().history, 0);
+        assert_eq!(chatd(&["--broker", "--history", "20"]).unwrap().history, 20);
+        assert_eq!(
+            chatd_error(&["--broker", "--history", "-1"]),
+            "invalid --history '-1': not a whole number"
+        );
     }
 
     #[test]
@@ -859,11 +895,19 @@ mod tests {
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "0"]),
-            "invalid PORT '0': port 0 cannot be connected to (ports are 1 to 65535)"
+            "invalid PORT '0': out of range (ports are 1 to 65535)"
         );
         assert_eq!(
             chat_error(&["127.0.0.1", "70000"]),
-            "invalid PORT '70000': out of range (ports are 0 to 65535)"
+            "invalid PORT '70000': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chat_error(&["127.0.0.1", "-1"]),
+            "invalid PORT '-1': out of range (ports are 1 to 65535)"
+        );
+        assert_eq!(
+            chatd_error(&["-p", "70000"]),
+            "invalid --port '70000': out of range (ports are 0 to 65535)"
         );
         assert_eq!(
             chat_error(&["-6", "127.0.0.1"]),
@@ -977,5 +1021,7 @@ mod tests {
         assert!(parse_name("a\nhello").is_err());
         assert!(parse_name("a b").is_err());
         assert!(parse_name("chatd").is_err());
+        assert!(parse_name("ch\u{0430}td").is_err());
+        assert!(parse_name("bob\u{E0001}").is_err());
     }
 }

@@ -61,11 +61,12 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         return print(&tls.identity.pem());
     }
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    crate::fork::prepare();
     // A person at a terminal: the line editor, and the terminal restored
     // on every way out (issue 13). With --tls, after the handshake: the
     // first-contact question is answered in the terminal's usual mode.
     let mut restore = if tls.is_none() {
-        crate::editor::setup(args.raw, &signals)
+        crate::terminal::setup(args.common.raw, &messages::prompt(), &signals)
     } else {
         None
     };
@@ -87,7 +88,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             let conn =
                 crate::tls::client::connect(tls, &args.host, args.port, &stream, peer, &signals)?;
             let (local, pump) = crate::tls::pump::spawn(conn, stream, peer, &signals, &[])?;
-            restore = crate::editor::setup(args.raw, &signals);
+            restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
             (local, Some(pump))
         }
         None => (stream, None),
@@ -98,13 +99,16 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         pump::write_all(&stream, format!("/nick {name}\n").as_bytes())
             .map_err(|e| Error::sys("send /nick", e))?;
     }
-    let options = Options::new(args.raw, args.crlf);
-    let kind = Kind::new(args.alternating, First::Speak.swapped_if(args.listen_first));
+    let options = Options::new(args.common.raw, args.common.crlf);
+    let kind = Kind::new(
+        args.common.alternating,
+        First::Speak.swapped_if(args.listen_first),
+    );
     let mut input = Input::new(options);
     let cx = Context {
         signals: &signals,
         options,
-        policy: Policy::new(args.recv_only, true, args.idle_timeout),
+        policy: Policy::new(args.common.recv_only, true, args.idle_timeout),
         close_in_child: &[],
     };
     let end = session::run(kind, stream, peer, &cx, &mut input);
@@ -122,7 +126,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let held = input.held();
     if held > 0 && end != End::StdoutClosed {
         let why = match end {
-            End::Word { word, by } => messages::said(word, by, &"peer"),
+            End::Word { word, by } => session::said(word, by, &"peer"),
             _ => format!("{peer} closed the connection"),
         };
         report!("{why}{}", messages::unsent(held));
@@ -139,7 +143,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
             status!("{peer} closed the connection without a word (not allowed from this address?)")
         }
         End::StdoutClosed => {}
-        End::Word { word, by } => status!("{}", messages::said(word, by, &"peer")),
+        End::Word { word, by } => status!("{}", session::said(word, by, &"peer")),
     }
     Ok(())
 }

@@ -36,6 +36,9 @@
 
 use std::io::Write as _;
 
+pub mod looks;
+pub mod starts;
+
 /// The Unicode bidirectional embedding/override/isolate controls that are
 /// shown as `<U+XXXX>` instead of being passed to the terminal, because they
 /// reorder how the following text is displayed ("Trojan Source" spoofing,

@@ -48,6 +48,18 @@ impl Error {
         }
     }
 
+    /// The same error with what to do about it at the end of its line,
+    /// after a semicolon: `bind 127.0.0.1:8080: Address already in use;
+    /// another program has this port: ...`; unchanged when `hint` is
+    /// `None`. The hints themselves are written where the failure is
+    /// understood (see `net`).
+    pub fn hint(self, hint: Option<impl fmt::Display>) -> Error {
+        match hint {
+            Some(hint) => Error::Msg(format!("{self}; {hint}")),
+            None => self,
+        }
+    }
+
     /// The process exit status this error maps to: 128+N for signal N, 1
     /// for everything else (2, the usage error, is clap's to return).
     pub fn exit_code(&self) -> u8 {
@@ -72,6 +84,6 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The `errno` inside a `std::io::Error`, or `EIO` if it has none.
-pub fn errno_of(err: &io::Error) -> Errno {
+pub(crate) fn errno_of(err: &io::Error) -> Errno {
     err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }

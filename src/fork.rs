@@ -24,7 +24,7 @@
 //!    would record it for a poll loop the child does not have: it waits,
 //!    pending, until step 4.
 //! 2. The default actions of SIGINT, SIGTERM, SIGHUP and SIGCHLD come
-//!    back (and those of the line editor's SIGWINCH, SIGTSTP and SIGCONT,
+//!    back (and those of the terminal's SIGWINCH, SIGTSTP and SIGCONT,
 //!    so that Ctrl-Z stops the child): the child copies with blocking calls and no poll loop, so these
 //!    end it at once (Ctrl-C reaches the whole process group; the parent
 //!    stops its children with SIGTERM). `SIGPIPE` stays ignored. If the
@@ -34,14 +34,14 @@
 //!    (`PR_SET_PDEATHSIG`, Linux), and handles it by writing the caller's
 //!    one line (`PROGRAM: the sending process (pid N) died: session
 //!    ended`), after restoring the terminal's modes when the line editor
-//!    had set them ([`crate::editor::restore_from_handler`]), and leaving
+//!    had set them ([`crate::terminal::restore_from_handler`]), and leaving
 //!    with status 1, so that no orphan keeps a socket
 //!    open and the user is told. If the parent died before the request was
 //!    made (the race the request alone misses), it does so at once.
 //! 4. The signal mask of before the fork comes back.
 
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
@@ -55,7 +55,7 @@ use crate::signals::{Signals, TERMINATING};
 
 /// What [`fork`] returned, in each of the two processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forked {
+pub(crate) enum Forked {
     /// In the parent: the child's pid.
     Parent(Pid),
     /// In the child, set up as the module documentation says. It must
@@ -80,8 +80,8 @@ pub const PARENT_DEATH: i32 = libc::SIGUSR1;
 /// Errors: [`Error::Msg`] when the process has more than one thread (or
 /// `/proc/self/task` cannot be read to tell); [`Error::Sys`] when
 /// `sigprocmask` or `fork` fails.
-pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
-    signals.threads().single()?;
+pub(crate) fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
+    threads().single()?;
     let parent = getpid();
     // Built before the fork: the handler of PARENT_DEATH only reads it.
     let line = format!("{}: {orphan}\n", crate::messages::program()).into_bytes();
@@ -115,18 +115,40 @@ pub fn fork(signals: &Signals, orphan: &str) -> Result<Forked, Error> {
 /// Ends a forked child with status `code`, through `_exit(2)`: the
 /// parent's destructors, atexit handlers and buffers are not run or
 /// flushed a second time.
-pub fn exit(code: i32) -> ! {
+pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: _exit only ends the process; nothing of the parent's is run.
     unsafe { libc::_exit(code) }
 }
 
+/// The threads of this process, opened by [`prepare`] (or by the first
+/// [`fork`], if nothing called it).
+static THREADS: OnceLock<Threads> = OnceLock::new();
+
+fn threads() -> &'static Threads {
+    THREADS.get_or_init(Threads::open)
+}
+
+/// In a forked child that will fork again (a service's child forking its
+/// TLS pump): opens `/proc/self/task` for this process, since the one it
+/// inherited is its parent's, which [`fork`] refuses.
+pub(crate) fn prepare_again() {
+    threads().reopen();
+}
+
+/// Opens `/proc/self/task`, which [`fork`] reads to count the threads.
+/// Call once at set-up, beside
+/// [`Signals::install`](crate::signals::Signals::install), before any
+/// connection: counting then needs no new descriptor, so a server that
+/// has just accepted with its last free descriptor can still fork.
+pub(crate) fn prepare() {
+    threads();
+}
+
 /// The threads of this process, as `/proc/self/task` (proc(5)) lists them,
-/// one entry per thread. The directory is opened once, by
-/// [`Signals::install`](crate::signals::Signals::install), and read again
-/// before every fork: counting then needs no new descriptor, so a server
-/// that has just accepted with its last free descriptor can still fork.
+/// one entry per thread. The directory is opened once ([`prepare`]) and
+/// read again before every fork.
 #[derive(Debug)]
-pub struct Threads {
+pub(crate) struct Threads {
     /// The open directory, and the pid it belongs to (`self` is resolved
     /// when it is opened); `None` if it could not be opened.
     task: Mutex<Option<(Pid, Dir)>>,
@@ -135,7 +157,7 @@ pub struct Threads {
 impl Threads {
     /// Opens `/proc/self/task`; a failure is kept for [`Threads::single`]
     /// to report.
-    pub fn open() -> Threads {
+    pub(crate) fn open() -> Threads {
         let task = Dir::open(
             "/proc/self/task",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -149,7 +171,7 @@ impl Threads {
     /// Opens `/proc/self/task` again for this process: a forked child that
     /// will fork again calls it first (the directory it inherited is its
     /// parent's, which [`Threads::single`] refuses).
-    pub fn reopen(&self) {
+    fn reopen(&self) {
         let task = Dir::open(
             "/proc/self/task",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -163,7 +185,7 @@ impl Threads {
     ///
     /// Errors: [`Error::Msg`] naming the count, or why it could not be
     /// read.
-    pub fn single(&self) -> Result<(), Error> {
+    pub(crate) fn single(&self) -> Result<(), Error> {
         let unknown = |why: &str| {
             Error::Msg(format!(
                 "cannot fork: cannot tell whether the process has one thread: \
@@ -207,9 +229,9 @@ static ORPHAN_PARENT: AtomicI32 = AtomicI32::new(0);
 
 /// Steps 2 to 4 of the module documentation, in the child.
 fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) {
-    // The line editor's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
+    // The terminal's SIGWINCH, SIGTSTP and SIGCONT are the parent's:
     // Ctrl-Z must stop the child as it stops any program.
-    let editor = crate::editor::CHILD_DEFAULTS;
+    let editor = crate::terminal::CHILD_DEFAULTS;
     for sig in TERMINATING.into_iter().chain([libc::SIGCHLD]).chain(editor) {
         // SAFETY: restoring SIG_DFL installs no handler code.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
@@ -271,7 +293,7 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
         }
         // The parent cannot restore the terminal any more: the child does
         // (async-signal-safe: write(2) and tcsetattr only).
-        crate::editor::restore_from_handler();
+        crate::terminal::restore_from_handler();
         libc::write(libc::STDERR_FILENO, line.cast(), len);
         libc::_exit(1);
     }

@@ -17,7 +17,7 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// Sets the program name used as prefix (first call only: the command
 /// line parser calls it before parsing, so that usage errors carry it).
-pub fn set_program(program: &'static str) {
+pub(crate) fn set_program(program: &'static str) {
     let _ = PROGRAM.set(program);
 }
 
@@ -31,44 +31,49 @@ pub fn init(program: &'static str, quiet: bool, verbose: bool) {
 }
 
 /// The program name given to [`init`] (`"chat"` before it is called).
-pub fn program() -> &'static str {
+pub(crate) fn program() -> &'static str {
     PROGRAM.get().copied().unwrap_or("chat")
 }
 
+/// The line editor's prompt: the program name and `> ` (`chat> `).
+pub(crate) fn prompt() -> String {
+    format!("{}> ", program())
+}
+
 /// Whether status lines are silenced (`-q`).
-pub fn quiet() -> bool {
+pub(crate) fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
 /// Writes `PROGRAM: message` on standard error, unless `-q` was given.
-pub fn status(args: fmt::Arguments<'_>) {
+pub(crate) fn status(args: fmt::Arguments<'_>) {
     if !quiet() {
         line(args);
     }
 }
 
 /// Whether the details of `-v` are written (`-v` given, `-q` not).
-pub fn verbose() -> bool {
+pub(crate) fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed) && !quiet()
 }
 
 /// Writes `PROGRAM: message` on standard error with `-v` only (and not
 /// `-q`): the detail `nc -v` users look for, such as each address tried.
-pub fn detail(args: fmt::Arguments<'_>) {
+pub(crate) fn detail(args: fmt::Arguments<'_>) {
     if verbose() {
         line(args);
     }
 }
 
 /// Writes `PROGRAM: message` on standard error, even with `-q` (errors).
-pub fn error(args: fmt::Arguments<'_>) {
+pub(crate) fn error(args: fmt::Arguments<'_>) {
     line(args);
 }
 
 fn line(args: fmt::Arguments<'_>) {
     let text = format!("{}: {}\n", program(), args);
-    // On a terminal, through the line editor's lock, on a fresh line.
-    if let Some(terminal) = crate::editor::terminal().filter(|t| t.takes_status()) {
+    // On a terminal, through the screen's lock, on a fresh line.
+    if let Some(terminal) = crate::terminal::terminal().filter(|t| t.takes_status()) {
         terminal.status(text.as_bytes());
         return;
     }
@@ -76,23 +81,11 @@ fn line(args: fmt::Arguments<'_>) {
     let _ = crate::pump::write_all(std::io::stderr(), text.as_bytes());
 }
 
-/// The status line of a session that a protocol word ended (issue 7):
-/// `WHO said WORD: session ended`, where WHO is `you` when the word was
-/// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
-/// address in `chatd`) when it was theirs.
-pub fn said(word: crate::words::Word, by: crate::session::Side, peer: &dyn fmt::Display) -> String {
-    let word = word.as_str();
-    match by {
-        crate::session::Side::Local => format!("you said {word}: session ended"),
-        crate::session::Side::Peer => format!("{peer} said {word}: session ended"),
-    }
-}
-
 /// The end of a status line for input that was read from standard input
 /// and will not be sent, because the program stops: `""` when `held` is 0,
 /// else `; N bytes of input were not sent` (the project's rule: a byte read
 /// is delivered, or the program says it was not and exits non-zero).
-pub fn unsent(held: usize) -> String {
+pub(crate) fn unsent(held: usize) -> String {
     match held {
         0 => String::new(),
         1 => "; 1 byte of input was not sent".to_owned(),
@@ -100,21 +93,25 @@ pub fn unsent(held: usize) -> String {
     }
 }
 
+// The three macros are the crate's own, used as `crate::status!` (lib.rs
+// re-exports them): nothing outside the crate writes status lines. Their
+// definitions have names of their own, as a macro and a function cannot
+// share one in the same module.
+
 /// `status!("connection from {peer}")`: a status line (silenced by `-q`).
-#[macro_export]
-macro_rules! status {
+macro_rules! status_line {
     ($($arg:tt)*) => { $crate::messages::status(format_args!($($arg)*)) };
 }
 
 /// `report!("receiver: {err}")`: an error line (never silenced).
-#[macro_export]
-macro_rules! report {
+macro_rules! error_line {
     ($($arg:tt)*) => { $crate::messages::error(format_args!($($arg)*)) };
 }
 
 /// `detail!("connect to {host} ({ip}) port {port} failed: {why}")`: a
 /// status line written with `-v` only.
-#[macro_export]
-macro_rules! detail {
+macro_rules! detail_line {
     ($($arg:tt)*) => { $crate::messages::detail(format_args!($($arg)*)) };
 }
+
+pub(crate) use {detail_line as detail, error_line as report, status_line as status};

@@ -321,12 +321,12 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 /// `/etc/hosts`, DNS and numeric addresses of both families work) and returns
 /// every TCP address of `family` in the resolver's order, each with `port`.
 ///
-/// Errors: `unknown host HOST` when the name does not exist
-/// (`EAI_NONAME`, `EAI_NODATA`); `HOST has no IPv6 address (-6)` when it
-/// exists but has no address of `family`; `resolve HOST: REASON`
-/// otherwise.
+/// Errors: `unknown host HOST; check ...` ([`UNKNOWN_HOST`]) when the
+/// name does not exist (`EAI_NONAME`, `EAI_NODATA`); `HOST has no IPv6
+/// address (-6)` when it exists but has no address of `family`; `resolve
+/// HOST: REASON` otherwise.
 pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>, Error> {
-    let unknown = || Error::Msg(format!("unknown host {host}"));
+    let unknown = || Error::Msg(format!("unknown host {host}")).hint(Some(UNKNOWN_HOST));
     let name = CString::new(host).map_err(|_| unknown())?;
     match lookup(Some(&name), None, family) {
         Ok(addrs) if !addrs.is_empty() => {
@@ -444,8 +444,9 @@ fn lookup(
 /// each address that failed is said with its reason.
 ///
 /// Errors: those of [`resolve`]; when no address binds, the first
-/// address's [`Error::Sys`] (`bind 127.0.0.1:8080: Address already in
-/// use`).
+/// address's error, with what to do about it ([`bind_hint`]): `bind
+/// 127.0.0.1:8080: Address already in use; another program has this port:
+/// ...`.
 pub fn listen_on(host: Option<&str>, port: u16, family: Family) -> Result<TcpListener, Error> {
     let addrs = match host {
         None => vec![SocketAddr::new(family.wildcard(), port)],
@@ -470,7 +471,11 @@ pub fn listen_on(host: Option<&str>, port: u16, family: Family) -> Result<TcpLis
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| Error::Msg("no address to listen on".to_owned())))
+    Err(match first_error {
+        Some(Error::Sys { what, errno }) => Error::sys(what, errno).hint(bind_hint(port, errno)),
+        Some(other) => other,
+        None => Error::Msg("no address to listen on".to_owned()),
+    })
 }
 
 /// `127.0.0.1 and ::1`, `a, b and c`: the addresses of a name, for messages.
@@ -516,8 +521,9 @@ pub struct Dial {
 ///
 /// Errors: those of [`resolve`]; [`Error::Signal`]; `connect to HOST port
 /// PORT: timed out after N s` when the last address tried timed out;
-/// otherwise [`Error::Sys`] `connect to HOST port PORT: REASON` with the
-/// last address's error.
+/// otherwise `connect to HOST port PORT: REASON` with the last address's
+/// error; each with what to do about it when there is something to say
+/// ([`connect_hint`]).
 pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<TcpStream, Error> {
     let addrs = resolve(host, port, dial.family)?;
     let start = Instant::now();
@@ -550,12 +556,13 @@ pub fn connect(host: &str, port: u16, dial: &Dial, signals: &Signals) -> Result<
         }
         if !all_refused || start.elapsed() + RETRY_INTERVAL > dial.retry {
             let what = format!("connect to {host} port {port}");
-            return Err(match (last, dial.wait) {
+            let err = match (last, dial.wait) {
                 (Errno::ETIMEDOUT, Some(wait)) => {
                     Error::Msg(format!("{what}: timed out after {} s", wait.as_secs_f64()))
                 }
                 _ => Error::sys(what, last),
-            });
+            };
+            return Err(err.hint(connect_hint(last, dial)));
         }
         if first_round {
             detail!(
@@ -631,6 +638,74 @@ fn connect_one(
     Ok(TcpStream::from(fd))
 }
 
+/// What to do about a name that does not resolve, at the end of its
+/// error line.
+pub const UNKNOWN_HOST: &str = "check its spelling, or give an IP address instead";
+
+/// What to do when `bind(2)` of port `port` failed with `errno`, for the
+/// end of the error line (`None`: nothing useful to add):
+/// - `EADDRINUSE`: another socket has the port;
+/// - `EACCES` on a port below `net.ipv4.ip_unprivileged_port_start`
+///   (1024 unless changed; it governs IPv6 too): only a process with
+///   `CAP_NET_BIND_SERVICE` may bind it (capabilities(7), ip(7));
+/// - `EADDRNOTAVAIL`: `-b` named an address no interface of this machine
+///   has.
+pub fn bind_hint(port: u16, errno: Errno) -> Option<String> {
+    match errno {
+        Errno::EADDRINUSE => Some(
+            "another program has this port: pick another with -p, or see which with 'ss -ltnp'"
+                .to_owned(),
+        ),
+        Errno::EACCES => {
+            let start = unprivileged_port_start();
+            (port != 0 && port < start).then(|| {
+                format!(
+                    "ports below {start} need root or CAP_NET_BIND_SERVICE: pick a higher one with -p"
+                )
+            })
+        }
+        Errno::EADDRNOTAVAIL => Some(
+            "no interface of this machine has that address: see 'ip address', or leave out -b"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// The lowest port any user may bind: `net.ipv4.ip_unprivileged_port_start`
+/// (ip(7)), or the traditional 1024 if it cannot be read.
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+/// What to do when the last connection attempt of `chat` failed with
+/// `errno`, for the end of the error line (`None`: nothing useful to add):
+/// `ECONNREFUSED` means nothing listens there (yet: `--retry`);
+/// `ETIMEDOUT`, that nothing answered at all (a wrong address, or a
+/// firewall dropping the SYN).
+pub fn connect_hint(errno: Errno, dial: &Dial) -> Option<String> {
+    match errno {
+        Errno::ECONNREFUSED if dial.retry.is_zero() => {
+            Some("is chatd running there? --retry SECS waits for it to start".to_owned())
+        }
+        Errno::ECONNREFUSED => Some(format!(
+            "nothing listened there for the {} s of --retry: is chatd running?",
+            dial.retry.as_secs_f64()
+        )),
+        Errno::ETIMEDOUT if dial.wait.is_some() => Some(
+            "the host did not answer: check the address, a firewall, or allow longer with -w"
+                .to_owned(),
+        ),
+        Errno::ETIMEDOUT => {
+            Some("the host did not answer: check the address, or a firewall".to_owned())
+        }
+        _ => None,
+    }
+}
+
 fn family(addr: &SocketAddr) -> AddressFamily {
     match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
@@ -685,7 +760,10 @@ mod tests {
             .to_string();
         assert_eq!(err, "127.0.0.1 has no IPv6 address (-6)");
         let err = resolve("no-such-host.invalid", 80, Family::Any).unwrap_err();
-        assert_eq!(err.to_string(), "unknown host no-such-host.invalid");
+        assert_eq!(
+            err.to_string(),
+            format!("unknown host no-such-host.invalid; {UNKNOWN_HOST}")
+        );
         assert!(
             resolve("localhost", 1, Family::V4)
                 .unwrap()
@@ -696,6 +774,53 @@ mod tests {
         if std::path::Path::new("/etc/services").exists() {
             assert_eq!(service_port("http"), Some(80));
         }
+    }
+
+    #[test]
+    fn failures_get_a_hint_only_when_there_is_something_to_do() {
+        let start = unprivileged_port_start();
+        assert!(
+            bind_hint(8080, Errno::EADDRINUSE)
+                .unwrap()
+                .contains("ss -ltnp")
+        );
+        if start > 1 {
+            let hint = bind_hint(start - 1, Errno::EACCES).unwrap();
+            assert!(hint.starts_with(&format!("ports below {start} need root")));
+        }
+        // Refused for another reason (a security module): no guess.
+        assert_eq!(bind_hint(start.max(1024), Errno::EACCES), None);
+        assert_eq!(bind_hint(8080, Errno::ENOMEM), None);
+        let dial = Dial::default();
+        assert!(
+            connect_hint(Errno::ECONNREFUSED, &dial)
+                .unwrap()
+                .contains("--retry SECS")
+        );
+        let retried = Dial {
+            retry: Duration::from_millis(2500),
+            ..Dial::default()
+        };
+        assert_eq!(
+            connect_hint(Errno::ECONNREFUSED, &retried).unwrap(),
+            "nothing listened there for the 2.5 s of --retry: is chatd running?"
+        );
+        // The kernel's own timeout (no -w): -w cannot wait longer than it.
+        assert!(
+            !connect_hint(Errno::ETIMEDOUT, &dial)
+                .unwrap()
+                .contains("-w")
+        );
+        let waited = Dial {
+            wait: Some(Duration::from_secs(2)),
+            ..Dial::default()
+        };
+        assert!(
+            connect_hint(Errno::ETIMEDOUT, &waited)
+                .unwrap()
+                .contains("-w")
+        );
+        assert_eq!(connect_hint(Errno::ENETUNREACH, &dial), None);
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::os::fd::AsRawFd;
 use crate::access::Access;
 use crate::cli::ChatdArgs;
 use crate::error::Error;
-use crate::service::Service;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
 use crate::tls::identity::{Identity, Role};
@@ -46,6 +45,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         args.denyfile.as_ref(),
     );
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
+    crate::fork::prepare();
     let listener = net::listen_on(args.bind.as_deref(), args.port, args.family())?;
     let local = listener
         .local_addr()
@@ -55,25 +55,23 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         status!("TLS fingerprint {}", identity.fingerprint);
     }
     if args.broker {
-        return crate::broker::run(listener, &signals, args, access, tls);
+        return crate::broker::run(listener, &signals, &args.broker(), access, tls);
     }
-    if args.echo || args.sum {
-        let service = if args.echo {
-            Service::Echo
-        } else {
-            Service::Sum
-        };
-        return crate::service::run(service, listener, &signals, args, access, tls);
+    if let Some(service) = args.service() {
+        return crate::service::run(listener, &signals, &service, access, tls);
     }
-    let _restore = crate::editor::setup(args.raw, &signals);
-    let options = Options::new(args.raw, args.crlf);
-    let kind = Kind::new(args.alternating, First::Listen.swapped_if(args.speak_first));
+    let _restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+    let options = Options::new(args.common.raw, args.common.crlf);
+    let kind = Kind::new(
+        args.common.alternating,
+        First::Listen.swapped_if(args.speak_first),
+    );
     // Standard input outlives sessions: what one did not send, the next does.
     let mut input = Input::new(options);
-    let policy = Policy::new(args.recv_only, args.once, args.idle_timeout);
+    let policy = Policy::new(args.common.recv_only, args.once, args.idle_timeout);
     let close = [listener.as_raw_fd()];
     loop {
-        if !args.recv_only
+        if !args.common.recv_only
             && let Some(stop) = wait_idle(&listener, &signals, &mut input)?
         {
             status!("{}", stop.message());
@@ -122,7 +120,7 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),
             Ok(End::Word { word, by }) => {
-                let mut said = messages::said(word, by, &peer);
+                let mut said = session::said(word, by, &peer);
                 if word == Word::Arret {
                     said.push_str(", server stopping");
                 }

@@ -22,8 +22,8 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -31,7 +31,6 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGPIPE, SIGTERM};
 
 use crate::error::Error;
-use crate::fork::Threads;
 
 /// The signals that end the program (with status 128+N).
 pub const TERMINATING: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
@@ -45,13 +44,13 @@ pub struct Signals {
     terminated: Arc<AtomicUsize>,
     /// Set by every registered signal, cleared by [`Signals::drain`].
     pending: Arc<AtomicBool>,
-    /// Counted before every fork ([`crate::fork`]).
-    threads: Threads,
+    /// Run by [`Signals::drain`] after emptying the pipe: a hook of a
+    /// higher layer, registered at set-up ([`Signals::after_drain`]).
+    after_drain: OnceLock<fn()>,
 }
 
 impl Signals {
-    /// Installs the handlers described in the module documentation, and
-    /// opens `/proc/self/task` for [`crate::fork::fork`] ([`Threads`]).
+    /// Installs the handlers described in the module documentation.
     /// Call once, early in `main`, while the process is single-threaded.
     /// Errors: creating the socket pair or registering a handler failed.
     pub fn install() -> io::Result<Signals> {
@@ -77,13 +76,13 @@ impl Signals {
             write,
             terminated,
             pending,
-            threads: Threads::open(),
+            after_drain: OnceLock::new(),
         })
     }
 
     /// Adds `sig` to the signals that wake [`Signals::fd`], setting `flag`
-    /// first (the terminal editor's `SIGWINCH`, `SIGTSTP`, `SIGCONT`:
-    /// [`crate::editor::after_signals`] acts on them). Errors: registering
+    /// first (the terminal's `SIGWINCH`, `SIGTSTP`, `SIGCONT`:
+    /// [`crate::terminal::after_signals`] acts on them). Errors: registering
     /// the handler failed.
     pub fn watch(&self, sig: i32, flag: &Arc<AtomicBool>) -> io::Result<()> {
         signal_hook::flag::register(sig, Arc::clone(flag))?;
@@ -92,9 +91,13 @@ impl Signals {
         Ok(())
     }
 
-    /// The threads of the process, which [`crate::fork::fork`] counts.
-    pub fn threads(&self) -> &Threads {
-        &self.threads
+    /// Registers `hook` to run at the end of every [`Signals::drain`],
+    /// wherever the process waited: how a higher layer acts on the signals
+    /// it [watches](Signals::watch) (the terminal's Ctrl-Z, `fg` and
+    /// resizes: [`crate::terminal::after_signals`]). The first hook
+    /// registered stays; later ones are ignored.
+    pub fn after_drain(&self, hook: fn()) {
+        let _ = self.after_drain.set(hook);
     }
 
     /// The descriptor to `poll` for `POLLIN`: readable when a signal arrived.
@@ -120,8 +123,10 @@ impl Signals {
                 break;
             }
         }
-        // Ctrl-Z, fg and resizes for the line editor, wherever we waited.
-        crate::editor::after_signals();
+        // Ctrl-Z, fg and resizes for the terminal, wherever we waited.
+        if let Some(hook) = self.after_drain.get() {
+            hook();
+        }
     }
 
     /// The terminating signal received (SIGINT, SIGTERM or SIGHUP), if any.

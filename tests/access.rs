@@ -117,6 +117,8 @@ fn a_refused_client_does_not_take_the_session_of_the_next_one() {
     // session"; the server waits for an allowed one.
     let (mut server, port) = chatd(&["-1", "--allow", "127.0.0.2"]);
     refused_from(&server, "127.0.0.1", port, "not in --allow");
+    // A window for a wrong exit to show, not a wait for an event: under
+    // load it may show less (the allowed client below still fails then).
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.try_status().is_none(), "{}", server.dump());
     let mut allowed = client_from("127.0.0.2", port);
@@ -150,7 +152,7 @@ fn the_room_and_the_services_refuse_before_a_byte() {
 fn a_refused_client_never_joins_the_room() {
     let (server, port) = chatd(&["--broker", "--allow", "127.0.0.2"]);
     let mut member = client_from("127.0.0.2", port);
-    member.expect_stdout("with 0 others");
+    member.expect_stdout("; nobody else is here;");
     refused_from(&server, "127.0.0.1", port, "not in --allow");
     member.send(b"anyone?\n");
     server.expect_stdout("anyone?\n");

@@ -52,8 +52,8 @@ impl Peer {
         };
         let greeting = peer.line();
         let name = greeting
-            .strip_prefix("* you are ")
-            .and_then(|rest| rest.split(", with ").next())
+            .strip_prefix("-!- you are ")
+            .and_then(|rest| rest.split("; ").next())
             .unwrap_or_else(|| panic!("not a greeting: {greeting:?}"));
         peer.name = name.to_owned();
         peer
@@ -178,7 +178,7 @@ fn crowd(port: u16, n: usize) -> Vec<Peer> {
     for _ in 0..n {
         let peer = Peer::join(port);
         for earlier in &mut peers {
-            earlier.until(&format!("* {} joined", peer.name));
+            earlier.until(&format!("-!- {} joined", peer.name));
         }
         peers.push(peer);
     }
@@ -217,7 +217,7 @@ fn thirty_clients_each_receive_every_other_line_exactly_once_in_order() {
         let mut lines = Vec::new();
         while lines.len() < 29 * LINES {
             let line = peer.line();
-            assert!(!line.starts_with("* "), "no notice expected: {line}");
+            assert!(!line.starts_with("-!- "), "no notice expected: {line}");
             lines.push(line);
         }
         let got = by_sender(&lines);
@@ -233,7 +233,7 @@ fn thirty_clients_each_receive_every_other_line_exactly_once_in_order() {
     // Nothing more, to anyone (no duplicates).
     for peer in &mut peers {
         peer.send("/who\n");
-        peer.expect(&format!("* 30 present: {}", names.join(" ")));
+        peer.expect(&format!("-!- 30 present: {}", names.join(" ")));
     }
     // The room on the server's standard output: every line once.
     let want = 30 * LINES;
@@ -268,20 +268,28 @@ fn chat_clients_with_names_talk_through_the_room() {
     server.expect_stdout("[bob] salut alice\n");
     let alice = chats[0].stdout_text();
     assert!(!alice.contains("[alice]"), "no echo: {alice}");
-    assert!(alice.contains("* you are now alice\n"), "{alice}");
+    assert!(alice.contains("-!- you are now alice\n"), "{alice}");
     // Each said something, so its end of input is a half-close: it leaves
     // (a chat that said nothing would stay and listen: receive-only).
     for client in &mut chats {
         client.close_stdin();
         assert_eq!(client.wait(), 0, "{}", client.dump());
     }
-    server.expect_stdout("* carol left\n");
+    server.expect_stdout("-!- carol left\n");
 }
 
 #[test]
 fn a_name_the_room_would_refuse_is_a_usage_error_of_chat() {
     let port = free_port();
-    for bad in ["a b", "chatd", "[x]", ""] {
+    for bad in [
+        "a b",
+        "chatd",
+        "[x]",
+        "",
+        "bob\u{E0001}",
+        "ch\u{0430}td",
+        "bob\u{FE0F}",
+    ] {
         let mut client = chat(port, &["--name", bad]);
         assert_eq!(client.wait(), 2, "{bad:?}: {}", client.dump());
         client.expect_stderr("--name");
@@ -295,16 +303,16 @@ fn socat_is_a_client_like_any_other() {
     let mut client = socat(&["-", &format!("TCP:127.0.0.1:{port}")]);
     let joined = peer.line();
     assert!(joined.ends_with(" joined"), "{joined}");
-    let name = joined[2..joined.len() - 7].to_owned();
+    let name = joined["-!- ".len()..joined.len() - " joined".len()].to_owned();
     client.send(b"/nick sam\nhello from socat\n");
-    peer.expect(&format!("* {name} is now sam"));
+    peer.expect(&format!("-!- {name} is now sam"));
     peer.expect("[sam] hello from socat");
     peer.send("hello sam\n");
     client.expect_stdout("[127.0.0.1:");
     client.expect_stdout("] hello sam\n");
     client.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
-    peer.expect("* sam left");
+    peer.expect("-!- sam left");
 }
 
 impl Peer {
@@ -344,9 +352,9 @@ fn crlf_clients_are_accepted_the_cr_is_not_relayed_and_they_receive_crlf() {
         peers[1].raw_line(),
         format!("[{name}] from telnet").into_bytes()
     );
-    peers[1].expect(&format!("* {name} is now tel"));
+    peers[1].expect(&format!("-!- {name} is now tel"));
     // telnet and PuTTY want CRLF back; the LF client keeps LF.
-    assert_eq!(peers[0].raw_line(), b"* you are now tel\r");
+    assert_eq!(peers[0].raw_line(), b"-!- you are now tel\r");
     peers[1].send("hello tel\n");
     let wanted = format!("[{}] hello tel\r", peers[1].name);
     assert_eq!(peers[0].raw_line(), wanted.as_bytes());
@@ -435,19 +443,88 @@ fn nick_renames_and_everyone_is_told() {
     let mut peers = crowd(port, 3);
     let old = peers[0].name.clone();
     peers[0].send("/nick alice\nhello\n");
-    peers[0].expect("* you are now alice");
+    peers[0].expect("-!- you are now alice");
     for peer in &mut peers[1..] {
-        peer.expect(&format!("* {old} is now alice"));
+        peer.expect(&format!("-!- {old} is now alice"));
         peer.expect("[alice] hello");
     }
-    server.expect_stdout(&format!("* {old} is now alice\n[alice] hello\n"));
+    server.expect_stdout(&format!("-!- {old} is now alice\n[alice] hello\n"));
     peers[1].send("/nick ALICE\n/nick a:b\n/nick\n/nick chatd\n");
-    peers[1].expect("* /nick: that name is taken");
-    peers[1]
-        .expect("* /nick: a name has no spaces, brackets, colons, control or invisible characters");
-    peers[1].expect("* /nick: usage: /nick NAME");
-    peers[1].expect("* /nick: chatd is the server's name");
+    peers[1].expect("-!- /nick: that name, or one that looks like it, is taken");
+    peers[1].expect("-!- /nick: a name has only visible characters, no spaces, brackets or colons");
+    peers[1].expect("-!- /nick: usage: /nick NAME");
+    peers[1].expect("-!- /nick: chatd is the server's name");
     peers[2].expect_silence();
+}
+
+#[test]
+fn names_that_look_like_another_are_refused() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let old = peers[0].name.clone();
+    peers[0].send("/nick bob\n");
+    peers[0].expect("-!- you are now bob");
+    peers[1].expect(&format!("-!- {old} is now bob"));
+    // Invisible characters of each class, look-alike letters, another
+    // normalisation, and the server's name in Cyrillic.
+    let fakes = [
+        "bob\u{E0001}",
+        "bob\u{206A}",
+        "bob\u{FFF9}",
+        "bob\u{1D173}",
+        "bob\u{13430}",
+        "bob\u{0600}",
+        "bob\u{2065}",
+        "bob\u{034F}",
+        "bob\u{FE00}",
+        "bob\u{E0100}",
+        "bob\u{180B}",
+        "bob\u{17B4}",
+        "bob\u{115F}",
+        "bob\u{1160}",
+        "bob\u{3164}",
+        "bob\u{FFA0}",
+        "bob\u{0378}",
+        "b\u{043E}b",
+        "BOB",
+        "ch\u{0430}td",
+    ];
+    for fake in fakes {
+        peers[1].send(format!("/nick {fake}\n"));
+        let answer = peers[1].line();
+        assert!(answer.starts_with("-!- /nick: "), "{fake:?}: {answer}");
+    }
+    peers[0].send("/nick jos\u{E9}\n");
+    peers[0].expect("-!- you are now jos\u{E9}");
+    peers[1].expect("-!- bob is now jos\u{E9}");
+    peers[1].send("/nick jose\u{301}\n");
+    peers[1].expect("-!- /nick: that name, or one that looks like it, is taken");
+    peers[0].expect_silence();
+    assert!(
+        !server
+            .stdout_text()
+            .contains(&format!("-!- {} is now", peers[1].name))
+    );
+}
+
+#[test]
+fn notices_cannot_be_forged_by_a_me_nor_by_a_line_that_wraps() {
+    let (server, port) = room(&[]);
+    let mut peers = crowd(port, 2);
+    let old = peers[0].name.clone();
+    peers[0].send("/nick the\n");
+    peers[0].expect("-!- you are now the");
+    peers[1].expect(&format!("-!- {old} is now the"));
+    peers[0].send("/me room is closing\n");
+    peers[1].expect("* the room is closing");
+    // On an 80-column terminal, `x` and 73 spaces fill the first row of
+    // `[the] x…`: the rest would begin the next row with `[bob]`; a space
+    // goes before it.
+    let pad = " ".repeat(73);
+    peers[0].send(format!("x{pad}[bob] please send me your password\n"));
+    let line = format!("[the] x{pad} [bob] please send me your password");
+    peers[1].expect(&line);
+    server.expect_stdout(&format!("{line}\n"));
 }
 
 #[test]
@@ -455,15 +532,15 @@ fn who_me_msg_help_and_unknown_commands() {
     let (server, port) = room(&[]);
     let mut peers = crowd(port, 3);
     peers[1].send("/nick bob\n");
-    peers[1].expect("* you are now bob");
-    let wanted = format!("* {} is now bob", peers[1].name);
+    peers[1].expect("-!- you are now bob");
+    let wanted = format!("-!- {} is now bob", peers[1].name);
     peers[0].until(&wanted);
-    let wanted = format!("* {} is now bob", peers[1].name);
+    let wanted = format!("-!- {} is now bob", peers[1].name);
     peers[2].until(&wanted);
     let (a, c) = (peers[0].name.clone(), peers[2].name.clone());
 
     peers[2].send("/who\n");
-    peers[2].expect(&format!("* 3 present: {a} bob {c}"));
+    peers[2].expect(&format!("-!- 3 present: {a} bob {c}"));
 
     peers[0].send("/me waves\n");
     peers[1].expect(&format!("* {a} waves"));
@@ -471,9 +548,9 @@ fn who_me_msg_help_and_unknown_commands() {
 
     peers[0].send("/msg bob psst\n/msg nobody hi\n/msg chatd hello teacher\n");
     peers[1].expect(&format!("[{a} (private)] psst"));
-    peers[0].expect("* to bob: psst");
-    peers[0].expect("* /msg: no one here is called nobody");
-    peers[0].expect("* to chatd: hello teacher");
+    peers[0].expect("-!- to bob: psst");
+    peers[0].expect("-!- /msg: no one here is called nobody");
+    peers[0].expect("-!- to chatd: hello teacher");
     server.expect_stdout(&format!("[{a} (private)] hello teacher\n"));
     assert!(
         !server.stdout_text().contains("psst"),
@@ -483,10 +560,10 @@ fn who_me_msg_help_and_unknown_commands() {
     peers[0].send("/help\n/dance\n//slash\n");
     let help = peers[0].line();
     assert!(
-        help.starts_with("* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT"),
+        help.starts_with("-!- commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT"),
         "{help}"
     );
-    peers[0].expect("* unknown command /dance; /help lists the commands");
+    peers[0].expect("-!- unknown command /dance; /help lists the commands");
     peers[1].expect(&format!("[{a}] /slash"));
     peers[2].expect(&format!("[{a}] /slash"));
     peers[2].expect_silence();
@@ -497,11 +574,11 @@ fn joins_and_leaves_are_announced_to_the_others_and_on_stdout() {
     let (server, port) = room(&[]);
     let mut first = Peer::join(port);
     let second = Peer::join(port);
-    first.expect(&format!("* {} joined", second.name));
+    first.expect(&format!("-!- {} joined", second.name));
     let name = second.name.clone();
     drop(second);
-    first.expect(&format!("* {name} left"));
-    server.expect_stdout(&format!("* {name} joined\n* {name} left\n"));
+    first.expect(&format!("-!- {name} left"));
+    server.expect_stdout(&format!("-!- {name} joined\n-!- {name} left\n"));
 }
 
 #[test]
@@ -512,14 +589,14 @@ fn bye_ends_that_client_only() {
     let joined = peers[0].line();
     peers[1].line();
     let name = joined
-        .trim_start_matches("* ")
+        .trim_start_matches("-!- ")
         .trim_end_matches(" joined")
         .to_owned();
     leaver.send(b"last words\nbye\nnever relayed\n");
     assert_eq!(leaver.wait(), 0, "the server closes it: {}", leaver.dump());
     for peer in &mut peers {
         peer.expect(&format!("[{name}] last words"));
-        peer.expect(&format!("* {name} left"));
+        peer.expect(&format!("-!- {name} left"));
     }
     peers[0].send("still here\n");
     let wanted = format!("[{}] still here", peers[0].name);
@@ -536,7 +613,7 @@ fn a_client_reset_is_a_leave() {
     // SO_LINGER 0: the close is a reset, whatever is in flight.
     reset_on_close(&gone.stream);
     drop(gone);
-    peers[0].expect(&format!("* {name} left"));
+    peers[0].expect(&format!("-!- {name} left"));
     // The room goes on after the reset: a line still reaches the server.
     peers[0].send("still here\n");
     server.expect_stdout(&format!("[{}] still here\n", peers[0].name));
@@ -589,7 +666,7 @@ fn escapes_are_shown_visibly_to_raw_socket_clients_and_on_the_server_terminal() 
     let port = tmux.listening_port();
     let mut peers = crowd(port, 2);
     peers[0].send(b"/nick mallory\n\x1b[2J\x1b[H\x1b]0;hacked\x07 \xe2\x80\xaetxet\n");
-    let renamed = format!("* {} is now mallory", peers[0].name);
+    let renamed = format!("-!- {} is now mallory", peers[0].name);
     peers[1].until(&renamed);
     let shown = "[mallory] ^[[2J^[[H^[]0;hacked^G <U+202E>txet";
     assert_eq!(peers[1].raw_line(), shown.as_bytes());
@@ -637,12 +714,12 @@ fn arret_on_server_stdin_tells_everyone_closes_all_and_exits_0() {
     for mut peer in peers {
         let rest = peer.until_closed();
         assert!(
-            rest.contains(&"* chatd said arret: the room is closed".to_owned()),
+            rest.contains(&"-!- chatd said arret: the room is closed".to_owned()),
             "{rest:?}"
         );
     }
     assert_eq!(server.wait(), 0, "{}", server.dump());
-    client.expect_stdout("* chatd said arret: the room is closed\n");
+    client.expect_stdout("-!- chatd said arret: the room is closed\n");
     // The room closed the connection; chat ends when its own input does.
     client.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
@@ -674,7 +751,7 @@ fn allow_remote_stop_lets_a_client_close_the_room() {
     let rest = peers[1].until_closed();
     drop(peers);
     assert!(
-        rest.contains(&"* boss said arret: the room is closed".to_owned()),
+        rest.contains(&"-!- boss said arret: the room is closed".to_owned()),
         "{rest:?}"
     );
     assert_eq!(server.wait(), 0, "{}", server.dump());
@@ -688,11 +765,11 @@ fn a_terminating_signal_tells_everyone_the_room_is_closing_and_ends_with_128_plu
         server.signal(sig);
         for mut peer in peers {
             let rest = peer.until_closed();
-            assert_eq!(rest, ["* the room is closing"], "signal {sig}");
+            assert_eq!(rest, ["-!- the room is closing"], "signal {sig}");
         }
         assert_eq!(server.wait(), 128 + sig);
         assert!(
-            server.stdout_text().ends_with("* the room is closing\n"),
+            server.stdout_text().ends_with("-!- the room is closing\n"),
             "{}",
             server.dump()
         );
@@ -703,6 +780,59 @@ fn a_terminating_signal_tells_everyone_the_room_is_closing_and_ends_with_128_plu
 // Limits
 
 #[test]
+fn the_greeting_lists_who_is_present() {
+    let (_server, port) = room(&[]);
+    let mut first = Peer::join(port);
+    first.send("/nick alice\n");
+    first.expect("-!- you are now alice");
+    let second = Peer::join(port);
+    first.expect(&format!("-!- {} joined", second.name));
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut greeting = Vec::new();
+    let mut byte = [0u8; 1];
+    while !greeting.ends_with(b"\n") && third.read(&mut byte).unwrap() == 1 {
+        greeting.push(byte[0]);
+    }
+    let greeting = String::from_utf8(greeting).unwrap();
+    let name = third.local_addr().unwrap().to_string();
+    assert_eq!(
+        greeting,
+        format!(
+            "-!- you are {name}; here: alice, {}; /help lists the commands\n",
+            second.name
+        )
+    );
+}
+
+#[test]
+fn with_history_a_newcomer_reads_the_last_lines_before_its_greeting() {
+    let (server, port) = room(&["--history", "2"]);
+    let mut first = Peer::join(port);
+    first.send("/nick alice\none\ntwo\nthree\n");
+    first.expect("-!- you are now alice");
+    server.expect_stdout("[alice] three\n");
+    let mut late = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    late.set_read_timeout(Some(TIMEOUT)).unwrap();
+    // The greeting ends what it receives on arrival.
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !seen.ends_with(b"/help lists the commands\n") {
+        let n = late.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let name = late.local_addr().unwrap().to_string();
+    assert_eq!(
+        String::from_utf8(seen).unwrap(),
+        format!(
+            "-!- history: the last 2 lines said here\n[alice] two\n[alice] three\n\
+             -!- end of history\n-!- you are {name}; here: alice; /help lists the commands\n"
+        )
+    );
+}
+
+#[test]
 fn a_room_of_one_says_so_in_the_singular() {
     let (_server, port) = room(&["--max-clients", "1"]);
     let _alone = Peer::join(port);
@@ -710,7 +840,7 @@ fn a_room_of_one_says_so_in_the_singular() {
     extra.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut answer = String::new();
     extra.read_to_string(&mut answer).unwrap();
-    assert_eq!(answer, "* the room is full (1 client); try again later\n");
+    assert_eq!(answer, "-!- the room is full (1 client); try again later\n");
 }
 
 #[test]
@@ -721,15 +851,18 @@ fn one_client_more_than_max_clients_is_refused_with_one_line() {
     extra.set_read_timeout(Some(TIMEOUT)).unwrap();
     let mut answer = String::new();
     extra.read_to_string(&mut answer).unwrap();
-    assert_eq!(answer, "* the room is full (3 clients); try again later\n");
+    assert_eq!(
+        answer,
+        "-!- the room is full (3 clients); try again later\n"
+    );
     server.expect_stderr("chatd: refused 127.0.0.1:");
     // The room is untouched, and has a place again once someone leaves.
     peers[0].expect_silence();
     let name = peers[2].name.clone();
     drop(peers.pop());
-    peers[0].expect(&format!("* {name} left"));
+    peers[0].expect(&format!("-!- {name} left"));
     let newcomer = Peer::join(port);
-    peers[0].expect(&format!("* {} joined", newcomer.name));
+    peers[0].expect(&format!("-!- {} joined", newcomer.name));
 }
 
 #[test]
@@ -755,7 +888,7 @@ fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
     // The stuck client: a tiny receive buffer, and it never reads.
     let stuck = Peer::from_stream(small_window_stream(port));
     for peer in &mut peers {
-        peer.until(&format!("* {} joined", stuck.name));
+        peer.until(&format!("-!- {} joined", stuck.name));
     }
     let stuck_name = stuck.name.clone();
     let mut sender = peers.remove(0);
@@ -808,12 +941,12 @@ fn a_client_that_never_reads_is_disconnected_while_the_others_get_everything() {
     for reader in readers {
         let notices = reader.join().expect("a reader got every line in order");
         assert!(
-            notices.contains(&format!("* {stuck_name} left (too slow)")),
+            notices.contains(&format!("-!- {stuck_name} left (too slow)")),
             "{notices:?}"
         );
     }
     let _sender = writer.join().unwrap();
-    server.expect_stdout(&format!("* {stuck_name} left (too slow)\n"));
+    server.expect_stdout(&format!("-!- {stuck_name} left (too slow)\n"));
     drop(stuck);
 }
 
@@ -926,7 +1059,7 @@ fn a_client_that_stops_reading_goes_after_the_stall_timeout_and_reads_why_then_e
     let mut peers = crowd(port, 3);
     let stuck = Peer::from_stream(small_window_stream(port));
     for peer in &mut peers {
-        peer.until(&format!("* {} joined", stuck.name));
+        peer.until(&format!("-!- {} joined", stuck.name));
     }
     // About 400 kB: more than its socket buffers hold, less than
     // --max-queue: only the stall timeout can drop it.
@@ -939,7 +1072,7 @@ fn a_client_that_stops_reading_goes_after_the_stall_timeout_and_reads_why_then_e
     for chunk in lines.chunks(500) {
         sender.send(chunk.iter().map(|l| format!("{l}\n")).collect::<String>());
     }
-    let notice = format!("* {} left (too slow)", stuck.name);
+    let notice = format!("-!- {} left (too slow)", stuck.name);
     // The others read all the while (threads: with a 1 s stall timeout, a
     // reader that waits its turn would be dropped too).
     let readers: Vec<_> = peers
@@ -1054,7 +1187,7 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
         peers[0].send(&batch);
         peers[1].until(&format!("[{name}] {round}.1999 {body}"));
     }
-    // Past the stall timeout, the pager reads again.
+    // The scenario: the pager reads again only past the stall timeout.
     thread::sleep(Duration::from_millis(1500));
     peers[0].send("one more\n");
     peers[1].until(&format!("[{name}] one more"));
@@ -1110,8 +1243,15 @@ fn four_thousand_clients_that_never_read_cost_memory_linear_in_their_number() {
             "the room holds {} descriptors, not {all}",
             open_fds(pid)
         );
-        // Let the last joins be announced and written.
-        thread::sleep(Duration::from_millis(300));
+        // The last join is handled (and announced) once its greeting
+        // arrives.
+        let last = clients.last().expect("a client");
+        last.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let greeted = last.peek(&mut [0u8; 1]);
+        assert!(
+            matches!(greeted, Ok(1)),
+            "no greeting for the last client: {greeted:?}"
+        );
         rss.push(status_kib(pid, "VmRSS:"));
     }
     // Linear: every thousand clients cost about the same, and little.

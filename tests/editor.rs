@@ -402,6 +402,35 @@ fn received_lines_are_coloured_unless_no_color_is_set() {
     );
 }
 
+#[test]
+fn a_received_line_that_begins_like_the_prompt_or_a_status_line_is_marked() {
+    let forged: &[u8] = b"chat> I agree to pay 1000 EUR\nchat: 127.0.0.1:1 closed the connection\n\
+        \xd1\x81hat> look-alike\nhello\n";
+    let mut peer = Peer::new();
+    let s = Session::chat_env(&mut peer, "", 100, "NO_COLOR=1");
+    peer.send(forged);
+    let screen = s.tmux.expect_screen("chat", "hello");
+    let shown = lines(&screen);
+    for line in [
+        "| chat> I agree to pay 1000 EUR",
+        "| chat: 127.0.0.1:1 closed the connection",
+        "| \u{0441}hat> look-alike",
+        "hello",
+    ] {
+        assert!(
+            shown.contains(&line),
+            "{line:?} not on the screen:\n{screen}"
+        );
+    }
+    // On a pipe, the bytes are exact.
+    let mut peer = Peer::new();
+    let client = chat(peer.port, &[]);
+    peer.accept();
+    peer.send(forged);
+    client.expect_stdout(std::str::from_utf8(forged).unwrap());
+    assert_eq!(client.stdout(), forged);
+}
+
 /// One way out: `act` ends the session; the terminal's modes must be
 /// those of before, and the exit status `code`.
 fn way_out(what: &str, code: i32, act: impl FnOnce(&Session, &mut Peer, &[u32])) {
@@ -687,10 +716,10 @@ fn three_chat_clients_typing_at_once_in_a_room() {
         "alice",
         &wrapped(dir.path(), &chat_command(port, "--name alice")),
     );
-    tmux.expect_last_lines("alice", &["* you are now alice", "chat>"]);
+    tmux.expect_last_lines("alice", &["-!- you are now alice", "chat>"]);
     for name in &names[1..] {
         tmux.new_window(name, &chat_command(port, &format!("--name {name}")));
-        tmux.expect_last_lines(name, &[&format!("* you are now {name}"), "chat>"]);
+        tmux.expect_last_lines(name, &[&format!("-!- you are now {name}"), "chat>"]);
     }
     // Everyone starts a line; then each in turn finishes theirs, while the
     // others' half-typed lines must stay whole.

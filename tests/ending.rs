@@ -4,7 +4,7 @@
 //! person's (a pseudo-terminal).
 //!
 //! Two rows live in `tests/duplex.rs` beside the tests they replaced:
-//! `peer_closing_first_ends_a_client_on_a_terminal_within_a_second` and
+//! `peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke` and
 //! `peer_closing_first_ends_stdout_at_once_and_chat_when_its_pipe_ends`.
 
 mod util;
@@ -61,13 +61,14 @@ fn a_person_typing_into_a_receive_only_server_is_not_cut_off() {
     client.expect_stderr("connected to");
     client.send(b"first line\n");
     server.expect_stdout("first line\n");
+    // The scenario: the person pauses before the next line.
     std::thread::sleep(Duration::from_secs(1));
     assert!(client.try_status().is_none(), "{}", client.dump());
     client.send(b"second line\n");
     server.expect_stdout("first line\nsecond line\n");
     client.close_stdin();
     assert_eq!(client.wait(), 0, "{}", client.dump());
-    assert_eq!(server.stdout_text(), "first line\nsecond line\n");
+    server.expect_stdout_exactly("first line\nsecond line\n");
 }
 
 // `chatd -1 < reply.txt` and a pausing producer piped into `chat`: the
@@ -142,6 +143,8 @@ fn leftover_goes_to_the_next_client(extra: &[&str]) {
         if i == 100 {
             first.close_stdin();
         }
+        // The scenario: a producer that keeps writing while the first
+        // client leaves, not a burst that is over before it does.
         std::thread::sleep(Duration::from_millis(2));
     }
     assert_eq!(first.wait(), 0, "{}", first.dump());
@@ -173,8 +176,8 @@ fn leftover_goes_to_the_next_client(extra: &[&str]) {
 }
 
 // `chat host | head -1`, the peer sends lines then stays silent with the
-// connection open: the pipeline ends within a second of head exiting,
-// status 0, no message.
+// connection open: the pipeline ends when head exits, without waiting for
+// the peer, status 0, no message.
 #[test]
 fn head_exiting_ends_chat_even_when_the_peer_is_silent() {
     head_exiting_ends_chat("");
@@ -188,15 +191,21 @@ fn head_exiting_ends_chat_in_raw_even_when_the_peer_is_silent() {
 
 /// `chat -q EXTRA host | head -1` against a peer that sends two lines and
 /// stays silent.
+///
+/// The peer stays silent six times longer than the test waits: a chat that
+/// noticed only the peer's end would outlive the wait. The bound is not the
+/// promise's latency (a second was exceeded on a loaded debug build with
+/// nothing wrong): it tells "ends when head exits" from "ends when the peer
+/// does".
 fn head_exiting_ends_chat(extra: &str) {
-    let (_server, port) = socat_server("SYSTEM:echo one; echo two; sleep 20,nofork");
+    let (_server, port) = socat_server("SYSTEM:echo one; echo two; sleep 60,nofork");
     let pipeline =
         format!("{CHAT} -q {extra} 127.0.0.1 {port} | head -n 1; exit ${{PIPESTATUS[0]}}");
     let mut client = spawn("bash", &["-c", &pipeline]);
     client.expect_stdout("one\n");
-    let status = client.wait_within(Duration::from_secs(1));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{extra}: {}", client.dump());
-    assert_eq!(client.stdout_text(), "one\n");
+    client.expect_stdout_exactly("one\n");
     assert_eq!(client.stderr_text(), "", "a closed stdout is not an error");
 }
 
@@ -294,6 +303,8 @@ fn stdin_that_ended_earlier_makes_the_next_session_receive_only() {
     let port_text = port.to_string();
     let mut second = spawn_on_terminal(CHAT, &["127.0.0.1", &port_text]);
     second.expect_stderr("connected to");
+    // A window for a wrong end to show, not a wait for an event: under
+    // load it may show less, never fail a chat that stays.
     std::thread::sleep(Duration::from_millis(300));
     assert!(second.try_status().is_none(), "{}", second.dump());
     second.send(b"still here\n");
@@ -320,7 +331,10 @@ fn lockstep_into_a_receive_only_server_delivers_every_line() {
     );
 }
 
-// Lockstep on a terminal: the peer's end ends the session at once.
+// Lockstep on a terminal: the peer's end ends the session at once, without
+// a keystroke. Nobody types here: a chat that waited for one would never
+// end, so the bound is TIMEOUT (a second was exceeded on a loaded debug
+// build with nothing wrong).
 #[test]
 fn lockstep_on_a_terminal_ends_when_the_peer_leaves() {
     let (_server, port) = socat_server("SYSTEM:read l; echo got $l,nofork");
@@ -329,6 +343,6 @@ fn lockstep_on_a_terminal_ends_when_the_peer_leaves() {
     client.expect_stderr("connected to");
     client.send(b"hello\n");
     client.expect_stdout("got hello\n");
-    let status = client.wait_within(Duration::from_secs(1));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
 }

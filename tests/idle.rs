@@ -52,34 +52,77 @@ fn chat_closes_a_silent_connection_with_one_line_and_status_1() {
     }
 }
 
-// A client that sends a line every 300 ms for 2.4 s is never idle for the
-// 1 s of the timeout: it is closed 1 s after its last line, not 1 s after
+// A client that sends a line every 100 ms for 3 s is never idle for the
+// 2 s of the timeout: it is closed 2 s after its last line, not 2 s after
 // it connected; and the next client's timer starts with its own connection.
 #[test]
 fn the_timer_is_per_connection_and_restarts_with_each_receipt() {
-    let (server, port) = chatd_with(&["--idle-timeout", "1"], Stdio::null());
-    let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut last_sent = Instant::now();
-    for i in 0..8 {
-        talker.write_all(format!("tick {i}\n").as_bytes()).unwrap();
-        last_sent = Instant::now();
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    server.expect_stdout("tick 7\n");
-    assert!(!server.stderr_text().contains("idle"), "{}", server.dump());
+    const IDLE: Duration = Duration::from_secs(2);
+    const TALK: Duration = Duration::from_secs(3);
+    let (server, port) = chatd_with(&["--idle-timeout", "2"], Stdio::null());
+    // The ticks are a twentieth of the timeout, yet a test thread starved
+    // for the whole timeout on a loaded machine leaves the connection
+    // really idle (300 ms ticks against 1 s did, once). The test measures
+    // its own gaps: a run with one as long as the timeout checks nothing,
+    // and is run again, at most three times.
+    let mut runs = 0;
+    let (mut talker, last_sent) = loop {
+        runs += 1;
+        assert!(runs <= 3, "the test's ticks were starved three times");
+        let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let name = format!("127.0.0.1:{}", talker.local_addr().unwrap().port());
+        let start = Instant::now();
+        let (mut before_last, mut last_sent) = (start, start);
+        let mut longest = Duration::ZERO;
+        let mut ticks = 0;
+        while last_sent - start < TALK {
+            // The scenario: a client that pauses between its lines.
+            std::thread::sleep(Duration::from_millis(100));
+            let before = Instant::now();
+            let line = format!("run {runs} tick {ticks}\n");
+            let sent = talker.write_all(line.as_bytes());
+            // From before the previous write to after this one: at least
+            // what chatd saw between the two receipts.
+            longest = longest.max(before_last.elapsed());
+            if sent.is_err() {
+                break;
+            }
+            (before_last, last_sent) = (before, Instant::now());
+            ticks += 1;
+        }
+        if longest >= IDLE {
+            println!("run {runs}: the test's ticks were {longest:?} apart: run again");
+            let _ = talker.shutdown(std::net::Shutdown::Write);
+            read_until_closed(&mut talker);
+            continue;
+        }
+        assert!(
+            last_sent - start >= TALK,
+            "closed after {:?} of ticks at most {longest:?} apart\n{}",
+            last_sent - start,
+            server.dump()
+        );
+        server.expect_stdout(&format!("run {runs} tick {}\n", ticks - 1));
+        assert!(
+            !server.stderr_text().contains(&format!("from {name} for")),
+            "closed though its ticks were at most {longest:?} apart\n{}",
+            server.dump()
+        );
+        break (talker, last_sent);
+    };
     let (_, closed) = read_until_closed(&mut talker);
     let quiet = closed - last_sent;
     assert!(
-        quiet >= Duration::from_millis(950),
+        quiet >= IDLE - Duration::from_millis(50),
         "closed {quiet:?} after the last line"
     );
-    server.expect_stderr("for 1 s: connection closed (--idle-timeout)");
+    server.expect_stderr("for 2 s: connection closed (--idle-timeout)");
     let connected = Instant::now();
     let mut next = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (_, closed) = read_until_closed(&mut next);
     let lived = closed - connected;
     assert!(
-        lived >= Duration::from_millis(950),
+        lived >= IDLE - Duration::from_millis(50),
         "the next client lived {lived:?}"
     );
 }
@@ -137,9 +180,11 @@ fn the_services_close_a_silent_client_only() {
         );
     }
     // A talker and a silent client connect together; the talker echoes
-    // lines back to back until the silent one is closed (at least 0.5 s
+    // lines back to back until the silent one is closed (at least 2 s
     // later), and is still served after it: only the silent one was idle.
-    let (_server, port) = chatd(&["--echo", "--idle-timeout", "0.5"]);
+    // 2 s, not 0.5: a talking thread starved for the whole timeout on a
+    // loaded machine would be idle too.
+    let (_server, port) = chatd(&["--echo", "--idle-timeout", "2"]);
     let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
     talker.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -169,17 +214,19 @@ fn zero_or_negative_is_a_usage_error() {
     }
 }
 
-// The room: a silent member leaves as `* NAME left (idle)`; the others,
-// who talk, stay.
+// The room: a silent member leaves as `-!- NAME left (idle)`; the others,
+// who talk, stay. The talker speaks every 100 ms, a twentieth of the 2 s
+// timeout, so that a test thread starved for a while on a loaded machine
+// does not make it idle too (200 ms against 1 s left that margin thin).
 #[test]
 fn the_room_drops_a_silent_member_as_idle() {
-    let (server, port) = chatd(&["--broker", "--idle-timeout", "1"]);
+    let (server, port) = chatd(&["--broker", "--idle-timeout", "2"]);
     let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let silent_name = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
     let mut talker = TcpStream::connect(("127.0.0.1", port)).unwrap();
     talker.set_read_timeout(Some(TIMEOUT)).unwrap();
     let start = Instant::now();
-    let notice = format!("* {silent_name} left (idle)\n");
+    let notice = format!("-!- {silent_name} left (idle)\n");
     let mut heard = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&heard).contains(&notice) {
@@ -189,7 +236,8 @@ fn the_room_drops_a_silent_member_as_idle() {
             String::from_utf8_lossy(&heard)
         );
         talker.write_all(b"still here\n").unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        // The scenario: a member who talks, with pauses.
+        std::thread::sleep(Duration::from_millis(100));
         talker.set_nonblocking(true).unwrap();
         if let Ok(n) = talker.read(&mut buf) {
             heard.extend_from_slice(&buf[..n]);
@@ -197,7 +245,7 @@ fn the_room_drops_a_silent_member_as_idle() {
         talker.set_nonblocking(false).unwrap();
     }
     assert!(
-        start.elapsed() >= Duration::from_millis(900),
+        start.elapsed() >= Duration::from_millis(1900),
         "{:?}",
         start.elapsed()
     );

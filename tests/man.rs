@@ -20,8 +20,12 @@
 //! the "Options at a glance" table of `README.md` has a row, ticked in the
 //! program's column, for every option of each `--help` (with the same
 //! value name), and no option `--help` does not print.
+//!
+//! And that `scripts/bench --help` and the README's table of benchmark
+//! sections give every section the same expected duration.
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -200,6 +204,63 @@ fn readme_options(readme: &str) -> Vec<(String, Option<String>, [bool; 2])> {
     }
     assert!(rows.len() > 10, "no options table found in README.md");
     rows
+}
+
+/// `scripts/bench --help` gives each section (one page in
+/// scripts/bench.d) its expected duration, and the README's table of
+/// sections gives the same ones.
+#[test]
+fn bench_sections_have_the_same_durations_in_help_and_readme() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run(Command::new(root.join("scripts/bench")).arg("--help"));
+    assert!(out.status.success(), "scripts/bench --help: {}", out.stderr);
+    let is_duration = |d: &str| {
+        d.split_once(' ').is_some_and(|(n, unit)| {
+            n.bytes().all(|b| b.is_ascii_digit()) && ["s", "min"].contains(&unit)
+        })
+    };
+    // `  NAME      WHAT                                  1 min`
+    let help: BTreeSet<(String, String)> = out
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let name = line.strip_prefix("  ")?.split(' ').next()?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let duration = words[words.len().checked_sub(2)?..].join(" ");
+            root.join(format!("scripts/bench.d/{name}.sh"))
+                .is_file()
+                .then(|| (name.to_owned(), duration))
+        })
+        .collect();
+    let pages = fs::read_dir(root.join("scripts/bench.d"))
+        .expect("scripts/bench.d")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.ends_with(".sh") && f != "lib.sh" && f != "data.sh")
+        .count();
+    assert_eq!(help.len(), pages, "sections in --help:\n{}", out.stdout);
+    for (name, duration) in &help {
+        assert!(
+            is_duration(duration),
+            "{name}: no duration in --help: {duration:?}"
+        );
+    }
+    // `| `NAME` | WHAT | 1 min |`
+    let readme = fs::read_to_string(root.join("README.md")).expect("README.md");
+    let table: BTreeSet<(String, String)> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let duration = cells.get(3)?;
+            help.iter()
+                .any(|(n, _)| n == name)
+                .then(|| (name.to_owned(), duration.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        table, help,
+        "README's table of bench sections against --help"
+    );
 }
 
 #[test]

@@ -114,6 +114,7 @@ fn bad_values() -> BTreeMap<&'static str, Vec<&'static str>> {
             vec!["not an address", "[127.0.0.1]", "10.0.0.1:80", ""],
         ),
         ("N", vec!["0", "x", "1.5", ""]),
+        ("LINES", vec!["x", "1.5", "-1", ""]),
         ("BYTES", vec!["0", "lots", "-1", ""]),
         ("SECS", vec!["soon", "-1", "inf", ""]),
         ("NAME", vec!["a b", "chatd", ""]),
@@ -129,6 +130,7 @@ fn good_value(name: &str, file: &str) -> String {
         "PORT" => free_port().to_string(),
         "ADDR" => "127.0.0.1".to_owned(),
         "N" => "5".to_owned(),
+        "LINES" => "5".to_owned(),
         "BYTES" => "100000".to_owned(),
         "SECS" => "1".to_owned(),
         "NAME" => "alice".to_owned(),
@@ -350,7 +352,7 @@ fn usage_errors_are_one_line_in_the_tools_style() {
         (
             CHAT,
             &["127.0.0.1", "0"],
-            "chat: invalid PORT '0': port 0 cannot be connected to (ports are 1 to 65535) (try 'chat --help')\n",
+            "chat: invalid PORT '0': out of range (ports are 1 to 65535) (try 'chat --help')\n",
         ),
         (
             CHATD,
@@ -463,7 +465,11 @@ fn dash_4_and_dash_6_choose_the_addresses_of_a_name() {
     let text = client.stderr_text();
     assert!(
         text == "chat: localhost has no IPv6 address (-6)\n"
-            || text == format!("chat: connect to localhost port {port}: Connection refused\n"),
+            || text
+                == format!(
+                    "chat: connect to localhost port {port}: Connection refused; \
+                     is chatd running there? --retry SECS waits for it to start\n"
+                ),
         "{text}"
     );
 }
@@ -494,7 +500,7 @@ fn an_ipv4_client_of_an_ipv6_listener_is_shown_as_ipv4() {
         let shown = format!("{me}");
         assert!(shown.starts_with("127.0.0.1:"));
         if mode == ["--broker"] {
-            server.expect_stdout(&format!("* {shown} joined"));
+            server.expect_stdout(&format!("-!- {shown} joined"));
         } else {
             server.expect_stderr(&format!("connection from {shown}"));
         }
@@ -515,7 +521,10 @@ fn ports_can_be_service_names() {
         assert_eq!(client.wait(), 1);
         assert_eq!(
             client.stderr_text(),
-            format!("chat: connect to 127.0.0.1 port {port}: Connection refused\n")
+            format!(
+                "chat: connect to 127.0.0.1 port {port}: Connection refused; \
+                 is chatd running there? --retry SECS waits for it to start\n"
+            )
         );
     }
     // chatd -p gopher binds port 70: as root it listens there, otherwise
@@ -546,7 +555,113 @@ fn chatd_binds_a_host_name() {
     assert_eq!(bad.wait(), 1);
     assert_eq!(
         bad.stderr_text(),
-        "chatd: unknown host nosuchhost.invalid\n"
+        "chatd: unknown host nosuchhost.invalid; \
+         check its spelling, or give an IP address instead\n"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Errors that say what to do (the others: bind_conflict_…,
+// refused_connection_… and unknown_host_… in tests/duplex.rs, the -w
+// timeouts below)
+
+#[test]
+fn port_ranges_are_worded_the_same_everywhere() {
+    for (program, args, range) in [
+        (CHAT, &["127.0.0.1", "0"][..], "1 to 65535"),
+        (CHAT, &["127.0.0.1", "99999"], "1 to 65535"),
+        (CHAT, &["127.0.0.1", "-1"], "1 to 65535"),
+        (CHATD, &["-p", "99999"], "0 to 65535"),
+        (CHATD, &["-p", "-1"], "0 to 65535"),
+    ] {
+        let (what, value) = match args {
+            ["-p", value] => ("--port", value),
+            [_, value] => ("PORT", value),
+            _ => unreachable!(),
+        };
+        let name = program_name(program);
+        assert_eq!(
+            usage_error(program, args),
+            format!(
+                "{name}: invalid {what} '{value}': out of range (ports are {range}) \
+                 (try '{name} --help')\n"
+            )
+        );
+    }
+}
+
+/// The lowest port anyone may bind (ip(7)).
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .expect("read net.ipv4.ip_unprivileged_port_start")
+        .trim()
+        .parse()
+        .expect("a port number")
+}
+
+#[test]
+fn a_privileged_port_says_what_it_needs() {
+    // The port just below the privileged boundary, bound without
+    // CAP_NET_BIND_SERVICE. A normal user lacks it already. Root (as in
+    // CI) has it: it is taken out of the bounding set of that one command
+    // (setpriv(1)), so that bind fails with EACCES as for anyone else.
+    // Where every port is open to everyone (the boundary at 0 or 1, as
+    // some containers set it), root runs chatd in a network namespace of
+    // its own, where the boundary has its default, 1024.
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut start = unprivileged_port_start();
+    let mut command = Vec::new();
+    if root && start <= 1 {
+        start = 1024;
+        command.extend(["unshare", "--net", "sh", "-c"]);
+        command.push(r#"ip link set lo up && exec "$0" "$@""#);
+    }
+    assert!(
+        start > 1,
+        "net.ipv4.ip_unprivileged_port_start is {start}: any user may bind any \
+         port here, so no bind can be refused for lack of privilege; run the \
+         tests as root or with the boundary at 1024"
+    );
+    if root {
+        command.extend(["setpriv", "--bounding-set=-net_bind_service"]);
+    }
+    let port = (start - 1).to_string();
+    command.extend([CHATD, "-b", "127.0.0.1", "-p", &port]);
+    let mut server = spawn_with(command[0], &command[1..], Stdio::null());
+    assert_eq!(
+        server.wait_within(TIMEOUT).code(),
+        Some(1),
+        "{}",
+        server.dump()
+    );
+    assert_eq!(
+        server.stderr_text(),
+        format!(
+            "chatd: bind 127.0.0.1:{port}: Permission denied; ports below {start} \
+             need root or CAP_NET_BIND_SERVICE: pick a higher one with -p\n"
+        )
+    );
+}
+
+#[test]
+fn an_address_of_another_machine_says_so() {
+    // 192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this machine:
+    // bind fails with EADDRNOTAVAIL, and nothing listens.
+    let port = free_port().to_string();
+    let mut server = spawn_with(CHATD, &["-b", "192.0.2.1", "-p", &port], Stdio::null());
+    assert_eq!(
+        server.wait_within(TIMEOUT).code(),
+        Some(1),
+        "{}",
+        server.dump()
+    );
+    assert_eq!(
+        server.stderr_text(),
+        format!(
+            "chatd: bind 192.0.2.1:{port}: Cannot assign requested address; \
+             no interface of this machine has that address: see 'ip address', or leave out -b\n"
+        )
     );
 }
 
@@ -606,7 +721,10 @@ fn wait_gives_up_a_connect_that_hangs() {
     assert!(start.elapsed() >= Duration::from_secs(1), "gave up early");
     assert_eq!(
         client.stderr_text(),
-        format!("chat: connect to 127.0.0.1 port {port}: timed out after 1 s\n")
+        format!(
+            "chat: connect to 127.0.0.1 port {port}: timed out after 1 s; \
+             the host did not answer: check the address, a firewall, or allow longer with -w\n"
+        )
     );
     // Decimals, and -v says the round of attempts on a name.
     let mut client = spawn_with(
@@ -616,7 +734,7 @@ fn wait_gives_up_a_connect_that_hangs() {
     );
     assert_eq!(client.wait(), 1, "{}", client.dump());
     client.expect_stderr(&format!(
-        "chat: connect to localhost port {port}: timed out after 0.5 s\n"
+        "chat: connect to localhost port {port}: timed out after 0.5 s; the host did not answer"
     ));
 }
 
@@ -636,7 +754,8 @@ fn wait_with_retry_retries_refusals_and_gives_up_a_hang() {
         client.stderr_text(),
         format!(
             "chat: connection refused: retrying for up to 0.5 s\n\
-             chat: connect to 127.0.0.1 port {port}: Connection refused\n"
+             chat: connect to 127.0.0.1 port {port}: Connection refused; \
+             nothing listened there for the 0.5 s of --retry: is chatd running?\n"
         )
     );
     // A round that timed out is not retried: the host did not answer.

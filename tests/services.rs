@@ -269,6 +269,7 @@ fn echo_returns_a_long_line_and_lines_split_across_writes() {
         writer.write_all(&sent).unwrap();
         // Then the word, split in three writes.
         for piece in [&b"f"[..], b"i", b"n\n"] {
+            // The scenario: pieces that arrive apart.
             thread::sleep(Duration::from_millis(30));
             writer.write_all(piece).unwrap();
         }
@@ -291,6 +292,7 @@ fn echo_returns_a_long_line_and_lines_split_across_writes() {
         assert_eq!(read_n(&mut stream, 1), [b]);
     }
     stream.write_all(b"e\r").unwrap();
+    // The scenario: the CR and the LF arrive apart.
     thread::sleep(Duration::from_millis(30));
     stream.write_all(b"\n").unwrap();
     assert_eq!(read_to_eof(&mut stream), b"e\r\n");
@@ -402,7 +404,7 @@ fn sum_wraps_like_java_int_and_handles_negatives() {
         .map(|(a, b, sum)| format!("[{me}] {a} + {b} = {sum}\n"))
         .collect();
     server.expect_stdout(&expected);
-    assert_eq!(server.stdout_text(), expected);
+    server.expect_stdout_exactly(&expected);
     server.expect_stderr(&format!("{me} says its address is \"10.0.0.7\""));
     server.expect_stderr(&format!("{me} closed the connection after 8 sums"));
     expect_no_children(&server);
@@ -474,7 +476,7 @@ fn sum_half_a_pair_then_close_is_an_error_for_that_connection() {
         "chatd: {me}: connection closed in the middle of a pair (5 of 8 bytes)"
     ));
     server.expect_stdout("20 + 22 = 42\n");
-    assert_eq!(server.stdout_text(), format!("[{me}] 20 + 22 = 42\n"));
+    server.expect_stdout_exactly(&format!("[{me}] 20 + 22 = 42\n"));
     expect_no_children(&server);
 }
 
@@ -625,8 +627,9 @@ fn java_client_of_the_course_gets_its_sums() {
 }
 
 #[test]
-fn sum_tells_a_text_client_what_it_expects() {
-    // As `printf 'hello\n' | chat 127.0.0.1 PORT` or nc would.
+fn sum_says_on_its_stderr_what_a_text_client_got_wrong() {
+    // As `printf 'hello\n' | chat 127.0.0.1 PORT` or nc would. The client
+    // receives nothing: the wire format has no place for a reason.
     let (server, port) = chatd(&["--sum"]);
     let mut client = spawn_with(
         CHAT,
@@ -641,6 +644,7 @@ fn sum_tells_a_text_client_what_it_expects() {
          writeUTF: a 2-byte length, then the text\n",
     );
     assert_eq!(client.wait(), 0, "{}", client.dump());
+    assert_eq!(client.stdout_text(), "", "the text client received bytes");
 }
 
 #[test]

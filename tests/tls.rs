@@ -567,7 +567,7 @@ fn chat_tls_to_a_plain_text_server_fails_in_one_line() {
     let err = client.stderr_text();
     let last = err.lines().last().unwrap();
     assert!(
-        last.contains("does not speak TLS: it sent plain text (\"* you are 127.0.0.1:"),
+        last.contains("does not speak TLS: it sent plain text (\"-!- you are 127.0.0.1:"),
         "{err}"
     );
     assert!(last.ends_with("nothing was sent"), "{err}");
@@ -586,9 +586,9 @@ fn a_stalled_handshake_is_dropped_and_stalls_nobody() {
     let started = Instant::now();
     // The room goes on meanwhile: two clients talk at once.
     let mut a = home.chat(port, &["--accept-new", "--name", "ann"]);
-    a.expect_stdout("* you are now ann");
+    a.expect_stdout("-!- you are now ann");
     let mut b = home.chat(port, &["--name", "bob"]);
-    b.expect_stdout("* you are now bob");
+    b.expect_stdout("-!- you are now bob");
     a.send(b"quick\n");
     b.expect_stdout("[ann] quick\n");
     assert!(
@@ -623,7 +623,7 @@ fn a_name_held_by_another_certificate_is_refused_even_after_a_restart() {
     let (alice_home, mallory_home) = (Home::new(), Home::new());
     let (mut room, port) = server_home.chatd(&["--broker"]);
     let mut alice = alice_home.chat(port, &["--accept-new", "--name", "alice"]);
-    alice.expect_stdout("* you are now alice");
+    alice.expect_stdout("-!- you are now alice");
     // A client that sent nothing is receive-only and never half-closes:
     // a line first.
     alice.send(b"hello\n");
@@ -636,19 +636,19 @@ fn a_name_held_by_another_certificate_is_refused_even_after_a_restart() {
 
     let (mut room, port) = server_home.chatd(&["--broker"]);
     let mut mallory = mallory_home.chat(port, &["--accept-new"]);
-    mallory.expect_stdout("* you are ");
+    mallory.expect_stdout("-!- you are ");
     mallory.send(b"/nick Alice\n");
-    mallory.expect_stdout("* /nick: Alice is reserved for another certificate\n");
+    mallory.expect_stdout("-!- /nick: Alice is reserved for another certificate\n");
     // The certificate that holds it gets it back as it joins.
     let mut alice = alice_home.chat(port, &["--accept-new"]);
-    alice.expect_stdout("* you are alice, with 1 other here");
+    alice.expect_stdout("-!- you are alice; here: ");
     mallory.send(b"/who\n");
     mallory.expect_stdout("alice (verified)");
     // A client without a certificate (ncat) joins under its address.
     let mut ncat = spawn("ncat", &["--ssl", "127.0.0.1", &port.to_string()]);
-    ncat.expect_stdout("* you are 127.0.0.1:");
+    ncat.expect_stdout("-!- you are 127.0.0.1:");
     ncat.send(b"/nick alice\n");
-    ncat.expect_stdout("* /nick: alice is reserved for another certificate\n");
+    ncat.expect_stdout("-!- /nick: alice is reserved for another certificate\n");
     room.signal(libc::SIGTERM);
     let _ = room.wait_within(TIMEOUT);
     for p in [&mut mallory, &mut alice, &mut ncat] {

@@ -20,11 +20,8 @@ fn bye_typed_in_chat_ends_its_session_but_not_the_server() {
     let mut client = chat(port, &[]);
     client.send(b"hello\nbye\n");
     assert_eq!(client.wait(), 0, "{}", client.dump());
-    assert_eq!(
-        server.stdout_text(),
-        "hello\nbye\n",
-        "the word is delivered"
-    );
+    // The word is delivered.
+    server.expect_stdout_exactly("hello\nbye\n");
     client.expect_stderr("chat: you said bye: session ended");
     server.expect_stderr("said bye: session ended");
     // The server goes back to accept.
@@ -45,11 +42,12 @@ fn input_read_after_bye_is_counted_as_not_sent() {
     let mut client = chat(port, &[]);
     // One write of 11 bytes to a pipe: chat's first read takes all of it.
     client.send(b"a\nbye\nrest\n");
-    let status = client.wait_within(Duration::from_secs(5));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", client.dump());
     client.expect_stderr("chat: you said bye: session ended; 5 bytes of input were not sent");
     server.expect_stderr("said bye: session ended");
-    assert_eq!(server.stdout_text(), "a\nbye\n", "up to the word's line");
+    // Up to the word's line.
+    server.expect_stdout_exactly("a\nbye\n");
     assert!(server.try_status().is_none(), "bye must not stop chatd");
 }
 
@@ -65,13 +63,13 @@ fn input_chatd_read_and_did_not_send_before_arret_is_counted() {
     // One write to the pipe: chatd reads it whole, sends up to its own
     // arret, and the 2 bytes after it are counted.
     server.send(b"y\narret\nz\n");
-    let status = server.wait_within(Duration::from_secs(5));
+    let status = server.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(1), "{}", server.dump());
     server.expect_stderr(
         "chatd: you said arret: session ended, server stopping; 2 bytes of input were not sent",
     );
     assert_eq!(client.wait(), 0, "{}", client.dump());
-    assert_eq!(client.stdout_text(), "x\ny\narret\n");
+    client.expect_stdout_exactly("x\ny\narret\n");
 }
 
 #[test]
@@ -80,10 +78,11 @@ fn bye_typed_in_chatd_ends_the_clients_session() {
     let mut client = chat(port, &[]);
     server.expect_stderr("connection from");
     server.send(b"bye\n");
-    // The client is idle: it must end at once, not wait for a keystroke.
-    let status = client.wait_within(Duration::from_secs(3));
+    // The client is idle: it must end at once, not wait for a keystroke
+    // (nobody types, so a client that waited would outlive TIMEOUT).
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
-    assert_eq!(client.stdout_text(), "bye\n");
+    client.expect_stdout_exactly("bye\n");
     client.expect_stderr("chat: peer said bye: session ended");
     server.expect_stderr("chatd: you said bye: session ended");
     assert!(server.try_status().is_none(), "bye must not stop chatd");
@@ -96,7 +95,7 @@ fn arret_typed_in_chat_stops_both() {
     client.send(b"arret\n");
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
-    assert_eq!(server.stdout_text(), "arret\n");
+    server.expect_stdout_exactly("arret\n");
     server.expect_stderr("said arret: session ended, server stopping");
 }
 
@@ -108,7 +107,7 @@ fn arret_typed_in_chatd_stops_both() {
     server.send(b"arret\n");
     assert_eq!(client.wait(), 0, "{}", client.dump());
     assert_eq!(server.wait(), 0, "{}", server.dump());
-    assert_eq!(client.stdout_text(), "arret\n");
+    client.expect_stdout_exactly("arret\n");
     client.expect_stderr("chat: peer said arret: session ended");
 }
 
@@ -140,7 +139,7 @@ fn bye_with_crlf_from_a_socat_server_ends_chat() {
     let mut client = chat(port, &[]);
     client.expect_stderr("connected");
     server.send(b"bye\r\n");
-    let status = client.wait_within(Duration::from_secs(3));
+    let status = client.wait_within(TIMEOUT);
     assert_eq!(status.code(), Some(0), "{}", client.dump());
     client.expect_stderr("chat: peer said bye");
 }
@@ -151,12 +150,13 @@ fn a_word_split_across_reads_is_recognised() {
     let mut client = socat_client(port);
     client.send(b"ar");
     server.expect_stdout("ar");
+    // The scenario: the word's pieces arrive in separate reads.
     std::thread::sleep(Duration::from_millis(100));
     client.send(b"ret\r");
     std::thread::sleep(Duration::from_millis(100));
     client.send(b"\n");
     assert_eq!(server.wait(), 0, "{}", server.dump());
-    assert_eq!(server.stdout_text(), "arret\r\n");
+    server.expect_stdout_exactly("arret\r\n");
 }
 
 #[test]
@@ -182,6 +182,8 @@ fn raw_turns_the_words_off() {
     server.expect_stdout("bye\narret\nstill talking\n");
     server.send(b"bye\n");
     client.expect_stdout("bye\n");
+    // A window for a wrong end to show, not a wait for an event: under
+    // load it may show less, never fail a session that stays.
     std::thread::sleep(Duration::from_millis(200));
     assert!(client.try_status().is_none() && server.try_status().is_none());
     client.close_stdin();
@@ -203,12 +205,12 @@ fn input_after_bye_goes_to_the_next_client() {
     let port = wait_for_port(&server, "chatd");
     let mut first = chat(port, &[]);
     assert_eq!(first.wait(), 0, "{}", first.dump());
-    assert_eq!(first.stdout_text(), "for the first\nbye\n");
+    first.expect_stdout_exactly("for the first\nbye\n");
     let mut second = chat(port, &[]);
     second.expect_stdout("for the second\n");
     second.close_stdin();
     assert_eq!(second.wait(), 0, "{}", second.dump());
-    assert_eq!(second.stdout_text(), "for the second\n");
+    second.expect_stdout_exactly("for the second\n");
 }
 
 #[test]
@@ -234,7 +236,7 @@ fn crlf_sends_line_ends_as_cr_lf() {
     let mut client = chat(port, &["--crlf"]);
     client.send(b"one\ntwo\r\nthree\n");
     server.expect_stdout("three\r\n");
-    assert_eq!(server.stdout_text(), "one\r\ntwo\r\nthree\r\n");
+    server.expect_stdout_exactly("one\r\ntwo\r\nthree\r\n");
 }
 
 #[test]

@@ -174,6 +174,7 @@ fn raw_pipes_in_and_out_carry_exact_bytes_both_ways() {
         std::thread::spawn(move || {
             for part in data.chunks(MIB) {
                 stdin.write_all(part).unwrap();
+                // The scenario: producers that pause, both ways at once.
                 std::thread::sleep(Duration::from_millis(50));
             }
         })

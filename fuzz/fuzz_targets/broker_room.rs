@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         allow_remote_stop: data.first().is_some_and(|b| b & 1 == 1),
         clean: data.first().is_some_and(|b| b & 2 == 2),
         stall_timeout: Duration::from_millis(800),
+        history: if data.first().is_some_and(|b| b & 4 == 4) { 3 } else { 0 },
     };
     let mut room = Room::new(limits);
     let mut ids: Vec<ClientId> = Vec::new();
@@ -108,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
             queue.advance(log, shown.len());
             queue.note_write(head, shown.len(), false, now);
             if let Some(name) = &keen_name {
-                let notice = format!("* {name} left (too slow)\n");
+                let notice = format!("-!- {name} left (too slow)\n");
                 assert!(
                     !shown.windows(notice.len()).any(|w| w == notice.as_bytes()),
                     "a client that reads everything was dropped"

@@ -53,6 +53,7 @@ section_bigroom() {
       for tool in "${bigroom_tools[@]}"; do
         [ "$tool" = ncat-broker ] && [ "$n" -gt 1000 ] && continue
         rss="" peak="" secs=""
+        progress "N=$n, joined $mode, ${label[$tool]}: $REPS runs"
         for ((rep = 1; rep <= REPS; rep++)); do
           bigroom_run "$tool" "$n" "$mode"
           read -r _ _ r p s <<<"$BIG_OUT"

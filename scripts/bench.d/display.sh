@@ -80,6 +80,7 @@ section_display() {
     times[$tool]="" tty_cpu[$tool]="" tty_tmux[$tool]=""
   done
   for ((rep = 1; rep <= REPS; rep++)); do
+    progress "round $rep of $REPS (${tty_tools[*]})"
     for tool in "${tty_tools[@]}"; do
       tty_run "$tool" "$file"
       times[$tool]+=" $SECS"

@@ -102,6 +102,7 @@ section_fanout() {
       fan_cpu[$tool]=""
     done
     for ((rep = 1; rep <= REPS; rep++)); do
+      progress "7. N=$n, round $rep of $REPS (${fan_tools[*]})"
       for tool in "${fan_tools[@]}"; do
         fan_run "$tool" "$n" "$m" 0 "$LIMIT"
         fan_check "$tool" "$n" "$m"
@@ -125,6 +126,7 @@ section_fanout() {
   fan_secs[chatd-broker]=""
   fan_cpu[chatd-broker]=""
   for ((rep = 1; rep <= REPS; rep++)); do
+    progress "7. N=$n, round $rep of $REPS (chatd-broker)"
     fan_run chatd-broker "$n" "$m" 0 "$LIMIT"
     fan_check chatd-broker "$n" "$m"
     fan_secs[chatd-broker]+=" $(echo "$FAN_OUT" | awk '{ print $4 }')"
@@ -146,6 +148,7 @@ section_fanout() {
   done
   local drops=""
   for ((rep = 1; rep <= REPS; rep++)); do
+    progress "8. N=$n and one stalled client, round $rep of $REPS (${stall_tools[*]})"
     for tool in "${stall_tools[@]}"; do
       case $tool in
       chatd-stalled)
@@ -184,6 +187,7 @@ section_fanout() {
       (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
   # ncat with the stalled client, once: it waits for the client that never
   # reads, so the run ends at the time limit (or completes, if it does not).
+  progress "8. ncat --broker with the stalled client, once (up to $STALL_LIMIT s)"
   fan_run ncat-broker "$n" "$m" 1 "$STALL_LIMIT"
   echo "$FAN_OUT" | awk -v rc="$FAN_RC" -v n="$n" -v m="$m" '{
     d = n * (n - 1) * m

@@ -7,6 +7,7 @@ section_growth() {
   local size tool rep key
   local -a gtools=(p-chat p-raw p-nc) sizes
   read -r -a sizes <<<"$GROWTH_MIB"
+  progress "writing the files (${sizes[*]} MiB)"
   for size in "${sizes[@]}"; do
     text_files letters "$size" # made before the clock runs
     for tool in "${gtools[@]}"; do
@@ -15,6 +16,7 @@ section_growth() {
   done
   # Sizes interleaved too, so that a change of load hits them alike.
   for ((rep = 1; rep <= REPS; rep++)); do
+    progress "round $rep of $REPS (${sizes[*]} MiB through each of ${gtools[*]})"
     for size in "${sizes[@]}"; do
       text_files letters "$size"
       for tool in "${gtools[@]}"; do

@@ -29,6 +29,27 @@ require_tools() {
     die "missing tools; install the Debian packages: ${missing[*]} (apt-get install ${missing[*]})"
 }
 
+# --- progress ----------------------------------------------------------------
+
+section_name=""   # the section running, for progress lines
+section_t0=0      # when it started (whole seconds of EPOCHREALTIME)
+
+# section_begin NAME EXPECTED: a progress line saying that section NAME
+# starts and how long it takes with the default settings.
+section_begin() {
+  section_name=$1
+  section_t0=${EPOCHREALTIME%.*}
+  progress "started; expect about $2 with the default settings on 2 CPUs"
+}
+
+# progress WHAT...: one line on standard error, `scripts/bench: SECTION
+# [M:SS]: WHAT`, the time since the section began; the tables on standard
+# output stay as they are.
+progress() {
+  local e=$((${EPOCHREALTIME%.*} - section_t0))
+  printf 'scripts/bench: %s [%d:%02d]: %s\n' "$section_name" $((e / 60)) $((e % 60)) "$*" >&2
+}
+
 # --- temporary files and cleanup ------------------------------------------
 
 live=()   # pids of the `timeout` processes of a running measurement
@@ -197,6 +218,7 @@ bench_rounds() {
     times[$tool]=""
   done
   for ((rep = 1; rep <= REPS; rep++)); do
+    progress "round $rep of $REPS (${tools_ref[*]})"
     for tool in "${tools_ref[@]}"; do
       "$2" "$tool" "$rep"
       times[$tool]+=" $SECS"
@@ -345,6 +367,7 @@ pipe_rounds() {
   done
   for ((rep = 1; rep <= REPS; rep++)); do
     for corpus in "$@"; do
+      progress "$dir, round $rep of $REPS, $corpus ($mib MiB through each of ${ptools[*]})"
       text_files "$corpus" "$mib"
       for tool in "${ptools[@]}"; do
         key=$tool@$corpus

@@ -35,6 +35,7 @@ section_paced() {
       use[$tool]=""
     done
     for ((rep = 1; rep <= REPS; rep++)); do
+      progress "R=$rate MiB/s, round $rep of $REPS (${fan_tools[*]})"
       for tool in "${fan_tools[@]}"; do
         fan_run "$tool" "$n" "$m" 0 "$LIMIT"
         fan_check "$tool" "$n" "$m"

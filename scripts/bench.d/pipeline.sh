@@ -14,6 +14,7 @@ pipe_tools=(p-chat p-raw p-nc p-socat p-ncat)
 section_pipeline() {
   local dir tool corpus
   # Once, untimed: every tool delivers each corpus byte for byte, both ways.
+  progress "checking that every tool delivers each corpus byte for byte (16 MiB, both ways)"
   for corpus in "${corpora[@]}"; do
     text_files "$corpus" 16
     for dir in cs sc; do

@@ -9,6 +9,7 @@
 section_scan() {
   local corpus
   local -a args=()
+  progress "writing the three 16 MiB blocks, then $REPS rounds of $SCAN_MIB MiB a scan"
   for corpus in "${corpora[@]}"; do
     text_block "$corpus"
     args+=("$corpus=$tmp/$corpus-block")

@@ -6,6 +6,6 @@ use chatd::cli::ChatArgs;
 
 fn main() -> ExitCode {
     let args: ChatArgs = chatd::cli::parse();
-    chatd::messages::init("chat", args.quiet, args.verbose);
+    chatd::messages::init("chat", args.common.quiet, args.verbose);
     chatd::exit_status(chatd::client::run(&args))
 }

@@ -6,6 +6,6 @@ use chatd::cli::ChatdArgs;
 
 fn main() -> ExitCode {
     let args: ChatdArgs = chatd::cli::parse();
-    chatd::messages::init("chatd", args.quiet, args.verbose);
+    chatd::messages::init("chatd", args.common.quiet, args.verbose);
     chatd::exit_status(chatd::server::run(&args))
 }

@@ -102,25 +102,11 @@ impl Framer {
                 self.cr = false;
                 if input[0] == b'\n' {
                     input = &input[1..];
-                    let flow = each(Piece {
-                        text: &self.buf,
-                        starts_line: !self.continued,
-                        ends_line: true,
-                        crlf: true,
-                    });
-                    self.reset();
-                    flow?;
+                    self.emit(&mut each, Text::Held, End::Line { crlf: true })?;
                 } else {
                     // The `\r` was part of the line: it starts the next piece.
-                    let flow = each(Piece {
-                        text: &self.buf,
-                        starts_line: !self.continued,
-                        ends_line: false,
-                        crlf: false,
-                    });
-                    self.buf.clear();
+                    let flow = self.emit(&mut each, Text::Held, End::Piece);
                     self.buf.push(b'\r');
-                    self.continued = true;
                     flow?;
                 }
                 continue;
@@ -131,20 +117,13 @@ impl Framer {
                 // `\n`: the line ends (a `\r` ending the buffer was the
                 // first half of a CRLF); `\r\n`: it ends, with the buffer.
                 let ends = match input {
-                    [b'\n', ..] => Some((1, strip_cr(&self.buf), self.buf.ends_with(b"\r"))),
-                    [b'\r', b'\n', ..] => Some((2, &self.buf[..], true)),
+                    [b'\n', ..] => Some((1, Text::HeldLine, self.buf.ends_with(b"\r"))),
+                    [b'\r', b'\n', ..] => Some((2, Text::Held, true)),
                     _ => None,
                 };
                 if let Some((used, text, crlf)) = ends {
                     input = &input[used..];
-                    let flow = each(Piece {
-                        text,
-                        starts_line: !self.continued,
-                        ends_line: true,
-                        crlf,
-                    });
-                    self.reset();
-                    flow?;
+                    self.emit(&mut each, text, End::Line { crlf })?;
                     continue;
                 }
                 if input == b"\r" {
@@ -152,15 +131,7 @@ impl Framer {
                     self.cr = true;
                     return ControlFlow::Continue(());
                 }
-                let flow = each(Piece {
-                    text: &self.buf,
-                    starts_line: !self.continued,
-                    ends_line: false,
-                    crlf: false,
-                });
-                self.buf.clear();
-                self.continued = true;
-                flow?;
+                self.emit(&mut each, Text::Held, End::Piece)?;
                 continue;
             }
             match memchr(b'\n', input) {
@@ -171,44 +142,23 @@ impl Framer {
                     input = &input[i + 1..];
                     let mut chunks = line.chunks(max).peekable();
                     if chunks.peek().is_none() {
-                        let flow = each(Piece {
-                            text: &[],
-                            starts_line: !self.continued,
-                            ends_line: true,
-                            crlf,
-                        });
-                        self.reset();
-                        flow?;
+                        self.emit(&mut each, Text::Input(&[]), End::Line { crlf })?;
                         continue;
                     }
                     while let Some(text) = chunks.next() {
-                        let last = chunks.peek().is_none();
-                        let flow = each(Piece {
-                            text,
-                            starts_line: !self.continued,
-                            ends_line: last,
-                            crlf: last && crlf,
-                        });
-                        if last {
-                            self.reset();
-                        } else {
-                            self.continued = true;
-                        }
-                        flow?;
+                        let end = match chunks.peek() {
+                            None => End::Line { crlf },
+                            Some(_) => End::Piece,
+                        };
+                        self.emit(&mut each, Text::Input(text), end)?;
                     }
                 }
                 Some(i) if self.buf.len() + i <= max => {
                     // The end of the held line, and it fits.
                     self.buf.extend_from_slice(&input[..i]);
                     input = &input[i + 1..];
-                    let flow = each(Piece {
-                        text: strip_cr(&self.buf),
-                        starts_line: !self.continued,
-                        ends_line: true,
-                        crlf: self.buf.ends_with(b"\r"),
-                    });
-                    self.reset();
-                    flow?;
+                    let crlf = self.buf.ends_with(b"\r");
+                    self.emit(&mut each, Text::HeldLine, End::Line { crlf })?;
                 }
                 _ => {
                     // No end of line within reach: fill the buffer (the
@@ -233,18 +183,38 @@ impl Framer {
         if self.buf.is_empty() && !self.cr && !self.continued {
             return ControlFlow::Continue(());
         }
-        let text = if self.cr {
-            &self.buf[..]
-        } else {
-            strip_cr(&self.buf)
+        let text = if self.cr { Text::Held } else { Text::HeldLine };
+        self.emit(&mut each, text, End::Line { crlf: false })
+    }
+
+    /// Hands `each` the next piece of the current line (its first unless
+    /// pieces of it were handed on already), then moves on: after the end
+    /// of a line to a fresh one ([`Framer::reset`]), after a piece to the
+    /// rest of the line, with an empty buffer. Returns what `each` said.
+    fn emit(
+        &mut self,
+        each: &mut impl FnMut(Piece<'_>) -> ControlFlow<()>,
+        text: Text<'_>,
+        end: End,
+    ) -> ControlFlow<()> {
+        let text = match text {
+            Text::Held => &self.buf[..],
+            Text::HeldLine => strip_cr(&self.buf),
+            Text::Input(text) => text,
         };
         let flow = each(Piece {
             text,
             starts_line: !self.continued,
-            ends_line: true,
-            crlf: false,
+            ends_line: matches!(end, End::Line { .. }),
+            crlf: matches!(end, End::Line { crlf: true }),
         });
-        self.reset();
+        match end {
+            End::Line { .. } => self.reset(),
+            End::Piece => {
+                self.buf.clear();
+                self.continued = true;
+            }
+        }
         flow
     }
 
@@ -258,6 +228,30 @@ impl Framer {
             self.buf = Vec::new();
         }
     }
+}
+
+/// The bytes of a piece, for [`Framer::emit`].
+#[derive(Debug, Clone, Copy)]
+enum Text<'a> {
+    /// The held buffer, whole.
+    Held,
+    /// The held buffer without one trailing `\r` (the line ended with
+    /// `\n`, and that `\r` was the first half of a CRLF).
+    HeldLine,
+    /// Bytes of the chunk being pushed, handed on without a copy.
+    Input(&'a [u8]),
+}
+
+/// How a piece ends, for [`Framer::emit`].
+#[derive(Debug, Clone, Copy)]
+enum End {
+    /// More of the line follows in other pieces.
+    Piece,
+    /// The line ends, with `\r\n` if `crlf`.
+    Line {
+        /// The line ended with `\r\n`.
+        crlf: bool,
+    },
 }
 
 /// A line buffer with more capacity than this (bytes) is freed when its

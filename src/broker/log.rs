@@ -14,6 +14,11 @@
 //!
 //! This is the structure of Kafka's partitions and of the LMAX disruptor's
 //! ring, without persistence: one writer, many readers, each a number.
+//!
+//! **History** (`--history N`): the log can also keep its last N lines,
+//! however far every reader is, up to a number of bytes
+//! ([`Log::keep_history`]); a newcomer then starts reading at
+//! [`Log::history`] instead of the head (see [`super::room`]).
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -27,6 +32,12 @@ pub const SEGMENT: usize = 64 * 1024;
 pub struct Log {
     segments: VecDeque<Segment>,
     head: u64,
+    /// The start of each of the last lines kept as history, oldest first.
+    history: VecDeque<u64>,
+    /// At most this many lines are kept as history...
+    history_lines: usize,
+    /// ... and at most this many bytes.
+    history_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -58,6 +69,35 @@ impl Log {
         self.segments.front().map_or(self.head, |s| s.start)
     }
 
+    /// Keeps the last `lines` lines appended from now on, as long as they
+    /// take at most `bytes` bytes, whether or not a reader still needs
+    /// them: [`Log::trim`] does not free them.
+    pub fn keep_history(&mut self, lines: usize, bytes: usize) {
+        self.history_lines = lines;
+        self.history_bytes = bytes as u64;
+        self.forget_history();
+    }
+
+    /// The start of the oldest line kept as history, and how many lines
+    /// are kept from there to the head; `None` when none is.
+    pub fn history(&self) -> Option<(u64, usize)> {
+        self.history
+            .front()
+            .map(|&start| (start, self.history.len()))
+    }
+
+    /// Drops the history lines beyond the count or the bytes allowed.
+    fn forget_history(&mut self) {
+        while self.history.len() > self.history_lines
+            || self
+                .history
+                .front()
+                .is_some_and(|&start| self.head - start > self.history_bytes)
+        {
+            self.history.pop_front();
+        }
+    }
+
     /// The bytes of memory the segments hold (capacity, not length).
     pub fn footprint(&self) -> usize {
         self.segments.iter().map(|s| s.bytes.capacity()).sum()
@@ -84,6 +124,10 @@ impl Log {
         let before = segment.bytes.len();
         write(&mut segment.bytes);
         self.head += (segment.bytes.len() - before) as u64;
+        if self.history_lines > 0 {
+            self.history.push_back(start);
+            self.forget_history();
+        }
         start..self.head
     }
 
@@ -145,10 +189,12 @@ impl Log {
         count
     }
 
-    /// Forgets the bytes before `keep`: every segment that ends at or
-    /// before it, except the last (the one being appended to), which is
+    /// Forgets the bytes before `keep` (or before the history, if it
+    /// begins earlier): every segment that ends at or before it, except
+    /// the last (the one being appended to), which is
     /// only replaced when a long line made it larger than two segments.
     pub fn trim(&mut self, keep: u64) {
+        let keep = self.history.front().map_or(keep, |&start| keep.min(start));
         while self.segments.len() > 1 && self.segments[0].end() <= keep {
             self.segments.pop_front();
         }
@@ -199,6 +245,30 @@ mod tests {
         assert_eq!(log.segments.len(), 1, "the segment being appended to stays");
         let kept = log.head() - log.tail();
         assert_eq!(log.count_lines(log.tail()..log.head()), kept / 1001);
+    }
+
+    #[test]
+    fn history_keeps_the_last_lines_within_its_bytes() {
+        let mut log = Log::new();
+        log.append(&[b"before\n"]);
+        log.keep_history(3, 100);
+        assert_eq!(log.history(), None);
+        for i in 0..5 {
+            log.append(&[format!("line {i}\n").as_bytes()]);
+        }
+        let (start, lines) = log.history().unwrap();
+        assert_eq!(lines, 3);
+        assert_eq!(log.slice(start, log.head()), b"line 2\nline 3\nline 4\n");
+        // Every reader passed them: they stay.
+        log.trim(log.head());
+        assert_eq!(log.tail(), log.segments[0].start);
+        assert!(log.tail() <= start);
+        assert_eq!(log.slice(start, log.head()), b"line 2\nline 3\nline 4\n");
+        // A line larger than the bytes allowed leaves no history.
+        log.append(&[&[b'x'; 200], b"\n"]);
+        assert_eq!(log.history(), None);
+        log.append(&[b"after\n"]);
+        assert_eq!(log.history().map(|(_, n)| n), Some(1));
     }
 
     #[test]

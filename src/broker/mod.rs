@@ -148,10 +148,10 @@
 //! ends the server quietly with status 0, as everywhere else in `chatd`.
 
 pub mod frame;
-pub mod log;
-pub mod name;
-pub mod pace;
-pub mod queue;
+pub(crate) mod log;
+pub(crate) mod name;
+pub(crate) mod pace;
+pub(crate) mod queue;
 pub mod room;
 
 use std::collections::VecDeque;
@@ -166,7 +166,6 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::access::Access;
-use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
@@ -174,13 +173,13 @@ use crate::signals::Signals;
 use crate::tls::event::{Got, Secure, Shake};
 use crate::tls::names::Reservations;
 use crate::{pump, report, status};
-use room::{Action, ClientId, LINE_OVERHEAD, Limits, Room};
+use room::{Action, ClientId, Limits, Room};
 
 /// How long a leaving client (or, after `arret` or a signal, every client)
 /// has to read what is queued for it and close its end, after which its
 /// socket is closed anyway: 2 s, as the 1-to-1 sessions wait after a
 /// protocol word.
-pub const LINGER: Duration = crate::session::WORD_LINGER;
+pub(crate) const LINGER: Duration = crate::session::WORD_LINGER;
 
 /// Bytes read from one socket (or standard input) at most at once: 64 KiB
 /// (usually less: see [`room::Room::may_read`]).
@@ -217,7 +216,7 @@ const SPARE_FDS: u64 = 8;
 /// The refusal a client beyond `--max-clients` receives before its close.
 fn refusal(max: usize) -> String {
     let plural = if max == 1 { "" } else { "s" };
-    format!("* the room is full ({max} client{plural}); try again later\n")
+    format!("-!- the room is full ({max} client{plural}); try again later\n")
 }
 
 /// The token of a client in its TLS handshake: this bit, plus its index
@@ -229,6 +228,20 @@ const SIGNALS: u64 = u64::MAX;
 const LISTENER: u64 = u64::MAX - 1;
 const STDIN: u64 = u64::MAX - 2;
 const STDOUT: u64 = u64::MAX - 3;
+
+/// The settings of the room, from `chatd`'s command line (built by
+/// `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// `--max-clients`: at most this many clients at once (at least 1).
+    pub max_clients: usize,
+    /// `--max-line`, `--max-queue`, `--stall-timeout`,
+    /// `--allow-remote-stop`, and `--raw` (no cleaning).
+    pub limits: Limits,
+    /// `--idle-timeout`: a client from which nothing arrived for this long
+    /// is closed.
+    pub idle: Option<Duration>,
+}
 
 /// Runs the room on `listener` until `arret` on standard input (or from a
 /// client, with `--allow-remote-stop`), a closed standard output, or a
@@ -243,18 +256,18 @@ const STDOUT: u64 = u64::MAX - 3;
 /// SIGTERM, SIGHUP (after the room was closed); [`Error::Sys`] if `epoll`
 /// or `accept` fail for a reason other than a client's (or if writing to
 /// standard output fails other than with `EPIPE`).
-pub fn run(
+pub(crate) fn run(
     listener: TcpListener,
     signals: &Signals,
-    args: &ChatdArgs,
+    config: &Config,
     access: Access,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
-    let limits = limits(args)?;
-    let max_clients = fit_clients(args.max_clients);
+    let limits = limits(config)?;
+    let max_clients = fit_clients(config.max_clients);
     let mut broker = Broker::new(listener, signals, limits, max_clients)?;
     broker.access = access;
-    broker.idle = args.idle_timeout;
+    broker.idle = config.idle;
     if let Some(config) = tls {
         // Names bound to certificates, kept across restarts.
         let path = crate::tls::names::path()?;
@@ -271,30 +284,23 @@ pub fn run(
     broker.run()
 }
 
-/// The room's limits from the command line. Errors: a limit that makes no
-/// sense, as a one-line [`Error::Msg`].
-fn limits(args: &ChatdArgs) -> Result<Limits, Error> {
-    if args.max_line == 0 {
+/// The room's limits, checked. Errors: a limit that makes no sense, as a
+/// one-line [`Error::Msg`] (the command line refuses them first).
+fn limits(config: &Config) -> Result<Limits, Error> {
+    let limits = config.limits;
+    if limits.max_line == 0 {
         return Err(Error::Msg("--max-line must be at least 1".into()));
     }
-    if args.max_clients == 0 {
+    if config.max_clients == 0 {
         return Err(Error::Msg("--max-clients must be at least 1".into()));
     }
-    let need = args.max_line.saturating_add(LINE_OVERHEAD);
-    if args.max_queue < need {
+    if let Some(why) = limits.queue_too_small() {
         return Err(Error::Msg(format!(
-            "--max-queue {} is too small: a send queue must hold a whole line, \
-             at least --max-line + {LINE_OVERHEAD} = {need} bytes",
-            args.max_queue
+            "invalid --max-queue '{}': {why}",
+            limits.max_queue
         )));
     }
-    Ok(Limits {
-        max_line: args.max_line,
-        max_queue: args.max_queue,
-        allow_remote_stop: args.allow_remote_stop,
-        clean: !args.raw,
-        stall_timeout: args.stall_timeout,
-    })
+    Ok(limits)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns how many

@@ -26,19 +26,38 @@
 //! UTF-8 and for this room) has:
 //! - 1 to [`MAX_NAME`] characters (Unicode scalar values, so `Éloïse` is
 //!   6), in valid UTF-8;
-//! - no white space, no control character (C0, DEL, C1), no invisible
-//!   formatting character (the bidirectional controls of
-//!   [`crate::display::BIDI_CONTROLS`], zero-width spaces and joiners, the
-//!   soft hyphen, the byte-order mark), so that what one sees is the name;
+//! - only visible characters ([`crate::display::looks::is_visible`]): no
+//!   white space, no control character, no format character (Cf: the
+//!   bidirectional controls, zero-width spaces and joiners, the tags…), no
+//!   default-ignorable code point (variation selectors, Hangul fillers…),
+//!   no unassigned or private-use code point; and it does not begin with
+//!   a combining mark (which would draw on the `[` before it). What one
+//!   sees is the name: `[bob\u{E0001}]` would look exactly like `[bob]`;
 //! - no `[` or `]` (the prefix `[NAME]` stays unambiguous) and no `:`, so
-//!   that a name can never pass for an address name;
-//! - not `chatd`, in any case: the server's own lines are `[chatd] …`.
+//!   that a name can never pass for an address name, nor any character
+//!   that looks like one of them (`［`, `∶`: their UTS #39 skeleton is
+//!   one);
+//! - not `chatd`, nor any name that looks like it ([`SERVER`]): the
+//!   server's own lines are `[chatd] …`.
 //!
-//! Names are unique in the room, ignoring ASCII case (`Alice` and `alice`
-//! are the same name), as on IRC.
+//! Names are unique in the room as people see them ([`Keys`]): two
+//! names are the same when their compatibility caseless forms are equal
+//! (`Alice` and `alice`, `josé` and `jose` + U+0301, fullwidth `ｂｏｂ`
+//! and `bob`), or when they share a look-alike key, their confusable
+//! skeleton of Unicode Technical Standard #39 (`bob` and `bоb` with a
+//! Cyrillic о): see [`crate::display::looks`].
+//!
+//! A name never begins a line: every line a client causes begins with
+//! `[` (`[NAME] text`, `[NAME (private)] text`) or `* ` (`/me`), and the
+//! room's notices begin with `-!- `, which no client can write at the
+//! start of a line. So a name may begin with `-` or hold `!` or `*`.
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::display::looks;
 
 /// The longest name `/nick` accepts, in characters.
 pub const MAX_NAME: usize = 32;
@@ -69,11 +88,12 @@ pub enum Refusal {
     TooLong,
     /// Not valid UTF-8.
     NotUtf8,
-    /// White space, a control or invisible character, a bracket or a colon.
+    /// White space, a control or invisible character, a bracket or a
+    /// colon (or a look-alike of one), or a combining mark first.
     BadCharacter,
-    /// The server's name, [`SERVER`].
+    /// The server's name, [`SERVER`], or a name that looks like it.
     Reserved,
-    /// Another client has it (ignoring ASCII case).
+    /// Another client has it, or a name that looks like it.
     Taken,
 }
 
@@ -84,16 +104,17 @@ impl fmt::Display for Refusal {
             Refusal::TooLong => "a name has at most 32 characters",
             Refusal::NotUtf8 => "a name must be valid UTF-8",
             Refusal::BadCharacter => {
-                "a name has no spaces, brackets, colons, control or invisible characters"
+                "a name has only visible characters, no spaces, brackets or colons"
             }
             Refusal::Reserved => "chatd is the server's name",
-            Refusal::Taken => "that name is taken",
+            Refusal::Taken => "that name, or one that looks like it, is taken",
         })
     }
 }
 
 /// Checks `name` against the rules of the [module documentation](self),
-/// except uniqueness (the room's to check). Returns it as text.
+/// except uniqueness (the room's to check, with [`Keys`]). Returns it as
+/// text.
 ///
 /// Errors: the first rule it breaks, as a [`Refusal`].
 pub fn check(name: &[u8]) -> Result<&str, Refusal> {
@@ -101,44 +122,63 @@ pub fn check(name: &[u8]) -> Result<&str, Refusal> {
         return Err(Refusal::Empty);
     }
     let name = std::str::from_utf8(name).map_err(|_| Refusal::NotUtf8)?;
-    if name.chars().any(forbidden) {
+    let composed: String = name.nfc().collect();
+    if composed
+        .chars()
+        .any(|c| !looks::is_visible(c) || forbidden(c))
+        || composed.chars().next().is_some_and(looks::is_mark)
+    {
+        return Err(Refusal::BadCharacter);
+    }
+    let compat: String = name.nfkc().collect();
+    if looks::skeleton(&compat).chars().any(forbidden) {
         return Err(Refusal::BadCharacter);
     }
     if name.chars().count() > MAX_NAME {
         return Err(Refusal::TooLong);
     }
-    if name.eq_ignore_ascii_case(SERVER) {
+    if looks::alike(name, SERVER) {
         return Err(Refusal::Reserved);
     }
     Ok(name)
 }
 
-/// The key under which a name is unique: ASCII letters folded to lower
-/// case.
+/// The key under which a name is found by `/msg NAME`: its compatibility
+/// caseless form ([`looks::caseless`]).
 pub fn key(name: &str) -> String {
-    name.to_ascii_lowercase()
+    looks::caseless(name)
 }
 
-/// Characters a name may not contain.
+/// Every key under which a name is unique in the room: its caseless form
+/// ([`key`]) and its look-alike keys ([`looks::look_keys`]). Two names are
+/// the same name when they share a key of the same kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The caseless form.
+    pub caseless: String,
+    /// The look-alike keys (one or two).
+    pub looks: Vec<String>,
+}
+
+impl Keys {
+    /// The keys of `name`.
+    pub fn of(name: &str) -> Keys {
+        Keys {
+            caseless: key(name),
+            looks: looks::look_keys(name),
+        }
+    }
+}
+
+/// Characters a name may not contain, besides the invisible ones.
 fn forbidden(c: char) -> bool {
-    c.is_whitespace()
-        || c.is_control()
-        || matches!(c, '[' | ']' | ':')
-        || crate::display::BIDI_CONTROLS.contains(&c)
-        || matches!(
-            c,
-            '\u{00AD}'                  // soft hyphen
-            | '\u{061C}'                // Arabic letter mark
-            | '\u{180E}'                // Mongolian vowel separator
-            | '\u{200B}'..='\u{200F}'   // zero-width space, joiners, LRM, RLM
-            | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
-            | '\u{FEFF}' // byte-order mark, zero-width no-break space
-        )
+    c.is_whitespace() || c.is_control() || matches!(c, '[' | ']' | ':')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::net::{Ipv6Addr, SocketAddrV6};
 
     #[test]
@@ -186,9 +226,152 @@ mod tests {
         assert_eq!(check(long.as_bytes()), Err(Refusal::TooLong));
     }
 
-    #[test]
-    fn keys_ignore_ascii_case() {
-        assert_eq!(key("Alice"), key("aLICE"));
-        assert_ne!(key("É"), key("é"));
+    /// `bob` followed by `c`, as bytes.
+    fn bob(c: char) -> Vec<u8> {
+        format!("bob{c}").into_bytes()
     }
+
+    fn refused(chars: impl IntoIterator<Item = char>) {
+        for c in chars {
+            assert_eq!(
+                check(&bob(c)),
+                Err(Refusal::BadCharacter),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn format_characters_are_refused() {
+        refused([
+            '\u{E0001}',
+            '\u{E0020}',
+            '\u{E007F}',
+            '\u{1D173}',
+            '\u{1BCA0}',
+        ]);
+        refused('\u{206A}'..='\u{206F}');
+        refused('\u{FFF9}'..='\u{FFFB}');
+        refused(['\u{13430}', '\u{0600}', '\u{00AD}', '\u{FEFF}', '\u{2061}']);
+    }
+
+    #[test]
+    fn default_ignorables_are_refused() {
+        refused(['\u{2065}', '\u{034F}', '\u{17B4}', '\u{17B5}', '\u{FFF0}']);
+    }
+
+    #[test]
+    fn variation_selectors_are_refused() {
+        refused('\u{FE00}'..='\u{FE0F}');
+        refused([
+            '\u{E0100}',
+            '\u{E01EF}',
+            '\u{180B}',
+            '\u{180C}',
+            '\u{180D}',
+            '\u{180F}',
+        ]);
+    }
+
+    #[test]
+    fn hangul_fillers_are_refused() {
+        refused(['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}']);
+        assert_eq!(check("\u{3164}".as_bytes()), Err(Refusal::BadCharacter));
+    }
+
+    #[test]
+    fn unassigned_and_private_code_points_are_refused() {
+        refused([
+            '\u{0378}',
+            '\u{E000}',
+            '\u{F8FF}',
+            '\u{FDD0}',
+            '\u{10FFFF}',
+            '\u{2800}',
+        ]);
+    }
+
+    #[test]
+    fn look_alikes_of_brackets_and_colons_are_refused() {
+        for name in [
+            "\u{FF3B}x\u{FF3D}",
+            "1.2.3.4\u{2236}5",
+            "a\u{A789}b",
+            "\u{0301}bob",
+        ] {
+            assert_eq!(check(name.as_bytes()), Err(Refusal::BadCharacter), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_that_look_like_the_server_s_are_reserved() {
+        for name in [
+            "chatd",
+            "CHATD",
+            "ch\u{0430}td",
+            "\u{FF43}\u{FF48}\u{FF41}\u{FF54}\u{FF44}",
+        ] {
+            assert_eq!(check(name.as_bytes()), Err(Refusal::Reserved), "{name}");
+        }
+    }
+
+    #[test]
+    fn keys_are_shared_by_names_that_look_alike() {
+        let same = |a: &str, b: &str| {
+            let (a, b) = (Keys::of(a), Keys::of(b));
+            a.caseless == b.caseless || a.looks.iter().any(|k| b.looks.contains(k))
+        };
+        assert!(same("Alice", "aLICE"));
+        assert!(same("bob", "b\u{043E}b"));
+        assert!(same("jose\u{301}", "jos\u{E9}"));
+        assert!(!same("bob", "rob"));
+        assert_eq!(key("É"), key("é"));
+    }
+
+    proptest! {
+        #[test]
+        fn a_name_with_an_invisible_character_is_refused(
+            before in "[a-zé]{0,5}",
+            after in "[a-zé]{0,5}",
+            invisible in prop::sample::select(INVISIBLE),
+        ) {
+            let name = format!("{before}{invisible}{after}");
+            prop_assert_eq!(check(name.as_bytes()), Err(Refusal::BadCharacter));
+        }
+
+        #[test]
+        fn an_accepted_name_holds_only_visible_characters(name in "\\PC{1,8}") {
+            if let Ok(name) = check(name.as_bytes()) {
+                prop_assert!(name.chars().all(crate::display::looks::is_visible));
+            }
+        }
+    }
+
+    /// One character of each class of invisible ones.
+    const INVISIBLE: &[char] = &[
+        '\u{E0001}',
+        '\u{E0020}',
+        '\u{206A}',
+        '\u{FFF9}',
+        '\u{1D173}',
+        '\u{1BCA0}',
+        '\u{13430}',
+        '\u{0600}',
+        '\u{2065}',
+        '\u{034F}',
+        '\u{FE0F}',
+        '\u{E0100}',
+        '\u{180B}',
+        '\u{17B4}',
+        '\u{115F}',
+        '\u{1160}',
+        '\u{3164}',
+        '\u{FFA0}',
+        '\u{0378}',
+        '\u{E000}',
+        '\u{200B}',
+        '\u{200D}',
+        '\u{00AD}',
+    ];
 }

@@ -50,9 +50,6 @@ pub const GRACE: Duration = Duration::from_millis(500);
 /// first time and still count as moving: 300 ms.
 pub const FIRST_GRACE: Duration = Duration::from_millis(300);
 
-/// The default `--stall-timeout`: 10 s.
-pub const DEFAULT_STALL: Duration = Duration::from_secs(10);
-
 /// The marks of a room, from `--max-queue` and `--stall-timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
@@ -178,6 +175,9 @@ pub fn read_budget(marks: &Marks, expansion: usize, held: usize, overhead: usize
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The default `--stall-timeout`: 10 s.
+    const DEFAULT_STALL: Duration = Duration::from_secs(10);
 
     fn marks() -> Marks {
         Marks::new(1 << 20, DEFAULT_STALL)

@@ -35,14 +35,31 @@
 //! - **Commands**, answered to the sender alone unless said otherwise:
 //!   `/nick NAME`, `/who`, `/me ACTION` (to the others: `* NAME ACTION`),
 //!   `/msg NAME TEXT` (to NAME alone: `[SENDER (private)] TEXT`; the sender
-//!   gets `* to NAME: TEXT`), `/help`; `//TEXT` relays `/TEXT`; any other
+//!   gets `-!- to NAME: TEXT`), `/help`; `//TEXT` relays `/TEXT`; any other
 //!   `/word` gets a one-line answer. Commands and their words are ASCII
 //!   case-insensitive.
 //! - **Notices** to the others and on the server's standard output:
-//!   `* NAME joined` (the clients that join within one turn of the event
-//!   loop are announced in one line, `* 3 joined: a, b, c`), `* NAME left`,
-//!   `* NAME left (too slow)`, `* NAME left (idle)` (`--idle-timeout`),
-//!   `* OLD is now NEW`, `* the room is closing` (a terminating signal).
+//!   `-!- NAME joined` (the clients that join within one turn of the event
+//!   loop are announced in one line, `-!- 3 joined: a, b, c`), `-!- NAME
+//!   left`, `-!- NAME left (too slow)`, `-!- NAME left (idle)`
+//!   (`--idle-timeout`), `-!- OLD is now NEW`, `-!- the room is closing` (a
+//!   terminating signal).
+//! - **Who said it.** irssi's convention: what the room says (notices,
+//!   answers, greetings) begins with `-!- `; a line from a client begins
+//!   with `[NAME] `, `[NAME (private)] ` or, for `/me`, `* NAME `. Every
+//!   line a client causes begins with `[` or `* `, whatever it sends, so
+//!   no client can write a line that reads as the room's. A line wider
+//!   than the reader's terminal wraps, and a client could place text at
+//!   the start of the next row: see [`crate::display::starts`] for what
+//!   the room does so that, on an 80-column terminal, such a row never
+//!   begins like a line.
+//! - **Greeting and history.** A newcomer is greeted with its name and
+//!   who else is present (`-!- you are NAME; here: a, b and 12 more; /help
+//!   lists the commands`). With `--history N`, it first reads the last N
+//!   lines of the log, as the others saw them, between `-!- history: the
+//!   last N lines said here` and `-!- end of history`: lines that no
+//!   client can write (see **Who said it**). The log keeps them for it
+//!   ([`Log::keep_history`]), within a quarter of `--max-queue`.
 //! - **Line ends.** A client that ends a line with `\r\n` (telnet, PuTTY)
 //!   receives `\r\n` line ends from then on.
 //! - **Protocol words.** A line `bye` ends its client's session (announced
@@ -74,7 +91,7 @@ use super::log::Log;
 use super::name::{self, Refusal, SERVER};
 use super::pace::{self, Marks, Pacer, Verdict};
 use super::queue::SendQueue;
-use crate::display::Sanitizer;
+use crate::display::{Sanitizer, starts};
 use crate::tls::Fingerprint;
 use crate::tls::names::{Claim, Reservations};
 
@@ -93,16 +110,39 @@ pub struct Limits {
     /// `--stall-timeout`: a reader that accepts nothing for this long
     /// while lines wait for it is dropped.
     pub stall_timeout: Duration,
+    /// `--history`: a newcomer first receives up to this many of the
+    /// last lines of the log (at most a quarter of `--max-queue`).
+    pub history: usize,
+}
+
+impl Limits {
+    /// Why a send queue of `max_queue` bytes cannot work with lines of
+    /// `max_line` bytes, if it cannot: it must hold a whole line, at least
+    /// `max_line` + [`LINE_OVERHEAD`] bytes. The one check of
+    /// `--max-queue`: the command line refuses such a value with this
+    /// reason (a usage error), and [`crate::broker::run`] too.
+    pub fn queue_too_small(&self) -> Option<String> {
+        let need = self.max_line.saturating_add(LINE_OVERHEAD);
+        (self.max_queue < need).then(|| {
+            format!(
+                "too small for --max-line {}: a send queue must hold a whole \
+                 line, at least --max-line + {LINE_OVERHEAD} = {need} bytes",
+                self.max_line
+            )
+        })
+    }
 }
 
 /// A bound on what the room adds to `--max-line` bytes of text in any one
 /// line it queues: a prefix is at most 142 bytes (`[`, a name of 32
 /// characters of up to 4 bytes, or an IPv6 address name of at most 56,
 /// ` (private)] `), an answer quoting a command word at most 50, a notice
-/// naming two names 267, `/who` 30 past `max(--max-line, 256)`. A queue of
+/// naming two names 269, `/who` 32 past `max(--max-line, 256)`. A queue of
 /// `--max-line` + this many bytes holds any single line, so `--max-queue`
-/// must be at least that.
-pub const LINE_OVERHEAD: usize = 512;
+/// must be at least that. (Text is counted as cleaned: cleaning writes a
+/// control byte as 2 to 4, and the row guard of
+/// [`crate::display::starts`] adds at most 2 bytes for every 10.)
+pub(crate) const LINE_OVERHEAD: usize = 512;
 
 /// The most bytes of names a combined join notice lists before
 /// `(and N more)`.
@@ -216,6 +256,8 @@ pub struct Room {
     free: Vec<usize>,
     /// [`name::key`] of every member's name.
     names: HashMap<String, ClientId>,
+    /// The look-alike keys of every member's name ([`name::Keys`]).
+    looks: HashMap<String, ClientId>,
     members: usize,
     serial: u64,
     server: Framer,
@@ -249,13 +291,19 @@ impl Room {
     ///
     /// If `limits.max_line` is 0.
     pub fn new(limits: Limits) -> Room {
+        let marks = Marks::new(limits.max_queue, limits.stall_timeout);
+        let mut log = Log::new();
+        // Within the low-water mark: a newcomer's history never pauses the
+        // room, nor gets it dropped.
+        log.keep_history(limits.history, marks.low);
         Room {
             limits,
-            marks: Marks::new(limits.max_queue, limits.stall_timeout),
-            log: Log::new(),
+            marks,
+            log,
             clients: Vec::new(),
             free: Vec::new(),
             names: HashMap::new(),
+            looks: HashMap::new(),
             members: 0,
             serial: 0,
             server: Framer::new(limits.max_line),
@@ -305,9 +353,7 @@ impl Room {
             .as_ref()
             .and_then(|r| r.name_of(&fingerprint))
             .map(Rc::<str>::from);
-        let free = reserved
-            .as_ref()
-            .is_some_and(|name| !self.names.contains_key(&name::key(name)));
+        let free = reserved.as_ref().is_some_and(|name| !self.taken(name, id));
         let Some(client) = self.client_mut(id) else {
             return;
         };
@@ -316,8 +362,8 @@ impl Room {
             return;
         };
         let old = std::mem::replace(&mut client.name, Rc::clone(&name));
-        self.names.remove(&name::key(&old));
-        self.names.insert(name::key(&name), id);
+        self.remove_name(&old, id);
+        self.add_name(&name, id);
     }
 
     /// Whether member `id`'s name is reserved for the certificate it
@@ -366,7 +412,7 @@ impl Room {
                 ClientId(self.clients.len() - 1)
             }
         };
-        self.names.insert(name::key(&name), id);
+        self.add_name(&name, id);
         self.members += 1;
         self.joining.push(id);
         id
@@ -442,7 +488,7 @@ impl Room {
     pub fn close(&mut self) {
         self.flush_joins();
         if !self.stopped {
-            self.stop_with("* the room is closing");
+            self.stop_with("-!- the room is closing");
         }
     }
 
@@ -715,9 +761,9 @@ impl Room {
         }
         let notice = match &names[..] {
             [] => return,
-            [one] => format!("* {one} joined"),
+            [one] => format!("-!- {one} joined"),
             many => {
-                let mut text = format!("* {} joined:", many.len());
+                let mut text = format!("-!- {} joined:", many.len());
                 let mut listed = 0;
                 for name in many {
                     if listed > 0 && text.len() + name.len() > JOIN_NAMES {
@@ -733,10 +779,19 @@ impl Room {
                 text
             }
         };
-        self.notice(&notice);
+        // What was said before, for the newcomers (`--history`), and its
+        // marks.
+        let past = self.log.history().map(|(from, lines)| {
+            let plural = if lines == 1 { "" } else { "s" };
+            let clean = self.limits.clean;
+            let start = format!("{NOTICE}history: the last {lines} line{plural} said here");
+            let start = compose_notice(&mut self.scratch, clean, &start);
+            let end = format!("{NOTICE}end of history");
+            let end = compose_notice(&mut self.scratch, clean, &end);
+            (from, start, end)
+        });
+        let announced = self.notice(&notice);
         let head = self.log.head();
-        let others = self.members - 1;
-        let plural = if others == 1 { "" } else { "s" };
         for id in joining {
             let Some(client) = self.client_mut(id) else {
                 continue;
@@ -744,15 +799,55 @@ impl Room {
             if client.state != State::Member {
                 continue;
             }
-            client.queue.start_at(head);
+            match &past {
+                Some((from, start, end)) => {
+                    client.queue.start_at(*from);
+                    client.queue.push(*from, start);
+                    client.queue.exclude(announced.clone());
+                    client.queue.push(head, end);
+                }
+                None => client.queue.start_at(head),
+            }
             let name = Rc::clone(&client.name);
+            let here = self.here(id);
             self.reply(
                 id,
-                &format!(
-                    "* you are {name}, with {others} other{plural} here; /help lists the commands"
-                ),
+                &format!("-!- you are {name}; {here}; /help lists the commands"),
             );
         }
+    }
+
+    /// Who else is present, for `id`'s greeting: `here: a, b, c`, with
+    /// `and N more` past about [`JOIN_NAMES`] bytes of names, or `nobody
+    /// else is here`. The first members by slot are listed (mostly the
+    /// earliest arrivals), so that a greeting costs the names it lists,
+    /// not the size of the room.
+    fn here(&self, id: ClientId) -> String {
+        let others = self.members.saturating_sub(1);
+        if others == 0 {
+            return "nobody else is here".to_owned();
+        }
+        let mut text = String::from("here:");
+        let mut listed = 0;
+        for (i, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            if i == id.0 || client.state != State::Member {
+                continue;
+            }
+            if listed > 0 && text.len() + client.name.len() > JOIN_NAMES {
+                break;
+            }
+            text.push_str(if listed == 0 { " " } else { ", " });
+            text.push_str(&client.name);
+            listed += 1;
+            if listed == others {
+                break;
+            }
+        }
+        if listed < others {
+            text.push_str(&format!(" and {} more", others - listed));
+        }
+        text
     }
 
     // --- lines from clients ---------------------------------------------
@@ -778,7 +873,7 @@ impl Room {
                 let max = self.limits.max_line;
                 self.reply(
                     id,
-                    &format!("* command longer than {max} bytes: line dropped"),
+                    &format!("-!- command longer than {max} bytes: line dropped"),
                 );
                 return ControlFlow::Continue(());
             }
@@ -826,14 +921,17 @@ impl Room {
         let name = Rc::clone(&client.name);
         let sanitizer = &mut client.sanitizer;
         let range = self.log.append_with(|out| {
+            let start = out.len();
             out.push(b'[');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"] ");
             if clean {
+                let prefix = out.len() - start;
                 sanitizer.push(text, out);
                 if ends {
                     sanitizer.finish(out);
                 }
+                starts::guard(out, start, prefix);
             } else {
                 out.extend_from_slice(text);
             }
@@ -851,21 +949,22 @@ impl Room {
             self.who(id);
         } else if word.eq_ignore_ascii_case(b"me") {
             if args.is_empty() {
-                self.reply(id, "* usage: /me ACTION");
+                self.reply(id, "-!- usage: /me ACTION");
                 return;
             }
             let name = self.client_name(id);
             let text = self.cleaned(args);
-            let range = self
-                .log
-                .append(&[b"* ", name.as_bytes(), b" ", &text, b"\n"]);
+            let clean = self.limits.clean;
+            let range = self.log.append_with(|out| {
+                write_line(out, clean, &[b"* ", name.as_bytes(), b" "], &text);
+            });
             if let Some(client) = self.client_mut(id) {
                 client.queue.exclude(range);
             }
         } else if word.eq_ignore_ascii_case(b"msg") {
             let (to, text) = split_word(args);
             if to.is_empty() || text.is_empty() {
-                self.reply(id, "* usage: /msg NAME TEXT");
+                self.reply(id, "-!- usage: /msg NAME TEXT");
                 return;
             }
             self.private(id, to, text);
@@ -875,7 +974,7 @@ impl Room {
             let word = String::from_utf8_lossy(&self.cleaned(word)).into_owned();
             self.reply(
                 id,
-                &format!("* unknown command /{word}; /help lists the commands"),
+                &format!("-!- unknown command /{word}; /help lists the commands"),
             );
         }
     }
@@ -898,16 +997,15 @@ impl Room {
         let new = match name::check(wanted.trim_ascii_end()) {
             Ok(new) => new,
             Err(why) => {
-                self.reply(id, &format!("* /nick: {why}"));
+                self.reply(id, &format!("-!- /nick: {why}"));
                 return;
             }
         };
         let old = self.client_name(id);
         if *old == *new {
-            self.reply(id, &format!("* you are already {new}"));
+            self.reply(id, &format!("-!- you are already {new}"));
             return;
         }
-        let key = name::key(new);
         let cert = self
             .clients
             .get(id.0)
@@ -918,12 +1016,12 @@ impl Room {
         {
             self.reply(
                 id,
-                &format!("* /nick: {new} is reserved for another certificate"),
+                &format!("-!- /nick: {new} is reserved for another certificate"),
             );
             return;
         }
-        if self.names.get(&key).is_some_and(|&other| other != id) {
-            self.reply(id, &format!("* /nick: {}", Refusal::Taken));
+        if self.taken(new, id) {
+            self.reply(id, &format!("-!- /nick: {}", Refusal::Taken));
             return;
         }
         if let (Some(reservations), Some(cert)) = (&mut self.reservations, cert)
@@ -932,13 +1030,13 @@ impl Room {
             self.reservations_changed = true;
         }
         let new: Rc<str> = new.into();
-        self.names.remove(&name::key(&old));
-        self.names.insert(key, id);
+        self.remove_name(&old, id);
+        self.add_name(&new, id);
         if let Some(client) = self.client_mut(id) {
             client.name = Rc::clone(&new);
         }
-        self.reply(id, &format!("* you are now {new}"));
-        let range = self.notice(&format!("* {old} is now {new}"));
+        self.reply(id, &format!("-!- you are now {new}"));
+        let range = self.notice(&format!("-!- {old} is now {new}"));
         if let Some(client) = self.client_mut(id) {
             client.queue.exclude(range);
         }
@@ -960,7 +1058,7 @@ impl Room {
             })
             .collect();
         present.sort_unstable_by_key(|(serial, _)| *serial);
-        let mut text = format!("* {} present:", present.len());
+        let mut text = format!("-!- {} present:", present.len());
         // The answer is one line of at most --max-line bytes (and never
         // less than the first names): the rest is counted.
         let room = self.limits.max_line.max(256);
@@ -979,9 +1077,11 @@ impl Room {
     fn private(&mut self, id: ClientId, to: &[u8], text: &[u8]) {
         let from = self.client_name(id);
         let text = self.cleaned(text);
-        let line = format(
+        let line = compose(
             &mut self.scratch,
-            &[b"[", from.as_bytes(), b" (private)] ", &text, b"\n"],
+            self.limits.clean,
+            &[b"[", from.as_bytes(), b" (private)] "],
+            &text,
         );
         let target = std::str::from_utf8(to).ok();
         let (to, shown) = if target.is_some_and(|t| t.eq_ignore_ascii_case(SERVER)) {
@@ -996,15 +1096,17 @@ impl Room {
                 }
                 None => {
                     let to = String::from_utf8_lossy(&self.cleaned(to)).into_owned();
-                    self.reply(id, &format!("* /msg: no one here is called {to}"));
+                    self.reply(id, &format!("-!- /msg: no one here is called {to}"));
                     (Rc::from(""), false)
                 }
             }
         };
         if shown {
-            let confirm = format(
+            let confirm = compose(
                 &mut self.scratch,
-                &[b"* to ", to.as_bytes(), b": ", &text, b"\n"],
+                self.limits.clean,
+                &[b"-!- to ", to.as_bytes(), b": "],
+                &text,
             );
             self.send(id, &confirm);
         }
@@ -1020,12 +1122,14 @@ impl Room {
         let clean = self.limits.clean;
         let sanitizer = &mut self.server_sanitizer;
         let range = self.log.append_with(|out| {
+            let start = out.len();
             out.extend_from_slice(b"[chatd] ");
             if clean {
                 sanitizer.push(piece.text, out);
                 if piece.ends_line {
                     sanitizer.finish(out);
                 }
+                starts::guard(out, start, b"[chatd] ".len());
             } else {
                 out.extend_from_slice(piece.text);
             }
@@ -1064,18 +1168,18 @@ impl Room {
                 false
             }
         };
-        self.names.remove(&name::key(&name));
+        self.remove_name(&name, id);
         self.members -= 1;
         self.actions.push(Action::Close { id, flush });
         let notice = match why {
-            Why::TooSlow => format!("* {name} left (too slow)"),
-            Why::Idle => format!("* {name} left (idle)"),
-            Why::Bye | Why::Lost => format!("* {name} left"),
+            Why::TooSlow => format!("-!- {name} left (too slow)"),
+            Why::Idle => format!("-!- {name} left (idle)"),
+            Why::Bye | Why::Lost => format!("-!- {name} left"),
         };
         self.notice(&notice);
         if why == Why::TooSlow {
             // It reads why, then end of file.
-            let line = format(&mut self.scratch, &[notice.as_bytes(), b"\n"]);
+            let line = compose_notice(&mut self.scratch, self.limits.clean, &notice);
             let at = self.log.head();
             if let Some(client) = self.client_mut(id) {
                 client.queue.push(at, &line);
@@ -1087,7 +1191,7 @@ impl Room {
     /// `arret` from `by`: tells everyone, then every client leaves with
     /// its queue flushed, and the room stops.
     fn stop(&mut self, by: &str) {
-        self.stop_with(&format!("* {by} said arret: the room is closed"));
+        self.stop_with(&format!("-!- {by} said arret: the room is closed"));
     }
 
     fn stop_with(&mut self, notice: &str) {
@@ -1107,6 +1211,7 @@ impl Room {
             }
         }
         self.names.clear();
+        self.looks.clear();
         self.members = 0;
         self.actions.push(Action::Stop);
     }
@@ -1126,14 +1231,17 @@ impl Room {
 
     /// A line of text, without newline, to `id` alone.
     fn reply(&mut self, id: ClientId, text: &str) {
-        let line = format(&mut self.scratch, &[text.as_bytes(), b"\n"]);
+        let line = compose_notice(&mut self.scratch, self.limits.clean, text);
         self.send(id, &line);
     }
 
     /// A notice, without newline, to every member and on standard output
     /// (through the log); returns its range, for the member it is not for.
     fn notice(&mut self, text: &str) -> std::ops::Range<u64> {
-        self.log.append(&[text.as_bytes(), b"\n"])
+        let clean = self.limits.clean;
+        let (prefix, text) = split_notice(text);
+        self.log
+            .append_with(|out| write_line(out, clean, &[prefix], text))
     }
 
     /// Frees the log before the slowest reader.
@@ -1148,6 +1256,38 @@ impl Room {
             keep = keep.min(self.stdout.cursor());
         }
         self.log.trim(keep);
+    }
+
+    // --- names -------------------------------------------------------------
+
+    /// Whether a member other than `id` has `name`, or a name that looks
+    /// like it (see [`name::Keys`]).
+    fn taken(&self, name: &str, id: ClientId) -> bool {
+        let keys = name::Keys::of(name);
+        let other = |found: Option<&ClientId>| found.is_some_and(|&other| other != id);
+        other(self.names.get(&keys.caseless)) || keys.looks.iter().any(|k| other(self.looks.get(k)))
+    }
+
+    /// Files `name` as `id`'s under each of its keys.
+    fn add_name(&mut self, name: &str, id: ClientId) {
+        let keys = name::Keys::of(name);
+        self.names.insert(keys.caseless, id);
+        for key in keys.looks {
+            self.looks.insert(key, id);
+        }
+    }
+
+    /// Forgets `id`'s `name` (the keys that are still `id`'s).
+    fn remove_name(&mut self, name: &str, id: ClientId) {
+        let keys = name::Keys::of(name);
+        if self.names.get(&keys.caseless) == Some(&id) {
+            self.names.remove(&keys.caseless);
+        }
+        for key in keys.looks {
+            if self.looks.get(&key) == Some(&id) {
+                self.looks.remove(&key);
+            }
+        }
     }
 
     // --- slots -------------------------------------------------------------
@@ -1169,17 +1309,50 @@ impl Room {
 }
 
 /// The answer to `/help`, one line.
-pub const HELP: &str = "* commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
+pub(crate) const HELP: &str = "-!- commands: /nick NAME, /who, /me ACTION, /msg NAME TEXT, /help; \
     //TEXT sends /TEXT; a line bye leaves";
 
-/// Concatenates `parts` into one shared line, through a reused buffer.
-fn format(scratch: &mut Vec<u8>, parts: &[&[u8]]) -> Rc<[u8]> {
-    scratch.clear();
-    for part in parts {
-        scratch.extend_from_slice(part);
+/// Writes into `out` one line of the room: `prefix` (its parts, who says
+/// it), `text` and a newline; when `clean`, cut where a row would begin
+/// like a line ([`starts::guard`]).
+fn write_line(out: &mut Vec<u8>, clean: bool, prefix: &[&[u8]], text: &[u8]) {
+    let start = out.len();
+    for part in prefix {
+        out.extend_from_slice(part);
     }
+    let prefix_len = out.len() - start;
+    out.extend_from_slice(text);
+    if clean {
+        starts::guard(out, start, prefix_len);
+    }
+    out.push(b'\n');
+}
+
+/// [`write_line`] into one shared line, through a reused buffer.
+fn compose(scratch: &mut Vec<u8>, clean: bool, prefix: &[&[u8]], text: &[u8]) -> Rc<[u8]> {
+    scratch.clear();
+    write_line(scratch, clean, prefix, text);
     Rc::from(&scratch[..])
 }
+
+/// A notice or answer of the room, `-!- TEXT` without newline, as one
+/// shared line.
+fn compose_notice(scratch: &mut Vec<u8>, clean: bool, text: &str) -> Rc<[u8]> {
+    let (prefix, text) = split_notice(text);
+    compose(scratch, clean, &[prefix], text)
+}
+
+/// A notice's prefix `-!- ` (empty if it has none) and its text.
+fn split_notice(text: &str) -> (&[u8], &[u8]) {
+    text.as_bytes().split_at(if text.starts_with(NOTICE) {
+        NOTICE.len()
+    } else {
+        0
+    })
+}
+
+/// How every line of the room's own begins (irssi's notices).
+pub const NOTICE: &str = "-!- ";
 
 /// Splits `text` at its first space: the word before, and what follows the
 /// spaces after it.

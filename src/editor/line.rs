@@ -15,103 +15,12 @@
 
 use unicode_width::UnicodeWidthChar;
 
-/// The most bytes a typed line may hold (32 KiB): one more is refused
-/// with the terminal bell. Sized so the whole line fits in the shared
-/// mapping ([`super::shared`]), and far beyond what a person types.
-pub const LINE_MAX: usize = 32 * 1024;
+use super::keys::Key;
+use crate::terminal::glyph::{Glyph, glyph, glyphs};
+pub use crate::terminal::shared::LINE_MAX;
 
 /// How many sent lines Up/Down can recall.
 pub const HISTORY_MAX: usize = 500;
-
-/// One character of the buffer as the screen shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Glyph {
-    /// A valid, printable UTF-8 character, `len` bytes long.
-    Char(char),
-    /// A control character (C0 or DEL), shown as `^X` (2 columns).
-    Control(u8),
-    /// A byte that is not part of valid UTF-8, shown as `\xNN` (4 columns).
-    Byte(u8),
-}
-
-impl Glyph {
-    /// The columns it takes on screen.
-    pub fn width(self) -> usize {
-        match self {
-            Glyph::Char(c) => c.width().unwrap_or(0),
-            Glyph::Control(_) => 2,
-            Glyph::Byte(_) => 4,
-        }
-    }
-
-    /// Appends what the screen shows for it to `out`.
-    pub fn show(self, out: &mut Vec<u8>) {
-        match self {
-            Glyph::Char(c) => {
-                let mut tmp = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-            }
-            Glyph::Control(b) => out.extend_from_slice(&[b'^', b ^ 0x40]),
-            Glyph::Byte(b) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'x',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 15) as usize],
-                ]);
-            }
-        }
-    }
-}
-
-/// The glyph that starts at `bytes[0]` and its length in bytes. `bytes`
-/// must not be empty.
-pub fn glyph(bytes: &[u8]) -> (Glyph, usize) {
-    let b = bytes[0];
-    if b < 0x20 || b == 0x7f {
-        return (Glyph::Control(b), 1);
-    }
-    if b < 0x80 {
-        return (Glyph::Char(b as char), 1);
-    }
-    let len = match b {
-        0xc2..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf4 => 4,
-        _ => return (Glyph::Byte(b), 1),
-    };
-    match bytes.get(..len).map(std::str::from_utf8) {
-        Some(Ok(s)) => {
-            let c = s.chars().next().unwrap_or('\u{fffd}');
-            // C1 controls are controls even in UTF-8: shown as bytes.
-            if ('\u{80}'..='\u{9f}').contains(&c) {
-                return (Glyph::Byte(b), 1);
-            }
-            (Glyph::Char(c), len)
-        }
-        _ => (Glyph::Byte(b), 1),
-    }
-}
-
-/// Iterates over the glyphs of `bytes` with their byte offsets.
-pub fn glyphs(bytes: &[u8]) -> impl Iterator<Item = (usize, Glyph)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        if at >= bytes.len() {
-            return None;
-        }
-        let (g, len) = glyph(&bytes[at..]);
-        let start = at;
-        at += len;
-        Some((start, g))
-    })
-}
-
-/// The display width of `bytes` in columns.
-pub fn width(bytes: &[u8]) -> usize {
-    glyphs(bytes).map(|(_, g)| g.width()).sum()
-}
 
 fn zero_width(g: Glyph) -> bool {
     matches!(g, Glyph::Char(c) if c.width() == Some(0))
@@ -351,6 +260,67 @@ impl Line {
         }
         line
     }
+
+    /// Applies one key to the line (the keys of readline's emacs mode;
+    /// [`Key`]) and says what else the editor has to do.
+    pub fn apply(&mut self, key: Key) -> Applied {
+        match key {
+            Key::Text(text) if self.insert(&text) => {}
+            Key::Text(_) => return Applied::Bell,
+            Key::Enter => return Applied::Line(self.take()),
+            Key::CtrlD if self.is_empty() => return Applied::Eof,
+            Key::Delete | Key::CtrlD => {
+                self.delete();
+            }
+            Key::Backspace => {
+                self.backspace();
+            }
+            Key::Left => {
+                self.left();
+            }
+            Key::Right => {
+                self.right();
+            }
+            Key::Home => {
+                self.home();
+            }
+            Key::End => {
+                self.end();
+            }
+            Key::Up => {
+                self.up();
+            }
+            Key::Down => {
+                self.down();
+            }
+            Key::KillToStart => {
+                self.kill_to_start();
+            }
+            Key::KillToEnd => {
+                self.kill_to_end();
+            }
+            Key::KillWord => {
+                self.kill_word();
+            }
+            Key::Redraw => return Applied::Redraw,
+        }
+        Applied::Edited
+    }
+}
+
+/// What [`Line::apply`] leaves to the editor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The line was edited (or the key did nothing to it): redraw it.
+    Edited,
+    /// The text did not fit ([`LINE_MAX`]): ring the bell.
+    Bell,
+    /// Enter: this line is finished (without its newline).
+    Line(Vec<u8>),
+    /// Ctrl-D on an empty line: end of input.
+    Eof,
+    /// Ctrl-L: clear the screen and draw the region again.
+    Redraw,
 }
 
 #[cfg(test)]
@@ -369,24 +339,27 @@ mod tests {
     }
 
     #[test]
-    fn widths_of_ascii_cjk_emoji_combining_controls_and_bad_bytes() {
-        assert_eq!(width(b"abc"), 3);
-        assert_eq!(width("日本".as_bytes()), 4);
-        assert_eq!(width("🙂".as_bytes()), 2);
-        assert_eq!(width("e\u{301}".as_bytes()), 1);
-        assert_eq!(width(b"a\tb"), 4);
-        assert_eq!(width(b"\xe9t\xe9"), 9);
-        // A C1 control in UTF-8 is shown byte by byte.
-        assert_eq!(width("\u{9b}".as_bytes()), 8);
-    }
-
-    #[test]
-    fn glyphs_show_controls_and_bad_bytes_visibly() {
-        let mut out = Vec::new();
-        for (_, g) in glyphs(b"a\t\x7f\xe9") {
-            g.show(&mut out);
-        }
-        assert_eq!(out, b"a^I^?\\xe9");
+    fn keys_apply_as_readline_does() {
+        let mut line = Line::new();
+        assert_eq!(line.apply(Key::CtrlD), Applied::Eof);
+        assert_eq!(line.apply(Key::Text(b"helo".to_vec())), Applied::Edited);
+        assert_eq!(line.apply(Key::Left), Applied::Edited);
+        assert_eq!(line.apply(Key::Text(b"l".to_vec())), Applied::Edited);
+        assert_eq!(line.apply(Key::Home), Applied::Edited);
+        // Ctrl-D on a line that is not empty deletes, as Delete does.
+        assert_eq!(line.apply(Key::CtrlD), Applied::Edited);
+        assert_eq!(text(&line), "ello");
+        assert_eq!(line.apply(Key::Redraw), Applied::Redraw);
+        assert_eq!(line.apply(Key::Enter), Applied::Line(b"ello".to_vec()));
+        assert!(line.is_empty());
+        assert_eq!(line.apply(Key::Up), Applied::Edited);
+        assert_eq!(text(&line), "ello");
+        assert_eq!(line.apply(Key::KillToStart), Applied::Edited);
+        assert!(line.is_empty());
+        assert_eq!(
+            line.apply(Key::Text(vec![b'x'; LINE_MAX + 1])),
+            Applied::Bell
+        );
     }
 
     #[test]

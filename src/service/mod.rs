@@ -24,11 +24,12 @@
 //!   child does (status 0, or 1 if that child failed).
 //!
 //! Of the other options, `--raw` turns off the echo words (a pure echo, as
-//! RFC 862's), `-q` silences the status lines; `--crlf` has no effect (the
-//! services send no lines of their own but the refusal).
+//! RFC 862's), `-q` silences the status lines; `--crlf` is refused with
+//! `--echo` and `--sum` (a usage error, exit status 2: the services send no
+//! lines of their own but the refusal, so it could only be ignored).
 
-pub mod echo;
-pub mod sum;
+pub(crate) mod echo;
+pub(crate) mod sum;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -45,7 +46,6 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid};
 
 use crate::access::Access;
-use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::fork::{self, Forked};
 use crate::net::{Accepting, Next};
@@ -58,25 +58,42 @@ use crate::{report, status};
 /// an echo word, and after a refusal. Closing a socket with unread input
 /// makes the kernel send a reset, which can destroy our last line before
 /// the client reads it; waiting for the client's own close avoids that.
-pub const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Most refused connections kept lingering at once ([`LINGER`]); beyond
 /// that (a flood), a refused connection is closed at once.
-pub const MAX_LINGERING: usize = 64;
+pub(crate) const MAX_LINGERING: usize = 64;
 
 /// Which service [`run`] provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
+pub(crate) enum Service {
     /// `--echo`: every line comes back to its sender ([`echo`]).
     Echo,
     /// `--sum`: the addition service of the Java course ([`sum`]).
     Sum,
 }
 
-/// Serves `service` on `listener`, one forked child per connection, at
-/// most `args.max_clients` at once (a client `access` refuses is closed at
-/// once, before a byte is sent), until a terminating signal (with
-/// `args.once`, until the first connection's child ends).
+/// The settings of a service, from `chatd`'s command line (built by
+/// `cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// `--echo` or `--sum`.
+    pub service: Service,
+    /// `--max-clients`: at most this many children at once.
+    pub max_clients: usize,
+    /// Recognise the echo words (not `--raw`).
+    pub words: bool,
+    /// `-1`: serve one connection, then end with its child.
+    pub once: bool,
+    /// `--idle-timeout`: a connection from which nothing arrived for this
+    /// long is closed.
+    pub idle: Option<Duration>,
+}
+
+/// Serves `config.service` on `listener`, one forked child per
+/// connection, at most `config.max_clients` at once (a client `access`
+/// refuses is closed at once, before a byte is sent), until a terminating
+/// signal (with `config.once`, until the first connection's child ends).
 ///
 /// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
 /// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
@@ -84,11 +101,10 @@ pub enum Service {
 /// when the one child failed (it said why). Otherwise a failing connection
 /// (a client error, a failed `fork`) is reported on stderr and the server
 /// goes on.
-pub fn run(
-    service: Service,
+pub(crate) fn run(
     listener: TcpListener,
     signals: &Signals,
-    args: &ChatdArgs,
+    config: &Config,
     access: Access,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
@@ -96,14 +112,14 @@ pub fn run(
         .set_nonblocking(true)
         .map_err(|e| Error::io("fcntl O_NONBLOCK on the listening socket", e))?;
     let mut server = Server {
-        service,
+        service: config.service,
         listener,
         signals,
         access,
-        max_clients: args.max_clients,
-        words: !args.raw,
-        once: args.once,
-        idle: args.idle_timeout,
+        max_clients: config.max_clients,
+        words: config.words,
+        once: config.once,
+        idle: config.idle,
         admitted: false,
         failed: false,
         children: HashMap::new(),
@@ -356,7 +372,7 @@ impl Server<'_> {
                     return 1;
                 };
                 // This child forks again: its own /proc/self/task.
-                self.signals.threads().reopen();
+                crate::fork::prepare_again();
                 let mut close: Vec<i32> = vec![self.listener.as_raw_fd()];
                 close.extend(self.refused.iter().map(|r| r.stream.as_raw_fd()));
                 match crate::tls::pump::spawn(conn, stream, peer, self.signals, &close) {
@@ -411,7 +427,7 @@ impl Server<'_> {
 /// Errors: `read: REASON`; when the socket's `SO_RCVTIMEO` (set from
 /// `--idle-timeout`) ran out, `nothing received for the --idle-timeout:
 /// connection closed`.
-pub fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error> {
+pub(crate) fn read_client(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Error> {
     crate::pump::read(sock, buf).map_err(|e| match e {
         Errno::EAGAIN => {
             Error::Msg("nothing received for the --idle-timeout: connection closed".to_owned())

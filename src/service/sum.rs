@@ -121,15 +121,8 @@ pub fn quoted(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The log line of one request, newline included:
+/// Appends the log line of one request to `out`, newline included:
 /// `[127.0.0.1:51234] 84 + 98 = 182\n`, the sum wrapping as Java's `int`.
-pub fn log_line(peer: SocketAddr, a: i32, b: i32) -> String {
-    let mut line = Vec::new();
-    push_log_line(&mut line, peer, a, b);
-    String::from_utf8(line).expect("formatted text is UTF-8")
-}
-
-/// Appends [`log_line`] to `out`.
 fn push_log_line(out: &mut Vec<u8>, peer: SocketAddr, a: i32, b: i32) {
     // Writing to a Vec cannot fail.
     let _ = writeln!(out, "[{peer}] {a} + {b} = {}", a.wrapping_add(b));
@@ -193,6 +186,13 @@ mod tests {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     use std::thread;
+
+    /// The log line of one request ([`push_log_line`]).
+    fn log_line(peer: SocketAddr, a: i32, b: i32) -> String {
+        let mut line = Vec::new();
+        push_log_line(&mut line, peer, a, b);
+        String::from_utf8(line).expect("formatted text is UTF-8")
+    }
     use std::time::Duration;
 
     #[test]

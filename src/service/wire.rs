@@ -27,10 +27,10 @@ use std::fmt;
 /// Longest greeting accepted, in bytes of modified UTF-8 (the length field
 /// says more: [`WireError::GreetingTooLong`]). The greeting is an address;
 /// the longest DNS name, 253 bytes, fits.
-pub const MAX_GREETING: usize = 255;
+pub(crate) const MAX_GREETING: usize = 255;
 
 /// Bytes of one request: two 32-bit integers.
-pub const PAIR_LEN: usize = 8;
+pub(crate) const PAIR_LEN: usize = 8;
 
 /// Bytes of the greeting's length field (`writeUTF`'s `unsigned short`).
 const LENGTH_LEN: usize = 2;
@@ -307,7 +307,7 @@ fn pair_of(bytes: &[u8; PAIR_LEN]) -> Item {
 /// The answer to a pair: `a + b` as Java's `int` computes it (two's
 /// complement, wrapping on overflow), as the 4 big-endian bytes `writeInt`
 /// sends.
-pub fn answer(a: i32, b: i32) -> [u8; 4] {
+pub(crate) fn answer(a: i32, b: i32) -> [u8; 4] {
     a.wrapping_add(b).to_be_bytes()
 }
 
@@ -324,7 +324,7 @@ pub fn answer(a: i32, b: i32) -> [u8; 4] {
 /// Errors: the offset, in bytes, of the first sequence `readUTF` rejects
 /// (a byte `10xxxxxx` or `1111xxxx` in first position, a missing or wrong
 /// continuation byte, or a sequence cut by the end).
-pub fn decode_modified_utf8(bytes: &[u8]) -> Result<String, usize> {
+pub(crate) fn decode_modified_utf8(bytes: &[u8]) -> Result<String, usize> {
     let mut units = Vec::with_capacity(bytes.len());
     let mut i = 0;
     let cont = |at: usize| match bytes.get(at) {
@@ -355,8 +355,10 @@ pub fn decode_modified_utf8(bytes: &[u8]) -> Result<String, usize> {
 /// big-endian length, then modified UTF-8 (U+0000 as `C0 80`, characters
 /// outside the BMP as two three-byte surrogates). What a course client
 /// sends first. Returns `None` if the encoding is longer than 65535 bytes
-/// (`writeUTF` throws `UTFDataFormatException`).
-pub fn encode_write_utf(text: &str) -> Option<Vec<u8>> {
+/// (`writeUTF` throws `UTFDataFormatException`). The server never sends
+/// it: the tests use it to play the course client.
+#[cfg(test)]
+pub(crate) fn encode_write_utf(text: &str) -> Option<Vec<u8>> {
     let mut body = Vec::with_capacity(text.len());
     for unit in text.encode_utf16() {
         match unit {

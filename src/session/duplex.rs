@@ -254,29 +254,11 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
             }
         };
         if peek {
-            let (len, word) = output.scan(&buf[..n]);
-            match splice_exactly(stream, len) {
-                Ok(()) => {}
-                Err((moved, e)) if zerocopy::unsupported(e) => {
-                    // Standard output refuses splice: take the rest of
-                    // these bytes out and write them; copy from now on.
-                    peek = false;
-                    let rest = &mut buf[moved..len];
-                    if let Err(e) = take_exactly(stream, rest) {
-                        report!("read from {peer}: {}", e.desc());
-                        return ReceiverExit::Failed;
-                    }
-                    if let Err(e) = output.print(rest) {
-                        break Err(e);
-                    }
-                }
-                Err((_, Errno::ECONNRESET)) => return ReceiverExit::Reset,
-                Err((_, e)) => break Err(e),
+            match relay_peeked(stream, peer, &mut output, &mut buf[..n], &mut peek) {
+                Ok(None) => continue,
+                Ok(Some(exit)) => return exit,
+                Err(e) => break Err(e),
             }
-            if let Some(word) = word {
-                return ReceiverExit::word(word);
-            }
-            continue;
         }
         match output.deliver(&buf[..n]) {
             Ok((_, None)) => {}
@@ -294,6 +276,43 @@ fn receive(stream: &TcpStream, peer: SocketAddr, cx: &Context<'_>) -> ReceiverEx
             ReceiverExit::Failed
         }
     }
+}
+
+/// The `MSG_PEEK` path of [`receive`]: `peeked` holds bytes looked at on
+/// the socket, not taken. Scans them for a protocol word, then moves those
+/// up to the end of the word's line (all of them without a word) to the
+/// pipe on standard output with `splice(2)`. If standard output refuses
+/// `splice`, takes those bytes out, writes them, and clears `peek`: the
+/// child copies from then on.
+///
+/// Returns `None` to go on, or how the child leaves (a word, a reset, a
+/// failed read, said on standard error). Errors: the `errno` of writing to
+/// standard output (`EPIPE`: its reader is gone).
+fn relay_peeked(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    output: &mut Output,
+    peeked: &mut [u8],
+    peek: &mut bool,
+) -> Result<Option<ReceiverExit>, Errno> {
+    let (len, word) = output.scan(peeked);
+    match splice_exactly(stream, len) {
+        Ok(()) => {}
+        Err((moved, e)) if zerocopy::unsupported(e) => {
+            // Standard output refuses splice: take the rest of
+            // these bytes out and write them; copy from now on.
+            *peek = false;
+            let rest = &mut peeked[moved..len];
+            if let Err(e) = take_exactly(stream, rest) {
+                report!("read from {peer}: {}", e.desc());
+                return Ok(Some(ReceiverExit::Failed));
+            }
+            output.print(rest)?;
+        }
+        Err((_, Errno::ECONNRESET)) => return Ok(Some(ReceiverExit::Reset)),
+        Err((_, e)) => return Err(e),
+    }
+    Ok(word.map(ReceiverExit::word))
 }
 
 /// Moves exactly `len` bytes, already looked at with `MSG_PEEK`, from the

@@ -222,7 +222,7 @@ impl Lockstep<'_> {
         if !self.prompt {
             return;
         }
-        match crate::editor::terminal().filter(|t| t.takes_status()) {
+        match crate::terminal::terminal().filter(|t| t.takes_status()) {
             // Its own line, above the line being typed.
             Some(terminal) => terminal.status(text.as_bytes()),
             None => {

@@ -17,7 +17,7 @@ pub mod lockstep;
 mod outbound;
 mod output;
 
-pub use input::{Fill, Input, Mark};
+pub use input::{Fill, Input};
 pub use outbound::{Moved, Outbound, Rest, send_rest};
 pub use output::Output;
 
@@ -39,6 +39,18 @@ pub enum Side {
     Local,
     /// The other end of the connection.
     Peer,
+}
+
+/// The status line of a session that a protocol word ended (issue 7):
+/// `WHO said WORD: session ended`, where WHO is `you` when the word was
+/// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
+/// address in `chatd`) when it was theirs.
+pub fn said(word: Word, by: Side, peer: &dyn std::fmt::Display) -> String {
+    let word = word.as_str();
+    match by {
+        Side::Local => format!("you said {word}: session ended"),
+        Side::Peer => format!("{peer} said {word}: session ended"),
+    }
 }
 
 /// How a session ended normally. Failures are [`crate::Error`]s.

@@ -210,6 +210,21 @@ impl Proc {
         );
     }
 
+    /// Checks that stdout is exactly `text`, once as many bytes as it holds
+    /// have arrived (waiting up to `TIMEOUT` for them): the pipe's reader is
+    /// a thread, so what a process wrote may not be here yet when another
+    /// one's exit says it was written. Panics with both outputs if not.
+    pub fn expect_stdout_exactly(&self, text: &str) {
+        wait_until(TIMEOUT, || self.stdout().len() >= text.len());
+        assert_eq!(
+            self.stdout_text(),
+            text,
+            "{}: stdout\n{}",
+            self.name,
+            self.dump()
+        );
+    }
+
     /// Waits until stderr contains `text`; panics with both outputs if not.
     pub fn expect_stderr(&self, text: &str) {
         let found = wait_until(TIMEOUT, || self.stderr_text().contains(text));
@@ -571,6 +586,24 @@ pub fn wait_while_moving(proc: &mut Proc, other: &Proc) -> ExitStatus {
         seen = now;
     }
     proc.wait_within(TIMEOUT)
+}
+
+/// Bytes that arrived at the clients of 127.0.0.1:`port` and that they
+/// have not read: the receive queues (`Recv-Q`) of the established
+/// connections whose peer port is `port`, as `ss` shows them (it asks the
+/// kernel over netlink, filtered there: fast however many sockets the
+/// machine holds).
+pub fn unread_by_clients(port: u16) -> u64 {
+    let filter = format!("( dport = :{port} )");
+    let out = std::process::Command::new("ss")
+        .args(["-Htn", "state", "established", &filter])
+        .output()
+        .expect("ss (iproute2; scripts/test installs it)");
+    assert!(out.status.success(), "ss {filter}: {}", out.status);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|row| row.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// `SO_LINGER` with a zero timeout on `conn`: closing it then sends RST,

@@ -12,6 +12,7 @@ fn limits() -> Limits {
         allow_remote_stop: false,
         clean: true,
         stall_timeout: Duration::from_secs(10),
+        history: 0,
     }
 }
 
@@ -81,17 +82,17 @@ fn a_newcomer_is_greeted_and_announced() {
     let a = room.join(addr(1));
     assert_eq!(
         take(&mut room, a),
-        "* you are 192.168.1.1:50001, with 0 others here; /help lists the commands\n"
+        "-!- you are 192.168.1.1:50001; nobody else is here; /help lists the commands\n"
     );
     let b = room.join(addr(2));
-    assert_eq!(take(&mut room, a), "* 192.168.1.2:50002 joined\n");
+    assert_eq!(take(&mut room, a), "-!- 192.168.1.2:50002 joined\n");
     assert_eq!(
         take(&mut room, b),
-        "* you are 192.168.1.2:50002, with 1 other here; /help lists the commands\n"
+        "-!- you are 192.168.1.2:50002; here: 192.168.1.1:50001; /help lists the commands\n"
     );
     assert_eq!(
         take_stdout(&mut room),
-        "* 192.168.1.1:50001 joined\n* 192.168.1.2:50002 joined\n"
+        "-!- 192.168.1.1:50001 joined\n-!- 192.168.1.2:50002 joined\n"
     );
     assert_eq!(room.members(), 2);
 }
@@ -152,9 +153,9 @@ fn the_lines_of_one_read_leave_as_one_run_in_order_with_what_they_cause() {
     assert_eq!(
         take(&mut room, ids[2]),
         "[192.168.1.1:50001] one\n[192.168.1.1:50001] two\n* 192.168.1.1:50001 waves\n\
-         [192.168.1.1:50001] three\n* 192.168.1.1:50001 is now a\n[a] four\n"
+         [192.168.1.1:50001] three\n-!- 192.168.1.1:50001 is now a\n[a] four\n"
     );
-    assert_eq!(take(&mut room, ids[0]), "* you are now a\n");
+    assert_eq!(take(&mut room, ids[0]), "-!- you are now a\n");
 }
 
 /// How many slices one `writev` to `id` takes.
@@ -204,7 +205,7 @@ fn a_newcomer_gets_nothing_said_before_it_arrived_and_a_leaver_everything_before
     );
     assert_eq!(
         take(&mut room, ids[0]),
-        "* 192.168.1.9:50009 joined\n[192.168.1.2:50002] after\n"
+        "-!- 192.168.1.9:50009 joined\n[192.168.1.2:50002] after\n"
     );
 }
 
@@ -224,7 +225,7 @@ fn crlf_clients_are_accepted_the_cr_is_not_relayed_and_they_receive_crlf() {
     );
     let who = take(&mut room, ids[1]);
     assert!(
-        who.starts_with("* 2 present") && who.ends_with("50002\n"),
+        who.starts_with("-!- 2 present") && who.ends_with("50002\n"),
         "{who:?}"
     );
 }
@@ -257,7 +258,7 @@ fn a_command_longer_than_max_line_is_dropped_with_a_reason() {
     room.receive(ids[0], b"/msg 192.168.1.2:50002 secret\nafter\n");
     assert_eq!(
         take(&mut room, ids[0]),
-        "* command longer than 8 bytes: line dropped\n"
+        "-!- command longer than 8 bytes: line dropped\n"
     );
     assert_eq!(take(&mut room, ids[1]), "[192.168.1.1:50001] after\n");
 }
@@ -276,34 +277,37 @@ fn a_doubled_slash_relays_a_line_that_begins_with_a_slash() {
 fn nick_renames_and_tells_the_others() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[0], b"/nick alice  \n");
-    assert_eq!(take(&mut room, ids[0]), "* you are now alice\n");
+    assert_eq!(take(&mut room, ids[0]), "-!- you are now alice\n");
     assert_eq!(
         take(&mut room, ids[1]),
-        "* 192.168.1.1:50001 is now alice\n"
+        "-!- 192.168.1.1:50001 is now alice\n"
     );
-    assert_eq!(take_stdout(&mut room), "* 192.168.1.1:50001 is now alice\n");
+    assert_eq!(
+        take_stdout(&mut room),
+        "-!- 192.168.1.1:50001 is now alice\n"
+    );
     room.receive(ids[0], b"hello\n");
     assert_eq!(
         take(&mut room, ids[2]),
-        "* 192.168.1.1:50001 is now alice\n[alice] hello\n"
+        "-!- 192.168.1.1:50001 is now alice\n[alice] hello\n"
     );
     // Unique, ignoring ASCII case; but one may change the case of one's own.
     room.receive(ids[1], b"/nick ALICE\n");
     assert_eq!(
         take(&mut room, ids[1]),
-        "[alice] hello\n* /nick: that name is taken\n"
+        "[alice] hello\n-!- /nick: that name, or one that looks like it, is taken\n"
     );
     room.receive(ids[0], b"/NICK Alice\n/nick Alice\n");
     assert_eq!(
         take(&mut room, ids[0]),
-        "* you are now Alice\n* you are already Alice\n"
+        "-!- you are now Alice\n-!- you are already Alice\n"
     );
     // The old name is free again.
     room.receive(ids[1], b"/nick alice2\n");
     room.receive(ids[2], b"/nick Alice\n");
     assert_eq!(
         take(&mut room, ids[2]).lines().last(),
-        Some("* /nick: that name is taken")
+        Some("-!- /nick: that name, or one that looks like it, is taken")
     );
 }
 
@@ -311,25 +315,25 @@ fn nick_renames_and_tells_the_others() {
 fn nick_refusals_have_a_one_line_reason() {
     let (mut room, ids) = room_of(1, limits());
     let cases: &[(&[u8], &str)] = &[
-        (b"/nick\n", "* /nick: usage: /nick NAME\n"),
+        (b"/nick\n", "-!- /nick: usage: /nick NAME\n"),
         (
             b"/nick a b\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "-!- /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
         (
             b"/nick [x]\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "-!- /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
         (
             b"/nick 10.0.0.1:80\n",
-            "* /nick: a name has no spaces, brackets, colons, control or invisible characters\n",
+            "-!- /nick: a name has only visible characters, no spaces, brackets or colons\n",
         ),
-        (b"/nick chatd\n", "* /nick: chatd is the server's name\n"),
+        (b"/nick chatd\n", "-!- /nick: chatd is the server's name\n"),
         (
             b"/nick abcdefghijabcdefghijabcdefghijabc\n",
-            "* /nick: a name has at most 32 characters\n",
+            "-!- /nick: a name has at most 32 characters\n",
         ),
-        (b"/nick \xff\n", "* /nick: a name must be valid UTF-8\n"),
+        (b"/nick \xff\n", "-!- /nick: a name must be valid UTF-8\n"),
     ];
     for (line, answer) in cases {
         room.receive(ids[0], line);
@@ -339,13 +343,51 @@ fn nick_refusals_have_a_one_line_reason() {
 }
 
 #[test]
+fn names_that_look_alike_are_one_name() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[0], b"/nick bob\n");
+    take(&mut room, ids[0]);
+    take(&mut room, ids[1]);
+    // Cyrillic о, an invisible tag, NFD, fullwidth, upper case.
+    for look_alike in [
+        "b\u{043E}b",
+        "bob\u{E0001}",
+        "BOB",
+        "\u{FF42}\u{FF4F}\u{FF42}",
+        "B0B",
+    ] {
+        room.receive(ids[1], format!("/nick {look_alike}\n").as_bytes());
+        let answer = take(&mut room, ids[1]);
+        assert!(
+            answer.starts_with("-!- /nick: ") && !answer.contains("you are now"),
+            "{look_alike}: {answer}"
+        );
+    }
+    room.receive(ids[0], "/nick jose\u{301}\n".as_bytes());
+    room.receive(ids[1], "/nick jos\u{E9}\n".as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]).lines().last(),
+        Some("-!- /nick: that name, or one that looks like it, is taken")
+    );
+    room.receive(ids[1], "/nick ch\u{0430}td\n".as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "-!- /nick: chatd is the server's name\n"
+    );
+    // The look-alike keys are freed with the name.
+    room.receive(ids[0], b"/nick carol\n");
+    room.receive(ids[1], "/nick j\u{043E}s\u{E9}\n".as_bytes());
+    assert!(take(&mut room, ids[1]).ends_with("-!- you are now j\u{043E}s\u{E9}\n"));
+}
+
+#[test]
 fn who_lists_the_present_in_order_of_arrival() {
     let (mut room, ids) = room_of(3, limits());
     room.receive(ids[1], b"/nick bob\n");
     room.receive(ids[2], b"/who\n");
     assert_eq!(
         take(&mut room, ids[2]),
-        "* 192.168.1.2:50002 is now bob\n* 3 present: 192.168.1.1:50001 bob 192.168.1.3:50003\n"
+        "-!- 192.168.1.2:50002 is now bob\n-!- 3 present: 192.168.1.1:50001 bob 192.168.1.3:50003\n"
     );
 }
 
@@ -363,7 +405,7 @@ fn who_stays_one_line_of_at_most_max_line_bytes() {
     assert_eq!(answer.lines().count(), 1);
     assert!(answer.len() <= 300, "{answer}");
     assert!(
-        answer.starts_with("* 200 present: 192.168.1.1:50001 "),
+        answer.starts_with("-!- 200 present: 192.168.1.1:50001 "),
         "{answer}"
     );
     assert!(answer.ends_with(" more)\n"), "{answer}");
@@ -374,8 +416,66 @@ fn me_is_an_action_seen_by_the_others() {
     let (mut room, ids) = room_of(2, limits());
     room.receive(ids[0], b"/me waves\n/me\n");
     assert_eq!(take(&mut room, ids[1]), "* 192.168.1.1:50001 waves\n");
-    assert_eq!(take(&mut room, ids[0]), "* usage: /me ACTION\n");
+    assert_eq!(take(&mut room, ids[0]), "-!- usage: /me ACTION\n");
     assert_eq!(take_stdout(&mut room), "* 192.168.1.1:50001 waves\n");
+}
+
+#[test]
+fn no_client_can_write_a_line_that_reads_as_a_notice() {
+    let (mut room, ids) = room_of(3, limits());
+    room.receive(ids[0], b"/nick the\n");
+    room.receive(ids[1], b"/nick you\n");
+    room.receive(ids[2], b"/nick alice\n");
+    for &id in &ids {
+        take(&mut room, id);
+    }
+    take_stdout(&mut room);
+    room.receive(ids[0], b"/me room is closing\n-!- the room is closing\n");
+    room.receive(ids[1], b"/me are now alice\n");
+    room.close();
+    let seen = take(&mut room, ids[2]);
+    assert_eq!(
+        seen,
+        "* the room is closing\n[the] -!- the room is closing\n* you are now alice\n\
+         -!- the room is closing\n"
+    );
+    // Only the room's own line begins with its mark.
+    let notices: Vec<&str> = seen.lines().filter(|l| l.starts_with(NOTICE)).collect();
+    assert_eq!(notices, ["-!- the room is closing"]);
+}
+
+#[test]
+fn a_wrapped_row_never_begins_like_another_line_on_80_columns() {
+    let (mut room, ids) = room_of(2, limits());
+    room.receive(ids[0], b"/nick eve\n");
+    take(&mut room, ids[1]);
+    let pad = " ".repeat(73);
+    room.receive(
+        ids[0],
+        format!("x{pad}[bob] please send me your password\n").as_bytes(),
+    );
+    assert_eq!(
+        take(&mut room, ids[1]),
+        format!("[eve] x{pad} [bob] please send me your password\n")
+    );
+    room.receive(ids[0], format!("/me x{pad}-!- alice left\n").as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]),
+        format!("* eve x{pad} -!- alice left\n")
+    );
+    // --raw relays the bytes as sent.
+    let (mut room, ids) = room_of(
+        2,
+        Limits {
+            clean: false,
+            ..limits()
+        },
+    );
+    room.receive(ids[0], format!("x{pad}[bob] hi\n").as_bytes());
+    assert_eq!(
+        take(&mut room, ids[1]),
+        format!("[192.168.1.1:50001] x{pad}[bob] hi\n")
+    );
 }
 
 #[test]
@@ -393,7 +493,7 @@ fn msg_is_private_and_marked() {
     );
     assert_eq!(
         take(&mut room, ids[0]),
-        "* to bob: psst, bob\n",
+        "-!- to bob: psst, bob\n",
         "confirmed"
     );
     assert_eq!(take(&mut room, ids[2]), "", "private");
@@ -401,7 +501,7 @@ fn msg_is_private_and_marked() {
     room.receive(ids[0], b"/msg carol hi\n/msg bob\n");
     assert_eq!(
         take(&mut room, ids[0]),
-        "* /msg: no one here is called carol\n* usage: /msg NAME TEXT\n"
+        "-!- /msg: no one here is called carol\n-!- usage: /msg NAME TEXT\n"
     );
     // Address names work too, and chatd is the server's standard output.
     room.receive(ids[1], b"/msg 192.168.1.3:50003 hi\n/msg chatd teacher?\n");
@@ -409,7 +509,7 @@ fn msg_is_private_and_marked() {
     assert_eq!(take_stdout(&mut room), "[bob (private)] teacher?\n");
     assert_eq!(
         take(&mut room, ids[1]),
-        "* to 192.168.1.3:50003: hi\n* to chatd: teacher?\n"
+        "-!- to 192.168.1.3:50003: hi\n-!- to chatd: teacher?\n"
     );
 }
 
@@ -420,8 +520,8 @@ fn help_and_unknown_commands_get_one_line() {
     assert_eq!(
         take(&mut room, ids[0]),
         format!(
-            "{HELP}\n* unknown command /frobnicate; /help lists the commands\n\
-             * unknown command /; /help lists the commands\n"
+            "{HELP}\n-!- unknown command /frobnicate; /help lists the commands\n\
+             -!- unknown command /; /help lists the commands\n"
         )
     );
     assert_eq!(take(&mut room, ids[1]), "", "commands are not relayed");
@@ -441,7 +541,7 @@ fn bye_ends_the_client_and_is_announced_as_a_leave() {
     );
     assert_eq!(
         take(&mut room, ids[1]),
-        "[192.168.1.1:50001] last words\n* 192.168.1.1:50001 left\n"
+        "[192.168.1.1:50001] last words\n-!- 192.168.1.1:50001 left\n"
     );
     // What was queued for it stays, to be written before the close (with
     // CRLF line ends: its own lines end so).
@@ -456,7 +556,7 @@ fn bye_ends_the_client_and_is_announced_as_a_leave() {
     // The slot is given again, and the name is free.
     let again = room.join(addr(1));
     assert_eq!(again, ids[0]);
-    assert!(take(&mut room, again).starts_with("* you are 192.168.1.1:50001, with 2 others"));
+    assert!(take(&mut room, again).starts_with("-!- you are 192.168.1.1:50001; here: 192.168.1."));
 }
 
 #[test]
@@ -466,7 +566,7 @@ fn end_of_file_relays_the_last_line_then_leaves() {
     room.end_of_input(ids[0]);
     assert_eq!(
         take(&mut room, ids[1]),
-        "[192.168.1.1:50001] no newline\n* 192.168.1.1:50001 left\n"
+        "[192.168.1.1:50001] no newline\n-!- 192.168.1.1:50001 left\n"
     );
     assert_eq!(
         actions(&mut room),
@@ -490,7 +590,7 @@ fn a_lost_connection_leaves_at_once() {
         }]
     );
     assert_eq!(room.pending(ids[0]), 0);
-    assert_eq!(take(&mut room, ids[1]), "* 192.168.1.1:50001 left\n");
+    assert_eq!(take(&mut room, ids[1]), "-!- 192.168.1.1:50001 left\n");
 }
 
 #[test]
@@ -506,7 +606,10 @@ fn an_idle_client_leaves_as_idle_with_its_queue_still_sent() {
         }]
     );
     assert_eq!(take(&mut room, ids[0]), "[192.168.1.2:50002] for you\n");
-    assert_eq!(take(&mut room, ids[1]), "* 192.168.1.1:50001 left (idle)\n");
+    assert_eq!(
+        take(&mut room, ids[1]),
+        "-!- 192.168.1.1:50001 left (idle)\n"
+    );
     assert_eq!(room.members(), 1);
 }
 
@@ -529,11 +632,11 @@ fn arret_from_a_client_stops_the_room_when_allowed() {
         },
     );
     room.receive(ids[2], b"/nick carol\narret\n");
-    let notice = "* carol said arret: the room is closed\n";
+    let notice = "-!- carol said arret: the room is closed\n";
     assert!(take(&mut room, ids[0]).ends_with(notice));
     assert_eq!(
         take(&mut room, ids[2]),
-        format!("* you are now carol\n{notice}")
+        format!("-!- you are now carol\n{notice}")
     );
     let all: Vec<Action> = ids
         .iter()
@@ -557,12 +660,12 @@ fn server_lines_go_to_every_client_and_arret_closes_the_room() {
     for &id in &ids {
         assert_eq!(
             take(&mut room, id),
-            "* chatd said arret: the room is closed\n"
+            "-!- chatd said arret: the room is closed\n"
         );
     }
     assert_eq!(
         take_stdout(&mut room),
-        "* chatd said arret: the room is closed\n"
+        "-!- chatd said arret: the room is closed\n"
     );
     let mut expected: Vec<Action> = ids
         .iter()
@@ -742,14 +845,14 @@ fn a_reader_that_stops_never_pauses_the_room_and_goes_after_the_stall_timeout() 
     let name = "192.168.1.2:50002";
     assert_eq!(
         take(&mut room, reader),
-        format!("* {name} left (too slow)\n"),
+        format!("-!- {name} left (too slow)\n"),
         "the others are told"
     );
     // It receives the rest of the line it was in, then why.
     let rest = String::from_utf8(numbered(0, 100)[10..].to_vec()).unwrap();
     assert_eq!(
         take(&mut room, stuck),
-        format!("{rest}* {name} left (too slow)\n")
+        format!("{rest}-!- {name} left (too slow)\n")
     );
     assert!(!room.is_member(stuck));
 }
@@ -928,29 +1031,123 @@ fn a_leaver_that_falls_max_queue_behind_is_closed_at_once() {
 }
 
 #[test]
+fn the_greeting_lists_who_is_present_up_to_a_limit() {
+    let (mut room, _) = room_of(40, limits());
+    let late = room.join(addr(41));
+    let greeting = take(&mut room, late);
+    let here = greeting
+        .strip_prefix(
+            "-!- you are 192.168.1.41:50041; here: 192.168.1.1:50001, 192.168.1.2:50002, ",
+        )
+        .unwrap_or_else(|| panic!("{greeting}"));
+    let (listed, rest) = here.split_once(" and ").expect("and N more");
+    let shown = listed.split(", ").count() + 2;
+    assert_eq!(
+        rest,
+        format!("{} more; /help lists the commands\n", 40 - shown)
+    );
+    assert!(greeting.len() < 300, "{greeting}");
+}
+
+#[test]
+fn a_newcomer_gets_the_last_lines_marked_as_history_before_its_greeting() {
+    let (mut room, ids) = room_of(
+        2,
+        Limits {
+            history: 3,
+            ..limits()
+        },
+    );
+    room.receive(ids[0], b"one\ntwo\n/me waves\n");
+    room.receive(ids[1], b"three\n");
+    take(&mut room, ids[0]);
+    take(&mut room, ids[1]);
+    take_stdout(&mut room);
+    let late = room.join(addr(3));
+    assert_eq!(
+        take(&mut room, late),
+        "-!- history: the last 3 lines said here\n\
+         [192.168.1.1:50001] two\n\
+         * 192.168.1.1:50001 waves\n\
+         [192.168.1.2:50002] three\n\
+         -!- end of history\n\
+         -!- you are 192.168.1.3:50003; here: 192.168.1.1:50001, 192.168.1.2:50002; \
+         /help lists the commands\n"
+    );
+    // The others get the join notice only, and then the room goes on.
+    assert_eq!(take(&mut room, ids[0]), "-!- 192.168.1.3:50003 joined\n");
+    room.receive(ids[0], b"four\n");
+    assert_eq!(take(&mut room, late), "[192.168.1.1:50001] four\n");
+    // Every reader passed the lines: the history is still there.
+    let later = room.join(addr(4));
+    let seen = take(&mut room, later);
+    assert!(
+        seen.starts_with(
+            "-!- history: the last 3 lines said here\n[192.168.1.2:50002] three\n\
+             -!- 192.168.1.3:50003 joined\n[192.168.1.1:50001] four\n-!- end of history\n"
+        ),
+        "{seen}"
+    );
+    // Without --history, nothing.
+    let (mut room, ids) = room_of(1, limits());
+    room.receive(ids[0], b"said\n");
+    let late = room.join(addr(2));
+    assert!(take(&mut room, late).starts_with("-!- you are "));
+}
+
+#[test]
+fn history_stays_within_a_quarter_of_max_queue() {
+    let max_queue = 20_000;
+    let (mut room, ids) = room_of(
+        1,
+        Limits {
+            history: 1000,
+            max_queue,
+            ..limits()
+        },
+    );
+    for k in 0..100 {
+        room.receive(ids[0], &numbered(k, 500));
+        take(&mut room, ids[0]);
+        room.check(Instant::now());
+    }
+    let late = room.join(addr(2));
+    let seen = take(&mut room, late);
+    assert!(seen.len() <= max_queue / 4 + 200, "{} bytes", seen.len());
+    let lines = seen.lines().count();
+    assert!(lines > 5, "{lines} lines");
+    let last = String::from_utf8(numbered(99, 500)).unwrap();
+    assert!(seen.contains(&last), "{seen}");
+}
+
+#[test]
 fn clients_joining_in_one_turn_are_announced_in_one_notice() {
     let (mut room, ids) = room_of(1, limits());
     let newcomers: Vec<ClientId> = (2..=4).map(|i| room.join(addr(i))).collect();
     assert_eq!(
         take(&mut room, ids[0]),
-        "* 3 joined: 192.168.1.2:50002, 192.168.1.3:50003, 192.168.1.4:50004\n"
+        "-!- 3 joined: 192.168.1.2:50002, 192.168.1.3:50003, 192.168.1.4:50004\n"
     );
-    // Each newcomer is greeted, counting the others of its turn.
+    // Each newcomer is greeted, listing the others, of its turn too.
     assert_eq!(
         take(&mut room, newcomers[0]),
-        "* you are 192.168.1.2:50002, with 3 others here; /help lists the commands\n"
+        "-!- you are 192.168.1.2:50002; here: 192.168.1.1:50001, 192.168.1.3:50003, \
+         192.168.1.4:50004; /help lists the commands\n"
     );
     let crowd: Vec<ClientId> = (10..100).map(|i| room.join(addr(i))).collect();
     let notice = take(&mut room, ids[0]);
     assert!(
-        notice.starts_with("* 90 joined: 192.168.1.10:50010, "),
+        notice.starts_with("-!- 90 joined: 192.168.1.10:50010, "),
         "{notice}"
     );
     assert!(
         notice.ends_with(" more)\n") && notice.len() < 300,
         "{notice}"
     );
-    assert!(take(&mut room, crowd[89]).contains("with 93 others"));
+    let greeting = take(&mut room, crowd[89]);
+    let (listed, more) = greeting.split_once(" and ").expect("and N more");
+    let more: usize = more.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(listed.matches(", ").count() + 1 + more, 93, "{greeting}");
     assert_eq!(take_stdout(&mut room).lines().count(), 2);
 }
 
@@ -967,10 +1164,10 @@ fn a_terminating_signal_closes_the_room_with_a_notice_to_everyone() {
     assert_eq!(actions(&mut room), expected);
     assert_eq!(
         take(&mut room, ids[0]),
-        "[192.168.1.2:50002] unread\n* the room is closing\n"
+        "[192.168.1.2:50002] unread\n-!- the room is closing\n"
     );
-    assert_eq!(take(&mut room, ids[1]), "* the room is closing\n");
-    assert!(take_stdout(&mut room).ends_with("* the room is closing\n"));
+    assert_eq!(take(&mut room, ids[1]), "-!- the room is closing\n");
+    assert!(take_stdout(&mut room).ends_with("-!- the room is closing\n"));
 }
 
 // --- cleaning (issue 14) -----------------------------------------------------
@@ -1002,7 +1199,7 @@ fn what_would_drive_a_terminal_is_shown_visibly_to_everyone() {
     );
     assert_eq!(
         take(&mut room, ids[0]),
-        "* to 192.168.1.2:50002: ^Ghi\n* unknown command /x^[[H; /help lists the commands\n\
+        "-!- to 192.168.1.2:50002: ^Ghi\n-!- unknown command /x^[[H; /help lists the commands\n\
          [chatd] ^[[5mteacher\n"
     );
 }
@@ -1046,7 +1243,7 @@ fn ipv6_clients_are_named_with_a_dot_before_the_port() {
     room.join("[2001:db8::7]:51234".parse().unwrap());
     assert_eq!(
         take(&mut room, a).lines().last(),
-        Some("* 2001:db8::7.51234 joined")
+        Some("-!- 2001:db8::7.51234 joined")
     );
 }
 
@@ -1087,7 +1284,7 @@ fn by_sender(received: &[u8], crlf: bool) -> HashMap<String, Vec<Vec<u8>>> {
         if crlf {
             line = line.strip_suffix(b"\r").expect("a CRLF line end");
         }
-        if line.starts_with(b"* ") {
+        if line.starts_with(b"-!- ") || line.starts_with(b"* ") {
             continue;
         }
         let end = line.windows(2).position(|w| w == b"] ").expect("a prefix");
@@ -1261,7 +1458,7 @@ fn a_name_taken_with_a_certificate_is_reserved_for_it() {
     take(&mut room, mallory);
     take(&mut room, anon);
     room.receive(alice, b"/nick alice\n");
-    assert!(take(&mut room, alice).contains("* you are now alice"));
+    assert!(take(&mut room, alice).contains("-!- you are now alice"));
     let saved = room.take_reservations().expect("a reservation was made");
     assert_eq!(saved.holder("alice"), Some(cert(1)));
     assert!(room.take_reservations().is_none());
@@ -1273,14 +1470,14 @@ fn a_name_taken_with_a_certificate_is_reserved_for_it() {
         room.receive(id, b"/nick Alice\n");
         assert_eq!(
             take(&mut room, id),
-            "* /nick: Alice is reserved for another certificate\n",
+            "-!- /nick: Alice is reserved for another certificate\n",
             "{who}"
         );
     }
     // A name nobody reserved: the client without a certificate may take
     // it, and it stays free for anyone after it.
     room.receive(anon, b"/nick bob\n");
-    assert!(take(&mut room, anon).contains("* you are now bob"));
+    assert!(take(&mut room, anon).contains("-!- you are now bob"));
     assert!(room.take_reservations().is_none());
 }
 
@@ -1294,12 +1491,12 @@ fn a_certificate_gets_its_name_back_when_it_joins() {
     take(&mut room, bob);
     let alice = room.join(addr(1));
     room.set_certificate(alice, cert(1));
-    assert!(take(&mut room, alice).starts_with("* you are alice, with 1 other here"));
-    assert_eq!(take(&mut room, bob), "* alice joined\n");
+    assert!(take(&mut room, alice).starts_with("-!- you are alice; here: 192.168.1.2:50002"));
+    assert_eq!(take(&mut room, bob), "-!- alice joined\n");
     room.receive(bob, b"/who\n");
     assert_eq!(
         take(&mut room, bob),
-        "* 2 present: 192.168.1.2:50002 alice (verified)\n"
+        "-!- 2 present: 192.168.1.2:50002 alice (verified)\n"
     );
     // Another certificate's member is not verified under an address name.
     let carol = room.join(addr(3));

@@ -23,8 +23,12 @@ use std::io;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::line::LINE_MAX;
 use super::render::Drawn;
+
+/// The most bytes a typed line may hold (32 KiB): one more is refused
+/// with the terminal bell ([`crate::editor::line`]). Sized so the whole
+/// line fits in the mapping, and far beyond what a person types.
+pub const LINE_MAX: usize = 32 * 1024;
 
 /// The most bytes of typed-ahead lines shown in the region (lockstep,
 /// `chatd` with nobody connected); more are sent all the same, only not

@@ -18,7 +18,7 @@
 //! A region taller than the screen shows only the rows around the cursor
 //! (a window), since the cursor cannot move above the screen's first row.
 
-use super::line::{Glyph, glyphs};
+use super::glyph::{Glyph, glyphs};
 
 /// SGR of the peer's text when colour is on: cyan (`ESC [ 36 m`).
 pub const PEER_COLOUR: &[u8] = b"\x1b[36m";
