@@ -251,6 +251,11 @@ pub(crate) struct Config {
 /// hard limit and says on standard error if `--max-clients` cannot fit in
 /// it; the room then takes as many clients as fit.
 ///
+/// With `tls` (`--tls`; the configuration is built by `server` from the
+/// identity it read or made, not by the command line, which reads no
+/// file), every client does its handshake before it joins, and the names
+/// bound to certificates are read from [`crate::tls::names::path`].
+///
 /// Errors: [`Error::Msg`] for limits that make no sense (`--max-line 0`, a
 /// `--max-queue` that cannot hold one line); [`Error::Signal`] for SIGINT,
 /// SIGTERM, SIGHUP (after the room was closed); [`Error::Sys`] if `epoll`

@@ -94,6 +94,8 @@ pub(crate) struct Config {
 /// connection, at most `config.max_clients` at once (a client `access`
 /// refuses is closed at once, before a byte is sent), until a terminating
 /// signal (with `config.once`, until the first connection's child ends).
+/// With `tls` (`--tls`), each child does its client's handshake, then
+/// serves it through a TLS pump ([`crate::tls::pump`]).
 ///
 /// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
 /// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
