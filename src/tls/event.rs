@@ -19,40 +19,10 @@ use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv};
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::tls::Fingerprint;
+use crate::tls::{Fd, Fingerprint};
 
 /// A record of type handshake opens every TLS connection (RFC 8446 §5.1).
 const HANDSHAKE_RECORD: u8 = 0x16;
-
-/// A socket as `io::Read`/`io::Write` for rustls, through
-/// `read(2)`/`write(2)`, `EINTR` retried.
-struct Fd<'a>(BorrowedFd<'a>);
-
-impl Read for Fd<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match nix::unistd::read(self.0, buf) {
-                Err(Errno::EINTR) => {}
-                other => return other.map_err(io::Error::from),
-            }
-        }
-    }
-}
-
-impl Write for Fd<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match nix::unistd::write(self.0, buf) {
-                Err(Errno::EINTR) => {}
-                other => return other.map_err(io::Error::from),
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Where a handshake stands ([`Secure::handshake`]).
 #[derive(Debug)]

@@ -35,3 +35,39 @@ pub mod server;
 
 pub use fingerprint::Fingerprint;
 pub use identity::Identity;
+
+use std::io::{self, Read, Write};
+use std::os::fd::BorrowedFd;
+
+use nix::errno::Errno;
+
+/// A descriptor as `io::Read`/`io::Write` for rustls's `read_tls` and
+/// `write_tls` (the pump's and the room's), through `read(2)`/`write(2)`:
+/// `EINTR` retried, `EAGAIN` becomes `WouldBlock`.
+pub(crate) struct Fd<'a>(pub(crate) BorrowedFd<'a>);
+
+impl Read for Fd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::read(self.0, buf) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+}
+
+impl Write for Fd<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::write(self.0, buf) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -64,6 +64,7 @@ use rustls::Connection;
 use crate::error::Error;
 use crate::fork::Forked;
 use crate::signals::Signals;
+use crate::tls::Fd;
 
 /// How much plaintext the pump holds in each direction, in bytes: one
 /// read of the session's end, and what was decrypted and not yet written
@@ -115,37 +116,6 @@ impl std::fmt::Display for Failure {
                 write!(f, "send: {}: {bytes} bytes not delivered", errno.desc())
             }
         }
-    }
-}
-
-/// A descriptor as `io::Read`/`io::Write` for rustls's `read_tls` and
-/// `write_tls`, through `read(2)`/`write(2)`: `EAGAIN` becomes
-/// `WouldBlock`.
-struct Fd<'a>(BorrowedFd<'a>);
-
-impl Read for Fd<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match nix::unistd::read(self.0, buf) {
-                Err(Errno::EINTR) => {}
-                other => return other.map_err(io::Error::from),
-            }
-        }
-    }
-}
-
-impl Write for Fd<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match nix::unistd::write(self.0, buf) {
-                Err(Errno::EINTR) => {}
-                other => return other.map_err(io::Error::from),
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
