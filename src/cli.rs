@@ -68,7 +68,7 @@ pub struct Common {
 #[command(
     name = "chatd",
     version,
-    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--name NAME] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS]",
+    override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--name NAME] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS] [--tls] [--cert FILE --key FILE] [--print-cert]",
     group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
 )]
 pub struct ChatdArgs {
@@ -189,6 +189,28 @@ pub struct ChatdArgs {
     /// but per connection)
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
+
+    /// Encrypt every connection with TLS (1.3, or 1.2 for older peers),
+    /// in every mode; the server's identity is a certificate kept under
+    /// $XDG_CONFIG_HOME/chat/ (made on first use), shown by its SHA-256
+    /// fingerprint (see TLS in chatd(1))
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls and --key: the certificate (PEM, the server's first) to
+    /// use instead of the one kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls and --cert: the private key (PEM) of --cert; refused if
+    /// others may read it
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: print the server's certificate (PEM) on standard output
+    /// and exit, for ncat --ssl-trustfile, socat cafile= or openssl -CAfile
+    #[arg(long, requires = "tls")]
+    pub print_cert: bool,
 }
 
 impl ChatdArgs {
@@ -241,7 +263,7 @@ impl ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--no-history] [--name NAME] [--idle-timeout SECS] [HOST [PORT]]"
+    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--no-history] [--name NAME] [--idle-timeout SECS] [--tls] [--pin FINGERPRINT] [--accept-new] [--insecure] [--cert FILE --key FILE] [--print-cert] [HOST [PORT]]"
 )]
 pub struct ChatArgs {
     /// Use IPv4 addresses of HOST only (as nc -4)
@@ -285,6 +307,43 @@ pub struct ChatArgs {
     /// seconds (decimals allowed), as ncat --idle-timeout
     #[arg(long, value_name = "SECS", value_parser = parse_positive_seconds, allow_negative_numbers = true)]
     pub idle_timeout: Option<Duration>,
+
+    /// Encrypt with TLS and verify the server by its certificate's SHA-256
+    /// fingerprint, trusted on first use and kept in
+    /// $XDG_CONFIG_HOME/chat/known_hosts, as ssh does (see TLS in chat(1))
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: accept only the server whose certificate has this
+    /// SHA-256 fingerprint (SHA256:AB:CD:… or 64 hexadecimal digits)
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_pin, requires = "tls", conflicts_with_all = ["insecure", "accept_new"])]
+    pub pin: Option<crate::tls::Fingerprint>,
+
+    /// With --tls: trust and save a server not yet known without asking
+    /// (a changed fingerprint is still refused), as ssh's
+    /// StrictHostKeyChecking=accept-new
+    #[arg(long, requires = "tls")]
+    pub accept_new: bool,
+
+    /// With --tls: do not verify the server (encrypted, but anyone can
+    /// pretend to be it); said on every connection
+    #[arg(long, requires = "tls", conflicts_with = "accept_new")]
+    pub insecure: bool,
+
+    /// With --tls and --key: the client certificate (PEM) to show instead
+    /// of the one kept under $XDG_CONFIG_HOME/chat/
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls and --cert: the private key (PEM) of --cert; refused if
+    /// others may read it
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+
+    /// With --tls: print this client's certificate (PEM) on standard
+    /// output and exit
+    #[arg(long, requires = "tls")]
+    pub print_cert: bool,
 
     /// Host to connect to: a name or an IPv4/IPv6 address (`[::1]`
     /// brackets allowed); every address the resolver returns is tried in
@@ -428,9 +487,13 @@ fn needs_what_is_missing(
             .iter()
             .chain(args.iter().skip(i + width))
             .collect();
+        // Still missing all of it without this one: not the culprit (an
+        // option taken out can add to what is missing, `--tls` that
+        // `--cert` needs, without being the one that needs it).
         let still = match command.clone().try_get_matches_from(rest) {
             Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
-                strings(e.get(ContextKind::InvalidArg)) == missing
+                let now = strings(e.get(ContextKind::InvalidArg));
+                missing.iter().all(|m| now.contains(m))
             }
             _ => false,
         };
@@ -724,6 +787,24 @@ fn parse_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Checks a `--cert`/`--key` file when the command line is parsed: it
+/// must be a file that can be opened (its content is read at start, with
+/// the errors of [`crate::tls::Identity::load`]).
+fn parse_pem_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::File::open(&path).and_then(|f| f.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err("not a file".to_owned()),
+        Err(e) => Err(crate::error::errno_of(&e).desc().to_owned()),
+    }
+}
+
+/// Parses `chat --pin`: a SHA-256 fingerprint in one of the forms of
+/// [`crate::tls::Fingerprint::parse`].
+fn parse_pin(text: &str) -> Result<crate::tls::Fingerprint, String> {
+    crate::tls::Fingerprint::parse(text)
+}
+
 /// Reads an `--allowfile`/`--denyfile` when the command line is parsed,
 /// so that a missing file or a bad entry is a usage error.
 fn parse_net_file(text: &str) -> Result<NetFile, String> {
@@ -898,6 +979,36 @@ mod tests {
         let args = chat(&["-w", "2", "--idle-timeout", "30", "host"]).unwrap();
         assert_eq!(args.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(chat(&["host"]).unwrap().idle_timeout, None);
+    }
+
+    #[test]
+    fn tls_options_need_tls_and_pins_are_checked_at_once() {
+        assert_eq!(chatd_error(&["--print-cert"]), "--print-cert needs --tls");
+        assert_eq!(
+            chatd_error(&["--tls", "--cert", "/etc/hostname"]),
+            "--cert needs --key"
+        );
+        assert_eq!(
+            chatd_error(&["--tls", "--cert", "/nonexistent.pem"]),
+            "invalid --cert '/nonexistent.pem': No such file or directory"
+        );
+        assert_eq!(
+            chat_error(&["--insecure", "host"]),
+            "--insecure needs --tls"
+        );
+        assert_eq!(
+            chat_error(&["--tls", "--pin", "SHA256:AB", "host"]),
+            "invalid --pin 'SHA256:AB': 2 hexadecimal digits, a SHA-256 fingerprint has 64"
+        );
+        let pin = format!("SHA256{}", ":ab".repeat(32));
+        assert_eq!(
+            chat_error(&["--tls", "--pin", &pin, "--accept-new", "host"]),
+            "--pin cannot be used with --accept-new"
+        );
+        let args = chat(&["--tls", "--pin", &pin, "host"]).unwrap();
+        assert_eq!(args.pin, Some(crate::tls::Fingerprint([0xab; 32])));
+        let pem = "/etc/hostname";
+        assert!(chatd(&["--tls", "--broker", "--cert", pem, "--key", pem]).is_ok());
     }
 
     #[test]

@@ -4,18 +4,72 @@ use crate::cli::ChatArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
+use crate::tls::identity::{Identity, Role};
+use crate::tls::known_hosts::Trust;
 use crate::{messages, net, pump, report, status};
+
+/// What `--tls`, `--cert`/`--key`, `--pin`, `--accept-new` and
+/// `--insecure` make: the client's identity (read or made now) and how
+/// the server is trusted.
+///
+/// Errors: the identity's files cannot be read, made, or are unsafe; no
+/// configuration directory.
+fn client_tls(args: &ChatArgs) -> Result<crate::tls::client::ClientTls, Error> {
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Identity::load(cert, key)?,
+        _ => Identity::load_or_create(Role::Client)?,
+    };
+    let trust = match args.pin {
+        Some(pin) => Trust::Pin(pin),
+        None if args.insecure => Trust::Insecure,
+        None => Trust::FirstUse {
+            accept_new: args.accept_new,
+        },
+    };
+    Ok(crate::tls::client::ClientTls {
+        identity,
+        trust,
+        known_hosts: crate::tls::known_hosts::path()?,
+        timeout: args.wait.unwrap_or(crate::tls::config::HANDSHAKE_TIMEOUT),
+    })
+}
+
+/// Writes `text` on standard output (`--print-cert`). A closed pipe is a
+/// quiet end, as elsewhere.
+pub fn print(text: &str) -> Result<(), Error> {
+    match pump::write_all(pump::stdout(), text.as_bytes()) {
+        Ok(()) | Err(nix::errno::Errno::EPIPE) => Ok(()),
+        Err(e) => Err(Error::sys("write to standard output", e)),
+    }
+}
 
 /// Runs `chat` with `args`: one session with the server.
 ///
 /// Errors: the connection failed (unknown host, refused after `--retry`),
 /// the session failed, or a terminating signal arrived ([`Error::Signal`]).
 pub fn run(args: &ChatArgs) -> Result<(), Error> {
+    // With --tls, the identity is read (or made) before anything else: a
+    // bad key file fails before connecting.
+    let tls = if args.tls {
+        Some(client_tls(args)?)
+    } else {
+        None
+    };
+    if let Some(tls) = &tls
+        && args.print_cert
+    {
+        return print(&tls.identity.pem());
+    }
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
     crate::fork::prepare();
     // A person at a terminal: the line editor, and the terminal restored
-    // on every way out (issue 13).
-    let restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+    // on every way out (issue 13). With --tls, after the handshake: the
+    // first-contact question is answered in the terminal's usual mode.
+    let mut restore = if tls.is_none() {
+        crate::terminal::setup(args.common.raw, &messages::prompt(), &signals)
+    } else {
+        None
+    };
     crate::editor::history::set_up("history", !args.common.no_history, |line| status!("{line}"));
     let stream = net::connect(&args.host, args.port, &args.dial(), &signals)?;
     // A server that vanishes is noticed within about 2 minutes.
@@ -32,6 +86,18 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         }
         _ => status!("connected to {peer}"),
     }
+    // --tls: the handshake and the trust decision, then the pump owns the
+    // connection and the session runs on its end of a socket pair.
+    let (stream, pump) = match &tls {
+        Some(tls) => {
+            let conn =
+                crate::tls::client::connect(tls, &args.host, args.port, &stream, peer, &signals)?;
+            let (local, pump) = crate::tls::pump::spawn(conn, stream, peer, &signals, &[])?;
+            restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
+            (local, Some(pump))
+        }
+        None => (stream, None),
+    };
     if let Some(name) = &args.name {
         // Issue 8: in a `chatd --broker` room, take the name at once, before
         // anything typed (the name was checked when the command was parsed).
@@ -55,7 +121,13 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let end = session::run(kind, stream, peer, &cx, &mut input);
     // The editor's line is finished before the last status line.
     drop(restore);
+    let pumped = match pump {
+        Some(pump) => pump.finish(matches!(end, Err(Error::Signal(_)))),
+        None => Ok(()),
+    };
     let end = end?;
+    // The TLS connection failed (the pump said how): exit 1.
+    pumped?;
     // Bytes read from standard input and not sent (a pipe read past a
     // word's line, or the peer's word ending the session): said, exit 1.
     let held = input.held();

@@ -40,6 +40,7 @@
 //!    made (the race the request alone misses), it does so at once.
 //! 4. The signal mask of before the fork comes back.
 
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use nix::dir::Dir;
@@ -127,6 +128,13 @@ fn threads() -> &'static Threads {
     THREADS.get_or_init(Threads::open)
 }
 
+/// In a forked child that will fork again (a service's child forking its
+/// TLS pump): opens `/proc/self/task` for this process, since the one it
+/// inherited is its parent's, which [`fork`] refuses.
+pub(crate) fn prepare_again() {
+    threads().reopen();
+}
+
 /// Opens `/proc/self/task`, which [`fork`] reads to count the threads.
 /// Call once at set-up, beside
 /// [`Signals::install`](crate::signals::Signals::install), before any
@@ -158,6 +166,19 @@ impl Threads {
         Threads {
             task: Mutex::new(task.ok().map(|dir| (getpid(), dir))),
         }
+    }
+
+    /// Opens `/proc/self/task` again for this process: a forked child that
+    /// will fork again calls it first (the directory it inherited is its
+    /// parent's, which [`Threads::single`] refuses).
+    fn reopen(&self) {
+        let task = Dir::open(
+            "/proc/self/task",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        *self.task.lock().unwrap_or_else(PoisonError::into_inner) =
+            task.ok().map(|dir| (getpid(), dir));
     }
 
     /// Errors unless the process has exactly one thread.
@@ -196,9 +217,15 @@ impl Threads {
     }
 }
 
-/// The line the child writes when its parent dies, and the parent's pid,
-/// set once per child by [`set_up_child`] before the handler exists.
-static ORPHAN: OnceLock<(Box<[u8]>, libc::pid_t)> = OnceLock::new();
+/// The line the child writes when its parent dies (its bytes and length)
+/// and the parent's pid, set by [`set_up_child`] while every signal is
+/// blocked, before the handler can run. Atomics rather than a `OnceLock`:
+/// a child that forks again (a service's child forking its TLS pump) sets
+/// them anew in its own child. Each line is leaked on purpose: the handler
+/// may read it until the process ends.
+static ORPHAN_LINE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static ORPHAN_LEN: AtomicUsize = AtomicUsize::new(0);
+static ORPHAN_PARENT: AtomicI32 = AtomicI32::new(0);
 
 /// Steps 2 to 4 of the module documentation, in the child.
 fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) {
@@ -212,7 +239,10 @@ fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) 
     if signals.terminated().is_some() {
         exit(1);
     }
-    let _ = ORPHAN.set((line.into_boxed_slice(), parent.as_raw()));
+    let line: &'static mut [u8] = Box::leak(line.into_boxed_slice());
+    ORPHAN_LEN.store(line.len(), Ordering::SeqCst);
+    ORPHAN_LINE.store(line.as_mut_ptr(), Ordering::SeqCst);
+    ORPHAN_PARENT.store(parent.as_raw(), Ordering::SeqCst);
     if let Err(e) = die_with_parent() {
         report!("prctl PR_SET_PDEATHSIG: {}", e.desc());
         exit(1);
@@ -225,8 +255,9 @@ fn set_up_child(signals: &Signals, parent: Pid, line: Vec<u8>, before: &SigSet) 
 /// Errors: `sigaction(2)` or `prctl(2)` failed.
 fn die_with_parent() -> Result<(), nix::errno::Errno> {
     // SAFETY: the handler only calls getppid, write and _exit, which are
-    // async-signal-safe, and reads ORPHAN, set before the handler is
-    // installed. sigaction is given a zeroed, valid struct.
+    // async-signal-safe, and reads ORPHAN_LINE, ORPHAN_LEN and
+    // ORPHAN_PARENT, set before the handler is installed. sigaction is
+    // given a zeroed, valid struct.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_parent_death as *const () as libc::sighandler_t;
@@ -245,19 +276,25 @@ fn die_with_parent() -> Result<(), nix::errno::Errno> {
 /// The [`PARENT_DEATH`] handler (module documentation, step 3). A
 /// `SIGUSR1` while the parent lives is ignored.
 extern "C" fn on_parent_death(_sig: libc::c_int) {
-    let Some((line, parent)) = ORPHAN.get() else {
+    let (line, len) = (
+        ORPHAN_LINE.load(Ordering::SeqCst),
+        ORPHAN_LEN.load(Ordering::SeqCst),
+    );
+    let parent = ORPHAN_PARENT.load(Ordering::SeqCst);
+    if line.is_null() {
         return;
-    };
-    // SAFETY: getppid, write and _exit are async-signal-safe; `line` lives
-    // in a static that is never changed after it is set.
+    }
+    // SAFETY: getppid, write and _exit are async-signal-safe; `line` and
+    // `len` describe a leaked allocation that is never freed or changed
+    // (set before the handler was installed in this process).
     unsafe {
-        if libc::getppid() == *parent {
+        if libc::getppid() == parent {
             return;
         }
         // The parent cannot restore the terminal any more: the child does
         // (async-signal-safe: write(2) and tcsetattr only).
         crate::terminal::restore_from_handler();
-        libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+        libc::write(libc::STDERR_FILENO, line.cast(), len);
         libc::_exit(1);
     }
 }

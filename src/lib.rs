@@ -32,10 +32,11 @@
 //!    (`session::duplex`: `fork()`, one process per direction;
 //!    `session::lockstep`: `-a`, turns of one line each, no fork), where
 //!    children are reaped.
-//! 8. `net`, `access`: the listening socket (`SO_REUSEADDR` before
-//!    `bind`) and the connecting one (every resolved address in order,
-//!    `--retry`); who may connect (`--allow`, `--deny`, as ncat). A `tls`
-//!    module belongs here too.
+//! 8. `net`, `access`, [`tls`]: the listening socket (`SO_REUSEADDR`
+//!    before `bind`) and the connecting one (every resolved address in
+//!    order, `--retry`); who may connect (`--allow`, `--deny`, as ncat);
+//!    `--tls`: identity, fingerprints, trust on first use, the rustls
+//!    configurations, the TLS pump and the room's TLS state.
 //! 9. [`broker`], [`service`]: `chatd --broker`, the discussion room (one
 //!    process, one thread, an `epoll` loop, a room state machine without
 //!    sockets); `chatd --echo` and `chatd --sum`, one forked child per
@@ -73,6 +74,7 @@ pub(crate) mod session;
 // 8.
 pub(crate) mod access;
 pub(crate) mod net;
+pub mod tls;
 
 // 9.
 pub mod broker;

@@ -8,6 +8,7 @@ use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
+use crate::tls::identity::{Identity, Role};
 use crate::words::Word;
 use crate::{detail, messages, net, report, status};
 
@@ -19,6 +20,24 @@ use crate::{detail, messages, net, report, status};
 /// `--once` a failed session is reported on stderr and the server goes back
 /// to `accept`.
 pub fn run(args: &ChatdArgs) -> Result<(), Error> {
+    // --tls: the identity is read (or made) before the port is bound.
+    let identity = if args.tls {
+        Some(match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Identity::load(cert, key)?,
+            _ => Identity::load_or_create(Role::Server)?,
+        })
+    } else {
+        None
+    };
+    if let Some(identity) = &identity
+        && args.print_cert
+    {
+        return crate::client::print(&identity.pem());
+    }
+    let tls = match &identity {
+        Some(identity) => Some(crate::tls::config::server_config(identity)?),
+        None => None,
+    };
     let access = Access::new(
         &args.allow,
         &args.deny,
@@ -32,6 +51,9 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("getsockname", e))?;
     status!("listening on {local}");
+    if let Some(identity) = &identity {
+        status!("TLS fingerprint {}", identity.fingerprint);
+    }
     if args.broker {
         // The operator at a terminal types at the line editor; with a pipe
         // or a file, nothing of the terminal is touched.
@@ -41,10 +63,10 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         crate::editor::history::set_up("chatd_history", !args.common.no_history, |line| {
             status!("{line}")
         });
-        return crate::broker::run(listener, &signals, &args.broker(), access);
+        return crate::broker::run(listener, &signals, &args.broker(), access, tls);
     }
     if let Some(service) = args.service() {
-        return crate::service::run(listener, &signals, &service, access);
+        return crate::service::run(listener, &signals, &service, access, tls);
     }
     let _restore = crate::terminal::setup(args.common.raw, &messages::prompt(), &signals);
     crate::editor::history::set_up("chatd_history", !args.common.no_history, |line| {
@@ -59,9 +81,14 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     let mut input = Input::new(options);
     let policy = Policy::new(args.common.recv_only, args.once, args.idle_timeout);
     // A person types at chatd: clients that connect meanwhile are told
-    // that they wait (see `session::notice` for why only then).
-    let tells =
-        input.editor().is_some() && !args.common.recv_only && !args.once && kind == Kind::Duplex;
+    // that they wait (see `session::notice` for why only then). Not with
+    // --tls: the notice would be plain text where the client expects a
+    // handshake.
+    let tells = input.editor().is_some()
+        && !args.common.recv_only
+        && !args.once
+        && kind == Kind::Duplex
+        && tls.is_none();
     if tells {
         waiting::set_up(&listener, &access, &signals)?;
     }
@@ -100,6 +127,22 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         if let Ok(local) = stream.local_addr() {
             detail!("{peer} connected to {}", net::canonical(local));
         }
+        // --tls: the handshake (a failure is a status line, and the
+        // server waits for the next client), then the pump owns the
+        // connection and the session runs on its end of a socket pair.
+        let (stream, pump) = match &tls {
+            Some(config) => {
+                match crate::tls::server::accept(config, &stream, peer, Some(&signals))? {
+                    Some((conn, _)) => {
+                        let (local, pump) =
+                            crate::tls::pump::spawn(conn, stream, peer, &signals, &close)?;
+                        (local, Some(pump))
+                    }
+                    None => continue,
+                }
+            }
+            None => (stream, None),
+        };
         let cx = Context {
             signals: &signals,
             options,
@@ -109,6 +152,10 @@ pub fn run(args: &ChatdArgs) -> Result<(), Error> {
         waiting::busy(Some(peer));
         let ended = session::run(kind, stream, peer, &cx, &mut input);
         waiting::busy(None);
+        if let Some(pump) = pump {
+            // A failed pump said why; the server goes on.
+            let _ = pump.finish(matches!(ended, Err(Error::Signal(_))));
+        }
         match ended {
             Ok(End::PeerClosed | End::Silent) => status!("{peer} closed the connection"),
             Ok(End::StdoutClosed) => return Ok(()),

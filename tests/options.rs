@@ -25,6 +25,8 @@ struct HelpOption {
     flags: Vec<String>,
     value: Option<String>,
     needs: Option<Vec<String>>,
+    /// `With A and B:` (both needed), not `With A or B:`.
+    needs_all: bool,
 }
 
 impl HelpOption {
@@ -59,6 +61,7 @@ fn help_options(program: &str) -> Vec<HelpOption> {
                 .map(str::to_owned)
                 .collect();
             last.needs = Some(needs);
+            last.needs_all = modes.contains(" and ");
         }
         description.clear();
     };
@@ -86,6 +89,7 @@ fn help_options(program: &str) -> Vec<HelpOption> {
                 flags,
                 value,
                 needs: None,
+                needs_all: false,
             });
         } else if indent >= 10 || (!entry.is_empty() && !options.is_empty() && indent > 2) {
             description.push(entry.to_owned());
@@ -115,6 +119,7 @@ fn bad_values() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("SECS", vec!["soon", "-1", "inf", ""]),
         ("NAME", vec!["a b", "chatd", ""]),
         ("FILE", vec!["/nonexistent/list"]),
+        ("FINGERPRINT", vec!["SHA256:AB", "xyz", ""]),
         ("ADDR[/PREFIX]", vec!["10.0.0.0/33", "example.com", ""]),
     ])
 }
@@ -130,6 +135,7 @@ fn good_value(name: &str, file: &str) -> String {
         "SECS" => "1".to_owned(),
         "NAME" => "alice".to_owned(),
         "FILE" => file.to_owned(),
+        "FINGERPRINT" => format!("SHA256{}", ":AB".repeat(32)),
         "ADDR[/PREFIX]" => "127.0.0.0/8".to_owned(),
         other => panic!("no good value for {other}: add one to tests/options.rs"),
     }
@@ -175,6 +181,19 @@ fn with_mode(option: &HelpOption) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The options an option needs besides its mode, as arguments: `With
+/// --tls and --key:` (`--cert` and `--key` come as a pair) also needs
+/// `--key FILE`.
+fn with_partner(option: &HelpOption, file: &str) -> Vec<String> {
+    match &option.needs {
+        Some(needs) if option.needs_all && needs.len() > 1 => needs[1..]
+            .iter()
+            .flat_map(|flag| [flag.clone(), file.to_owned()])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// `base` without the options of `option` (so that it is not given twice).
 fn base_without(base: &[(&str, String)], option: &HelpOption) -> Vec<String> {
     base.iter()
@@ -208,6 +227,7 @@ fn every_option_refuses_bad_values(program: &str, base: &[(&str, String)], tail:
         let command_line = |value: &str| -> Vec<String> {
             let mut args = base_without(base, &option);
             args.extend(with_mode(&option));
+            args.extend(with_partner(&option, list));
             args.extend([flag.to_owned(), value.to_owned()]);
             args.extend(tail.iter().cloned());
             args

@@ -187,6 +187,7 @@ use std::collections::VecDeque;
 use std::io::{IoSlice, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -199,6 +200,8 @@ use crate::error::Error;
 use crate::net::{Accepting, Next};
 use crate::pump::{stdin, stdout};
 use crate::signals::Signals;
+use crate::tls::event::{Got, Secure, Shake};
+use crate::tls::names::Reservations;
 use crate::{pump, report, status};
 use room::{Action, ClientId, Limits, Reader, Room};
 
@@ -277,6 +280,10 @@ fn refusal(max: usize) -> String {
     format!("-!- the room is full ({max} client{plural}); try again later\n")
 }
 
+/// The token of a client in its TLS handshake: this bit, plus its index
+/// in the list of handshakes (below the other tokens).
+const SHAKING: u64 = 1 << 62;
+
 /// Event tokens other than clients (whose token is their index).
 const SIGNALS: u64 = u64::MAX;
 const LISTENER: u64 = u64::MAX - 1;
@@ -307,6 +314,11 @@ pub(crate) struct Config {
 /// hard limit and says on standard error if `--max-clients` cannot fit in
 /// it; the room then takes as many clients as fit.
 ///
+/// With `tls` (`--tls`; the configuration is built by `server` from the
+/// identity it read or made, not by the command line, which reads no
+/// file), every client does its handshake before it joins, and the names
+/// bound to certificates are read from [`crate::tls::names::path`].
+///
 /// Errors: [`Error::Msg`] for limits that make no sense (`--max-line 0`, a
 /// `--max-queue` that cannot hold one line); [`Error::Signal`] for SIGINT,
 /// SIGTERM, SIGHUP (after the room was closed); [`Error::Sys`] if `epoll`
@@ -317,12 +329,26 @@ pub(crate) fn run(
     signals: &Signals,
     config: &Config,
     access: Access,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
     let limits = limits(config)?;
     let max_clients = fit_clients(config.max_clients);
     let mut broker = Broker::new(listener, signals, limits, max_clients)?;
     broker.access = access;
     broker.idle = config.idle;
+    if let Some(config) = tls {
+        // Names bound to certificates, kept across restarts.
+        let path = crate::tls::names::path()?;
+        let reservations = Reservations::load(&path, name::key)?;
+        for (line, why) in &reservations.malformed {
+            report!("{}:{line}: ignored: {why}", path.display());
+        }
+        broker.room.set_reservations(reservations);
+        broker.tls = Some(Tls {
+            config,
+            reservations: path,
+        });
+    }
     // A person at the terminal: the line editor, and commands.
     broker.editor = Editor::new();
     broker
@@ -418,6 +444,25 @@ struct Conn {
     /// Set once it left the room with its queue to write ([`Action::Close`]
     /// with `flush`).
     closing: Option<Closing>,
+    /// `--tls`: its TLS state, owned by the loop ([`Secure`]).
+    secure: Option<Box<Secure>>,
+}
+
+/// `--tls`: what the room needs of it.
+struct Tls {
+    config: Arc<rustls::ServerConfig>,
+    /// The file of the names bound to certificates.
+    reservations: std::path::PathBuf,
+}
+
+/// A client in its TLS handshake: not in the room yet (a plain-text client
+/// never joins; a stalled one is dropped after
+/// [`crate::tls::config::HANDSHAKE_TIMEOUT`]).
+struct Shaking {
+    stream: TcpStream,
+    peer: SocketAddr,
+    secure: Box<Secure>,
+    deadline: Instant,
 }
 
 /// A client being closed: its queue is written, then the server
@@ -429,6 +474,8 @@ struct Closing {
     eof: bool,
     /// `shutdown(SHUT_WR)` was done.
     shut: bool,
+    /// `--tls`: close_notify was queued.
+    notified: bool,
 }
 
 /// How standard input is read.
@@ -523,6 +570,12 @@ struct Broker<'a> {
     /// and a line that begins with `/` is a command
     /// ([`Room::from_operator`]).
     editor: Option<Editor>,
+    /// `--tls`: the handshake's configuration and the reservations' file.
+    tls: Option<Tls>,
+    /// Clients in their TLS handshake (token [`SHAKING`] + index).
+    shaking: Vec<Option<Shaking>>,
+    /// Their deadlines, in order (all are now + the handshake timeout).
+    shake_deadlines: VecDeque<(Instant, usize)>,
 }
 
 impl<'a> Broker<'a> {
@@ -595,6 +648,9 @@ impl<'a> Broker<'a> {
             idle: None,
             next_sweep: None,
             editor: None,
+            tls: None,
+            shaking: Vec::new(),
+            shake_deadlines: VecDeque::new(),
         })
     }
 
@@ -617,6 +673,7 @@ impl<'a> Broker<'a> {
             self.paused = pace.paused;
             self.pace_next = pace.next;
             self.act()?;
+            self.save_reservations();
             if self.stdout_closed {
                 return Ok(());
             }
@@ -656,6 +713,7 @@ impl<'a> Broker<'a> {
                 self.take_typed()?;
             }
             self.expire();
+            self.expire_handshakes();
             for id in self.released.drain(..) {
                 self.room.release(id);
             }
@@ -745,6 +803,7 @@ impl<'a> Broker<'a> {
             .map(|&(t, _)| t)
             .into_iter()
             .chain(self.stop)
+            .chain(self.shake_deadlines.front().map(|&(t, _)| t))
             .chain(self.next_sweep)
             .chain(self.pace_next)
             .chain(self.pause.until())
@@ -789,6 +848,10 @@ impl<'a> Broker<'a> {
                     return Ok(());
                 }
                 self.write_stdout()
+            }
+            token if token >= SHAKING => {
+                self.shake((token - SHAKING) as usize);
+                Ok(())
             }
             index => {
                 let id = ClientId(index as usize);
@@ -842,9 +905,10 @@ impl<'a> Broker<'a> {
         }
     }
 
-    /// A newcomer joins the room, or is refused if the room is full.
+    /// A newcomer joins the room (after its TLS handshake, with `--tls`),
+    /// or is refused if the room is full.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) -> Result<(), Error> {
-        if self.room.members() >= self.max_clients {
+        if self.room.members() + self.shakes() >= self.max_clients {
             let max = self.max_clients;
             let plural = if max == 1 { "" } else { "s" };
             status!("refused {peer}: the room is full ({max} client{plural})");
@@ -863,31 +927,188 @@ impl<'a> Broker<'a> {
         let _ = stream.set_nodelay(true);
         let _ =
             nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
+        if let Some(tls) = &self.tls {
+            let secure = match Secure::new(&tls.config) {
+                Ok(secure) => Box::new(secure),
+                Err(why) => {
+                    report!("{peer}: TLS set-up: {why}");
+                    return Ok(());
+                }
+            };
+            let slot = match self.shaking.iter().position(Option::is_none) {
+                Some(slot) => slot,
+                None => {
+                    self.shaking.push(None);
+                    self.shaking.len() - 1
+                }
+            };
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLET;
+            if let Err(e) = self
+                .epoll
+                .add(&stream, EpollEvent::new(flags, SHAKING + slot as u64))
+            {
+                report!("{peer}: epoll_ctl add: {}", e.desc());
+                return Ok(());
+            }
+            let deadline = Instant::now() + crate::tls::config::HANDSHAKE_TIMEOUT;
+            self.shaking[slot] = Some(Shaking {
+                stream,
+                peer,
+                secure,
+                deadline,
+            });
+            self.shake_deadlines.push_back((deadline, slot));
+            // Its ClientHello may be there already (no new edge then).
+            self.shake(slot);
+            return Ok(());
+        }
+        self.join(stream, peer, None);
+        Ok(())
+    }
+
+    /// A newcomer enters the room: its slot, its socket watched for
+    /// reading and writing (edge-triggered).
+    fn join(&mut self, stream: TcpStream, peer: SocketAddr, secure: Option<Box<Secure>>) {
+        let fingerprint = secure.as_ref().and_then(|s| s.peer_fingerprint());
         let id = self.room.join(peer);
+        if let Some(fingerprint) = fingerprint {
+            self.room.set_certificate(id, fingerprint);
+        }
         let token = id.index() as u64;
         let flags = EpollFlags::EPOLLIN
             | EpollFlags::EPOLLOUT
             | EpollFlags::EPOLLRDHUP
             | EpollFlags::EPOLLET;
-        let watched = self.epoll.add(&stream, EpollEvent::new(flags, token));
+        let tls = secure.is_some();
+        let watched = if tls {
+            // Watched since its handshake: only its token changes.
+            self.epoll
+                .modify(&stream, &mut EpollEvent::new(flags, token))
+        } else {
+            self.epoll.add(&stream, EpollEvent::new(flags, token))
+        };
         if self.conns.len() <= id.index() {
             self.conns.resize_with(id.index() + 1, || None);
         }
         self.conns[id.index()] = Some(Conn {
             stream,
             last_rx: Instant::now(),
-            readable: false,
+            // With TLS, bytes may wait in rustls already (a line sent
+            // right after the handshake): no edge would announce them.
+            readable: tls,
             hup: false,
             writable: true,
             unacked: 0,
             closing: None,
+            secure,
         });
+        if tls {
+            self.readable.push(id);
+        }
         if let Err(e) = watched {
             // Only this client is lost (epoll's limit of watched sockets).
             report!("{peer}: epoll_ctl add: {}", e.desc());
             self.room.lost(id);
         }
-        Ok(())
+    }
+
+    /// Clients in their TLS handshake.
+    fn shakes(&self) -> usize {
+        self.shaking.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// A client in its handshake has bytes (or room): the handshake moves
+    /// on; complete, the client joins the room; a plain-text client is
+    /// refused in one line; a failure is a status line.
+    fn shake(&mut self, slot: usize) {
+        let Some(Some(shaking)) = self.shaking.get_mut(slot) else {
+            return;
+        };
+        let outcome = shaking.secure.handshake(shaking.stream.as_fd());
+        let peer = shaking.peer;
+        match outcome {
+            Shake::Pending => return,
+            Shake::Done => {}
+            Shake::PlainText(ref bytes) => {
+                status!(
+                    "{peer} spoke plain text to a TLS port (\"{}\"): refused",
+                    crate::tls::handshake::shown(bytes)
+                );
+                let fd = shaking.stream.as_raw_fd();
+                // Its bytes are read first: closing with them unread
+                // would reset the refusal away.
+                let mut sink = [0u8; 4096];
+                while let Ok(1..) =
+                    nix::sys::socket::recv(fd, &mut sink, nix::sys::socket::MsgFlags::MSG_DONTWAIT)
+                {
+                }
+                let _ = (&shaking.stream).write(crate::tls::handshake::PLAIN_REFUSAL);
+                let _ = shaking.stream.shutdown(Shutdown::Write);
+            }
+            Shake::Closed => status!("{peer} closed the connection during the TLS handshake"),
+            Shake::Failed(ref why) => status!("TLS handshake with {peer} failed: {why}"),
+        }
+        let Some(shaking) = self.shaking[slot].take() else {
+            return;
+        };
+        if !matches!(outcome, Shake::Done) {
+            let _ = self.epoll.delete(&shaking.stream);
+            return;
+        }
+        match shaking.secure.peer_fingerprint() {
+            Some(fp) => status!(
+                "{} with {peer}, client certificate {fp}",
+                shaking.secure.version()
+            ),
+            None => status!(
+                "{} with {peer}, no client certificate",
+                shaking.secure.version()
+            ),
+        }
+        if self.stop.is_some() {
+            let _ = self.epoll.delete(&shaking.stream);
+            return;
+        }
+        self.join(shaking.stream, peer, Some(shaking.secure));
+    }
+
+    /// Drops the clients whose handshake did not complete in time.
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        while let Some(&(deadline, slot)) = self.shake_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.shake_deadlines.pop_front();
+            if let Some(Some(shaking)) = self.shaking.get(slot)
+                && shaking.deadline == deadline
+                && let Some(shaking) = self.shaking[slot].take()
+            {
+                status!(
+                    "no TLS handshake from {} within {} s: dropped",
+                    shaking.peer,
+                    crate::tls::config::HANDSHAKE_TIMEOUT.as_secs()
+                );
+                let _ = self.epoll.delete(&shaking.stream);
+                if !shaking.secure.heard() {
+                    // Perhaps a plain-text client waiting for its user.
+                    let _ = (&shaking.stream).write(crate::tls::handshake::PLAIN_REFUSAL);
+                    let _ = shaking.stream.shutdown(Shutdown::Write);
+                }
+            }
+        }
+    }
+
+    /// Writes the names bound to certificates when one was reserved.
+    fn save_reservations(&mut self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        if let Some(reservations) = self.room.take_reservations()
+            && let Err(e) = reservations.save(&tls.reservations)
+        {
+            report!("{e}");
+        }
     }
 
     fn set_accepting(&mut self, on: bool) -> Result<(), Error> {
@@ -960,15 +1181,38 @@ impl<'a> Broker<'a> {
             return;
         };
         let closing = conn.closing.is_some();
-        let got = pump::read(&conn.stream, &mut self.buf[..want]);
+        let got = match &mut conn.secure {
+            None => pump::read(&conn.stream, &mut self.buf[..want]).map(|n| (n, n == want)),
+            Some(secure) => match secure.read(conn.stream.as_fd(), &mut self.buf[..want]) {
+                Ok(Got::Data(n)) => Ok((n, true)),
+                Ok(Got::WouldBlock) => Err(Errno::EAGAIN),
+                Ok(Got::End(_)) => Ok((0, false)),
+                Err(e) => {
+                    if let Some(why) = secure.failure() {
+                        match conn.stream.peer_addr() {
+                            Ok(peer) => status!(
+                                "TLS connection with {}: {why}",
+                                crate::net::canonical(peer)
+                            ),
+                            Err(_) => status!("TLS connection failed: {why}"),
+                        }
+                    }
+                    Err(e)
+                }
+            },
+        };
+        let Some(Some(conn)) = self.conns.get_mut(id.index()) else {
+            return;
+        };
         match got {
-            Ok(n) if n > 0 => {
+            Ok((n, more)) if n > 0 => {
                 // A short read drained the socket, and the next bytes will
                 // bring a new edge, unless the peer half-closed: its end of
                 // file may have come with these bytes (`printf 'hello\n' |
                 // nc -N`), and no edge follows it. Then read on until end of
-                // file (or `EAGAIN`).
-                conn.readable = n == want || conn.hup;
+                // file (or `EAGAIN`). (rustls may hold more than one read
+                // gives: a TLS client reads on until `EAGAIN`.)
+                conn.readable = more || conn.hup;
                 if !closing {
                     conn.last_rx = Instant::now();
                     self.room.receive(id, &self.buf[..n]);
@@ -1129,7 +1373,18 @@ impl<'a> Broker<'a> {
         };
         let head = log.head();
         queue.settle();
-        if !conn.writable {
+        let mut failed = false;
+        // TLS: what rustls holds goes before anything new.
+        if conn.writable
+            && let Some(secure) = &mut conn.secure
+        {
+            match secure.flush(conn.stream.as_fd()) {
+                Ok(()) => {}
+                Err(Errno::EAGAIN) => conn.writable = false,
+                Err(_) => failed = true,
+            }
+        }
+        if !conn.writable && !failed {
             if queue.waiting_since().is_none()
                 && !queue.is_empty(head)
                 && let Some(n) = queued(conn.stream.as_fd(), SIOCOUTQ)
@@ -1139,17 +1394,28 @@ impl<'a> Broker<'a> {
             queue.note_write(head, 0, true, now);
             return;
         }
-        let mut failed = false;
         let mut total = 0;
-        while !queue.is_empty(head) {
+        while !queue.is_empty(head) && !failed {
             let mut iov = [IoSlice::new(&[]); IOV_SLICES];
             let n = queue.io_slices(log, &mut iov, usize::MAX);
             let want: usize = iov[..n].iter().map(|s| s.len()).sum();
-            match nix::sys::uio::writev(&conn.stream, &iov[..n]) {
+            let wrote = match &mut conn.secure {
+                None => nix::sys::uio::writev(&conn.stream, &iov[..n]),
+                Some(secure) => {
+                    let wrote = secure.write_vectored(conn.stream.as_fd(), &iov[..n]);
+                    if secure.wants_write() {
+                        // Taken but not all sent: the rest waits in
+                        // rustls for the socket's EPOLLOUT.
+                        conn.writable = false;
+                    }
+                    wrote
+                }
+            };
+            match wrote {
                 Ok(written) => {
                     queue.advance(log, written);
                     total += written;
-                    if written < want {
+                    if written < want || !conn.writable {
                         // The socket is full: wait for its EPOLLOUT edge.
                         conn.writable = false;
                         break;
@@ -1177,7 +1443,8 @@ impl<'a> Broker<'a> {
             conn.unacked = n;
         }
         queue.note_write(head, total, !conn.writable, now);
-        let pending = !queue.is_empty(head);
+        let pending =
+            !queue.is_empty(head) || conn.secure.as_ref().is_some_and(|s| s.wants_write());
         if failed {
             if conn.closing.is_some() {
                 self.close(id);
@@ -1335,6 +1602,7 @@ impl<'a> Broker<'a> {
             deadline,
             eof: false,
             shut: false,
+            notified: false,
         });
         if !conn.readable {
             // Whatever it still sends is read (and dropped) until its end.
@@ -1356,6 +1624,25 @@ impl<'a> Broker<'a> {
         };
         if self.room.pending(id) > 0 {
             return;
+        }
+        // TLS: close_notify first, and everything rustls holds sent
+        // (the rest on the next EPOLLOUT), then the TCP half-close.
+        if let Some(secure) = &mut conn.secure {
+            if !closing.notified {
+                closing.notified = true;
+                secure.send_close_notify();
+            }
+            match secure.flush(conn.stream.as_fd()) {
+                Ok(()) => {}
+                Err(Errno::EAGAIN) => {
+                    conn.writable = false;
+                    return;
+                }
+                Err(_) => {
+                    self.close(id);
+                    return;
+                }
+            }
         }
         if !closing.shut {
             closing.shut = true;
@@ -1411,6 +1698,9 @@ impl<'a> Broker<'a> {
             None => status!("arret: closing the room"),
         }
         self.stop = Some(Instant::now() + LINGER);
+        for shaking in self.shaking.iter_mut().filter_map(Option::take) {
+            let _ = self.epoll.delete(&shaking.stream);
+        }
         let _ = self.epoll.delete(&self.listener);
         self.accepting = false;
         self.stop_input();

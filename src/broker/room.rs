@@ -98,6 +98,8 @@ use super::name::{self, Refusal, SERVER};
 use super::pace::{self, Marks, Pacer, Verdict};
 use super::queue::SendQueue;
 use crate::display::{Sanitizer, starts};
+use crate::tls::Fingerprint;
+use crate::tls::names::{Claim, Reservations};
 
 /// The limits and switches of a room, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +267,8 @@ struct Client {
     skip_rest: bool,
     /// Joined in this turn, not announced yet (see [`Room::flush`]).
     joining: bool,
+    /// The fingerprint of the certificate it showed (`--tls`), if any.
+    cert: Option<Fingerprint>,
 }
 
 /// The room: see the [module documentation](self).
@@ -305,6 +309,10 @@ pub struct Room {
     checked_head: u64,
     scratch: Vec<u8>,
     stopped: bool,
+    /// `--tls`: names bound to certificates ([`crate::tls::names`]).
+    reservations: Option<Reservations>,
+    /// A reservation was made since [`Room::take_reservations`].
+    reservations_changed: bool,
 }
 
 impl Room {
@@ -345,7 +353,59 @@ impl Room {
             checked_head: 0,
             scratch: Vec::new(),
             stopped: false,
+            reservations: None,
+            reservations_changed: false,
         }
+    }
+
+    /// Binds names to certificates (`chatd --broker --tls`, as IRC's
+    /// CertFP): a name a member with a certificate takes is reserved for
+    /// that certificate, refused to anyone else, and given back to it when
+    /// it joins again; `/who` marks the members whose name is theirs by
+    /// certificate `(verified)`.
+    pub fn set_reservations(&mut self, reservations: Reservations) {
+        self.reservations = Some(reservations);
+    }
+
+    /// The reservations, when one was made since the last call (to be
+    /// saved).
+    pub fn take_reservations(&mut self) -> Option<&Reservations> {
+        if !std::mem::take(&mut self.reservations_changed) {
+            return None;
+        }
+        self.reservations.as_ref()
+    }
+
+    /// The client `id`, which has just joined, showed the certificate
+    /// `fingerprint`. A name reserved for it, and not used by a member,
+    /// becomes its name at once: it is announced under that name. Call
+    /// right after [`Room::join`], before anything else.
+    pub fn set_certificate(&mut self, id: ClientId, fingerprint: Fingerprint) {
+        let reserved = self
+            .reservations
+            .as_ref()
+            .and_then(|r| r.name_of(&fingerprint))
+            .map(Rc::<str>::from);
+        let free = reserved.as_ref().is_some_and(|name| !self.taken(name, id));
+        let Some(client) = self.client_mut(id) else {
+            return;
+        };
+        client.cert = Some(fingerprint);
+        let Some(name) = reserved.filter(|_| free && client.joining) else {
+            return;
+        };
+        let old = std::mem::replace(&mut client.name, Rc::clone(&name));
+        self.remove_name(&old, id);
+        self.add_name(&name, id);
+    }
+
+    /// Whether member `id`'s name is reserved for the certificate it
+    /// showed.
+    fn verified(&self, client: &Client) -> bool {
+        let Some(reservations) = &self.reservations else {
+            return false;
+        };
+        client.cert.is_some() && reservations.holder(&client.name) == client.cert
     }
 
     /// The room's marks (from `--max-queue` and `--stall-timeout`).
@@ -372,6 +432,7 @@ impl Room {
             sanitizer: Sanitizer::new(),
             skip_rest: false,
             joining: true,
+            cert: None,
         };
         self.serial += 1;
         let id = match self.free.pop() {
@@ -1033,9 +1094,28 @@ impl Room {
             self.reply(id, &format!("-!- you are already {new}"));
             return;
         }
+        let cert = self
+            .clients
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .and_then(|c| c.cert);
+        if let Some(holder) = self.reservations.as_ref().and_then(|r| r.holder(new))
+            && cert != Some(holder)
+        {
+            self.reply(
+                id,
+                &format!("-!- /nick: {new} is reserved for another certificate"),
+            );
+            return;
+        }
         if self.taken(new, id) {
             self.reply(id, &format!("-!- /nick: {}", Refusal::Taken));
             return;
+        }
+        if let (Some(reservations), Some(cert)) = (&mut self.reservations, cert)
+            && let Claim::Reserved { .. } = reservations.claim(new, &cert)
+        {
+            self.reservations_changed = true;
         }
         let new: Rc<str> = new.into();
         self.remove_name(&old, id);
@@ -1063,7 +1143,14 @@ impl Room {
             .iter()
             .flatten()
             .filter(|c| c.state == State::Member)
-            .map(|c| (c.serial, Rc::clone(&c.name)))
+            .map(|c| {
+                let name = if self.verified(c) {
+                    Rc::from(format!("{} (verified)", c.name))
+                } else {
+                    Rc::clone(&c.name)
+                };
+                (c.serial, name)
+            })
             .collect();
         present.sort_unstable_by_key(|(serial, _)| *serial);
         let mut text = format!("-!- {} present:", present.len());

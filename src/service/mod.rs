@@ -35,6 +35,7 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -93,6 +94,8 @@ pub(crate) struct Config {
 /// connection, at most `config.max_clients` at once (a client `access`
 /// refuses is closed at once, before a byte is sent), until a terminating
 /// signal (with `config.once`, until the first connection's child ends).
+/// With `tls` (`--tls`), each child does its client's handshake, then
+/// serves it through a TLS pump ([`crate::tls::pump`]).
 ///
 /// Errors: [`Error::Signal`] for SIGINT, SIGTERM or SIGHUP (every child is
 /// stopped and reaped first); [`Error::Sys`] when `poll` or `accept` fails
@@ -105,6 +108,7 @@ pub(crate) fn run(
     signals: &Signals,
     config: &Config,
     access: Access,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), Error> {
     listener
         .set_nonblocking(true)
@@ -123,6 +127,7 @@ pub(crate) fn run(
         children: HashMap::new(),
         refused: Vec::new(),
         accepting: Accepting::default(),
+        tls,
     };
     let result = server.serve();
     server.stop_children();
@@ -159,6 +164,9 @@ struct Server<'a> {
     refused: Vec<Refused>,
     /// Whether `accept` is paused for want of descriptors ([`Accepting`]).
     accepting: Accepting,
+    /// `--tls`: each child does the handshake, then serves its client
+    /// through a TLS pump ([`crate::tls::pump`]).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server<'_> {
@@ -251,7 +259,7 @@ impl Server<'_> {
             getpid()
         );
         match crate::fork::fork(self.signals, &orphan) {
-            Ok(Forked::Child) => fork::exit(self.child(&stream, peer)),
+            Ok(Forked::Child) => fork::exit(self.child(stream, peer)),
             Ok(Forked::Parent(child)) => {
                 self.children.insert(child, peer);
                 self.admitted = true;
@@ -354,7 +362,31 @@ impl Server<'_> {
 
     /// The child: serves `stream` and returns its exit status (0 when the
     /// connection ended normally, 1 after a failure it reported).
-    fn child(&self, stream: &TcpStream, peer: SocketAddr) -> i32 {
+    fn child(&self, stream: TcpStream, peer: SocketAddr) -> i32 {
+        // --tls: the handshake, then a pump process owns the connection
+        // and the service runs on its end of a socket pair. The pump is
+        // forked before this child closes the server's descriptors, so
+        // that it closes the same ones.
+        let (stream, pump) = match &self.tls {
+            Some(config) => {
+                let Ok(Some((conn, _))) = crate::tls::server::accept(config, &stream, peer, None)
+                else {
+                    return 1;
+                };
+                // This child forks again: its own /proc/self/task.
+                crate::fork::prepare_again();
+                let mut close: Vec<i32> = vec![self.listener.as_raw_fd()];
+                close.extend(self.refused.iter().map(|r| r.stream.as_raw_fd()));
+                match crate::tls::pump::spawn(conn, stream, peer, self.signals, &close) {
+                    Ok((local, pump)) => (local, Some(pump)),
+                    Err(e) => {
+                        report!("{peer}: {e}");
+                        return 1;
+                    }
+                }
+            }
+            None => (stream, None),
+        };
         // `--idle-timeout`: a read that waits that long fails with EAGAIN
         // ([`read_client`]).
         if let Some(idle) = self.idle {
@@ -362,9 +394,11 @@ impl Server<'_> {
                 i64::try_from(idle.as_secs()).unwrap_or(i64::MAX),
                 i64::from(idle.subsec_micros()),
             );
-            if let Err(e) =
-                nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-            {
+            if let Err(e) = nix::sys::socket::setsockopt(
+                &stream,
+                nix::sys::socket::sockopt::ReceiveTimeout,
+                &tv,
+            ) {
                 report!("setsockopt SO_RCVTIMEO: {}", e.desc());
                 return 1;
             }
@@ -382,10 +416,12 @@ impl Server<'_> {
             }
         }
         let served = match self.service {
-            Service::Echo => echo::serve(stream, peer, self.words),
-            Service::Sum => sum::serve(stream, peer, stdout()),
+            Service::Echo => echo::serve(&stream, peer, self.words),
+            Service::Sum => sum::serve(&stream, peer, stdout()),
         };
-        i32::from(!served)
+        drop(stream);
+        let pumped = pump.map_or(Ok(()), |pump| pump.finish(false));
+        i32::from(!served || pumped.is_err())
     }
 }
 

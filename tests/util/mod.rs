@@ -87,9 +87,23 @@ pub fn state_home() -> PathBuf {
 /// Spawns `program` with `args` and the given stdin and stdout (a file,
 /// say); stderr is piped. Standard output is collected only when piped.
 pub fn spawn_io(program: &str, args: &[&str], stdin: Stdio, stdout: Stdio) -> Proc {
+    spawn_env(program, args, &[], stdin, stdout)
+}
+
+/// [`spawn_io`] with variables added to the environment (`--tls` tests
+/// give each process its own `XDG_CONFIG_HOME`, so that nothing touches
+/// the real home).
+pub fn spawn_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Proc {
     let mut child = Command::new(program)
         .env("XDG_STATE_HOME", state_home())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(stdin)
         .stdout(stdout)
         .stderr(Stdio::piped())

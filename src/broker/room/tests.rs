@@ -1698,3 +1698,75 @@ fn me_and_quit_from_the_operator() {
     room.from_operator(b"still there?");
     assert!(take(&mut room, ids[0]).is_empty());
 }
+
+// --- names bound to certificates (`--tls`) -----------------------------
+
+fn cert(byte: u8) -> Fingerprint {
+    Fingerprint([byte; 32])
+}
+
+fn tls_room() -> Room {
+    let mut room = Room::new(limits());
+    room.set_reservations(Reservations::new(name::key));
+    room
+}
+
+#[test]
+fn a_name_taken_with_a_certificate_is_reserved_for_it() {
+    let mut room = tls_room();
+    let alice = room.join(addr(1));
+    room.set_certificate(alice, cert(1));
+    let mallory = room.join(addr(2));
+    room.set_certificate(mallory, cert(2));
+    let anon = room.join(addr(3));
+    take(&mut room, alice);
+    take(&mut room, mallory);
+    take(&mut room, anon);
+    room.receive(alice, b"/nick alice\n");
+    assert!(take(&mut room, alice).contains("-!- you are now alice"));
+    let saved = room.take_reservations().expect("a reservation was made");
+    assert_eq!(saved.holder("alice"), Some(cert(1)));
+    assert!(room.take_reservations().is_none());
+    // alice leaves; her name stays hers.
+    room.receive(alice, b"bye\n");
+    take(&mut room, mallory);
+    take(&mut room, anon);
+    for (id, who) in [(mallory, "another certificate"), (anon, "no certificate")] {
+        room.receive(id, b"/nick Alice\n");
+        assert_eq!(
+            take(&mut room, id),
+            "-!- /nick: Alice is reserved for another certificate\n",
+            "{who}"
+        );
+    }
+    // A name nobody reserved: the client without a certificate may take
+    // it, and it stays free for anyone after it.
+    room.receive(anon, b"/nick bob\n");
+    assert!(take(&mut room, anon).contains("-!- you are now bob"));
+    assert!(room.take_reservations().is_none());
+}
+
+#[test]
+fn a_certificate_gets_its_name_back_when_it_joins() {
+    let mut reservations = Reservations::new(name::key);
+    reservations.claim("alice", &cert(1));
+    let mut room = Room::new(limits());
+    room.set_reservations(reservations);
+    let bob = room.join(addr(2));
+    take(&mut room, bob);
+    let alice = room.join(addr(1));
+    room.set_certificate(alice, cert(1));
+    assert!(take(&mut room, alice).starts_with("-!- you are alice; here: 192.168.1.2:50002"));
+    assert_eq!(take(&mut room, bob), "-!- alice joined\n");
+    room.receive(bob, b"/who\n");
+    assert_eq!(
+        take(&mut room, bob),
+        "-!- 2 present: 192.168.1.2:50002 alice (verified)\n"
+    );
+    // Another certificate's member is not verified under an address name.
+    let carol = room.join(addr(3));
+    room.set_certificate(carol, cert(3));
+    take(&mut room, carol);
+    room.receive(carol, b"/who\n");
+    assert!(take(&mut room, carol).ends_with(" alice (verified) 192.168.1.3:50003\n"));
+}
