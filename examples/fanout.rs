@@ -46,7 +46,7 @@
 //! `--burst`): every client reads at most BYTES bytes per second, in
 //! 10 ms steps, as a slow link or a slow terminal would: the readers are
 //! slower than the talkers, and a relay must slow the talkers or drop
-//! readers (chatd slows them: issue 14).
+//! readers (chatd slows them: a reader that reads is never dropped).
 //!
 //! With more than 1000 clients, only the last one is synchronised (a relay
 //! accepts in order: once it relays the last client, it has accepted every
@@ -65,7 +65,7 @@
 //! (lost, duplicated, out of order, echoed) or an I/O error, with one line
 //! on standard error; 2 on a usage error.
 //!
-//! # One line to a large room (issue 17)
+//! # One line to a large room
 //!
 //! `--one-line before|while`: N clients connect one after another (`while`:
 //! each reading what it is sent all along; `before`: none reading, as a

@@ -1,4 +1,4 @@
-//! The soak of issue 10: a mixed load on 127.0.0.1 for MINUTES minutes
+//! The soak: a mixed load on 127.0.0.1 for MINUTES minutes
 //! against long-lived servers, then checks. Run it with `scripts/soak`.
 //!
 //! ```text

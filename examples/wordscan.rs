@@ -1,8 +1,8 @@
 //! The protocol-word scanner alone, without sockets: how many bytes a
 //! second `chatd::words::WordScanner` looks through, on each corpus, next
-//! to the other scans considered for it (issue 15). `scripts/bench scan`
-//! runs it on the corpora it generates; the module docs of `src/words.rs`
-//! quote its figures.
+//! to the other scans considered for it. `scripts/bench scan` runs it on
+//! the corpora it generates; docs/PERFORMANCE.md has its figures, and the
+//! module docs of `src/words.rs` say why chatd's scan was chosen.
 //!
 //! ```text
 //! cargo run --release --example wordscan -- [--mib N] [--rounds R] [--no-near-misses] NAME=FILE...
@@ -22,7 +22,7 @@
 //! * `chatd, no AVX2`: the same on its portable loop (SSE2 on x86-64),
 //!   what a CPU without AVX2 runs;
 //! * `memmem words`: `memchr::memmem` for `bye` and `arret`, then a check
-//!   that each hit is a whole line (issue 9's scan, before issue 15);
+//!   that each hit is a whole line (chatd's scan before the present one);
 //! * `memmem lines`: `memmem` for the four whole-line needles `\nbye\n`,
 //!   `\nbye\r\n`, `\narret\n`, `\narret\r\n`;
 //! * `teddy lines`: `aho-corasick`'s packed (Teddy) searcher for those four;
@@ -174,7 +174,7 @@ fn scans() -> Result<Vec<Scan>, String> {
             name: "chatd, no AVX2",
             find: Box::new(|text, max| chatd(text, max, true)),
         },
-        // Issue 9's scan: `memmem` for each word, each hit checked.
+        // chatd's earlier scan: `memmem` for each word, each hit checked.
         kernel("memmem words", move |chunk| {
             earliest(chunk, &words, |text, finder| {
                 let len = finder.needle().len();

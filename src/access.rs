@@ -1,5 +1,5 @@
 //! Who may connect: `chatd --allow`/`--deny` (and `--allowfile`/
-//! `--denyfile`), with the semantics of `ncat --allow/--deny` (issue 10):
+//! `--denyfile`), with the semantics of `ncat --allow/--deny`:
 //! when any allow entry is given, a peer must match one; a peer that
 //! matches a deny entry is refused, whatever the allow list says (ncat's
 //! `allow_access()` in `ncat_core.c` checks the allow set, then the deny

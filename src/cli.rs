@@ -1,10 +1,11 @@
 //! Command lines of `chatd` and `chat` (clap derive: the doc comments are
-//! the `--help` text). The option names are fixed by the project's issues:
+//! the `--help` text). The option names are an interface: scripts and
 //! other tools drive them. `man/chatd.1` and `man/chat.1` list the same
 //! options; `tests/man.rs` keeps them in step.
 //!
-//! Every value is checked before anything is bound or printed (issue 16):
-//! clap checks each value with the parsers of this module, then
+//! Every value is checked before anything is bound or printed, so that a
+//! script never sees `listening on …` before a usage error: clap checks
+//! each value with the parsers of this module, then
 //! [`CommandLine::finish`] checks the values against each other. Options
 //! that belong to a mode say so with clap's `requires`, all in the same
 //! way. A usage error is one line in the tools' own style, rendered by
@@ -537,7 +538,7 @@ fn check_family(host: &str, family: Family, option: &str) -> Result<(), clap::Er
     }
 }
 
-/// clap's error rendering in the tools' style (issue 16): one line,
+/// clap's error rendering in the tools' style: one line,
 /// `PROGRAM: what (try 'PROGRAM --help')`, like every other message of
 /// the tools (`PROGRAM: what: why`), instead of clap's `error:` block with
 /// a usage line. `--help` and `--version` are not errors and keep clap's

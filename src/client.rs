@@ -63,8 +63,9 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
     crate::fork::prepare();
     // A person at a terminal: the line editor, and the terminal restored
-    // on every way out (issue 13). With --tls, after the handshake: the
-    // first-contact question is answered in the terminal's usual mode.
+    // on every way out (`stty -g` the same after as before). With --tls,
+    // after the handshake: the first-contact question is answered in the
+    // terminal's usual mode.
     let mut restore = if tls.is_none() {
         crate::terminal::setup(args.common.raw, &messages::prompt(), &signals)
     } else {
@@ -99,8 +100,9 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         None => (stream, None),
     };
     if let Some(name) = &args.name {
-        // Issue 8: in a `chatd --broker` room, take the name at once, before
-        // anything typed (the name was checked when the command was parsed).
+        // In a `chatd --broker` room, take the name at once, before anything
+        // typed, so that the room shows the first line under it (the name
+        // was checked when the command was parsed).
         pump::write_all(&stream, format!("/nick {name}\n").as_bytes())
             .map_err(|e| Error::sys("send /nick", e))?;
     }
@@ -140,7 +142,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Error> {
         return Err(Error::Reported);
     }
     match end {
-        // Issue 13 point 8: say what happened.
+        // Say what happened: who ended first, and whether it was you.
         End::PeerClosed if input.ended() && input.terminal() => {
             status!("you ended your input (Ctrl-D); {peer} closed too")
         }

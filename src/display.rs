@@ -758,8 +758,8 @@ mod tests {
             }
         }
 
-        // Issue 10: cleaning twice is cleaning once (what it shows is
-        // printable already).
+        // Cleaning twice is cleaning once (what it shows is printable
+        // already).
         #[test]
         fn cleaning_is_idempotent(
             input in prop_oneof![adversarial_bytes(), prop::collection::vec(any::<u8>(), 0..256)],
@@ -768,8 +768,9 @@ mod tests {
             prop_assert_eq!(show(&once), once);
         }
 
-        // Issue 10: every printable character of the input (valid UTF-8,
-        // not a control, not a bidi control) is in the output, in order.
+        // Nothing is lost: every printable character of the input (valid
+        // UTF-8, not a control, not a bidi control) is in the output, in
+        // order.
         #[test]
         fn no_printable_character_is_dropped(
             input in prop_oneof![adversarial_bytes(), prop::collection::vec(any::<u8>(), 0..256)],

@@ -473,7 +473,7 @@ fn lookup(
     Ok(addrs)
 }
 
-/// Opens the listening socket of `chatd -b HOST -p PORT` (issue 16):
+/// Opens the listening socket of `chatd -b HOST -p PORT`:
 /// `host` is a name or an address (`None`: the wildcard of `family`);
 /// a name is resolved with [`resolve`], and its addresses are tried in
 /// order until one binds, as `nc -l` does (OpenBSD netcat.c,
@@ -525,7 +525,7 @@ fn ip_list(addrs: &[SocketAddr]) -> String {
     }
 }
 
-/// How `chat` connects (issue 16): `--retry`, `-w`, `-4`/`-6`.
+/// How `chat` connects: `--retry`, `-w` (`nc`'s meaning), `-4`/`-6`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dial {
     /// `--retry SECS`: while every address refuses, try again for up to

@@ -213,7 +213,7 @@ impl Idle {
     }
 }
 
-/// `chatd` on a terminal with nobody connected (issue 13 point 9): waits
+/// `chatd` on a terminal with nobody connected: waits
 /// for a client while the line editor takes what is typed. `arret` stops
 /// the server at once, Ctrl-D too; any other line stays for the next
 /// client, and a status line says so. Returns `None` when a client is

@@ -1,4 +1,4 @@
-//! Who may connect (issue 10): `--allow`, `--deny`, `--allowfile`,
+//! Who may connect: `--allow`, `--deny`, `--allowfile`,
 //! `--denyfile`, with ncat's semantics. Clients come from different
 //! loopback addresses (127.0.0.2, 127.0.0.3: Linux routes all of
 //! 127.0.0.0/8 to the loopback interface), through socat's `bind=`.
@@ -78,7 +78,7 @@ fn comma_separated_entries_and_files_with_comments() {
 
 #[test]
 fn an_unreadable_or_bad_list_is_a_one_line_usage_error() {
-    // Issue 16: the lists are read when the command line is parsed, before
+    // The lists are read when the command line is parsed, before
     // anything is bound or printed.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad");

@@ -1,4 +1,4 @@
-//! Bad input (issue 10): invalid UTF-8, NUL bytes, a 1 GiB stream with no
+//! Bad input: invalid UTF-8, NUL bytes, a 1 GiB stream with no
 //! newline, a 100 MiB line, random garbage, sequences cut at read
 //! boundaries, one byte at a time. No crash, memory bounded (the peak RSS
 //! of each process is printed: `cargo test --test badinput --

@@ -1,4 +1,4 @@
-//! `chatd --broker`, the discussion room (issue 8), observed from outside:
+//! `chatd --broker`, the discussion room, observed from outside:
 //! the real server on 127.0.0.1 with dozens of clients at once, `chat`
 //! processes, `socat` and raw sockets of the test itself (each read bounded
 //! by a timeout; reader threads where clients must read while others
@@ -730,7 +730,7 @@ fn a_closed_standard_output_ends_the_server_quietly_with_0() {
 
 #[test]
 fn escapes_are_shown_visibly_to_raw_socket_clients_and_on_the_server_terminal() {
-    // The issue's attack: a raw client renames itself, clears the screens
+    // The attack: a raw client renames itself, clears the screens
     // and sets the window titles of the others, and reverses text.
     let tmux = Tmux::start("chatd", &chatd_command(0, "--broker"));
     let port = tmux.listening_port();
@@ -1041,7 +1041,7 @@ fn small_window_stream(port: u16) -> TcpStream {
 }
 
 // ---------------------------------------------------------------------------
-// Pacing (issue 14)
+// Pacing: a reader that reads gets every line; one that stopped is dropped
 
 /// Reads `stream` at about `rate` bytes per second until `lines` lines
 /// starting with `prefix` arrived (or the deadline); returns them in order
@@ -1270,7 +1270,7 @@ fn a_server_stdout_that_stops_loses_lines_counted_and_the_room_goes_on() {
 }
 
 // ---------------------------------------------------------------------------
-// A large room (issue 17)
+// A large room: memory bounded by the bytes in it, not clients × lines
 
 /// A field of `/proc/PID/status`, in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {

@@ -1,6 +1,7 @@
-//! The fork-based full-duplex chat (issue 2), observed from outside: the
-//! real `chatd` and `chat` binaries on real sockets on 127.0.0.1, with
-//! `socat` as the peer where a test needs one side to be a known-good tool.
+//! The fork-based full-duplex chat (worksheet question 4), observed from
+//! outside: the real `chatd` and `chat` binaries on real sockets on
+//! 127.0.0.1, with `socat` as the peer where a test needs one side to be a
+//! known-good tool.
 
 mod util;
 
@@ -96,8 +97,9 @@ fn duplex_session_is_two_processes_per_side_and_none_after() {
     assert!(server.try_status().is_none(), "chatd must keep serving");
 }
 
-// The issue's "done when": a server that replies one second after reading
-// a line; the client half-closes on end of file and still prints the reply.
+// Half-close means "I have nothing more to send", never "I stopped
+// listening": a server that replies one second after reading a line; the
+// client half-closes on end of file and still prints the reply.
 #[test]
 fn half_close_keeps_the_delayed_reply() {
     let (_server, port) = socat_server("SYSTEM:read l; sleep 1; echo got $l,nofork");
@@ -109,7 +111,7 @@ fn half_close_keeps_the_delayed_reply() {
     client.expect_stdout_exactly("got hi\n");
 }
 
-// Issue 7: a person at a terminal, the other person left: chat ends at
+// A person at a terminal, the other person left: chat ends at
 // once, without waiting for a keystroke (nobody types here).
 #[test]
 fn peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke() {
@@ -122,7 +124,7 @@ fn peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke() {
     client.expect_stderr(&format!("chat: 127.0.0.1:{port} closed the connection"));
 }
 
-// Issue 7: a pipe on stdin that stays open and idle is not a person who
+// A pipe on stdin that stays open and idle is not a person who
 // left: chat keeps its direction open, but whoever reads its stdout sees
 // end of file as soon as the peer's direction ends.
 #[test]

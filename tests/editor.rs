@@ -1,4 +1,4 @@
-//! The line editor of a person at a terminal (issue 13), on a real
+//! The line editor of a person at a terminal, on a real
 //! terminal: tmux runs `chat` or `chatd` in a pane whose standard input
 //! and output are the pane, and the test types keys, reads the screen and
 //! the cursor. The peer is a socket of the test itself on 127.0.0.1 (so it

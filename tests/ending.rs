@@ -1,9 +1,9 @@
-//! When a session really ends (issue 7): a session has two directions and
-//! ends when both have ended. Each test is one row of the issue's table, on
-//! the real binaries, with scripts' stdin (`/dev/null`, pipes, files) and a
-//! person's (a pseudo-terminal).
+//! When a session really ends: a session has two directions and ends
+//! when both have ended (WHEN A SESSION ENDS in the man pages). Each test
+//! is one case of that section, on the real binaries, with scripts' stdin
+//! (`/dev/null`, pipes, files) and a person's (a pseudo-terminal).
 //!
-//! Two rows live in `tests/duplex.rs` beside the tests they replaced:
+//! Two cases live in `tests/duplex.rs` beside the tests they replaced:
 //! `peer_closing_first_ends_a_client_on_a_terminal_without_a_keystroke` and
 //! `peer_closing_first_ends_stdout_at_once_and_chat_when_its_pipe_ends`.
 

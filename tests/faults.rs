@@ -1,4 +1,4 @@
-//! Faults (issue 10), on the real processes of the 1-to-1 modes: resets,
+//! Faults, on the real processes of the 1-to-1 modes: resets,
 //! `kill -9` of either process of either side, storms of signals, a reader
 //! that stops reading, thousands of sessions, and peers that never speak or
 //! die. Every wait is bounded; the figures a test measures (RSS, counts)

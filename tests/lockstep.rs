@@ -206,8 +206,8 @@ fn chatd_alternating_serves_the_next_client() {
     assert_eq!(server.wait(), 143);
 }
 
-// Waiting for the peer's line is a blocking read with a receive timeout
-// (issue 9): a signal still ends it at once, and the reader of stdout
+// Waiting for the peer's line is a blocking read with a receive timeout:
+// a signal still ends it at once, and the reader of stdout
 // going away still ends the session, while the peer stays silent.
 //
 // The peer stays silent for good (60 s, six times TIMEOUT), so a chat that

@@ -488,7 +488,8 @@ fn dash_6_server_takes_ipv6_clients_only() {
 
 #[test]
 fn an_ipv4_client_of_an_ipv6_listener_is_shown_as_ipv4() {
-    // Issue 18: one form of IPv4-mapped addresses, in every mode.
+    // One form of IPv4-mapped addresses (`::ffff:a.b.c.d` is shown as
+    // `a.b.c.d`), in every mode.
     for mode in [&[][..], &["--echo"], &["--broker"]] {
         let mut args = vec!["-b", "::", "-p", "0"];
         args.extend_from_slice(mode);

@@ -1,4 +1,4 @@
-//! `chatd --echo` and `chatd --sum` (issue 8), observed from outside: the
+//! `chatd --echo` and `chatd --sum`, observed from outside: the
 //! real `chatd` on 127.0.0.1, clients as raw `TcpStream`s in threads of the
 //! test (and, when a JDK is installed, the Java client of
 //! `tests/java/SumClient.java`). Every socket has read and write timeouts,
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use util::*;
 
-/// Clients served at once in the concurrency tests (the issue: 50).
+/// Clients served at once in the concurrency tests (a classroom).
 const CLIENTS: usize = 50;
 
 /// A client connected to 127.0.0.1:`port`, every read and write bounded.

@@ -113,7 +113,7 @@ fn chat_a_shows_whose_turn_it_is() {
     assert!(!screen.contains(WAITING), "{screen}");
 
     // The line editor's prompt is the turn indicator; the waiting line
-    // has a line of its own (issue 13 point 6).
+    // has a line of its own.
     tmux.type_line("chat", "hello");
     peer.expect_stdout("hello\n");
     tmux.expect_last_lines("chat", &["chat> hello", WAITING, "chat>"]);

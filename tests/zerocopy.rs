@@ -1,8 +1,9 @@
-//! The kernel paths of issue 9, on the real binaries: `--raw` moves bytes
+//! The kernel paths, on the real binaries: `--raw` moves bytes
 //! with `splice(2)` and `sendfile(2)`, the default mode looks at them in
 //! place (`pread(2)` a file on stdin, `MSG_PEEK` the socket) and then moves
 //! them with `sendfile(2)` or `splice(2)`, and copies a pipe on stdin
-//! (`read(2)` then `send(2)`: measured faster, issue 15). Whatever the path, the bytes that arrive
+//! (`read(2)` then `send(2)`: measured as fast as `tee(2)` + `splice(2)`
+//! or faster, docs/PERFORMANCE.md). Whatever the path, the bytes that arrive
 //! are exactly the bytes sent, a word still stops delivery just after its
 //! line, what a session did not send stays for the next client, and the
 //! copy path takes over silently where the kernel refuses a splice.
@@ -250,7 +251,7 @@ fn default_mode_files_in_and_a_file_out_carry_exact_bytes() {
 }
 
 // The default mode with pipes everywhere: read + send out of stdin (no
-// tee: issue 15 measured the copy faster), MSG_PEEK + splice into stdout.
+// tee: the copy measured as fast or faster), MSG_PEEK + splice into stdout.
 #[test]
 fn default_mode_pipes_in_and_out_carry_exact_bytes() {
     let data = text(8 * MIB, 25);

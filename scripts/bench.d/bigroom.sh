@@ -1,5 +1,5 @@
 # scripts/bench.d/bigroom.sh, sourced by scripts/bench: section 12, one line
-# to a large room (issue 17). N = 1,000, 5,000 and 10,000 clients of
+# to a large room. N = 1,000, 5,000 and 10,000 clients of
 # examples/fanout.rs --one-line join `chatd --broker` one after another,
 # either each reading all along ("while") or none reading until the end
 # ("before", as a class joins before anyone looks at the screen). Then the

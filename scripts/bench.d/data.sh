@@ -17,7 +17,7 @@ random_file() {
   die "could not draw random bytes free of protocol-word lines"
 }
 
-# The three corpora of the pipeline and the scanner benchmarks (issue 15),
+# The three corpora of the pipeline and the scanner benchmarks,
 # each a 16 MiB block of lines, repeated to size:
 #   letters  lines of 10 to 80 bytes (newline included) of random letters
 #            and spaces: where bye and arret almost never occur;

@@ -1,5 +1,5 @@
 # scripts/bench.d/display.sh, sourced by scripts/bench: section 10, what a
-# person's screen costs (issue 15). BENCH_TTY_MIB (100) MiB of the prose
+# person's screen costs. BENCH_TTY_MIB (100) MiB of the prose
 # corpus shown in a tmux pane of 80x24, the receiving side's standard input
 # and output that terminal: chat (cleaning on, as a person runs it), chat
 # --raw, `nc -d`, and `cat FILE` alone (the terminal's own ceiling). Each

@@ -1,5 +1,5 @@
 # scripts/bench.d/fanout.sh, sourced by scripts/bench: sections 7 and 8,
-# the room (issue 8): `chatd --broker` against `ncat --broker` with N
+# the room: `chatd --broker` against `ncat --broker` with N
 # clients of examples/fanout.rs, then one client that never reads.
 # shellcheck shell=bash
 

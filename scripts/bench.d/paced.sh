@@ -1,5 +1,5 @@
 # scripts/bench.d/paced.sh, sourced by scripts/bench: section 11, readers
-# slower than the talkers (issue 14). N = 10 clients of examples/fanout.rs
+# slower than the talkers. N = 10 clients of examples/fanout.rs
 # each paste M = BENCH_PACED_LINES (10000) lines of 32 bytes at once
 # (`--burst`: no window) while every client reads at most R bytes per
 # second (`--rate`, 10 ms steps): R = 1, 2 and 4 MiB/s. Each client

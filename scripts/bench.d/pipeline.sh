@@ -1,5 +1,5 @@
 # scripts/bench.d/pipeline.sh, sourced by scripts/bench: sections 4 and 5,
-# pipelines (issues 9 and 15). BENCH_PIPE_MIB (1024) MiB of each corpus of
+# pipelines. BENCH_PIPE_MIB (1024) MiB of each corpus of
 # data.sh (random letters, chat prose full of near misses, very short
 # lines) through `cat FILE | sender` and `receiver < /dev/null | wc -c`,
 # client -> server, then server -> client; time, CPU and peak RSS as
@@ -26,7 +26,7 @@ section_pipeline() {
   done
   rm -f "$tmp/pipe.out"
   local what="MiB of each corpus (letters: random letters; prose: chat text, half the lines hold a near miss of bye/arret; short: lines of 2 to 7 bytes)"
-  local goal="goal (issue 15), default mode: x nc >= 1.2 and CPU/nc <= 0.8 (short: >= 1.1, <= 0.9)"
+  local goal="goal, default mode: x nc >= 1.2 and CPU/nc <= 0.8 (short: >= 1.1, <= 0.9)"
   pipe_rounds pipe_tools cs "$PIPE_MIB" "${corpora[@]}"
   pipe_table "4. pipeline, client -> server: $PIPE_MIB $what, cat FILE | client ... server < /dev/null | wc -c (count checked on every run; x nc: nc's time / time; CPU: user+sys of both sides; RSS: peak of each side); $goal" \
     "$PIPE_MIB" pipe_tools "${corpora[@]}"

@@ -484,7 +484,7 @@ impl Room {
         self.leave(id, Why::Lost);
     }
 
-    /// Nothing was received from `client` for `--idle-timeout` (issue 10):
+    /// Nothing was received from `client` for `--idle-timeout`:
     /// it leaves as `-!- NAME left (idle)`, what is queued for it still sent.
     pub fn idle(&mut self, id: ClientId) {
         self.flush_joins();

@@ -1,4 +1,4 @@
-//! The line editor of a person at a terminal (issue 13): reads keys
+//! The line editor of a person at a terminal: reads keys
 //! ([`keys`]), edits the line being typed ([`mod@line`]: pure logic, tested
 //! without a terminal) and hands finished lines to the session's
 //! [`crate::session::Input`]. What the screen shows, the lock the two

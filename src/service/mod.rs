@@ -1,4 +1,4 @@
-//! Fork-per-connection services of `chatd` (issue 8): `--echo` ([`echo`])
+//! Fork-per-connection services of `chatd`: `--echo` ([`echo`])
 //! and `--sum` ([`sum`], wire format in [`wire`]).
 //!
 //! The classic concurrent server of the Unix books, one process per client:

@@ -154,7 +154,8 @@ pub fn run(
                 policy: cx.policy,
             };
             let end = match sender.run(input) {
-                // Neither side sent a byte: say so (issue 13 point 8).
+                // Neither side sent a byte: say so, as the closest the
+                // protocol comes to "refused by --allow/--deny".
                 Ok(End::PeerClosed) if sender.silent.get() && sender.out.sent() == 0 => {
                     Ok(End::Silent)
                 }

@@ -45,7 +45,7 @@ pub enum Side {
     Peer,
 }
 
-/// The status line of a session that a protocol word ended (issue 7):
+/// The status line of a session that a protocol word ended:
 /// `WHO said WORD: session ended`, where WHO is `you` when the word was
 /// ours, and `peer` (how the program names its peer: `peer` in `chat`, its
 /// address in `chatd`) when it was theirs.
@@ -67,7 +67,7 @@ pub enum End {
     /// duplex session tells it apart; elsewhere it is [`End::PeerClosed`]).
     /// A server that refuses the client's address does that: `chatd
     /// --allow/--deny` (like `ncat --allow`) closes at once without a word,
-    /// and TCP has no way to say why (issue 13 point 8).
+    /// and TCP has no way to say why; the status line says what can be said.
     Silent,
     /// Standard output is a closed pipe (`chat host | head -1`): the program
     /// ends quietly with status 0, as ripgrep does on `BrokenPipe`.
@@ -111,7 +111,7 @@ impl Options {
     }
 }
 
-/// When a session ends (issue 7, "when a session really ends"). A session
+/// When a session ends (WHEN A SESSION ENDS in the man pages). A session
 /// has two directions and ends when both have ended, as TCP itself does:
 /// ours when standard input reaches end of file (we half-close with
 /// `shutdown(SHUT_WR)`) or the peer refuses more data (a reset); theirs

@@ -430,7 +430,8 @@ impl Terminal {
 
     /// Writes a status line (`PROGRAM: what happened\n`) above the region,
     /// always starting on a fresh line: after the peer's unfinished line it
-    /// first ends that row (issue 13 point 7).
+    /// first ends that row, so that a status line is never glued to text
+    /// that had no newline.
     pub fn status(&self, line: &[u8]) {
         let (cols, lines) = self.size();
         let mut st = self.shared.lock();

@@ -52,7 +52,7 @@ pub struct State {
     pub colour: bool,
     /// The last byte written above the region (by either process) ended a
     /// line, or nothing was written yet: a status line needs no newline
-    /// first (issue 13 point 7).
+    /// first (a status line always starts on a fresh line).
     pub at_line_start: bool,
     /// Where the region was drawn.
     pub drawn: Drawn,

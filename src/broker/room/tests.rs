@@ -690,7 +690,7 @@ fn the_server_last_line_counts_at_end_of_file_and_the_room_goes_on() {
     );
 }
 
-// --- pacing and dropping (issue 14) -----------------------------------------
+// --- pacing and dropping (the rules of `pace`) -----------------------------
 
 /// Writes at most `n` bytes of `id`'s queue at `now`, as a socket that
 /// takes them would; returns them.
@@ -1277,7 +1277,7 @@ fn a_terminating_signal_closes_the_room_with_a_notice_to_everyone() {
     assert!(take_stdout(&mut room).ends_with("-!- the room is closing\n"));
 }
 
-// --- cleaning (issue 14) -----------------------------------------------------
+// --- cleaning: nothing relayed can drive a terminal -------------------------
 
 #[test]
 fn what_would_drive_a_terminal_is_shown_visibly_to_everyone() {
