@@ -3,8 +3,8 @@
 //! A chat prints whatever a remote person sends. When standard output is a
 //! terminal, bytes that would drive it (escape sequences, C0/C1 controls,
 //! 8-bit CSI, bidirectional overrides) must be shown visibly instead, so that
-//! *a peer cannot take over your terminal* (the project's issue this module
-//! implements). [`Sanitizer`] is a streaming filter: input arrives in
+//! *a peer cannot take over your terminal* (the rule this module
+//! implements; the README's section of that name). [`Sanitizer`] is a streaming filter: input arrives in
 //! arbitrary chunks from `read(2)`, so any sequence may be split across
 //! calls, and the output does not depend on how the stream was chunked.
 //!
@@ -75,8 +75,8 @@ enum Held {
 /// chunks of any size, and call [`finish`](Self::finish) at end of stream.
 /// The output is the same however the stream is split into chunks.
 ///
-/// Rules (from the project's issue "a peer cannot take over your
-/// terminal"), see the [module documentation](self) for the full table:
+/// Rules (a peer cannot take over your terminal), see the [module
+/// documentation](self) for the full table:
 /// `\n` and `\t` pass; `\r\n` becomes `\n` and a lone `\r` is `^M`; other C0
 /// controls and DEL are shown in caret notation (`^[` for ESC, `^?` for DEL);
 /// valid UTF-8 passes unchanged, except C1 controls (U+0080–U+009F) and the

@@ -12,22 +12,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, send};
 
 /// Size of every copy buffer, in bytes (512 KiB; `nc` uses 16 KiB, `socat`
-/// 8 KiB by default). Chosen by measurement (issue 15): the default-mode
-/// pipeline `cat FILE | chat … → chatd -1 < /dev/null | wc -c`, 1 GiB of
-/// chat prose, five rounds of four builds interleaved, median seconds and
-/// CPU seconds of both sides:
-///
-/// | buffer | client → server | CPU | server → client (short lines) | CPU |
-/// |--:|--:|--:|--:|--:|
-/// | 128 KiB | 1.06 | 1.25 | 1.13 | 1.27 |
-/// | 256 KiB | 0.97 | 1.04 | 0.97 | 1.06 |
-/// | 512 KiB | 0.79 | 0.84 | 0.93 | 0.95 |
-/// | 1 MiB | 0.88 | 0.90 | 0.94 | 0.99 |
-///
-/// Then `scripts/bench pipeline`, the 128 KiB build beside it in the same
-/// run: x `nc` 1.44 to 1.70 in both directions on the three corpora, at
-/// 0.49 to 0.56 of `nc`'s CPU, where 128 KiB gave 1.03 to 1.30 and 0.72 to
-/// 0.88.
+/// 8 KiB by default). Chosen by measurement: of 128 KiB, 256 KiB, 512 KiB
+/// and 1 MiB, 512 KiB moved the default-mode pipeline (`cat FILE | chat …`
+/// → `chatd -1 < /dev/null | wc -c`) fastest and with the least CPU, in
+/// both directions; the runs, and `scripts/bench pipeline` with the
+/// 128 KiB build beside this one, are in docs/PERFORMANCE.md.
 ///
 /// A larger `send(2)` and `recv(MSG_PEEK)` mean fewer system calls and
 /// fewer wake-ups on each side of the loopback; at 1 MiB the buffer no

@@ -4,7 +4,8 @@
 //! [`Signals::install`] registers, once and before any `fork`:
 //! - `SIGCHLD`, `SIGINT`, `SIGTERM`, `SIGHUP`: each writes a byte to the pipe;
 //! - `SIGINT`, `SIGTERM`, `SIGHUP` also record their number, so the process
-//!   can end with status 128+N (the "Signals" rule);
+//!   can end with status 128+N (the shell's convention; EXIT STATUS in
+//!   the man pages);
 //! - `SIGPIPE` is ignored, as in OpenBSD `nc`: a closed peer or stdout shows
 //!   up as `EPIPE` from `write(2)`, handled where it happens.
 //!

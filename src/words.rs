@@ -44,32 +44,22 @@
 //! `j'arrete`), which are what real chat text is full of.
 //!
 //! The scans that search for the words and check each hit slow down as
-//! such hits get frequent. Measured by `examples/wordscan.rs` (`scripts/bench
-//! scan`), 128 KiB chunks, median GB/s of 5 interleaved rounds on the
-//! shared 2-CPU machine (2026-12-03, load 1.1 to 1.6: the figures move
-//! with the load, the ratios within one run are what counts), on the
-//! benchmark's corpora (`scripts/bench.d/data.sh`: random letters, chat
-//! prose where half the lines hold a near miss, lines of 2 to 7 bytes) and
-//! on lines that are all near misses:
+//! such hits get frequent: `memmem` for `bye` and `arret` (this module's
+//! earlier scan), `memmem` for the four whole word lines, `aho-corasick`'s
+//! packed (Teddy) searcher for those lines or for their last 4 bytes,
+//! `memchr` over every newline. A substring searcher's prefilter sees at most 4 bytes of a
+//! needle, and every 4 bytes of a word line also start or end a near miss,
+//! so each of them stops on near misses; this scan never stops. Its
+//! 64-start blocks overlap by the 7 bytes a word line reaches past its
+//! start. Its instruction count per byte is the same on every corpus; a
+//! first pass looking only for short lines would be cheaper on random
+//! letters but make the cost depend on the text again: not taken.
 //!
-//! | scan | letters | prose | short lines | near misses only |
-//! |---|--:|--:|--:|--:|
-//! | this one (AVX2 copy) | 9.47 | 7.99 | 8.79 | 9.37 |
-//! | this one, portable copy (SSE2) | 4.43 | 4.69 | 4.33 | 4.51 |
-//! | `memmem` for `bye` and `arret`, each hit checked (issue 9) | 10.36 | 1.50 | 0.66 | 0.42 |
-//! | `memmem` for `\nbye\n`, `\nbye\r\n`, `\narret\n`, `\narret\r\n` | 5.67 | 1.85 | 0.65 | 0.49 |
-//! | `aho-corasick` packed (Teddy), the same four | 9.46 | 3.44 | 0.84 | 0.81 |
-//! | `aho-corasick` packed, line ends `bye\n`, `ye\r\n`, `ret\n`, `et\r\n` | 8.91 | 4.64 | 1.14 | 0.56 |
-//! | `memchr` over every newline, short lines checked | 3.22 | 1.79 | 0.43 | 0.63 |
-//!
-//! A substring searcher's prefilter sees at most 4 bytes of a needle, and
-//! every 4 bytes of a word line also start or end a near miss, so each of
-//! them stops on near misses; this scan never stops. Its 64-start blocks
-//! overlap by the 7 bytes a word line reaches past its start. Counted by
-//! callgrind, the AVX2 copy costs 1.50 instructions a byte on each of the
-//! three corpora alike. A first pass looking only for short lines would
-//! halve that on random letters (0.74) but make the cost depend on the
-//! text again (1.08 on the prose, 1.86 on short lines): not taken.
+//! `examples/wordscan.rs` (`scripts/bench scan`) times this scan beside
+//! each of those on the benchmark's corpora (`scripts/bench.d/data.sh`:
+//! random letters, chat prose where half the lines hold a near miss, lines
+//! of 2 to 7 bytes) and on lines that are all near misses; the figures,
+//! and the instruction counts, are in docs/PERFORMANCE.md.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! Zero-copy transfer (issue 9): the kernel moves the bytes between
+//! Zero-copy transfer: the kernel moves the bytes between
 //! standard input or output and the socket, without copying them through
 //! this process, in both modes.
 //!
@@ -23,9 +23,9 @@
 //!
 //! A pipe on standard input is copied (`read(2)`, scan, `send(2)`): an
 //! earlier `tee(2)` + `splice(2)` path measured no faster end to end, and
-//! slower in some runs (issue 15: the peer's copy of spliced pages seems
-//! to cost what the one copy saved; see `Path::Copy` in
-//! `session/input.rs`).
+//! slower in some runs (the peer's copy of spliced pages seems to cost
+//! what the one copy saved; see `Path::Copy` in `session/input.rs`, and
+//! docs/PERFORMANCE.md for the runs).
 //!
 //! The ordinary `read`/`write` path remains for terminals (whose output is
 //! made safe, [`crate::display`]), `--crlf` (which rewrites line ends), the

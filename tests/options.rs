@@ -1,5 +1,5 @@
-//! The command lines of `chatd` and `chat` as `nc` users type them (issue
-//! 16), on the real binaries: `-4`/`-6`, `[::1]`, service names, `-b NAME`,
+//! The command lines of `chatd` and `chat` as `nc` users type them, on the
+//! real binaries: `-4`/`-6`, `[::1]`, service names, `-b NAME`,
 //! `-w SECS`, `-v`; and strict options: every option that `--help` lists,
 //! given a bad value or without its mode, is a one-line usage error with
 //! status 2, before anything is bound or printed.

@@ -88,8 +88,8 @@ tls_transfers() {
   for ((rep = 1; rep <= REPS; rep++)); do
     for tool in "${tls_tools[@]}"; do
       key=$tool@$dir
-      # ncat --ssl sometimes fails (SSL_read error) and loses bytes, as the
-      # issue saw: counted and shown, not a figure.
+      # ncat --ssl sometimes fails (SSL_read error) and loses bytes:
+      # counted and shown, not a figure.
       if [ "$tool" = t-ncat ]; then TOLERATE_FAIL=1; else TOLERATE_FAIL=""; fi
       tls_way "$tool" "$dir" "wc:$tmp/tls.count"
       TOLERATE_FAIL=""

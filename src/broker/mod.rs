@@ -1,7 +1,6 @@
 //! `chatd --broker`: the discussion room of the worksheet ("a server that
 //! lets several clients talk together; the server relays each client's
-//! messages to the others, naming the machine that sent it"), issues 8, 14
-//! and 17.
+//! messages to the others, naming the machine that sent it").
 //!
 //! Two halves, as Redis splits `ae.c` from `networking.c`:
 //! - [`room`]: the room itself, a state machine with no sockets and no
@@ -12,7 +11,7 @@
 //! - this file: the event loop around it, which knows only "this socket is
 //!   readable / writable", "a signal arrived" and "a deadline passed".
 //!
-//! # One log, a cursor per reader (issue 17)
+//! # One log, a cursor per reader
 //!
 //! Everything the room says to more than one reader (relayed lines, the
 //! server's lines, notices) is appended once to the room's [`log::Log`]:
@@ -32,26 +31,21 @@
 //! and a reader that lags holds the log, not its own copy. The memory of
 //! the room is its distinct bytes (at most `--max-queue` behind the head,
 //! since a reader further behind is dropped, plus one segment) and a few
-//! hundred bytes per client (its name, framer, queue and socket).
-//!
-//! | clients joined, none reading | RSS before (a slot per line per client) | RSS now | one line to the last client, before / now |
-//! |---|---|---|---|
-//! | 1,000 | 21 MiB | 3.2 MiB | – / 0.01 s |
-//! | 5,000 | 292 MiB | 5.6 MiB | – / 0.09 s |
-//! | 10,000 | 1,423 MiB | 8.6 MiB | 10 s / 0.20 s |
-//!
-//! (issue 17's figures, then `scripts/bench bigroom` on the project's
-//! 2-CPU machine; `tests/broker.rs` checks that 4,000 clients cost memory
-//! linear in their number.) With 10,000 clients each saying one line
-//! (10⁸ deliveries), `scripts/bench fanout` runs at about 45 million
-//! deliveries a second.
+//! hundred bytes per client (its name, framer, queue and socket). A room
+//! that kept a slot per line per client instead grows with clients ×
+//! lines: a class of N joining before anyone reads leaves about N²/2 slots
+//! of join notices, over a GiB at 10,000 clients. `tests/broker.rs` checks
+//! that 4,000 clients that never read cost memory linear in their number;
+//! `scripts/bench bigroom` measures the room's memory and the time one
+//! line takes to reach the last of 10,000 clients, and `scripts/bench
+//! fanout` the delivery rate (the figures: docs/PERFORMANCE.md).
 //!
 //! Clients that join within one turn of the loop are announced in one
 //! notice (`-!- 37 joined: alice, bob, … (and 30 more)`): a person at a
 //! terminal reads one line per burst instead of a screenful, and a storm
 //! of joins costs the room one notice per turn.
 //!
-//! # Pacing (issue 14)
+//! # Pacing
 //!
 //! A reader that keeps reading receives every line, however big the burst:
 //! while a *moving* reader (one that makes room in its socket: within
@@ -66,12 +60,12 @@
 //! never holds the room back: it is not moving once its 300 ms are over,
 //! so it pauses nothing after that, and it is dropped
 //! (`-!- NAME left (too slow)`) after `--stall-timeout` or `--max-queue`. The
-//! rules and their figures are in [`pace`]. In `scripts/bench`, readers
-//! at 1, 2 and 4 MiB/s get every line of a paste of 4 times `--max-queue`
-//! with 99 % of their rate used, as with `ncat --broker`, which blocks in
-//! `send` instead; a room of 200 with one client that never reads runs at
-//! about 94 % of its rate without it over 5 s (the 0.3 s, once), and drops
-//! that client within a second.
+//! rules and their figures are in [`pace`]. `scripts/bench paced` checks
+//! that readers at 1, 2 and 4 MiB/s get every line of a paste of 4 times
+//! `--max-queue`, using nearly all of their rate, beside `ncat --broker`
+//! (which blocks in `send` instead); `scripts/bench fanout` measures what
+//! one client that never reads costs a room of 200 (the 0.3 s, once) and
+//! how soon it is dropped (the figures: docs/PERFORMANCE.md).
 //!
 //! A dropped client is not reset: the room sends it the rest of the line it
 //! was in and its own `too slow` notice, half-closes, and reads until its

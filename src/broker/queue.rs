@@ -7,7 +7,8 @@
 //!   the lines it said itself (no echo) and the notices about itself,
 //!   which the queue skips. A line relayed to N readers is stored once and
 //!   costs each reader nothing until it is written: a backlog is a
-//!   distance, not a list (issue 17).
+//!   distance, not a list, and the room's memory is its distinct bytes,
+//!   not clients × lines.
 //! - **The private part.** What goes to this reader alone (answers to its
 //!   commands, `/msg`, its greeting, its own `too slow` notice) is queued
 //!   here, each line tagged with the log position it was said at, so that

@@ -19,8 +19,7 @@
 //! output is a pipe (`MSG_PEEK`, then `splice`), so each byte is copied
 //! once on that side instead of twice; a pipe on standard input is read
 //! and sent, which measured as fast as `tee` + `splice` end to end or
-//! faster, and is simpler (issue 15, see `Path::Copy` in
-//! `session/input.rs`).
+//! faster, and is simpler (see `Path::Copy` in `session/input.rs`).
 //!
 //! The session ends when both directions have ended (see
 //! [`crate::session::Policy`] for when it ends earlier). The parent waits

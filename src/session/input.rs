@@ -94,12 +94,10 @@ enum Path {
     /// mode's pipes, and wherever the kernel refuses the other paths.
     ///
     /// Why a pipe in the default mode is copied, not looked at with
-    /// `tee(2)` and moved with `splice(2)` (issue 15, measured with
-    /// `scripts/bench pipeline`, 1 GiB each way, 2 CPUs). Side by side,
-    /// the copy was ahead by 0.1 to 0.3 times `nc`'s throughput on every
-    /// row of one run, within the noise in another (each build ahead on
-    /// some rows), and 4 to 11 % faster in a loop of six alternating
-    /// pairs, at about the same CPU per GiB; and it is simpler (no scan
+    /// `tee(2)` and moved with `splice(2)`: measured side by side
+    /// (`scripts/bench pipeline` and alternating pairs, 1 GiB each way;
+    /// the runs are in docs/PERFORMANCE.md), the copy was as fast or
+    /// faster, at about the same CPU per GiB; and it is simpler (no scan
     /// pipe). A likely reason, not measured: pages spliced into a loopback
     /// socket reach the peer as page fragments, which its copy out handles
     /// more slowly than the linear data `send(2)` makes. What a session
@@ -450,7 +448,8 @@ impl Input {
     }
 
     /// At end of file: the protocol word on the last line, if it had no
-    /// newline (the issue: "a last line without a newline still counts").
+    /// newline (a last line without a newline still counts: PROTOCOL WORDS
+    /// in the man pages).
     pub fn finish(&mut self) -> Option<Word> {
         self.scanner.as_mut().and_then(WordScanner::finish)
     }

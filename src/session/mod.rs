@@ -229,8 +229,9 @@ pub(crate) fn still_receiving(input: &mut Input, peer: SocketAddr) {
 }
 
 /// How long the side that said a protocol word waits for the peer to close
-/// after its half-close, in seconds (the issue: "bounded, about 2 s"), so
-/// that nothing the peer had in flight is lost.
+/// after its half-close, in seconds (bounded, so that a peer that never
+/// closes cannot hold the program), so that nothing the peer had in
+/// flight is lost.
 pub const WORD_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether to show the lockstep turn indicator: standard input is a
