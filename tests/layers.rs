@@ -44,16 +44,32 @@ fn layers(lib: &str) -> BTreeMap<String, usize> {
 /// A file's code with its comments and string literals blanked out, so
 /// that only code is searched.
 fn code_of(source: &str) -> String {
+    split_source(source).0
+}
+
+/// A file's comments (line, doc and block comments, with their `//`,
+/// `///`, `//!` markers), one line each, and nothing else: no code, no
+/// string literal.
+fn comments_of(source: &str) -> String {
+    split_source(source).1
+}
+
+/// A file split into its code (comments and string literals blanked out)
+/// and its comments.
+fn split_source(source: &str) -> (String, String) {
     let chars: Vec<char> = source.chars().collect();
     let mut out = String::with_capacity(source.len());
+    let mut comments = String::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         if c == '/' && next == Some('/') {
             while i < chars.len() && chars[i] != '\n' {
+                comments.push(chars[i]);
                 i += 1;
             }
+            comments.push('\n');
         } else if c == '/' && next == Some('*') {
             let mut depth = 0;
             while i < chars.len() {
@@ -67,9 +83,11 @@ fn code_of(source: &str) -> String {
                         break;
                     }
                 } else {
+                    comments.push(chars[i]);
                     i += 1;
                 }
             }
+            comments.push('\n');
             out.push(' ');
         } else if c == 'r' && (next == Some('"') || next == Some('#')) && !ident_before(&chars, i) {
             // A raw string: r"…", r#"…"#.
@@ -128,7 +146,7 @@ fn code_of(source: &str) -> String {
             i += 1;
         }
     }
-    out
+    (out, comments)
 }
 
 fn ident_before(chars: &[char], i: usize) -> bool {
@@ -504,4 +522,81 @@ fn the_readme_layout_lists_every_file_under_src() {
         "README.md's Layout section: files under src/ not listed: {missing:?}; \
          listed but not there: {stale:?}"
     );
+}
+
+/// Where `comments` name an issue of a tracker by its number: the word
+/// `issue` or `issues`, in any case, then a number, maybe after `#` or
+/// `(`, a line break and a comment marker between them included. Each is
+/// given as the words around it.
+fn issue_numbers(comments: &str) -> Vec<String> {
+    // The comments as one line of words, their markers dropped.
+    let words: Vec<&str> = comments
+        .split_whitespace()
+        .filter(|w| !w.chars().all(|c| c == '/' || c == '!' || c == '*'))
+        .collect();
+    let mut found = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        let word = pair[0]
+            .trim_start_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        let number = pair[1].trim_start_matches(['#', '(']);
+        if (word == "issue" || word == "issues")
+            && number.starts_with(|c: char| c.is_ascii_digit())
+        {
+            let from = i.saturating_sub(4);
+            found.push(words[from..(i + 4).min(words.len())].join(" "));
+        }
+    }
+    found
+}
+
+/// A comment states the rule or the reason, never the number of an issue
+/// in a tracker the reader of the repository does not have. Checked in
+/// every Rust file: `src/` (the tools), `tests/`, `examples/` and
+/// `fuzz/`.
+#[test]
+fn no_comment_names_an_issue_number() {
+    let root = root();
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "examples", "fuzz/fuzz_targets"] {
+        sources(&root.join(dir), &mut files);
+    }
+    files.sort();
+    assert!(files.len() > 50, "too few sources found: {files:?}");
+    let mut named = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for found in issue_numbers(&comments_of(&text)) {
+            named.push(format!(
+                "{}: …{found}…",
+                file.strip_prefix(&root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        named.is_empty(),
+        "comments that name an issue by its number (state the rule or the \
+         reason instead):\n{}",
+        named.join("\n")
+    );
+}
+
+/// The checker itself: issue numbers in every form a comment writes them,
+/// split across lines too; not the word alone, and not in code or strings.
+#[test]
+fn the_issue_checker_sees_every_form_and_only_comments() {
+    let source = "//! The room (Issue 8): relays lines.\n\
+                  /// Pacing (issue\n\
+                  /// 14), as issues 9 and 15 and issue #4 said.\n\
+                  /* block issue 3 */ let s = \"issue 5\";\n\
+                  // An issue with no number, issues in general, tissue 6.\n\
+                  let issue = 7;\n";
+    let found = issue_numbers(&comments_of(source));
+    assert_eq!(found.len(), 5, "{found:#?}");
+    for number in ["8)", "14),", "9", "#4", "3"] {
+        assert!(
+            found.iter().any(|f| f.contains(number)),
+            "{number} not found in {found:#?}"
+        );
+    }
 }
