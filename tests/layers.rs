@@ -540,8 +540,7 @@ fn issue_numbers(comments: &str) -> Vec<String> {
             .trim_start_matches(|c: char| !c.is_alphanumeric())
             .to_lowercase();
         let number = pair[1].trim_start_matches(['#', '(']);
-        if (word == "issue" || word == "issues")
-            && number.starts_with(|c: char| c.is_ascii_digit())
+        if (word == "issue" || word == "issues") && number.starts_with(|c: char| c.is_ascii_digit())
         {
             let from = i.saturating_sub(4);
             found.push(words[from..(i + 4).min(words.len())].join(" "));
