@@ -4,9 +4,10 @@
 //! terminal, bytes that would drive it (escape sequences, C0/C1 controls,
 //! 8-bit CSI, bidirectional overrides) must be shown visibly instead, so that
 //! *a peer cannot take over your terminal* (the rule this module
-//! implements; the README's section of that name). [`Sanitizer`] is a streaming filter: input arrives in
-//! arbitrary chunks from `read(2)`, so any sequence may be split across
-//! calls, and the output does not depend on how the stream was chunked.
+//! implements; the README's section of that name). [`Sanitizer`] is a
+//! streaming filter: input arrives in arbitrary chunks from `read(2)`, so
+//! any sequence may be split across calls, and the output does not depend
+//! on how the stream was chunked.
 //!
 //! # Notation
 //!

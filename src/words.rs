@@ -47,13 +47,14 @@
 //! such hits get frequent: `memmem` for `bye` and `arret` (this module's
 //! earlier scan), `memmem` for the four whole word lines, `aho-corasick`'s
 //! packed (Teddy) searcher for those lines or for their last 4 bytes,
-//! `memchr` over every newline. A substring searcher's prefilter sees at most 4 bytes of a
-//! needle, and every 4 bytes of a word line also start or end a near miss,
-//! so each of them stops on near misses; this scan never stops. Its
-//! 64-start blocks overlap by the 7 bytes a word line reaches past its
-//! start. Its instruction count per byte is the same on every corpus; a
-//! first pass looking only for short lines would be cheaper on random
-//! letters but make the cost depend on the text again: not taken.
+//! `memchr` over every newline. A substring searcher's prefilter sees at
+//! most 4 bytes of a needle, and every 4 bytes of a word line also start
+//! or end a near miss, so each of them stops on near misses; this scan
+//! never stops. Its 64-start blocks overlap by the 7 bytes a word line
+//! reaches past its start. Its instruction count per byte is the same on
+//! every corpus; a first pass looking only for short lines would be
+//! cheaper on random letters but make the cost depend on the text again:
+//! not taken.
 //!
 //! `examples/wordscan.rs` (`scripts/bench scan`) times this scan beside
 //! each of those on the benchmark's corpora (`scripts/bench.d/data.sh`:
