@@ -339,7 +339,7 @@ pub(crate) fn run(
     if let Some(config) = tls {
         // Names bound to certificates, kept across restarts.
         let path = crate::tls::names::path()?;
-        let reservations = Reservations::load(&path, name::key)?;
+        let reservations = Reservations::load(&path, name::Keys::list)?;
         for (line, why) in &reservations.malformed {
             report!("{}:{line}: ignored: {why}", path.display());
         }
