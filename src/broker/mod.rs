@@ -178,7 +178,7 @@
 
 pub mod frame;
 pub(crate) mod log;
-pub(crate) mod name;
+pub mod name;
 pub(crate) mod pace;
 pub(crate) mod queue;
 pub mod room;
