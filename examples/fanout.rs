@@ -85,6 +85,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
+#[path = "util/load.rs"]
+mod load;
+use load::{raise_nofile, status_kib};
+
 /// Bytes of a benchmark line, newline included: 32, a divisor of the
 /// read sizes of relays that forward bytes rather than lines (`ncat
 /// --broker` reads 8 KiB at a time), so that their reads end on line
@@ -797,24 +801,4 @@ fn one_line(args: &Args, pid: u32, reading: bool) -> io::Result<String> {
     let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
     let mode = if reading { "while" } else { "before" };
     Ok(format!("{n} {mode} {rss} {peak} {secs:.6}"))
-}
-
-/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Raises the soft limit of open files to the hard limit (N sockets).
-fn raise_nofile() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }

@@ -33,6 +33,10 @@ use chatd::tls::identity::{Identity, Role};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use rustls::ClientConnection;
 
+#[path = "util/load.rs"]
+mod load;
+use load::{raise_nofile, status_kib};
+
 /// Handshakes in progress at once.
 const WINDOW: usize = 64;
 
@@ -259,24 +263,4 @@ fn tempfile_dir() -> io::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("tlsroom.{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Raises the soft limit of open files to the hard limit (N sockets).
-fn raise_nofile() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }

@@ -26,6 +26,7 @@ use crate::access::{Net, NetFile};
 use crate::broker::room::Limits;
 use crate::net::{Dial, Family};
 use crate::service::Service;
+use crate::tls::identity::{Identity, Role};
 
 /// The port of the worksheet's server (question 1).
 pub(crate) const DEFAULT_PORT: u16 = 8080;
@@ -62,6 +63,58 @@ pub struct Common {
     pub no_history: bool,
 }
 
+/// `--cert FILE --key FILE`: one's own certificate and key, instead of
+/// the identity kept under `$XDG_CONFIG_HOME/chat/`
+/// ([`crate::tls::identity`]). Both programs take them, with the same
+/// checks; the help of `--cert` is each program's (the server's chain, or
+/// the client certificate it shows), given with [`cert_help`] in its
+/// `#[command]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityFiles {
+    // Help: CHATD_CERT_HELP, CHAT_CERT_HELP.
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls and --cert: the private key (PEM) of --cert; refused if
+    /// others may read it
+    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+}
+
+impl IdentityFiles {
+    /// The identity for `role`: `--cert` and `--key` when given, else the
+    /// one kept under `$XDG_CONFIG_HOME/chat/` (made on first use).
+    ///
+    /// Errors: those of [`Identity::load`] and
+    /// [`Identity::load_or_create`] (a file that cannot be read or made,
+    /// a key file others may read, no configuration directory).
+    pub(crate) fn load(&self, role: Role) -> Result<Identity, crate::error::Error> {
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Identity::load(cert, key),
+            _ => Identity::load_or_create(role),
+        }
+    }
+}
+
+/// Gives `--cert` the help `text`, leaving it in its place among the
+/// options (for `Command::mut_args`: `mut_arg` would move it last, and the
+/// completions' order with it).
+fn cert_help(text: &'static str) -> impl FnMut(clap::Arg) -> clap::Arg {
+    move |arg| {
+        if arg.get_id() == "cert" {
+            arg.help(text)
+        } else {
+            arg
+        }
+    }
+}
+
+/// `chatd --help` for `--cert`.
+const CHATD_CERT_HELP: &str = "With --tls and --key: the certificate (PEM, the server's first) to use instead of the one kept under $XDG_CONFIG_HOME/chat/";
+
+/// `chat --help` for `--cert`.
+const CHAT_CERT_HELP: &str = "With --tls and --key: the client certificate (PEM) to show instead of the one kept under $XDG_CONFIG_HOME/chat/";
+
 /// chatd: a chat server. Waits for a TCP client, then copies standard input
 /// to it and what it sends to standard output, both at once; serves one
 /// client after another.
@@ -70,7 +123,8 @@ pub struct Common {
     name = "chatd",
     version,
     override_usage = "chatd [-4] [-6] [-p PORT] [-b ADDR] [-1] [-q] [-v] [-d] [-a] [--speak-first] [--raw] [--crlf] [--no-history] [--broker] [--echo] [--sum] [--max-clients N] [--max-line BYTES] [--max-queue BYTES] [--stall-timeout SECS] [--history LINES] [--name NAME] [--allow-remote-stop] [--allow ADDR[/PREFIX]] [--deny ADDR[/PREFIX]] [--allowfile FILE] [--denyfile FILE] [--idle-timeout SECS] [--tls] [--cert FILE --key FILE] [--print-cert]",
-    group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"]))
+    group(ArgGroup::new("mode").args(["broker", "echo", "sum"]).conflicts_with_all(["alternating", "recv_only"])),
+    mut_args(cert_help(CHATD_CERT_HELP))
 )]
 pub struct ChatdArgs {
     /// Use IPv4 only: -b resolves to IPv4 addresses (as nc -4)
@@ -198,15 +252,9 @@ pub struct ChatdArgs {
     #[arg(long)]
     pub tls: bool,
 
-    /// With --tls and --key: the certificate (PEM, the server's first) to
-    /// use instead of the one kept under $XDG_CONFIG_HOME/chat/
-    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
-    pub cert: Option<PathBuf>,
-
-    /// With --tls and --cert: the private key (PEM) of --cert; refused if
-    /// others may read it
-    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
-    pub key: Option<PathBuf>,
+    /// --cert, --key.
+    #[command(flatten)]
+    pub identity: IdentityFiles,
 
     /// With --tls: print the server's certificate (PEM) on standard output
     /// and exit, for ncat --ssl-trustfile, socat cafile= or openssl -CAfile
@@ -264,7 +312,8 @@ impl ChatdArgs {
 #[command(
     name = "chat",
     version,
-    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--no-history] [--name NAME] [--idle-timeout SECS] [--tls] [--pin FINGERPRINT] [--accept-new] [--insecure] [--cert FILE --key FILE] [--print-cert] [HOST [PORT]]"
+    override_usage = "chat [-4] [-6] [-q] [-v] [-d] [-w SECS] [--retry SECS] [-a] [--listen-first] [--raw] [--crlf] [--no-history] [--name NAME] [--idle-timeout SECS] [--tls] [--pin FINGERPRINT] [--accept-new] [--insecure] [--cert FILE --key FILE] [--print-cert] [HOST [PORT]]",
+    mut_args(cert_help(CHAT_CERT_HELP))
 )]
 pub struct ChatArgs {
     /// Use IPv4 addresses of HOST only (as nc -4)
@@ -331,15 +380,9 @@ pub struct ChatArgs {
     #[arg(long, requires = "tls", conflicts_with = "accept_new")]
     pub insecure: bool,
 
-    /// With --tls and --key: the client certificate (PEM) to show instead
-    /// of the one kept under $XDG_CONFIG_HOME/chat/
-    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "key"])]
-    pub cert: Option<PathBuf>,
-
-    /// With --tls and --cert: the private key (PEM) of --cert; refused if
-    /// others may read it
-    #[arg(long, value_name = "FILE", value_parser = parse_pem_file, requires_all = ["tls", "cert"])]
-    pub key: Option<PathBuf>,
+    /// --cert, --key.
+    #[command(flatten)]
+    pub identity: IdentityFiles,
 
     /// With --tls: print this client's certificate (PEM) on standard
     /// output and exit
@@ -1010,6 +1053,17 @@ mod tests {
         assert_eq!(args.pin, Some(crate::tls::Fingerprint([0xab; 32])));
         let pem = "/etc/hostname";
         assert!(chatd(&["--tls", "--broker", "--cert", pem, "--key", pem]).is_ok());
+    }
+
+    #[test]
+    fn each_program_has_its_own_help_for_cert() {
+        use clap::CommandFactory;
+        let help = |command: clap::Command| {
+            let arg = command.get_arguments().find(|a| a.get_id() == "cert");
+            arg.and_then(clap::Arg::get_help).map(ToString::to_string)
+        };
+        assert_eq!(help(ChatdArgs::command()).as_deref(), Some(CHATD_CERT_HELP));
+        assert_eq!(help(ChatArgs::command()).as_deref(), Some(CHAT_CERT_HELP));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::cli::ChatArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
-use crate::tls::identity::{Identity, Role};
+use crate::tls::identity::Role;
 use crate::tls::known_hosts::Trust;
 use crate::{messages, net, pump, report, status};
 
@@ -15,10 +15,7 @@ use crate::{messages, net, pump, report, status};
 /// Errors: the identity's files cannot be read, made, or are unsafe; no
 /// configuration directory.
 fn client_tls(args: &ChatArgs) -> Result<crate::tls::client::ClientTls, Error> {
-    let identity = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => Identity::load(cert, key)?,
-        _ => Identity::load_or_create(Role::Client)?,
-    };
+    let identity = args.identity.load(Role::Client)?;
     let trust = match args.pin {
         Some(pin) => Trust::Pin(pin),
         None if args.insecure => Trust::Insecure,

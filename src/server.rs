@@ -8,7 +8,7 @@ use crate::cli::ChatdArgs;
 use crate::error::Error;
 use crate::session::{self, Context, End, Input, Kind, Options, Policy, lockstep::First};
 use crate::signals::Signals;
-use crate::tls::identity::{Identity, Role};
+use crate::tls::identity::Role;
 use crate::words::Word;
 use crate::{detail, messages, net, report, status};
 
@@ -22,10 +22,7 @@ use crate::{detail, messages, net, report, status};
 pub fn run(args: &ChatdArgs) -> Result<(), Error> {
     // --tls: the identity is read (or made) before the port is bound.
     let identity = if args.tls {
-        Some(match (&args.cert, &args.key) {
-            (Some(cert), Some(key)) => Identity::load(cert, key)?,
-            _ => Identity::load_or_create(Role::Server)?,
-        })
+        Some(args.identity.load(Role::Server)?)
     } else {
         None
     };

@@ -658,6 +658,40 @@ fn a_name_held_by_another_certificate_is_refused_even_after_a_restart() {
 }
 
 #[test]
+fn a_name_that_looks_like_one_held_by_another_certificate_is_refused() {
+    let server_home = Home::new();
+    let (alice_home, mallory_home) = (Home::new(), Home::new());
+    let (mut room, port) = server_home.chatd(&["--broker"]);
+    let mut alice = alice_home.chat(port, &["--accept-new", "--name", "alice"]);
+    alice.expect_stdout("-!- you are now alice");
+    alice.send(b"hello\n");
+    alice.close_stdin();
+    assert_eq!(exit_code(&mut alice), Some(0), "{}", alice.dump());
+    // alice is away: `аlice` (Cyrillic а) and `a1ice` would pass for her.
+    let mut mallory = mallory_home.chat(port, &["--accept-new", "--name", "\u{430}lice"]);
+    mallory.expect_stdout("-!- /nick: \u{430}lice is reserved for another certificate\n");
+    let mut ncat = spawn("ncat", &["--ssl", "127.0.0.1", &port.to_string()]);
+    ncat.expect_stdout("-!- you are 127.0.0.1:");
+    ncat.send(b"/nick a1ice\n");
+    ncat.expect_stdout("-!- /nick: a1ice is reserved for another certificate\n");
+    mallory.send(b"/who\n");
+    mallory.expect_stdout("-!- 2 present: ");
+    // Nobody took a look-alike of hers.
+    let text = mallory.stdout_text();
+    let who = text
+        .lines()
+        .find(|l| l.starts_with("-!- 2 present: "))
+        .unwrap();
+    assert!(!who.contains("lice"), "{who}");
+    room.signal(libc::SIGTERM);
+    let _ = room.wait_within(TIMEOUT);
+    for p in [&mut mallory, &mut ncat] {
+        p.close_stdin();
+        let _ = p.wait_within(TIMEOUT);
+    }
+}
+
+#[test]
 fn a_key_file_others_may_read_is_refused_by_name() {
     let home = Home::new();
     let mut print = home.spawn(CHATD, &["--tls", "--print-cert"]);

@@ -172,7 +172,7 @@
 
 pub mod frame;
 pub(crate) mod log;
-pub(crate) mod name;
+pub mod name;
 pub(crate) mod pace;
 pub(crate) mod queue;
 pub mod room;
@@ -333,7 +333,7 @@ pub(crate) fn run(
     if let Some(config) = tls {
         // Names bound to certificates, kept across restarts.
         let path = crate::tls::names::path()?;
-        let reservations = Reservations::load(&path, name::key)?;
+        let reservations = Reservations::load(&path, name::Keys::list)?;
         for (line, why) in &reservations.malformed {
             report!("{}:{line}: ignored: {why}", path.display());
         }

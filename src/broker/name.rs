@@ -168,6 +168,20 @@ impl Keys {
             looks: looks::look_keys(name),
         }
     }
+
+    /// Every key of `name` in one list, each tagged with its kind (`=`
+    /// before the caseless form, `~` before a look-alike key), so that a
+    /// key of one kind never meets a key of the other: two names are the
+    /// same name when their lists share an element. The names bound to
+    /// certificates are compared this way
+    /// ([`crate::tls::names::Keys`]).
+    pub fn list(name: &str) -> Vec<String> {
+        let keys = Keys::of(name);
+        let mut list = Vec::with_capacity(1 + keys.looks.len());
+        list.push(format!("={}", keys.caseless));
+        list.extend(keys.looks.iter().map(|k| format!("~{k}")));
+        list
+    }
 }
 
 /// Characters a name may not contain, besides the invisible ones.

@@ -405,7 +405,11 @@ impl Room {
         let Some(reservations) = &self.reservations else {
             return false;
         };
-        client.cert.is_some() && reservations.holder(&client.name) == client.cert
+        client
+            .cert
+            .as_ref()
+            .and_then(|cert| reservations.name_of(cert))
+            == Some(&*client.name)
     }
 
     /// The room's marks (from `--max-queue` and `--stall-timeout`).
@@ -1099,8 +1103,9 @@ impl Room {
             .get(id.0)
             .and_then(Option::as_ref)
             .and_then(|c| c.cert);
-        if let Some(holder) = self.reservations.as_ref().and_then(|r| r.holder(new))
-            && cert != Some(holder)
+        // Reserved for another certificate, or a name that looks like it.
+        if let Some(reservations) = &self.reservations
+            && reservations.held_by_another(new, cert.as_ref()).is_some()
         {
             self.reply(
                 id,

@@ -1707,7 +1707,7 @@ fn cert(byte: u8) -> Fingerprint {
 
 fn tls_room() -> Room {
     let mut room = Room::new(limits());
-    room.set_reservations(Reservations::new(name::key));
+    room.set_reservations(Reservations::new(name::Keys::list));
     room
 }
 
@@ -1747,8 +1747,63 @@ fn a_name_taken_with_a_certificate_is_reserved_for_it() {
 }
 
 #[test]
+fn a_name_that_looks_like_a_reserved_one_is_refused() {
+    let mut room = tls_room();
+    let alice = room.join(addr(1));
+    room.set_certificate(alice, cert(1));
+    room.receive(alice, b"/nick alice\n");
+    assert!(take(&mut room, alice).contains("-!- you are now alice"));
+    assert!(room.take_reservations().is_some());
+    // alice leaves: her name, and every name that looks like it, stay
+    // hers.
+    room.receive(alice, b"bye\n");
+    let mallory = room.join(addr(2));
+    room.set_certificate(mallory, cert(2));
+    let anon = room.join(addr(3));
+    take(&mut room, mallory);
+    take(&mut room, anon);
+    let alike = [
+        "\u{0430}lice",        // Cyrillic а
+        "al\u{0456}ce",        // Cyrillic і
+        "a1ice",               // digit one
+        "AL\u{0406}CE",        // Cyrillic І, in capitals
+        "\u{FF41}l\u{0456}ce", // fullwidth a, Cyrillic і
+    ];
+    for name in alike {
+        for (id, who) in [(mallory, "another certificate"), (anon, "no certificate")] {
+            room.receive(id, format!("/nick {name}\n").as_bytes());
+            assert_eq!(
+                take(&mut room, id),
+                format!("-!- /nick: {name} is reserved for another certificate\n"),
+                "{name} by {who}"
+            );
+        }
+    }
+    assert!(room.take_reservations().is_none());
+    // Her own certificate may take a look-alike of her name: the
+    // reservation moves to it, and still covers the first spelling.
+    let back = room.join(addr(4));
+    room.set_certificate(back, cert(1));
+    assert!(take(&mut room, back).starts_with("-!- you are alice;"));
+    room.receive(back, "/nick \u{0430}lice\n".as_bytes());
+    assert!(take(&mut room, back).contains("-!- you are now \u{0430}lice"));
+    let saved = room.take_reservations().expect("the reservation moved");
+    assert_eq!(saved.name_of(&cert(1)), Some("\u{0430}lice"));
+    room.receive(back, b"bye\n");
+    take(&mut room, mallory);
+    room.receive(mallory, b"/nick alice\n");
+    assert_eq!(
+        take(&mut room, mallory),
+        "-!- /nick: alice is reserved for another certificate\n"
+    );
+    // A name that looks like no reserved one is free.
+    room.receive(mallory, b"/nick mallory\n");
+    assert!(take(&mut room, mallory).contains("-!- you are now mallory"));
+}
+
+#[test]
 fn a_certificate_gets_its_name_back_when_it_joins() {
-    let mut reservations = Reservations::new(name::key);
+    let mut reservations = Reservations::new(name::Keys::list);
     reservations.claim("alice", &cert(1));
     let mut room = Room::new(limits());
     room.set_reservations(reservations);
