@@ -184,7 +184,16 @@ fn build_package(out_dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("scripts/package");
     let target = root.join("target");
-    let args = [
+    // Without the CARGO_* variables `cargo test` set for this test, which
+    // a build script may watch (ring's does): scripts/test's release build
+    // is then up to date, not built again at fat LTO.
+    let unset: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("CARGO_") && name != "CARGO_HOME")
+        .flat_map(|name| ["-u".to_owned(), name])
+        .collect();
+    let mut args: Vec<&str> = unset.iter().map(String::as_str).collect();
+    let settings = [
         &format!("CARGO={}", env!("CARGO")),
         &format!("CARGO_TARGET_DIR={}", target.display()),
         "DEBFULLNAME=chatd tests",
@@ -192,6 +201,7 @@ fn build_package(out_dir: &Path) -> PathBuf {
         path_str(&script),
         path_str(out_dir),
     ];
+    args.extend(settings.iter().map(|s| -> &str { s }));
     let mut build = spawn_with("env", &args, Stdio::null());
     let status = build.wait_within(BUILD_TIMEOUT);
     assert!(
