@@ -9,7 +9,7 @@
 //! thread (non-blocking sockets, one `epoll` instance, rustls with the
 //! same client configuration as `chat --tls`: each shows a certificate, the
 //! server is not checked), at most 64 handshakes at a time, and waits until
-//! each has received the room's greeting (`* you are …`): every client has
+//! each has received the room's greeting (`-!- you are …`): every client has
 //! then joined. Then it reads the relay's resident size, client 0 says one
 //! line, and every other client reads until it has it.
 //!
@@ -158,7 +158,7 @@ fn run(args: &Args) -> io::Result<String> {
     let mut buf = vec![0u8; 256 * 1024];
     let deadline = Instant::now() + args.limit;
     let mut clients: Vec<Client> = Vec::with_capacity(args.n);
-    let greeting = b"* you are ";
+    let greeting = b"-!- you are ";
     let started = Instant::now();
     let mut joined = 0;
     while joined < args.n {
