@@ -779,3 +779,46 @@ fn on_a_terminal_an_unknown_server_is_shown_and_asked_for() {
     let _ = server.wait_within(TIMEOUT);
     assert_eq!(server.stdout(), b"hello over tls\nbye\n");
 }
+
+/// The room section of `scripts/bench tls` (`examples/tlsroom.rs`, built
+/// by `cargo test` like every example) against the room as it is: its
+/// clients count as joined when they read the room's greeting, so a
+/// greeting that changed would make the benchmark stop with "only 0
+/// clients joined" long after the change. 20 clients, with and without
+/// TLS: all join, and all receive the line one of them says.
+#[test]
+fn the_benchmark_room_load_joins_and_every_client_hears_the_line() {
+    let load = Path::new(CHATD)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("tlsroom");
+    assert!(
+        load.exists(),
+        "{} is missing: plain `cargo test` builds the examples, `cargo test --test tls` does not (run `cargo build --examples` first)",
+        load.display()
+    );
+    for tls in [true, false] {
+        let home = Home::new();
+        let (mut room, port) = if tls {
+            home.chatd(&["--broker", "-q"])
+        } else {
+            chatd_with(&["--broker", "-q"], Stdio::null())
+        };
+        let (port, pid) = (port.to_string(), room.pid().to_string());
+        let mut args = vec![port.as_str(), "20", "--pid", &pid, "--limit", "15"];
+        if !tls {
+            args.push("--plain");
+        }
+        let mut run = home.spawn(load.to_str().unwrap(), &args);
+        assert_eq!(exit_code(&mut run), Some(0), "tls {tls}: {}", run.dump());
+        // `N RSS PEAK JOIN_SECONDS LINE_SECONDS`
+        let out = String::from_utf8(run.stdout()).unwrap();
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(fields.len(), 5, "tls {tls}: {out}");
+        assert_eq!(fields[0], "20", "tls {tls}: {out}");
+        assert!(fields[1].parse::<u64>().unwrap() > 0, "tls {tls}: {out}");
+        room.signal(libc::SIGTERM);
+        let _ = room.wait_within(TIMEOUT);
+    }
+}
