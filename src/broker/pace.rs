@@ -46,7 +46,7 @@
 //! | high-water mark | `--max-queue` / 2 (512 KiB) | NATS stalls producers at half of `max_pending` |
 //! | low-water mark | `--max-queue` / 4 (256 KiB) | far enough below the high mark that the room does not switch on and off for every line |
 //! | [`GRACE`] | 500 ms | on loopback a reader's progress comes in steps of one 64 KiB segment: 500 ms covers readers down to 128 KiB/s; on a LAN (1448-byte segments) down to about 3 KB/s |
-//! | [`FIRST_GRACE`] | 300 ms | the first room a reader makes after its socket filled: a reader's loop is back within it even on a loaded machine (200 readers in one process beside two busy CPUs: 100 ms dropped some that were reading, 300 ms none; the runs are in docs/PERFORMANCE.md); a reader that stopped costs the room at most this, once |
+//! | [`FIRST_GRACE`] | 300 ms | the first room a reader makes after its socket filled: a reader's loop is back within it even on a loaded machine (200 readers in one process beside two busy CPUs: 100 ms dropped some that were reading, 300 ms none; the runs are in docs/PERFORMANCE.md); a reader that stopped holds the room for this, and for a [`GRACE`] more each time its kernel still takes bytes after the fill (it acknowledges what was in flight, then shrinks its receive queue: about 1 s in all on loopback, measured in docs/PERFORMANCE.md) |
 //! | `--stall-timeout` | 10 s | NATS's `write_deadline`; a person who pressed Ctrl-S for a moment is not dropped |
 
 use std::time::{Duration, Instant};
