@@ -165,8 +165,7 @@ impl Pending {
     fn consume(&mut self, n: usize) {
         self.at += n;
         if self.is_empty() {
-            self.at = 0;
-            self.end = 0;
+            self.clear();
         }
     }
 
